@@ -1,0 +1,52 @@
+# torchkiln: `make demo` and `make test` set everything up on a fresh machine (Python 3.10+
+# and a Rust toolchain) and are quick on re-run: each step is guarded by a stamp file.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMPS := $(VENV)/.stamps
+RUST_SOURCES := Cargo.toml $(wildcard Cargo.lock) $(shell find rust -name '*.rs' -o -name 'Cargo.toml' 2>/dev/null)
+PLUGIN_SOURCES := $(wildcard plugins/*/pyproject.toml)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-rust test-python bench lint clean
+
+setup: $(STAMPS)/native $(STAMPS)/plugins
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade uv
+
+$(STAMPS)/deps: pyproject.toml | $(PY)
+	$(UV) pip install --quiet --python $(PY) -r pyproject.toml --extra dev --extra demo maturin
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/native: $(STAMPS)/deps $(RUST_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --uv
+	$(PY) -c "import torchkiln._native" || (echo "building the extension failed" >&2; exit 1)
+	@touch $@
+
+$(STAMPS)/plugins: $(STAMPS)/native $(PLUGIN_SOURCES)
+	for p in plugins/*/; do $(UV) pip install --quiet --python $(PY) --no-deps -e "$$p" || exit 1; done
+	@touch $@
+
+demo: setup
+	$(PY) -m torchkiln train configs/quickstart.yaml --work-dir work_dirs/quickstart
+
+test: setup test-rust test-python
+
+test-rust:
+	cargo test --workspace --quiet
+
+test-python: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+lint:
+	$(PY) -m pytest -q tests/test_public_api.py
+
+clean:
+	rm -rf target work_dirs $(STAMPS)

@@ -1,0 +1,65 @@
+"""torchkiln: a plugin-based training engine for PyTorch with a Rust core.
+
+``import torchkiln`` is cheap: public names are resolved lazily on first access, so the CLI
+and config tooling never import torch unless they build something.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Config": "torchkiln.config",
+    "ConfigError": "torchkiln.errors",
+    "PluginError": "torchkiln.errors",
+    "TorchkilnError": "torchkiln.errors",
+    "Registry": "torchkiln.registry",
+    "Runner": "torchkiln.runner",
+    "BaseLoop": "torchkiln.runner",
+    "EpochBasedTrainLoop": "torchkiln.runner",
+    "IterBasedTrainLoop": "torchkiln.runner",
+    "ValLoop": "torchkiln.runner",
+    "TestLoop": "torchkiln.runner",
+    "Hook": "torchkiln.hooks",
+    "BaseModel": "torchkiln.model",
+    "BaseModule": "torchkiln.model",
+    "BaseDataPreprocessor": "torchkiln.model",
+    "ImgDataPreprocessor": "torchkiln.model",
+    "OptimWrapper": "torchkiln.optim",
+    "AmpOptimWrapper": "torchkiln.optim",
+    "OptimWrapperDict": "torchkiln.optim",
+    "BaseMetric": "torchkiln.evaluation",
+    "Evaluator": "torchkiln.evaluation",
+    "MessageHub": "torchkiln.logging",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'torchkiln' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.config import Config
+    from torchkiln.errors import ConfigError, PluginError, TorchkilnError
+    from torchkiln.evaluation import BaseMetric, Evaluator
+    from torchkiln.hooks import Hook
+    from torchkiln.logging import MessageHub
+    from torchkiln.model import BaseDataPreprocessor, BaseModel, BaseModule, ImgDataPreprocessor
+    from torchkiln.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
+    from torchkiln.registry import Registry
+    from torchkiln.runner import BaseLoop, EpochBasedTrainLoop, IterBasedTrainLoop, Runner, TestLoop, ValLoop

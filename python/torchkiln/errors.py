@@ -1,0 +1,95 @@
+"""Errors a user can act on, each with an exit code of its own.
+
+Every error torchkiln raises for bad input says what is wrong, where (file, line, key path,
+plugin) and how to fix it. The CLI prints ``str(error)`` without a traceback and exits with
+``error.exit_code``; anything else is an internal error (exit 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PLUGIN",
+    "EXIT_TERMINATED",
+    "BuildError",
+    "ConfigError",
+    "PluginError",
+    "RunInterrupted",
+    "TorchkilnError",
+    "UsageError",
+    "did_you_mean",
+]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_CONFIG = 2
+EXIT_PLUGIN = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:
+    """Return a ``did you mean ...?`` phrase for the closest candidates, or None."""
+    matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+    if not matches:
+        return None
+    return "did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+class TorchkilnError(Exception):
+    """Base class of errors meant for the user: a message, where it happened, a hint.
+
+    :param message: what is wrong, in one sentence.
+    :param where: the place: ``file:line:col``, a key path, a plugin name.
+    :param hint: how to fix it (a suggestion, the valid choices).
+    """
+
+    exit_code: int = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        self.message = message
+        self.where = where
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.where:
+            text += f"\n  at: {self.where}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class ConfigError(TorchkilnError):
+    """The configuration is invalid: syntax, unknown key, wrong type, bad reference."""
+
+    exit_code = EXIT_CONFIG
+
+
+class UsageError(ConfigError):
+    """The command line or an API call was used wrongly."""
+
+
+class BuildError(ConfigError):
+    """A component could not be built from its config dict (unknown type or argument)."""
+
+
+class PluginError(TorchkilnError):
+    """A plugin failed to load or a hook raised; names the plugin and its distribution."""
+
+    exit_code = EXIT_PLUGIN
+
+
+class RunInterrupted(TorchkilnError):
+    """Training stopped on a signal after saving state; exit 130 (SIGINT) or 143."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_TERMINATED, **kwargs):
+        super().__init__(message, **kwargs)
+        self.exit_code = exit_code

@@ -1,0 +1,67 @@
+"""The root registries, with MMEngine's names; each reads its own entry-point group."""
+
+from __future__ import annotations
+
+from torchkiln.registry.registry import Registry
+
+__all__ = [
+    "DATASETS",
+    "DATA_SAMPLERS",
+    "EVALUATOR",
+    "FUNCTIONS",
+    "HOOKS",
+    "LOG_PROCESSORS",
+    "LOOPS",
+    "METRICS",
+    "MODELS",
+    "MODEL_WRAPPERS",
+    "OPTIMIZERS",
+    "OPTIM_WRAPPERS",
+    "OPTIM_WRAPPER_CONSTRUCTORS",
+    "PARAM_SCHEDULERS",
+    "RUNNERS",
+    "TRANSFORMS",
+    "VISBACKENDS",
+    "WEIGHT_INITIALIZERS",
+    "ALL_REGISTRIES",
+]
+
+
+def _register_torch_optimizers(registry: Registry) -> None:
+    """Register every ``torch.optim`` optimizer by its class name (run on first miss)."""
+    import torch.optim
+
+    for name in dir(torch.optim):
+        obj = getattr(torch.optim, name)
+        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer:
+            if name not in registry._entries:
+                registry._entries[name] = {"torch": obj}
+
+
+RUNNERS = Registry("runners")
+LOOPS = Registry("loops")
+HOOKS = Registry("hooks")
+DATASETS = Registry("datasets")
+DATA_SAMPLERS = Registry("data_samplers")
+TRANSFORMS = Registry("transforms")
+MODELS = Registry("models")
+MODEL_WRAPPERS = Registry("model_wrappers")
+WEIGHT_INITIALIZERS = Registry("weight_initializers")
+OPTIMIZERS = Registry("optimizers", fallback=_register_torch_optimizers)
+OPTIM_WRAPPERS = Registry("optim_wrappers")
+OPTIM_WRAPPER_CONSTRUCTORS = Registry("optim_wrapper_constructors")
+PARAM_SCHEDULERS = Registry("param_schedulers")
+METRICS = Registry("metrics")
+EVALUATOR = Registry("evaluator")
+VISBACKENDS = Registry("vis_backends")
+LOG_PROCESSORS = Registry("log_processors")
+FUNCTIONS = Registry("functions")
+
+ALL_REGISTRIES: dict[str, Registry] = {
+    r.name: r
+    for r in (
+        RUNNERS, LOOPS, HOOKS, DATASETS, DATA_SAMPLERS, TRANSFORMS, MODELS, MODEL_WRAPPERS,
+        WEIGHT_INITIALIZERS, OPTIMIZERS, OPTIM_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
+        PARAM_SCHEDULERS, METRICS, EVALUATOR, VISBACKENDS, LOG_PROCESSORS, FUNCTIONS,
+    )
+}

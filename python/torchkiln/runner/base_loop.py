@@ -1,0 +1,35 @@
+"""The loop base class: what every train, val and test loop shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.runner.runner import Runner
+
+__all__ = ["BaseLoop"]
+
+
+class BaseLoop:
+    """A loop drives one phase (train, val or test) over a dataloader.
+
+    :param runner: the runner that owns the loop; hooks are called through it.
+    :param dataloader: a built ``DataLoader`` or a dataloader config dict (built by the
+        runner with its seed and rank).
+    """
+
+    def __init__(self, runner: Runner, dataloader: Any) -> None:
+        self._runner = runner
+        if isinstance(dataloader, dict):
+            self.dataloader = runner.build_dataloader(dataloader)
+        else:
+            self.dataloader = dataloader
+
+    @property
+    def runner(self) -> Runner:
+        """The runner this loop belongs to."""
+        return self._runner
+
+    def run(self) -> Any:
+        """Run the loop; subclasses define what it returns."""
+        raise NotImplementedError

@@ -1,0 +1,112 @@
+"""Process environment for a run: seeds, determinism, cuDNN, multiprocessing, distribution."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from torchkiln.errors import ConfigError
+
+__all__ = ["capture_rng_state", "restore_rng_state", "set_random_seed", "setup_env"]
+
+
+def set_random_seed(seed: int | None = None, deterministic: bool = False, diff_rank_seed: bool = False) -> int:
+    """Seed python, numpy and torch (CPU and CUDA); return the seed used.
+
+    :param seed: the seed; ``None`` picks one on rank 0 and shares it with every rank.
+    :param deterministic: use deterministic algorithms (``torch.use_deterministic_algorithms``).
+    :param diff_rank_seed: add the rank to the seed so each process draws differently.
+    """
+    import numpy as np
+    import torch
+
+    from torchkiln.dist import get_rank, sync_random_seed
+
+    if seed is None:
+        seed = sync_random_seed()
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"randomness.seed must be an int or null, got {seed!r}", where="randomness.seed")
+    if diff_rank_seed:
+        seed = seed + get_rank()
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return seed
+
+
+def setup_env(env_cfg: dict[str, Any] | None) -> None:
+    """Apply ``env_cfg``: ``cudnn_benchmark`` and ``mp_cfg`` (start method, OpenCV threads)."""
+    import torch
+
+    env_cfg = env_cfg or {}
+    if env_cfg.get("cudnn_benchmark"):
+        torch.backends.cudnn.benchmark = True
+    mp_cfg = env_cfg.get("mp_cfg") or {}
+    method = mp_cfg.get("mp_start_method")
+    if method:
+        import multiprocessing as mp
+
+        current = mp.get_start_method(allow_none=True)
+        if current != method:
+            try:
+                mp.set_start_method(method, force=True)
+            except ValueError as exc:
+                raise ConfigError(f"env_cfg.mp_cfg.mp_start_method: {exc}", where="env_cfg.mp_cfg.mp_start_method",
+                                  hint="use one of fork, spawn, forkserver") from None
+    threads = mp_cfg.get("opencv_num_threads")
+    if threads is not None:
+        try:
+            import cv2  # type: ignore[import-not-found]
+
+            cv2.setNumThreads(int(threads))
+        except ImportError:
+            pass
+    if "OMP_NUM_THREADS" not in os.environ and env_cfg.get("omp_num_threads"):
+        torch.set_num_threads(int(env_cfg["omp_num_threads"]))
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU, CUDA) RNG states, in a form ``weights_only`` loads."""
+    import numpy as np
+    import torch
+
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Restore states captured by :func:`capture_rng_state`."""
+    import numpy as np
+    import torch
+
+    if "python" in state:
+        py = state["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+    if "numpy" in state:
+        npst = state["numpy"]
+        np.random.set_state(
+            (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+        )
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,117 @@
+"""Validation and test loops: run the model in eval mode, feed an evaluator, report metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from torchkiln.errors import ConfigError
+from torchkiln.registry import LOOPS
+from torchkiln.runner.base_loop import BaseLoop
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.runner.runner import Runner
+
+__all__ = ["TestLoop", "ValLoop"]
+
+
+class _EvalLoop(BaseLoop):
+    """Shared body of ValLoop and TestLoop; ``mode`` is 'val' or 'test'."""
+
+    mode = "val"
+
+    def __init__(self, runner: Runner, dataloader: Any, evaluator: Any, fp16: bool = False) -> None:
+        super().__init__(runner, dataloader)
+        if evaluator is None:
+            raise ConfigError(
+                f"a {self.mode}_dataloader needs a {self.mode}_evaluator",
+                hint=f"add {self.mode}_evaluator: {{type: Accuracy}} (or a list of metrics), or remove {self.mode}_dataloader",
+            )
+        self.evaluator = runner.build_evaluator(evaluator)
+        dataset = getattr(self.dataloader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "metainfo"):
+            self.evaluator.dataset_meta = dataset.metainfo
+        self.fp16 = fp16
+        self._loss_sum: Any = None
+        self._loss_count = 0
+
+    def _autocast(self) -> Any:
+        if not self.fp16:
+            return contextlib.nullcontext()
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.float16 if device == "cuda" else torch.bfloat16
+        return torch.autocast(device_type=device, dtype=dtype)
+
+    def run(self) -> dict[str, Any]:
+        """Evaluate the whole dataloader; return the metrics dict."""
+        import torch
+
+        runner = self.runner
+        hooks = runner.hooks
+        mode = self.mode
+        getattr(hooks, f"before_{mode}")(runner)
+        getattr(hooks, f"before_{mode}_epoch")(runner)
+        model = runner.model
+        if model.training:
+            model.eval()
+        self._loss_sum = None
+        self._loss_count = 0
+        before_iter = getattr(hooks, f"before_{mode}_iter")
+        after_iter = getattr(hooks, f"after_{mode}_iter")
+        step = getattr(model, f"{mode}_step")
+        evaluator = self.evaluator
+        with torch.no_grad():
+            for idx, data_batch in enumerate(self.dataloader):
+                before_iter(runner, idx, data_batch)
+                with self._autocast():
+                    outputs = step(data_batch)
+                self._collect_loss(outputs)
+                evaluator.process(data_samples=outputs, data_batch=data_batch)
+                after_iter(runner, idx, data_batch, outputs)
+        size = len(self.dataloader.dataset) if hasattr(self.dataloader, "dataset") else None
+        metrics = evaluator.evaluate(size)
+        metrics = self._add_mean_loss(metrics)
+        getattr(hooks, f"after_{mode}_epoch")(runner, metrics)
+        getattr(hooks, f"after_{mode}")(runner)
+        return metrics
+
+    def _collect_loss(self, outputs: Any) -> None:
+        """Accumulate a ``loss`` carried by the step outputs, on the device (no sync)."""
+        if isinstance(outputs, Mapping) and "loss" in outputs:
+            loss = outputs["loss"].detach().float()
+            self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
+            self._loss_count += 1
+
+    def _add_mean_loss(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if self._loss_sum is None:
+            return metrics
+        from torchkiln.dist import all_reduce
+
+        mean = self._loss_sum / self._loss_count
+        mean = all_reduce(mean.clone(), op="mean")
+        metrics = dict(metrics)
+        metrics.setdefault("loss", float(mean))
+        return metrics
+
+
+@LOOPS.register_module()
+class ValLoop(_EvalLoop):
+    """Validation: ``model.val_step`` on every batch, then ``evaluator.evaluate``.
+
+    :param runner: the runner.
+    :param dataloader: dataloader or its config.
+    :param evaluator: an Evaluator, a metric config, or a list of metric configs.
+    :param fp16: run under autocast (float16 on CUDA, bfloat16 on CPU).
+    """
+
+    mode = "val"
+
+
+@LOOPS.register_module()
+class TestLoop(_EvalLoop):
+    """Testing: like :class:`ValLoop` with ``model.test_step`` and the test hooks."""
+
+    mode = "test"
