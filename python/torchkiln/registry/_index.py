@@ -8,8 +8,8 @@ distribution's normalised name. Both are read once per process and cached.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata as md
+import os
 from contextvars import ContextVar
 from functools import lru_cache
 
@@ -57,18 +57,30 @@ def normalise_dist(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
 
+def _read_table(module_name: str) -> dict[str, dict[str, str]] | None:
+    """Execute one ``_components.py`` file on its own.
+
+    The file is read without importing its package, so looking up a name never runs a
+    subpackage's ``__init__`` (which may import torch, or be half-imported right now).
+    """
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    relative = module_name.split(".")[1:]
+    path = os.path.join(package_dir, *relative) + ".py"
+    if not os.path.isfile(path):
+        return None
+    namespace: dict[str, object] = {"__name__": module_name, "__file__": path}
+    with open(path, encoding="utf-8") as fh:
+        exec(compile(fh.read(), path, "exec"), namespace)
+    return namespace["COMPONENTS"]  # type: ignore[return-value]
+
+
 @lru_cache(maxsize=1)
 def _builtin_components() -> dict[str, dict[str, str]]:
     merged: dict[str, dict[str, str]] = {}
     for module_name in BUILTIN_TABLES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # subpackage without components yet
-            raise
-        for registry_name, table in module.COMPONENTS.items():
-            merged.setdefault(registry_name, {}).update(table)
+        table = _read_table(module_name)
+        for registry_name, entries in (table or {}).items():
+            merged.setdefault(registry_name, {}).update(entries)
     return merged
 
 
