@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchkiln.errors import ConfigError, UsageError
-from torchkiln.registry import EVALUATOR, HOOKS, LOG_PROCESSORS, LOOPS, MODELS, RUNNERS, set_default_scope
+from torchkiln.registry import HOOKS, LOG_PROCESSORS, LOOPS, MODELS, RUNNERS, set_default_scope
 from torchkiln.runner.checkpoint_io import atomic_save, find_latest_checkpoint, load_checkpoint_file
 from torchkiln.runner.environment import capture_rng_state, restore_rng_state, set_random_seed, setup_env
 from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, LoadReport, load_model_state
@@ -474,13 +474,9 @@ class Runner:
 
     def build_evaluator(self, evaluator: Any) -> Any:
         """Build an Evaluator from a metric config, a list of them, or an Evaluator config."""
-        from torchkiln.evaluation import Evaluator
+        from torchkiln.evaluation import build_evaluator
 
-        if isinstance(evaluator, Evaluator):
-            return evaluator
-        if isinstance(evaluator, Mapping) and evaluator.get("type") in ("Evaluator", Evaluator):
-            return EVALUATOR.build(_plain(evaluator))
-        return Evaluator(_plain(evaluator))
+        return build_evaluator(_plain(evaluator))
 
     def build_train_loop(self, loop_cfg: Any) -> Any:
         """Build the train loop from ``train_cfg`` (``type`` or ``by_epoch``)."""
