@@ -6,3 +6,15 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TORCHKILN_DISABLE_PLUGIN_AUTOLOAD", "0")
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    """Keep tests on one thread: the CI machines have two cores and tests run serially."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    yield

@@ -1,0 +1,69 @@
+"""Optimisation: optimizer wrappers, their constructors, and parameter schedulers.
+
+Names are resolved lazily, so importing ``torchkiln.optim`` (the registry does, to read
+``_components``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_OPTIMIZER = "torchkiln.optim.optimizer"
+_SCHEDULER = "torchkiln.optim.scheduler"
+
+_SCHEDULE_NAMES = (
+    "Constant",
+    "CosineAnnealing",
+    "CosineRestart",
+    "Exponential",
+    "Linear",
+    "MultiStep",
+    "OneCycle",
+    "Poly",
+    "ReduceOnPlateau",
+    "Step",
+)
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "AmpOptimWrapper": _OPTIMIZER,
+    "DefaultOptimWrapperConstructor": _OPTIMIZER,
+    "MultiOptimWrapperConstructor": _OPTIMIZER,
+    "OptimWrapper": _OPTIMIZER,
+    "OptimWrapperDict": _OPTIMIZER,
+    "build_optim_wrapper": _OPTIMIZER,
+    "merge_param_groups": _OPTIMIZER,
+    "INF": _SCHEDULER,
+    "_ParamScheduler": _SCHEDULER,
+    "build_param_schedulers": _SCHEDULER,
+    **{f"{name}{kind}": _SCHEDULER for name in _SCHEDULE_NAMES for kind in ("ParamScheduler", "LR", "Momentum")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'torchkiln.optim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.optim.optimizer import (
+        AmpOptimWrapper,
+        DefaultOptimWrapperConstructor,
+        MultiOptimWrapperConstructor,
+        OptimWrapper,
+        OptimWrapperDict,
+        build_optim_wrapper,
+        merge_param_groups,
+    )
+    from torchkiln.optim.scheduler import *  # noqa: F403

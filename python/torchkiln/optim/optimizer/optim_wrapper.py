@@ -1,0 +1,296 @@
+"""OptimWrapper: one optimizer plus gradient accumulation, clipping and DDP-aware contexts.
+
+A model's ``train_step`` calls ``optim_wrapper.update_params(loss)`` once per iteration;
+the wrapper scales the loss for accumulation, runs backward, and every
+``accumulative_counts`` calls clips, steps and zeroes the gradients. Nothing here reads a
+device value back to the host: the gradient norm is kept as a detached tensor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.optim.optimizer._model import has_batch_norm
+from torchkiln.registry import OPTIM_WRAPPERS
+
+__all__ = ["OptimWrapper"]
+
+_CLIP_ARGS: dict[str, tuple[str, ...]] = {
+    "norm": ("max_norm", "norm_type", "error_if_nonfinite", "foreach"),
+    "value": ("clip_value", "foreach"),
+}
+_CLIP_REQUIRED = {"norm": "max_norm", "value": "clip_value"}
+
+# Resolved once: the MessageHub class, or False when the logging package is not there.
+_HUB_CLASS: Any = None
+
+
+def _current_message_hub() -> Any:
+    """The current ``torchkiln.logging.MessageHub`` instance, or None if unavailable."""
+    global _HUB_CLASS
+    if _HUB_CLASS is None:
+        try:
+            from torchkiln.logging import MessageHub
+        except ImportError:
+            _HUB_CLASS = False
+        else:
+            _HUB_CLASS = MessageHub
+    if _HUB_CLASS is False:
+        return None
+    try:
+        return _HUB_CLASS.get_current_instance()
+    except Exception:  # no hub created yet: logging is optional here
+        return None
+
+
+def _check_optimizer(optimizer: Any, owner: str) -> None:
+    if not all(hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")):
+        raise ConfigError(
+            f"{owner} needs a torch optimizer, got {type(optimizer).__name__}",
+            where=f"{owner}.optimizer",
+            hint="give a torch.optim.Optimizer instance, or a config such as optimizer: {type: SGD, lr: 0.01}",
+        )
+
+
+def _parse_clip_grad(clip_grad: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    if not clip_grad:
+        return None
+    if not isinstance(clip_grad, Mapping):
+        raise ConfigError(
+            f"clip_grad must be a dict, got {type(clip_grad).__name__}",
+            where="optim_wrapper.clip_grad",
+            hint="e.g. clip_grad: {max_norm: 1.0} or clip_grad: {type: value, clip_value: 0.5}",
+        )
+    kwargs = dict(clip_grad)
+    kind = kwargs.pop("type", "norm")
+    if kind not in _CLIP_ARGS:
+        raise ConfigError(
+            f"unknown clip_grad type {kind!r}",
+            where="optim_wrapper.clip_grad.type",
+            hint="use 'norm' (clip_grad_norm_) or 'value' (clip_grad_value_)",
+        )
+    accepted = _CLIP_ARGS[kind]
+    for key in kwargs:
+        if key not in accepted:
+            raise ConfigError(
+                f"clip_grad of type {kind!r} got an unexpected argument {key!r}",
+                where=f"optim_wrapper.clip_grad.{key}",
+                hint=(did_you_mean(key, accepted) or "") + f" accepted: {', '.join(accepted)}",
+            )
+    required = _CLIP_REQUIRED[kind]
+    if required not in kwargs:
+        raise ConfigError(
+            f"clip_grad of type {kind!r} needs {required!r}",
+            where="optim_wrapper.clip_grad",
+            hint=f"e.g. clip_grad: {{type: {kind}, {required}: 1.0}}",
+        )
+    return kind, kwargs
+
+
+@OPTIM_WRAPPERS.register_module()
+class OptimWrapper:
+    """Wraps one optimizer: gradient accumulation, clipping, and the step/zero_grad cycle.
+
+    :param optimizer: a ``torch.optim.Optimizer``.
+    :param accumulative_counts: backward passes per optimizer step (gradient accumulation);
+        the loss of each pass is divided by it (by the remainder in the last, partial window
+        once :meth:`initialize_count_status` told the wrapper where training ends).
+    :param clip_grad: ``{type: 'norm', max_norm, norm_type=2, error_if_nonfinite=False}``
+        (the default type) or ``{type: 'value', clip_value}``; ``None`` disables clipping.
+        Clipping by norm keeps the total norm in :attr:`last_grad_norm` (a detached tensor)
+        and reports it as ``train/grad_norm`` to the current message hub.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        accumulative_counts: int = 1,
+        clip_grad: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_optimizer(optimizer, type(self).__name__)
+        if not isinstance(accumulative_counts, int) or isinstance(accumulative_counts, bool) or accumulative_counts < 1:
+            raise ConfigError(
+                f"accumulative_counts must be a positive integer, got {accumulative_counts!r}",
+                where="optim_wrapper.accumulative_counts",
+            )
+        self.optimizer = optimizer
+        self._accumulative_counts = accumulative_counts
+        self._clip = _parse_clip_grad(clip_grad)
+        self.clip_grad_kwargs: dict[str, Any] = dict(self._clip[1]) if self._clip else {}
+        self._inner_count = 0
+        # Unknown until initialize_count_status: every window then counts as a full one.
+        self._max_counts = -1
+        self._remainder_counts = -1
+        self._divisible_counts = -1
+        self.last_grad_norm: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ the update cycle
+    def update_params(
+        self,
+        loss: torch.Tensor,
+        step_kwargs: Mapping[str, Any] | None = None,
+        zero_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Scale ``loss`` for accumulation, backward, and step + zero_grad when a window ends.
+
+        :param loss: the scalar loss of this iteration.
+        :param step_kwargs: keyword arguments for :meth:`step`.
+        :param zero_kwargs: keyword arguments for :meth:`zero_grad`.
+        """
+        loss = self.scale_loss(loss)
+        self.backward(loss)
+        if self.should_update():
+            self.step(**(step_kwargs or {}))
+            self.zero_grad(**(zero_kwargs or {}))
+
+    def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """Divide ``loss`` by the size of the accumulation window this iteration belongs to."""
+        if self._accumulative_counts == 1:
+            return loss
+        if self._max_counts == -1 or self._remainder_counts <= 0 or self._inner_count < self._divisible_counts:
+            return loss / self._accumulative_counts
+        return loss / self._remainder_counts
+
+    def backward(self, loss: torch.Tensor, **kwargs: Any) -> None:
+        """Run ``loss.backward(**kwargs)`` and count the pass."""
+        loss.backward(**kwargs)
+        self._inner_count += 1
+
+    def step(self, **kwargs: Any) -> None:
+        """Clip gradients (if configured) and step the optimizer."""
+        if self._clip is not None:
+            self._clip_grad()
+        self.optimizer.step(**kwargs)
+
+    def zero_grad(self, **kwargs: Any) -> None:
+        """Zero the optimizer's gradients."""
+        self.optimizer.zero_grad(**kwargs)
+
+    def should_update(self) -> bool:
+        """True after the backward pass that closes an accumulation window."""
+        return self._inner_count % self._accumulative_counts == 0 or self._inner_count == self._max_counts
+
+    def should_sync(self) -> bool:
+        """True when the next backward pass closes a window (DDP must all-reduce then)."""
+        upcoming = self._inner_count + 1
+        return upcoming % self._accumulative_counts == 0 or upcoming == self._max_counts
+
+    @contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        """Context for forward and backward: skips DDP's all-reduce inside a window.
+
+        Under DDP (``model`` has ``no_sync``) and when this iteration does not close the
+        accumulation window, ``model.no_sync()`` is entered so gradients accumulate locally.
+        """
+        if not self.should_sync() and hasattr(model, "no_sync"):
+            with model.no_sync():
+                yield
+        else:
+            yield
+
+    def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
+        """Tell the wrapper where training stands and ends, before the first iteration.
+
+        :param model: the trained model (checked for batch norm, which accumulation changes).
+        :param init_counts: iterations already done (non-zero when resuming).
+        :param max_counts: total training iterations; when not divisible by
+            ``accumulative_counts``, the last window's losses are divided by its length.
+        """
+        self._inner_count = init_counts
+        self._max_counts = max_counts
+        if self._accumulative_counts == 1:
+            return
+        if init_counts % self._accumulative_counts != 0:
+            warnings.warn(
+                f"resuming at iteration {init_counts}, inside an accumulation window of "
+                f"{self._accumulative_counts}: the gradients of that window's first iterations are lost",
+                stacklevel=2,
+            )
+        if has_batch_norm(model):
+            warnings.warn(
+                "gradient accumulation with batch norm: statistics use the per-iteration batch, "
+                "not the accumulated one",
+                stacklevel=2,
+            )
+        self._remainder_counts = max_counts % self._accumulative_counts
+        self._divisible_counts = max_counts - self._remainder_counts
+
+    # ------------------------------------------------------------------ clipping
+    def _clip_grad(self) -> None:
+        params = [
+            p
+            for group in self.optimizer.param_groups
+            for p in group["params"]
+            if p.requires_grad and p.grad is not None
+        ]
+        if not params:
+            return
+        kind, kwargs = self._clip  # type: ignore[misc]
+        if kind == "value":
+            nn.utils.clip_grad_value_(params, **kwargs)
+            return
+        norm = nn.utils.clip_grad_norm_(params, **kwargs).detach()
+        self.last_grad_norm = norm
+        hub = _current_message_hub()
+        if hub is not None:
+            hub.update_scalar("train/grad_norm", norm)
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups (schedulers edit these)."""
+        return self.optimizer.param_groups
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The optimizer's default hyperparameters."""
+        return self.optimizer.defaults
+
+    @property
+    def inner_count(self) -> int:
+        """Backward passes counted so far (set by :meth:`initialize_count_status`)."""
+        return self._inner_count
+
+    @property
+    def accumulative_counts(self) -> int:
+        """Backward passes per optimizer step."""
+        return self._accumulative_counts
+
+    def get_lr(self) -> dict[str, list[float]]:
+        """``{'lr': [lr of each param group]}``."""
+        return {"lr": [group["lr"] for group in self.param_groups]}
+
+    def get_momentum(self) -> dict[str, list[float]]:
+        """``{'momentum': [...]}``: each group's momentum, or ``betas[0]`` (Adam-style), or 0."""
+        values = []
+        for group in self.param_groups:
+            if "momentum" in group:
+                values.append(group["momentum"])
+            elif "betas" in group:
+                values.append(group["betas"][0])
+            else:
+                values.append(0)
+        return {"momentum": values}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state dict."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load an optimizer state dict produced by :meth:`state_dict`."""
+        self.optimizer.load_state_dict(state_dict)
+
+    def __repr__(self) -> str:
+        clip = f", clip_grad={dict(type=self._clip[0], **self._clip[1])}" if self._clip else ""
+        return (
+            f"{type(self).__name__}(optimizer={type(self.optimizer).__name__}, "
+            f"accumulative_counts={self._accumulative_counts}{clip})"
+        )
