@@ -1,0 +1,68 @@
+"""Built-in hooks, one module each, and the ``Hook`` base class.
+
+Any method of a hook named after a mount point is called there (see
+:mod:`torchkiln.hookspecs`); ``priority`` orders hooks at each mount point.
+
+Names are resolved lazily on first access, so reading the component table
+(``torchkiln.hooks._components``) or the default hooks does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Hook": "torchkiln.hooks.hook",
+    "PRIORITIES": "torchkiln.hooks.hook",
+    "get_priority": "torchkiln.hooks.hook",
+    "DEFAULT_HOOKS": "torchkiln.hooks.defaults",
+    "merge_default_hooks": "torchkiln.hooks.defaults",
+    "RuntimeInfoHook": "torchkiln.hooks.runtime_info_hook",
+    "IterTimerHook": "torchkiln.hooks.iter_timer_hook",
+    "DistSamplerSeedHook": "torchkiln.hooks.sampler_seed_hook",
+    "LoggerHook": "torchkiln.hooks.logger_hook",
+    "ParamSchedulerHook": "torchkiln.hooks.param_scheduler_hook",
+    "CheckpointHook": "torchkiln.hooks.checkpoint_hook",
+    "EMAHook": "torchkiln.hooks.ema_hook",
+    "EarlyStoppingHook": "torchkiln.hooks.early_stopping_hook",
+    "EmptyCacheHook": "torchkiln.hooks.empty_cache_hook",
+    "SyncBuffersHook": "torchkiln.hooks.sync_buffer_hook",
+    "ProfilerHook": "torchkiln.hooks.profiler_hook",
+    "NonFiniteLossHook": "torchkiln.hooks.loss_guard_hook",
+    "CheckInvalidLossHook": "torchkiln.hooks.loss_guard_hook",
+    "NonFiniteLossError": "torchkiln.hooks.loss_guard_hook",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'torchkiln.hooks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.hooks.checkpoint_hook import CheckpointHook
+    from torchkiln.hooks.defaults import DEFAULT_HOOKS, merge_default_hooks
+    from torchkiln.hooks.early_stopping_hook import EarlyStoppingHook
+    from torchkiln.hooks.ema_hook import EMAHook
+    from torchkiln.hooks.empty_cache_hook import EmptyCacheHook
+    from torchkiln.hooks.hook import PRIORITIES, Hook, get_priority
+    from torchkiln.hooks.iter_timer_hook import IterTimerHook
+    from torchkiln.hooks.logger_hook import LoggerHook
+    from torchkiln.hooks.loss_guard_hook import CheckInvalidLossHook, NonFiniteLossError, NonFiniteLossHook
+    from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook
+    from torchkiln.hooks.profiler_hook import ProfilerHook
+    from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook
+    from torchkiln.hooks.sampler_seed_hook import DistSamplerSeedHook
+    from torchkiln.hooks.sync_buffer_hook import SyncBuffersHook

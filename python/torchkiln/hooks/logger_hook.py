@@ -1,0 +1,233 @@
+"""LoggerHook: log lines at intervals and scalar records as JSON lines.
+
+Every ``interval`` training iterations the log processor formats the smoothed values
+(reading device values only then), the line goes to ``runner.logger`` and the values are
+appended as one JSON object per line to ``<log_dir>/scalars.jsonl``::
+
+    {"step": 50, "epoch": 1, "mode": "train", "lr": 0.1, "loss": 0.43, ...}
+
+``step`` counts finished training iterations. Validation and test lines are logged every
+``interval`` batches; their epoch results are logged and appended to ``scalars.jsonl``
+(``mode`` ``val``/``test``) and the latest of each is kept in ``<log_dir>/metrics.json``.
+Only rank 0 writes files. The JSON-lines file is opened once (line-buffered, so every record
+reaches the file as it is written) and closed after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torchkiln.errors import ConfigError
+from torchkiln.hooks.hook import Hook
+from torchkiln.registry import HOOKS
+
+__all__ = ["LoggerHook"]
+
+SCALARS_FILE = "scalars.jsonl"
+METRICS_FILE = "metrics.json"
+_WHERE = "default_hooks.logger"
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, strings, lists and dicts as they are; tensors and arrays as numbers/lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/Infinity
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # torch.Tensor, numpy
+    if callable(tolist):
+        return _jsonable(tolist())
+    return str(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    numel = getattr(value, "numel", None)
+    if callable(numel):
+        return numel() == 1
+    size = getattr(value, "size", None)
+    return isinstance(size, int) and size == 1
+
+
+def _loader_len(runner: Any, mode: str) -> int:
+    loop = getattr(runner, f"{mode}_loop", None)
+    loader = getattr(loop, "dataloader", None)
+    if loader is None:
+        loader = getattr(runner, f"{mode}_dataloader", None)
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return 0
+
+
+@HOOKS.register_module()
+class LoggerHook(Hook):
+    """Write log lines and scalar records at intervals.
+
+    :param interval: log every this many iterations (training, validation and test).
+    :param ignore_last: do not log the last iterations of an epoch that do not fill an
+        interval (they are logged when the epoch is no longer than the interval).
+    :param interval_exp_name: log the experiment name every this many iterations (``0``: never).
+    :param out_dir: after the run, copy this run's log files (those ending in
+        ``out_suffix``) to ``out_dir/<last folder of work_dir>/<timestamp>``.
+    :param out_suffix: file name endings copied to ``out_dir``.
+    :param keep_local: keep the local log files after copying them to ``out_dir``.
+    :param file_client_args: accepted for MMEngine configs; only local files are supported.
+    :param log_metric_by_epoch: the step given to the visualizer for validation metrics is
+        the epoch (else the iteration).
+    :param backend_args: accepted for MMEngine configs; only local files are supported.
+    """
+
+    priority = "BELOW_NORMAL"
+
+    def __init__(
+        self,
+        interval: int = 10,
+        ignore_last: bool = True,
+        interval_exp_name: int = 1000,
+        out_dir: str | os.PathLike[str] | None = None,
+        out_suffix: str | Sequence[str] = (".json", ".log", ".py", "yaml"),
+        keep_local: bool = True,
+        file_client_args: Mapping[str, Any] | None = None,
+        log_metric_by_epoch: bool = True,
+        backend_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ConfigError(f"LoggerHook interval must be a positive int, got {interval!r}", where=f"{_WHERE}.interval")
+        if file_client_args or backend_args:
+            raise ConfigError(
+                "LoggerHook writes to the local file system only",
+                where=f"{_WHERE}.backend_args",
+                hint="remove file_client_args/backend_args; use out_dir with a mounted folder",
+            )
+        if isinstance(out_suffix, str):
+            out_suffix = (out_suffix,)
+        if out_dir is None and not keep_local:
+            raise ConfigError("LoggerHook keep_local=False needs an out_dir to copy the logs to", where=f"{_WHERE}.keep_local")
+        self.interval = interval
+        self.ignore_last = ignore_last
+        self.interval_exp_name = interval_exp_name
+        self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        self.out_suffix = tuple(out_suffix)
+        self.keep_local = keep_local
+        self.log_metric_by_epoch = log_metric_by_epoch
+        self._scalars_file: Any = None
+        self._train_loader: Any = None
+        self._train_len: int | None = None
+        self._latest_metrics: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ training
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """Log a line and a scalar record every ``interval`` iterations."""
+        if self.interval_exp_name > 0 and self.every_n_train_iters(runner, self.interval_exp_name):
+            runner.logger.info(f"Exp name: {runner.experiment_name}")
+        if not (self.every_n_inner_iters(batch_idx, self.interval) or self._is_epoch_tail(runner, batch_idx)):
+            return
+        tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+        runner.logger.info(line)
+        step = runner.iter + 1
+        self._write_record(runner, {"step": step, "epoch": runner.epoch + 1, "mode": "train"}, tag)
+        self._visualize(runner, tag, step)
+
+    def _is_epoch_tail(self, runner: Any, batch_idx: int) -> bool:
+        """The last batch of an epoch, when ``ignore_last`` does not hide it."""
+        loop = getattr(runner, "train_loop", None)
+        loader = getattr(loop, "dataloader", None)
+        if loader is None:
+            loader = getattr(runner, "train_dataloader", None)
+        if loader is not self._train_loader:
+            self._train_loader = loader
+            try:
+                self._train_len = len(loader)  # type: ignore[arg-type]
+            except TypeError:
+                self._train_len = None
+        length = self._train_len
+        if length is None or batch_idx + 1 != length:
+            return False
+        return not self.ignore_last or length <= self.interval
+
+    # ------------------------------------------------------------------ val and test
+    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """Log a validation progress line every ``interval`` batches."""
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "val")
+            runner.logger.info(line)
+
+    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """Log a test progress line every ``interval`` batches."""
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
+            runner.logger.info(line)
+
+    def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
+        """Log the validation results; record them in scalars.jsonl and metrics.json."""
+        self._after_eval_epoch(runner, "val", metrics)
+
+    def after_test_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
+        """Log the test results; record them in scalars.jsonl and metrics.json."""
+        self._after_eval_epoch(runner, "test", metrics)
+
+    def _after_eval_epoch(self, runner: Any, mode: str, metrics: Mapping[str, Any] | None) -> None:
+        tag, line = runner.log_processor.get_log_after_epoch(runner, _loader_len(runner, mode), mode)
+        runner.logger.info(line)
+        head = {"step": runner.iter, "epoch": runner.epoch, "mode": mode}
+        scalar_metrics = {k: v for k, v in (metrics or {}).items() if _is_scalar(v)}
+        self._write_record(runner, head, {**scalar_metrics, **tag})
+        self._latest_metrics[mode] = {**head, **_jsonable(dict(metrics or {}))}
+        if getattr(runner, "rank", 0) == 0:
+            from torchkiln.runner.checkpoint_io import atomic_write_text
+
+            path = os.path.join(runner.log_dir, METRICS_FILE)
+            atomic_write_text(path, json.dumps(self._latest_metrics, indent=2, sort_keys=True) + "\n")
+        self._visualize(runner, tag, runner.epoch if self.log_metric_by_epoch else runner.iter)
+
+    # ------------------------------------------------------------------ output
+    def _write_record(self, runner: Any, head: Mapping[str, Any], tag: Mapping[str, Any]) -> None:
+        if getattr(runner, "rank", 0) != 0:
+            return
+        if self._scalars_file is None:
+            os.makedirs(runner.log_dir, exist_ok=True)
+            self._scalars_file = open(os.path.join(runner.log_dir, SCALARS_FILE), "a", buffering=1, encoding="utf-8")
+        record = {**head, **_jsonable(dict(tag))}
+        self._scalars_file.write(json.dumps(record) + "\n")
+
+    @staticmethod
+    def _visualize(runner: Any, tag: Mapping[str, Any], step: int) -> None:
+        visualizer = getattr(runner, "visualizer", None)
+        add_scalars = getattr(visualizer, "add_scalars", None)
+        if callable(add_scalars):
+            add_scalars(dict(tag), step=step)
+
+    def after_run(self, runner: Any) -> None:
+        """Close the scalars file; copy the logs to ``out_dir`` if set."""
+        if self._scalars_file is not None:
+            self._scalars_file.close()
+            self._scalars_file = None
+        if self.out_dir is not None and getattr(runner, "rank", 0) == 0:
+            self._copy_logs(runner)
+
+    def _copy_logs(self, runner: Any) -> None:
+        log_dir = runner.log_dir
+        base = os.path.basename(os.path.abspath(runner.work_dir).rstrip(os.sep))
+        target = os.path.join(os.path.abspath(self.out_dir or ""), base, os.path.basename(log_dir.rstrip(os.sep)))
+        os.makedirs(target, exist_ok=True)
+        for name in sorted(os.listdir(log_dir)):
+            source = os.path.join(log_dir, name)
+            if not os.path.isfile(source) or not name.endswith(self.out_suffix):
+                continue
+            shutil.copy2(source, os.path.join(target, name))
+            if not self.keep_local:
+                os.remove(source)
+        runner.logger.info(f"logs copied to {target}")

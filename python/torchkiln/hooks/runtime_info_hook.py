@@ -1,0 +1,158 @@
+"""RuntimeInfoHook: keeps the message hub's counters, learning rates and losses up to date.
+
+Hot path: ``before_train_iter`` and ``after_train_iter`` run every iteration. They only hand
+values to the message hub: losses stay device tensors (the hub reads them at log intervals),
+so nothing here synchronises host and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torchkiln.hooks.hook import Hook
+from torchkiln.registry import HOOKS
+
+__all__ = ["RuntimeInfoHook"]
+
+
+def _runner_value(runner: Any, name: str) -> Any:
+    """``runner.<name>``, or None when the runner cannot tell (e.g. no train loop)."""
+    try:
+        return getattr(runner, name)
+    except Exception:  # a property that needs a train loop raises without one
+        return None
+
+
+def _is_scalar(value: Any) -> bool:
+    """A number or a one-element tensor/array: something a scalar history can hold."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    numel = getattr(value, "numel", None)
+    if callable(numel):  # torch.Tensor
+        return numel() == 1
+    size = getattr(value, "size", None)
+    return isinstance(size, int) and size == 1 and hasattr(value, "dtype")  # numpy
+
+
+def _metric_updates(prefix: str, metrics: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    scalars: dict[str, Any] = {}
+    infos: dict[str, Any] = {}
+    for key, value in (metrics or {}).items():
+        (scalars if _is_scalar(value) else infos)[f"{prefix}/{key}"] = value
+    return scalars, infos
+
+
+@HOOKS.register_module()
+class RuntimeInfoHook(Hook):
+    """Publish the run's state to the message hub for the other hooks and the log processor.
+
+    Info keys: ``experiment_name``, ``seed``, ``epoch``, ``iter``, ``max_epochs``,
+    ``max_iters``, ``loop_stage``. Scalar keys: ``train/<lr name>`` (from
+    ``optim_wrapper.get_lr()``, e.g. ``train/lr`` or ``train/generator.lr``), ``train/<loss
+    name>`` for every value ``train_step`` returned, ``val/<metric>`` and ``test/<metric>``
+    (non-scalar metrics go to info under the same key).
+    """
+
+    priority = "VERY_HIGH"
+
+    def __init__(self) -> None:
+        self._stage_before_eval: str | None = None
+
+    # ------------------------------------------------------------------ run and train
+    def before_run(self, runner: Any) -> None:
+        """Record what is known about the run before anything starts."""
+        hub = runner.message_hub
+        for key in ("experiment_name", "seed", "timestamp"):
+            value = _runner_value(runner, key)
+            if value is not None:
+                hub.update_info(key, value)
+
+    def before_train(self, runner: Any) -> None:
+        """Record the training counters and limits (after a resume they are the resumed ones)."""
+        hub = runner.message_hub
+        hub.update_info("loop_stage", "train")
+        for key in ("epoch", "iter", "max_epochs", "max_iters"):
+            value = _runner_value(runner, key)
+            if value is not None:
+                hub.update_info(key, value)
+
+    def after_train(self, runner: Any) -> None:
+        """Training is over: no loop stage until the next one starts."""
+        runner.message_hub.update_info("loop_stage", None)
+
+    def before_train_epoch(self, runner: Any) -> None:
+        """Record the epoch about to run (0-based count of finished epochs)."""
+        runner.message_hub.update_info("epoch", runner.epoch)
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        """Record the iteration and the learning rate of each optimizer's first param group."""
+        hub = runner.message_hub
+        hub.update_info("iter", runner.iter)
+        optim_wrapper = runner.optim_wrapper
+        if optim_wrapper is None:
+            return
+        lrs = optim_wrapper.get_lr()
+        hub.update_scalars({f"train/{name}": values[0] for name, values in lrs.items() if values})
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """Hand every value ``train_step`` returned to the hub as ``train/<key>``.
+
+        Values stay tensors: the hub keeps them on their device and reads them when a log
+        line is due. A value still attached to the graph is detached, so the hub never keeps
+        a graph alive.
+        """
+        if not outputs:
+            return
+        scalars = {}
+        for key, value in outputs.items():
+            if getattr(value, "requires_grad", False):
+                value = value.detach()
+            scalars[f"train/{key}"] = value
+        runner.message_hub.update_scalars(scalars)
+
+    # ------------------------------------------------------------------ val and test
+    def before_val(self, runner: Any) -> None:
+        """Mark the validation stage, remembering the stage to go back to."""
+        self._enter_stage(runner, "val")
+
+    def after_val(self, runner: Any) -> None:
+        """Back to the stage before validation (``train`` inside a training run)."""
+        self._leave_stage(runner)
+
+    def before_test(self, runner: Any) -> None:
+        """Mark the test stage."""
+        self._enter_stage(runner, "test")
+
+    def after_test(self, runner: Any) -> None:
+        """Back to the stage before testing."""
+        self._leave_stage(runner)
+
+    def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
+        """Publish the validation metrics as ``val/<metric>``."""
+        self._publish_metrics(runner, "val", metrics)
+
+    def after_test_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
+        """Publish the test metrics as ``test/<metric>``."""
+        self._publish_metrics(runner, "test", metrics)
+
+    # ------------------------------------------------------------------ helpers
+    def _enter_stage(self, runner: Any, stage: str) -> None:
+        hub = runner.message_hub
+        self._stage_before_eval = hub.get_info("loop_stage")
+        hub.update_info("loop_stage", stage)
+
+    def _leave_stage(self, runner: Any) -> None:
+        runner.message_hub.update_info("loop_stage", self._stage_before_eval)
+        self._stage_before_eval = None
+
+    @staticmethod
+    def _publish_metrics(runner: Any, prefix: str, metrics: Mapping[str, Any] | None) -> None:
+        hub = runner.message_hub
+        scalars, infos = _metric_updates(prefix, metrics)
+        if scalars:
+            hub.update_scalars(scalars)
+        for key, value in infos.items():
+            hub.update_info(key, value)

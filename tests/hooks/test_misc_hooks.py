@@ -1,0 +1,120 @@
+"""EmptyCacheHook, SyncBuffersHook and ProfilerHook."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from torchkiln.errors import ConfigError
+from torchkiln.hooks.empty_cache_hook import EmptyCacheHook
+from torchkiln.hooks.profiler_hook import ProfilerHook
+from torchkiln.hooks.sync_buffer_hook import SyncBuffersHook, all_reduce_buffers
+
+
+def test_empty_cache_moments(make_runner, drive, monkeypatch):
+    calls = []
+    monkeypatch.setattr("torchkiln.hooks.empty_cache_hook._empty_cache", lambda: calls.append(1))
+    runner = make_runner(max_epochs=1, iters_per_epoch=3)
+    drive.train_epoch(runner, [EmptyCacheHook()])
+    assert len(calls) == 1  # after the epoch only
+    calls.clear()
+    drive.train_epoch(runner, [EmptyCacheHook(before_epoch=True, after_epoch=False, after_iter=True)])
+    assert len(calls) == 1 + 3
+    calls.clear()
+    drive.val(runner, [EmptyCacheHook(before_epoch=True)], {})
+    assert len(calls) == 2
+
+
+def test_empty_cache_without_cuda_is_harmless(make_runner, drive):
+    drive.train_epoch(make_runner(max_epochs=1, iters_per_epoch=1), [EmptyCacheHook(after_iter=True)])
+
+
+def test_sync_buffers_single_process_is_a_no_op(make_runner, drive):
+    model = torch.nn.BatchNorm1d(3)
+    model.running_mean.fill_(2.0)
+    runner = make_runner(model=model, max_epochs=1, iters_per_epoch=1)
+    hook = SyncBuffersHook()
+    drive.train_epoch(runner, [hook])
+    drive.val(runner, [hook], {})
+    assert torch.equal(model.running_mean, torch.full((3,), 2.0))
+
+
+def test_sync_buffers_averages_across_ranks(monkeypatch):
+    # Pretend to be rank 0 of 2 whose peer holds zeros: the mean halves each float buffer.
+    import torchkiln.dist as kdist
+
+    def fake_all_reduce(tensor, op="sum"):
+        assert op == "mean"
+        return tensor.div_(2)
+
+    monkeypatch.setattr(kdist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(kdist, "all_reduce", fake_all_reduce)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(3))
+    for bn in model:
+        bn.running_mean.fill_(4.0)
+        bn.running_var.fill_(2.0)
+        bn.num_batches_tracked.fill_(5)
+    all_reduce_buffers(model)
+    for bn in model:
+        assert torch.equal(bn.running_mean, torch.full_like(bn.running_mean, 2.0))
+        assert torch.equal(bn.running_var, torch.full_like(bn.running_var, 1.0))
+        assert int(bn.num_batches_tracked) == 5  # integer buffers untouched
+
+
+def test_sync_buffers_before_val_only_when_needed(make_runner, drive, monkeypatch):
+    calls = []
+    monkeypatch.setattr("torchkiln.hooks.sync_buffer_hook.all_reduce_buffers", lambda model: calls.append("sync"))
+    runner = make_runner(max_epochs=1, iters_per_epoch=1)
+    hook = SyncBuffersHook()
+    drive.train_epoch(runner, [hook])
+    drive.val(runner, [hook], {})
+    assert calls == ["sync"]  # the epoch end synced; validation did not sync again
+    drive.val(runner, [hook], {})  # validation mid-epoch (iteration-based loops)
+    assert calls == ["sync", "sync"]
+
+
+def _profile_run(runner, hook, iters):
+    hook.before_train(runner)
+    x = torch.randn(8, 8)
+    for _ in range(iters):
+        torch.mm(x, x)
+        hook.after_train_iter(runner, runner.iter, None, None)
+        runner.train_loop.iter += 1
+    hook.after_train(runner)
+    hook.after_run(runner)
+
+
+@pytest.mark.slow  # the first profiler start initialises kineto (seconds on some machines)
+def test_profiler_writes_trace_and_logs_table(make_runner):
+    runner = make_runner(max_epochs=1, iters_per_epoch=4)
+    hook = ProfilerHook(by_epoch=False, profile_times=2)
+    _profile_run(runner, hook, 4)
+    assert hook.trace_path == os.path.join(runner.log_dir, "profiler_trace.json")
+    with open(hook.trace_path, encoding="utf-8") as fh:
+        trace = json.load(fh)
+    assert any("mm" in str(event.get("name", "")) for event in trace["traceEvents"])
+    assert any("profiler summary" in m and "aten::mm" in m for m in runner.logger.messages("info"))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*clears events at the end of each cycle")
+def test_profiler_log_trace_handler(make_runner):
+    runner = make_runner(max_epochs=1, iters_per_epoch=4)
+    hook = ProfilerHook(by_epoch=False, profile_times=4, schedule={"wait": 0, "warmup": 1, "active": 2},
+                        on_trace_ready={"type": "log_trace", "sort_by": "cpu_time_total", "row_limit": 5})
+    _profile_run(runner, hook, 4)
+    assert any(m.startswith("profiler cycle:") for m in runner.logger.messages("info"))
+    assert hook.trace_path is None
+
+
+def test_profiler_arguments(make_runner):
+    with pytest.raises(ConfigError, match="profile_times"):
+        ProfilerHook(profile_times=0)
+    with pytest.raises(ConfigError, match="on_trace_ready"):
+        ProfilerHook(on_trace_ready={"type": "html"})
+    runner = make_runner(max_epochs=2)
+    with pytest.raises(ConfigError, match="exceeds"):
+        ProfilerHook(profile_times=3).before_train(runner)

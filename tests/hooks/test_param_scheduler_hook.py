@@ -1,0 +1,96 @@
+"""ParamSchedulerHook: by-iteration vs by-epoch stepping, plateau schedulers, containers."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from torchkiln.errors import ConfigError
+from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook
+
+
+class Recorder:
+    """A scheduler that records its step calls."""
+
+    def __init__(self, by_epoch: bool, need_val_args: bool = False) -> None:
+        self.by_epoch = by_epoch
+        self.need_val_args = need_val_args
+        self.calls: list[object] = []
+
+    def step(self, metrics=None):
+        self.calls.append(metrics)
+
+
+class ReduceOnPlateauThing:
+    """Plateau kind recognised by name, without need_val_args: takes only step(metrics)."""
+
+    by_epoch = True
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+
+    def step(self, metrics):
+        self.calls.append(metrics)
+
+
+def test_iteration_and_epoch_schedulers(make_runner, drive):
+    runner = make_runner(max_epochs=2, iters_per_epoch=3)
+    by_iter, by_epoch = Recorder(False), Recorder(True)
+    runner.param_schedulers = [by_iter, by_epoch]
+    hook = ParamSchedulerHook()
+    for _ in range(2):
+        drive.train_epoch(runner, [hook])
+    assert len(by_iter.calls) == 6 and len(by_epoch.calls) == 2
+    assert by_iter.calls == [None] * 6
+
+
+def test_dict_of_lists_and_none(make_runner, drive):
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    gen, disc = Recorder(False), Recorder(True)
+    runner.param_schedulers = {"generator": [gen], "discriminator": [disc]}
+    drive.train_epoch(runner, [ParamSchedulerHook()])
+    assert len(gen.calls) == 2 and len(disc.calls) == 1
+    runner.param_schedulers = None
+    drive.train_epoch(runner, [ParamSchedulerHook()])  # nothing to step, no error
+
+
+def test_plateau_schedulers_get_metrics_after_validation(make_runner, drive):
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    counted = Recorder(True, need_val_args=True)  # torchkiln/MMEngine protocol
+    by_name = ReduceOnPlateauThing()
+    plain = Recorder(True)
+    runner.param_schedulers = [counted, by_name, plain]
+    hook = ParamSchedulerHook()
+    drive.train_epoch(runner, [hook])
+    drive.val(runner, [hook], {"loss": 0.3})
+    assert counted.calls == [None, {"loss": 0.3}]  # counted after the epoch, acts after val
+    assert by_name.calls == [{"loss": 0.3}]  # never stepped without metrics
+    assert plain.calls == [None]  # plain schedulers ignore validation
+
+
+def test_unbuilt_configs_are_skipped_and_junk_rejected(make_runner):
+    runner = make_runner()
+    runner.param_schedulers = [{"type": "MultiStepLR", "milestones": [1]}]
+    ParamSchedulerHook().after_val_epoch(runner, {"acc": 1.0})
+    runner.param_schedulers = ["MultiStepLR"]
+    with pytest.raises(ConfigError, match="param_schedulers"):
+        ParamSchedulerHook().after_train_epoch(runner)
+
+
+def test_with_torchkiln_schedulers(make_runner, drive):
+    from torchkiln.registry import PARAM_SCHEDULERS
+
+    # Any object with param_groups will do (a real torch optimizer is slow to create first).
+    optimizer = types.SimpleNamespace(param_groups=[{"lr": 1.0}])
+    step_lr = PARAM_SCHEDULERS.build(
+        {"type": "MultiStepLR", "optimizer": optimizer, "milestones": [2], "gamma": 0.1, "by_epoch": True}
+    )
+    runner = make_runner(max_epochs=3, iters_per_epoch=2)
+    runner.param_schedulers = [step_lr]
+    hook = ParamSchedulerHook()
+    lrs = []
+    for _ in range(3):
+        drive.train_epoch(runner, [hook])
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([1.0, 0.1, 0.1])

@@ -1,0 +1,69 @@
+"""RuntimeInfoHook: counters, learning rates, losses as tensors, metrics."""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook
+
+
+def _optim(**lrs):
+    return types.SimpleNamespace(get_lr=lambda: {k: list(v) for k, v in lrs.items()})
+
+
+def test_counters_and_limits(make_runner, drive):
+    runner = make_runner(max_epochs=3, iters_per_epoch=2)
+    hook = RuntimeInfoHook()
+    hook.before_run(runner)
+    info = runner.message_hub.runtime_info
+    assert info["experiment_name"] == "exp" and info["seed"] == 7
+    hook.before_train(runner)
+    assert (info["epoch"], info["iter"], info["max_epochs"], info["max_iters"]) == (0, 0, 3, 6)
+    assert info["loop_stage"] == "train"
+    runner.optim_wrapper = _optim(lr=[0.1, 0.01])
+    drive.train_epoch(runner, [hook])
+    assert info["iter"] == 1  # the last iteration of epoch 1 (0-based) was announced
+    drive.train_epoch(runner, [hook])
+    assert info["epoch"] == 1 and info["iter"] == 3
+    assert runner.message_hub.scalars["train/lr"] == [0.1] * 4  # first param group
+
+
+def test_losses_stay_tensors(make_runner, drive):
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    runner.optim_wrapper = _optim(**{"generator.lr": [0.2], "discriminator.lr": [0.3]})
+    weight = torch.ones(1, requires_grad=True)
+    hook = RuntimeInfoHook()
+
+    def outputs(_runner):
+        loss = (weight * 2).sum()
+        return {"loss": loss, "loss_cls": torch.tensor(1.5)}
+
+    drive.train_epoch(runner, [hook], outputs=outputs)
+    scalars = runner.message_hub.scalars
+    assert scalars["train/generator.lr"] == [0.2, 0.2] and scalars["train/discriminator.lr"] == [0.3, 0.3]
+    for key in ("train/loss", "train/loss_cls"):
+        assert len(scalars[key]) == 2
+        assert all(isinstance(v, torch.Tensor) for v in scalars[key])
+    # A value still attached to the graph is detached before the hub keeps it.
+    assert not any(v.requires_grad for v in scalars["train/loss"])
+    assert torch.equal(scalars["train/loss"][0], torch.tensor(2.0))
+
+
+def test_val_and_test_metrics(make_runner):
+    runner = make_runner()
+    hook = RuntimeInfoHook()
+    hook.before_train(runner)
+    hook.before_val(runner)
+    assert runner.message_hub.get_info("loop_stage") == "val"
+    hook.after_val_epoch(runner, {"accuracy/top1": 91.5, "confusion": [[1, 0], [0, 1]], "n": torch.tensor(3)})
+    hook.after_val(runner)
+    assert runner.message_hub.get_info("loop_stage") == "train"
+    assert runner.message_hub.scalars["val/accuracy/top1"] == [91.5]
+    assert runner.message_hub.get_info("val/confusion") == [[1, 0], [0, 1]]
+    assert runner.message_hub.scalars["val/n"][0].item() == 3
+    hook.before_test(runner)
+    hook.after_test_epoch(runner, {"accuracy/top1": 90.0})
+    hook.after_test(runner)
+    assert runner.message_hub.scalars["test/accuracy/top1"] == [90.0]
