@@ -655,10 +655,11 @@ class Runner:
     ) -> dict[str, Any]:
         """Load model weights from a checkpoint and log a report of mismatched keys."""
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
+        # Hooks see the checkpoint first and may revise it (MMEngine's order).
+        self.hooks.after_load_checkpoint(self, checkpoint)
         state_dict = checkpoint.get("state_dict", checkpoint)
         report: LoadReport = load_model_state(self._unwrapped_model(), state_dict, strict=strict, revise_keys=revise_keys, source=filename)
         self.logger.info(f"loaded weights from {filename}: {report.format()}")
-        self.hooks.after_load_checkpoint(self, checkpoint)
         return checkpoint
 
     def resume(
@@ -667,6 +668,7 @@ class Runner:
         """Restore model, optimizer, schedulers, loop counters, log state and RNG from a checkpoint."""
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
         meta = checkpoint.get("meta", {})
+        self.hooks.after_load_checkpoint(self, checkpoint)
         load_model_state(self._unwrapped_model(), checkpoint["state_dict"], strict=False, source=filename)
         loop = self.train_loop
         loop._epoch = int(meta.get("epoch", 0))
@@ -682,7 +684,6 @@ class Runner:
             self.message_hub.load_state_dict(checkpoint["message_hub"])
         if "rng" in checkpoint:
             restore_rng_state(checkpoint["rng"])
-        self.hooks.after_load_checkpoint(self, checkpoint)
         self.logger.info(f"resumed from {filename} at epoch {loop._epoch}, iter {loop._iter}")
         return checkpoint
 
@@ -749,7 +750,7 @@ class Runner:
             "experiment_name": self._experiment_name,
             "time": time.strftime("%Y%m%d_%H%M%S", time.localtime()),
             "torchkiln_version": torchkiln.__version__,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "world_size": self._world_size,
             "cfg": self._config_text(),
         }

@@ -130,6 +130,9 @@ class OptimWrapper:
         self._remainder_counts = -1
         self._divisible_counts = -1
         self.last_grad_norm: torch.Tensor | None = None
+        # Set by NonFiniteLossHook(action='skip'): drop updates whose loss is NaN/Inf.
+        self.skip_nonfinite = False
+        self.skipped_steps = 0
 
     # ------------------------------------------------------------------ the update cycle
     def update_params(
@@ -144,6 +147,14 @@ class OptimWrapper:
         :param step_kwargs: keyword arguments for :meth:`step`.
         :param zero_kwargs: keyword arguments for :meth:`zero_grad`.
         """
+        if self.skip_nonfinite and not bool(torch.isfinite(loss.detach()).all()):
+            # One host sync per iteration, paid only when skipping is asked for. The
+            # non-finite loss is not backpropagated and its accumulation window is dropped.
+            self.skipped_steps += 1
+            self._inner_count += 1
+            if self.should_update():
+                self.zero_grad(**(zero_kwargs or {}))
+            return
         loss = self.scale_loss(loss)
         self.backward(loss)
         if self.should_update():
