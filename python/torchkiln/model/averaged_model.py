@@ -1,0 +1,273 @@
+"""Averaged copies of a model: exponential moving averages and stochastic weight averaging.
+
+An averaged model keeps a deep copy of the model (``.module``) and, each time
+``update_parameters(model)`` is called, folds the model's current weights into it. The step
+counter is a buffer (saved with the state dict) mirrored by a host integer, so updates never
+wait for the device; the averaging itself is one fused ``torch._foreach_*`` call per update.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchkiln.errors import ConfigError
+from torchkiln.registry import MODELS
+
+__all__ = [
+    "BaseAveragedModel",
+    "ExponentialMovingAverage",
+    "MomentumAnnealingEMA",
+    "StochasticWeightAverage",
+]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    from torchkiln.model.wrappers import unwrap_model
+
+    return unwrap_model(model)
+
+
+class BaseAveragedModel(nn.Module):
+    """A deep copy of a model whose weights are averaged over training steps.
+
+    Subclasses define :meth:`avg_func` (one tensor) and may override :meth:`average` (all
+    tensors at once, for speed). The first update copies the model; later updates average
+    every ``interval`` calls. Without ``update_buffers`` the buffers (BatchNorm statistics) are
+    copied from the model at every call instead of averaged.
+
+    :param model: the model to average (a wrapper is unwrapped).
+    :param interval: average every this many calls of :meth:`update_parameters`.
+    :param device: keep the averaged copy on this device (default: the model's).
+    :param update_buffers: average the floating-point buffers too.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        interval: int = 1,
+        device: torch.device | str | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(interval, int) or interval < 1:
+            raise ConfigError(f"{type(self).__name__}: interval must be a positive int, got {interval!r}")
+        self.module = copy.deepcopy(_unwrap(model)).requires_grad_(False)
+        self.interval = interval
+        if device is not None:
+            self.module.to(device)
+        self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device=device))
+        self.update_buffers = update_buffers
+        self._host_steps = 0  # mirrors ``steps`` so no update reads the device
+        self._avg_cache: tuple[list[str], list[torch.Tensor]] | None = None
+        self.register_load_state_dict_post_hook(_sync_host_steps)
+
+    # ------------------------------------------------------------------ tensors
+    def _avg_tensors(self) -> tuple[list[str], list[torch.Tensor]]:
+        if self._avg_cache is None:
+            if self.update_buffers:
+                named = list(self.module.state_dict(keep_vars=True).items())
+            else:
+                named = list(self.module.named_parameters())
+            # The tensors themselves (not ``.data`` aliases): they stay valid when their storage
+            # is swapped in and out (EMAHook evaluates with the averaged weights that way).
+            self._avg_cache = ([n for n, _ in named], [t for _, t in named])
+        return self._avg_cache
+
+    def _apply(self, fn: Any, recurse: bool = True) -> nn.Module:
+        self._avg_cache = None  # tensors may be replaced by a move or cast
+        return super()._apply(fn, recurse)
+
+    @property
+    def avg_parameters(self) -> dict[str, torch.Tensor]:
+        """The averaged tensors by name (parameters, plus buffers with ``update_buffers``)."""
+        names, tensors = self._avg_tensors()
+        return dict(zip(names, tensors))
+
+    # ------------------------------------------------------------------ averaging
+    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+        """Fold ``source_param`` into ``averaged_param`` in place.
+
+        :param averaged_param: the averaged tensor.
+        :param source_param: the model's current tensor (same device).
+        :param steps: the number of updates before this one.
+        """
+        raise NotImplementedError
+
+    def average(self, averaged: list[torch.Tensor], source: list[torch.Tensor], steps: int) -> None:
+        """Fold every source tensor into its averaged tensor (default: :meth:`avg_func` each).
+
+        :param averaged: the averaged floating-point tensors.
+        :param source: the model's matching tensors, on the same devices.
+        :param steps: the number of updates before this one.
+        """
+        for a, s in zip(averaged, source):
+            self.avg_func(a, s, steps)
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        """Fold ``model``'s current weights into the average (called once per training step).
+
+        :param model: the trained model (a wrapper is unwrapped).
+        """
+        model = _unwrap(model)
+        names, averaged = self._avg_tensors()
+        if self.update_buffers:
+            src_map = model.state_dict(keep_vars=True)
+        else:
+            src_map = dict(model.named_parameters())
+        try:
+            source = [src_map[n] for n in names]
+        except KeyError as exc:
+            raise ValueError(
+                f"{type(self).__name__}.update_parameters: the model has no tensor {exc.args[0]!r}; "
+                "it must have the same structure as the model the average was made from"
+            ) from None
+        source = [s if s.device == a.device else _to_device(s, a.device) for a, s in zip(averaged, source)]
+        steps = self._host_steps
+        if steps == 0:
+            _copy_all(averaged, source)
+        elif steps % self.interval == 0:
+            floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+            if len(floats) == len(averaged):
+                self.average(averaged, source, steps)
+            else:
+                self.average([averaged[i] for i in floats], [source[i] for i in floats], steps)
+                others = [i for i, a in enumerate(averaged) if not a.is_floating_point()]
+                _copy_all([averaged[i] for i in others], [source[i] for i in others])
+        if not self.update_buffers:
+            avg_bufs = [b for b in self.module.buffers()]
+            src_bufs = [b for b in model.buffers()]
+            if avg_bufs:
+                _copy_all(avg_bufs, [s if s.device == a.device else _to_device(s, a.device) for a, s in zip(avg_bufs, src_bufs)])
+        self._host_steps = steps + 1
+        self.steps.fill_(self._host_steps)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the averaged model."""
+        return self.module(*args, **kwargs)
+
+
+def _sync_host_steps(module: nn.Module, incompatible_keys: Any) -> None:
+    module._host_steps = int(module.steps)  # one read, at load time only
+    module._avg_cache = None
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    # Asynchronous only towards an accelerator: a copy to the host must be complete before
+    # the host-side average reads it.
+    return t.to(device, non_blocking=device.type != "cpu")
+
+
+def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    if not dst:
+        return
+    if hasattr(torch, "_foreach_copy_"):
+        torch._foreach_copy_(dst, src)
+    else:  # pragma: no cover - older torch
+        for d, s in zip(dst, src):
+            d.copy_(s)
+
+
+def _check_momentum(owner: str, momentum: float) -> None:
+    if not 0.0 < momentum < 1.0:
+        raise ConfigError(
+            f"{owner}: momentum must be in (0, 1), got {momentum}",
+            hint="averaged = (1 - momentum) * averaged + momentum * model; typical values are 0.0001-0.001",
+        )
+    if momentum > 0.5:
+        warnings.warn(
+            f"{owner}: momentum={momentum} weighs the model more than the average; the convention is "
+            f"averaged = (1 - momentum) * averaged + momentum * model (use {1 - momentum:g} for the "
+            "other convention)",
+            stacklevel=3,
+        )
+
+
+@MODELS.register_module()
+class ExponentialMovingAverage(BaseAveragedModel):
+    """Exponential moving average: ``averaged = (1 - momentum) * averaged + momentum * model``.
+
+    :param model: the model to average.
+    :param momentum: weight of the current model in each update.
+    :param interval: update every this many calls.
+    :param device: device of the averaged copy.
+    :param update_buffers: average buffers too.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        interval: int = 1,
+        device: torch.device | str | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        super().__init__(model, interval, device, update_buffers)
+        _check_momentum(type(self).__name__, momentum)
+        self.momentum = momentum
+
+    def _momentum(self, steps: int) -> float:
+        return self.momentum
+
+    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+        """``averaged += momentum * (source - averaged)``."""
+        averaged_param.lerp_(source_param, self._momentum(steps))
+
+    def average(self, averaged: list[torch.Tensor], source: list[torch.Tensor], steps: int) -> None:
+        """All tensors in one fused ``lerp``."""
+        if averaged:
+            torch._foreach_lerp_(averaged, source, self._momentum(steps))
+
+
+@MODELS.register_module()
+class MomentumAnnealingEMA(ExponentialMovingAverage):
+    """EMA whose momentum starts high and anneals: ``max(momentum, gamma / (gamma + steps))``.
+
+    Early averages follow the model closely; later ones settle at ``momentum``.
+
+    :param model: the model to average.
+    :param momentum: the final (smallest) momentum.
+    :param gamma: annealing speed; larger keeps the momentum high for longer.
+    :param interval: update every this many calls.
+    :param device: device of the averaged copy.
+    :param update_buffers: average buffers too.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        gamma: int = 100,
+        interval: int = 1,
+        device: torch.device | str | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        super().__init__(model, momentum, interval, device, update_buffers)
+        if gamma <= 0:
+            raise ConfigError(f"MomentumAnnealingEMA: gamma must be positive, got {gamma}")
+        self.gamma = gamma
+
+    def _momentum(self, steps: int) -> float:
+        return max(self.momentum, self.gamma / (self.gamma + steps))
+
+
+@MODELS.register_module()
+class StochasticWeightAverage(BaseAveragedModel):
+    """Stochastic weight averaging: the running mean of the models seen at each averaging step.
+
+    ``averaged += (model - averaged) / (steps // interval + 1)``.
+    """
+
+    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+        """Running-mean update."""
+        averaged_param.lerp_(source_param, 1.0 / (steps // self.interval + 1))
+
+    def average(self, averaged: list[torch.Tensor], source: list[torch.Tensor], steps: int) -> None:
+        """All tensors in one fused ``lerp``."""
+        if averaged:
+            torch._foreach_lerp_(averaged, source, 1.0 / (steps // self.interval + 1))

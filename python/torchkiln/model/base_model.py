@@ -1,0 +1,216 @@
+"""BaseModel: the model contract the runner drives (``train_step``, ``val_step``, ``test_step``).
+
+``forward(inputs, data_samples=None, mode='tensor')`` has three modes: ``'loss'`` returns a
+dict of loss tensors, ``'predict'`` the predictions given to the metrics, ``'tensor'`` the raw
+outputs. A dict batch is passed as keyword arguments, a tuple or list batch as positional
+arguments.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchkiln.errors import ConfigError
+from torchkiln.model.base_module import BaseModule
+from torchkiln.registry import MODELS
+
+__all__ = ["BaseModel", "parse_losses", "run_forward"]
+
+
+def _describe_batch(data: Any) -> str:
+    if isinstance(data, Mapping):
+        return "a dict with keys " + ", ".join(repr(k) for k in data)
+    if isinstance(data, (list, tuple)):
+        return f"a {type(data).__name__} of {len(data)} items"
+    return f"a {type(data).__name__}"
+
+
+def run_forward(
+    call: Callable[..., Any],
+    data: Any,
+    mode: str,
+    forward: Callable[..., Any],
+    owner: str,
+) -> Any:
+    """Call ``call(**data, mode=mode)`` for dict batches, ``call(*data, mode=mode)`` for sequences.
+
+    When the batch does not fit ``forward``'s signature, the ``TypeError`` says which model,
+    which signature and what the batch held (checked only after a failure, so free otherwise).
+
+    :param call: what to call (the model, or its DDP wrapper so gradient hooks fire).
+    :param data: the preprocessed batch.
+    :param mode: ``'loss'``, ``'predict'`` or ``'tensor'``.
+    :param forward: the ``forward`` whose signature the batch must fit.
+    :param owner: the model's class name, for messages.
+    """
+    if isinstance(data, Mapping):
+        args: tuple[Any, ...] = ()
+        kwargs: dict[str, Any] = dict(data)
+    elif isinstance(data, (list, tuple)):
+        args, kwargs = tuple(data), {}
+    else:
+        raise TypeError(
+            f"{owner}: the data preprocessor returned {_describe_batch(data)}; expected a dict "
+            "(passed to forward as keyword arguments) or a tuple/list (passed as positional arguments)"
+        )
+    try:
+        return call(*args, **kwargs, mode=mode)
+    except TypeError as exc:
+        try:
+            sig = inspect.signature(forward)
+        except (TypeError, ValueError):
+            raise exc from None
+        shown = sig.replace(
+            parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
+            return_annotation=inspect.Signature.empty,
+        )
+        try:
+            sig.bind(*args, **kwargs, mode=mode)
+        except TypeError as bind_error:
+            raise TypeError(
+                f"{owner}.forward{shown} cannot take the batch, {_describe_batch(data)}: {bind_error}; "
+                "make the dataset/collate output match forward's parameters, or adapt forward"
+            ) from exc
+        raise
+
+
+def parse_losses(
+    losses: Any, owner: str = "model"
+) -> tuple[torch.Tensor, OrderedDict[str, torch.Tensor]]:
+    """Sum the entries whose name contains ``'loss'``; return the total and detached log values.
+
+    Each value is a tensor (its mean is used) or a list of tensors (the sum of their means).
+    ``log_vars`` holds ``'loss'`` (the total) first, then every entry, all detached tensors on
+    the device: nothing here waits for the device; the logger reads them at log intervals.
+
+    :param losses: what ``forward(mode='loss')`` returned.
+    :param owner: the model's class name, for messages.
+    """
+    if not isinstance(losses, Mapping):
+        raise TypeError(
+            f"{owner}.forward(mode='loss') must return a dict of loss tensors (or lists of tensors), "
+            f"e.g. {{'loss': tensor}}; it returned {type(losses).__name__}"
+        )
+    reduced: list[tuple[str, torch.Tensor]] = []
+    for name, value in losses.items():
+        if isinstance(value, torch.Tensor):
+            v = _mean(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(t, torch.Tensor) for t in value):
+            v = _mean(value[0])
+            for t in value[1:]:
+                v = v + _mean(t)
+        else:
+            raise TypeError(
+                f"{owner}.forward(mode='loss') returned {name!r} as {type(value).__name__}; "
+                "expected a tensor or a non-empty list of tensors"
+            )
+        reduced.append((str(name), v))
+    terms = [v for name, v in reduced if "loss" in name]
+    if not terms:
+        raise ValueError(
+            f"{owner}.forward(mode='loss') returned no entry whose name contains 'loss' "
+            f"(got {[n for n, _ in reduced]}); the entries with 'loss' in their name are summed and optimised"
+        )
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=total.detach())
+    for name, v in reduced:
+        log_vars.setdefault(name, v.detach())
+    return total, log_vars
+
+
+def _mean(t: torch.Tensor) -> torch.Tensor:
+    if not (t.is_floating_point() or t.is_complex()):
+        t = t.float()
+    return t if t.dim() == 0 else t.mean()
+
+
+class BaseModel(BaseModule):
+    """Base class of models trained by the runner.
+
+    Subclasses implement :meth:`forward`; the steps below are usually inherited. A GAN-style
+    model overrides :meth:`train_step` and calls ``optim_wrapper['generator'].update_params``.
+
+    :param data_preprocessor: a preprocessor module or its config dict (built through
+        ``MODELS``); ``None`` means ``dict(type='BaseDataPreprocessor')``.
+    :param init_cfg: weight initialisation config(s), see :class:`BaseModule`.
+    """
+
+    def __init__(
+        self,
+        data_preprocessor: Mapping[str, Any] | nn.Module | None = None,
+        init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(init_cfg)
+        if data_preprocessor is None:
+            data_preprocessor = {"type": "BaseDataPreprocessor"}
+        if isinstance(data_preprocessor, nn.Module):
+            self.data_preprocessor = data_preprocessor
+        elif isinstance(data_preprocessor, Mapping):
+            self.data_preprocessor = MODELS.build(data_preprocessor)
+        else:
+            raise ConfigError(
+                f"{type(self).__name__}: data_preprocessor must be a config dict or an nn.Module, "
+                f"got {type(data_preprocessor).__name__}",
+                where="model.data_preprocessor",
+                hint="e.g. data_preprocessor=dict(type='ImgDataPreprocessor', mean=[0.5], std=[0.5])",
+            )
+
+    @abstractmethod
+    def forward(self, inputs: Any, data_samples: Any = None, mode: str = "tensor") -> Any:
+        """Run the model.
+
+        :param inputs: the batch inputs, as the data preprocessor returns them.
+        :param data_samples: annotations (labels, targets), if any.
+        :param mode: ``'loss'`` -> dict of losses; ``'predict'`` -> predictions for the metrics;
+            ``'tensor'`` -> raw outputs.
+        """
+
+    def train_step(self, data: Any, optim_wrapper: Any) -> OrderedDict[str, torch.Tensor]:
+        """One optimisation step: preprocess, forward in ``'loss'`` mode, update parameters.
+
+        :param data: the collated batch from the dataloader.
+        :param optim_wrapper: the optimizer wrapper (``optim_context``, ``update_params``).
+        :return: detached log values (``'loss'`` first), still on the device.
+        """
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode="loss")
+        parsed_losses, log_vars = self.parse_losses(losses)
+        optim_wrapper.update_params(parsed_losses)
+        return log_vars
+
+    def val_step(self, data: Any) -> Any:
+        """Preprocess (``training=False``) and forward in ``'predict'`` mode.
+
+        :param data: the collated batch.
+        """
+        data = self.data_preprocessor(data, False)
+        return self._run_forward(data, mode="predict")
+
+    def test_step(self, data: Any) -> Any:
+        """Preprocess (``training=False``) and forward in ``'predict'`` mode.
+
+        :param data: the collated batch.
+        """
+        data = self.data_preprocessor(data, False)
+        return self._run_forward(data, mode="predict")
+
+    def parse_losses(self, losses: Any) -> tuple[torch.Tensor, OrderedDict[str, torch.Tensor]]:
+        """Total loss and detached log values from ``forward(mode='loss')``'s dict.
+
+        :param losses: name -> tensor or list of tensors.
+        """
+        return parse_losses(losses, type(self).__name__)
+
+    def _run_forward(self, data: Any, mode: str) -> Any:
+        """Unpack the batch into ``forward``: ``**`` for dicts, ``*`` for tuples and lists."""
+        return run_forward(self, data, mode, self.forward, type(self).__name__)
