@@ -4,7 +4,8 @@ Both take ``inputs`` of shape (N, 64), (N, 8, 8) or (N, 1, 8, 8) and ``labels`` 
 
 - ``mode='tensor'`` returns the logits (N, num_classes);
 - ``mode='loss'`` returns ``{'loss': cross_entropy}``;
-- ``mode='predict'`` returns ``{'pred_scores': logits (detached), 'gt_labels': labels}``, the
+- ``mode='predict'`` returns ``{'pred_scores': logits (detached), 'gt_labels': labels}`` (plus
+  ``'loss'`` when labels are given, reported as ``val/loss``), the
   batch-level dict the built-in ``Accuracy`` metric reads (no per-sample Python objects).
 """
 
@@ -52,7 +53,11 @@ class _Classifier(BaseModel):
             if labels is None:
                 raise ValueError(f"{type(self).__name__}.forward(mode='loss') needs labels")
             return {"loss": F.cross_entropy(logits, labels)}
-        return {"pred_scores": logits.detach(), "gt_labels": labels}
+        outputs = {"pred_scores": logits.detach(), "gt_labels": labels}
+        if labels is not None:
+            # Reported as val/loss by the evaluation loops (accumulated on the device).
+            outputs["loss"] = F.cross_entropy(logits.float(), labels).detach()
+        return outputs
 
 
 @MODELS.register_module()
