@@ -1,0 +1,202 @@
+"""Type stubs of ``torchkiln._native``, the compiled Rust core (``rust/kiln-py``).
+
+Config engine
+-------------
+``load_config`` runs, in order: read the file (YAML/JSON/TOML by extension; ``.py`` through
+``load_python``), load and merge its ``_base_`` files (later bases win, the file merges on
+top; MMEngine ``{{_base_.x}}`` and ``{{$ENV:default}}`` placeholders are substituted here),
+apply ``overrides``, then interpolate ``${...}``. Overrides come before interpolation, so
+``${a}`` sees an overridden ``a``.
+
+Merge rules: maps merge key by key, anything else (lists included) replaces, and a child map
+with ``_delete_: true`` replaces its base map. ``_base_`` and ``_delete_`` never reach the
+result.
+
+Interpolation: a string that is exactly ``${a.b.0}`` takes the referenced value with its type
+(maps and lists included); inside a longer string the value is written as Python's ``str()``
+writes a scalar (``True``, ``None``, ``1e-05``) or in YAML flow style for lists and maps.
+``${env:NAME}`` / ``${env:NAME,default}`` read the environment (a whole-string env reference
+is typed like a YAML plain scalar). ``\\${`` is a literal ``${``.
+
+Overrides: ``a.b.c=value`` sets an existing key (list items by index), ``+a.b=value`` sets a
+key and creates missing maps on the way (``+list.N=value`` with ``N == len`` appends), ``~a.b``
+deletes. Values are YAML flow text (``3``, ``0.1``, ``true``, ``null``, ``[1, 2]``,
+``{a: 1}``, ``abc``); a bare comma list ``1,2`` is a list; a value replaces the old one
+entirely (maps are not merged).
+
+YAML follows the 1.2 core schema (``1e-4`` is a float, ``yes`` is a string); anchors,
+aliases and ``<<`` merge keys are supported, tags other than the core ones are errors.
+Keys are strings (dict keys of type int/float/bool/None given from Python become ``str()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from os import PathLike
+from typing import Any
+
+class ConfigLoadError(ValueError):
+    """A config could not be read, merged, overridden or interpolated.
+
+    ``str(e)`` is the full report (location, message, key path, hint); the parts are
+    attributes, each None when unknown (``message`` is always set).
+    """
+
+    message: str
+    file: str | None
+    line: int | None
+    col: int | None
+    key_path: str | None
+    hint: str | None
+
+class LoadedConfig:
+    """The result of :func:`load_config` / :func:`loads_config`."""
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The final config: plain dict/list/str/int/float/bool/None, insertion-ordered."""
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Dotted leaf path (list items by index) -> ``"/abs/a.yaml:12:3"``, ``"/abs/a.py"``
+        (no position for Python configs) or ``"--cfg-options a.b=3"``. Empty lists and maps
+        count as leaves. A value copied by a whole-string ``${...}`` is attributed to the
+        referencing line."""
+    @property
+    def referenced(self) -> list[str]:
+        """Dotted paths referenced by ``${...}`` and ``{{_base_....}}``, sorted, unique."""
+    @property
+    def files(self) -> list[str]:
+        """Every file read (absolute paths), in the order read, each once."""
+
+def load_config(
+    path: str | PathLike[str],
+    overrides: Sequence[str] | None = None,
+    *,
+    resolve_package: Callable[[str], str | PathLike[str] | None] | None = None,
+    load_python: Callable[[str], Mapping[str, Any]] | None = None,
+) -> LoadedConfig:
+    """Load a config file with its ``_base_`` chain, overrides and interpolation.
+
+    :param path: a ``.yaml``/``.yml``, ``.json``, ``.toml`` or ``.py`` file.
+    :param overrides: ``--cfg-options`` items, applied in order.
+    :param resolve_package: ``pkg -> directory`` for ``pkg::path/in/package.yaml`` bases;
+        returning None means "unknown package".
+    :param load_python: ``path -> dict`` executing a ``.py`` config.
+    :raises ConfigLoadError: for any config mistake.
+    :raises Exception: an exception raised by a callback propagates unchanged.
+    """
+
+def loads_config(
+    text: str,
+    fmt: str = "yaml",
+    overrides: Sequence[str] | None = None,
+    *,
+    base_dir: str | PathLike[str] | None = None,
+    resolve_package: Callable[[str], str | PathLike[str] | None] | None = None,
+    load_python: Callable[[str], Mapping[str, Any]] | None = None,
+) -> LoadedConfig:
+    """Like :func:`load_config` for text in ``fmt`` (``yaml``/``yml``, ``json``, ``toml``).
+
+    Relative ``_base_`` paths start at ``base_dir`` (the current directory when None); the
+    text itself is named ``<string>`` in errors and provenance and is not listed in ``files``.
+
+    :raises ValueError: for an unknown ``fmt``.
+    """
+
+def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``child`` merged onto ``base`` with the config rules (``_delete_`` honoured
+    and removed). Tuples become lists.
+
+    :raises TypeError: for values a config cannot hold.
+    """
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A new dict: ``data`` with ``overrides`` applied in order.
+
+    :raises ConfigLoadError: for a bad override (with ``key_path`` and a did-you-mean hint).
+    """
+
+def interpolate(data: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``data`` with every ``${...}`` resolved.
+
+    :raises ConfigLoadError: for a missing reference or a cycle (``key_path`` names the
+        referencing key).
+    """
+
+def dump_yaml(data: object) -> str:
+    """Deterministic block-style YAML (keys in insertion order, two-space indents, strings
+    quoted when needed) that :func:`parse_yaml` reads back to equal data."""
+
+def parse_yaml(text: str, filename: str = "<string>") -> Any:
+    """Parse one YAML document (no ``_base_``, no interpolation); an empty document is None.
+
+    :raises ConfigLoadError: for invalid YAML, duplicate keys or a second document.
+    """
+
+class LogBuffer:
+    """Per-key scalar histories in bounded rings of f64.
+
+    ``update`` appends a value with weight ``count`` (the value is the mean of ``count``
+    samples) in O(1); the ring keeps the last ``capacity`` entries. ``mean`` is the
+    count-weighted mean ``sum(v * c) / sum(c)`` of the last ``window`` entries (all retained
+    ones when ``window`` is None; larger windows are clamped); ``min``/``max``/``median``
+    ignore counts (the median of an even number of values is the mean of the middle two).
+    ``global_mean`` and ``count`` cover every update ever made. A key never updated raises
+    ``KeyError``; a ``window`` below 1 raises ``ValueError``.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None: ...
+    @property
+    def capacity(self) -> int:
+        """Entries kept per key."""
+    def update(self, key: str, value: float, count: int = 1) -> None: ...
+    def update_many(self, values: Mapping[str, float], count: int = 1) -> None: ...
+    def current(self, key: str) -> float: ...
+    def mean(self, key: str, window: int | None = None) -> float: ...
+    def min(self, key: str, window: int | None = None) -> float: ...
+    def max(self, key: str, window: int | None = None) -> float: ...
+    def median(self, key: str, window: int | None = None) -> float: ...
+    def global_mean(self, key: str) -> float: ...
+    def count(self, key: str) -> int: ...
+    def keys(self) -> list[str]:
+        """Keys in first-update order."""
+    def data(self, key: str) -> tuple[list[float], list[int]]:
+        """The retained values and counts, oldest first."""
+    def key_state_dict(self, key: str) -> dict[str, Any]:
+        """``{"values": [...], "counts": [...], "global_sum": float, "global_count": int}``."""
+    def load_key_state_dict(self, key: str, state: Mapping[str, Any]) -> None:
+        """Replace one key's history (the newest ``capacity`` entries are kept)."""
+    def state_dict(self) -> dict[str, Any]:
+        """``{"capacity": int, "keys": {key: key_state_dict(key)}}``: bounded by capacity."""
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace every key's history by a :meth:`state_dict`."""
+    def clear(self) -> None:
+        """Forget every key."""
+    def __contains__(self, key: object) -> bool: ...
+    def __len__(self) -> int: ...
+
+class JsonlSink:
+    """A JSON-lines file written by a background thread.
+
+    ``write`` only queues the line in memory (it never waits on the disk); a background
+    thread appends queued lines every ``flush_interval_s`` seconds, or as soon as
+    ``max_buffered`` lines are queued. The file is opened for appending.
+    """
+
+    def __init__(self, path: str | PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def write(self, line: str) -> None:
+        """Queue one line (one JSON object; a trailing newline is added).
+
+        :raises ValueError: when the sink is closed or the line holds a newline.
+        :raises OSError: when an earlier background write failed.
+        """
+    def flush(self) -> None:
+        """Write every queued line to disk and return when done."""
+    def close(self) -> None:
+        """Flush, stop the thread and close the file; calling it again does nothing."""
+    def __enter__(self) -> JsonlSink: ...
+    def __exit__(self, *exc: object) -> None: ...

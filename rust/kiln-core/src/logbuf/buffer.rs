@@ -1,0 +1,297 @@
+//! Per-key scalar histories in bounded rings.
+//!
+//! `update(key, value, count)` records `value` as the mean of `count` samples. The ring of a
+//! key keeps its last `capacity` entries; window statistics read them: `mean` is the
+//! count-weighted mean `sum(v * c) / sum(c)`, `min`/`max`/`median` ignore counts. The global
+//! sums (`global_mean`, `count`) cover every update ever made.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use indexmap::IndexMap;
+
+/// Why a statistic could not be computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogBufferError {
+    /// The key was never updated.
+    MissingKey(String),
+    /// A window below 1.
+    BadWindow(i64),
+    /// A state with as many values as counts was expected.
+    BadState(String),
+}
+
+impl fmt::Display for LogBufferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogBufferError::MissingKey(k) => write!(f, "no scalar named '{k}' has been logged"),
+            LogBufferError::BadWindow(w) => write!(f, "window must be a positive int or None, got {w}"),
+            LogBufferError::BadState(m) => write!(f, "invalid log buffer state: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for LogBufferError {}
+
+type Result<T> = std::result::Result<T, LogBufferError>;
+
+/// The history of one key: the retained entries and the running sums.
+#[derive(Clone, Debug)]
+pub struct Series {
+    values: VecDeque<f64>,
+    counts: VecDeque<i64>,
+    global_sum: f64,
+    global_count: i64,
+}
+
+/// Plain-data state of one key, bounded by the ring capacity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyState {
+    /// Retained values, oldest first.
+    pub values: Vec<f64>,
+    /// Their counts.
+    pub counts: Vec<i64>,
+    /// `sum(value * count)` over every update.
+    pub global_sum: f64,
+    /// `sum(count)` over every update.
+    pub global_count: i64,
+}
+
+impl Series {
+    fn new(capacity: usize) -> Self {
+        Series {
+            values: VecDeque::with_capacity(capacity.min(4096)),
+            counts: VecDeque::with_capacity(capacity.min(4096)),
+            global_sum: 0.0,
+            global_count: 0,
+        }
+    }
+
+    /// O(1): append, dropping the oldest entry when the ring is full.
+    fn push(&mut self, capacity: usize, value: f64, count: i64) {
+        if self.values.len() == capacity {
+            self.values.pop_front();
+            self.counts.pop_front();
+        }
+        self.values.push_back(value);
+        self.counts.push_back(count);
+        self.global_sum += value * count as f64;
+        self.global_count += count;
+    }
+
+    /// Index of the first entry of the last `window` ones.
+    fn start(&self, window: Option<i64>) -> Result<usize> {
+        match window {
+            None => Ok(0),
+            Some(w) if w < 1 => Err(LogBufferError::BadWindow(w)),
+            Some(w) => Ok(self.values.len().saturating_sub(w as usize)),
+        }
+    }
+
+    fn window_values(&self, window: Option<i64>) -> Result<impl Iterator<Item = f64> + '_> {
+        let start = self.start(window)?;
+        Ok(self.values.range(start..).copied())
+    }
+
+    pub fn current(&self) -> f64 {
+        self.values.back().copied().unwrap_or(f64::NAN)
+    }
+
+    pub fn mean(&self, window: Option<i64>) -> Result<f64> {
+        let start = self.start(window)?;
+        let (mut total, mut weight) = (0.0, 0i64);
+        for (v, c) in self.values.range(start..).zip(self.counts.range(start..)) {
+            total += v * *c as f64;
+            weight += c;
+        }
+        Ok(if weight == 0 { f64::NAN } else { total / weight as f64 })
+    }
+
+    pub fn min(&self, window: Option<i64>) -> Result<f64> {
+        Ok(self.window_values(window)?.fold(f64::INFINITY, f64::min))
+    }
+
+    pub fn max(&self, window: Option<i64>) -> Result<f64> {
+        Ok(self.window_values(window)?.fold(f64::NEG_INFINITY, f64::max))
+    }
+
+    /// The middle value; for an even number of values, the mean of the middle two.
+    pub fn median(&self, window: Option<i64>) -> Result<f64> {
+        let mut v: Vec<f64> = self.window_values(window)?.collect();
+        if v.is_empty() {
+            return Ok(f64::NAN);
+        }
+        v.sort_unstable_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        Ok(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+    }
+
+    pub fn global_mean(&self) -> f64 {
+        if self.global_count == 0 { f64::NAN } else { self.global_sum / self.global_count as f64 }
+    }
+
+    pub fn count(&self) -> i64 {
+        self.global_count
+    }
+
+    pub fn state(&self) -> KeyState {
+        KeyState {
+            values: self.values.iter().copied().collect(),
+            counts: self.counts.iter().copied().collect(),
+            global_sum: self.global_sum,
+            global_count: self.global_count,
+        }
+    }
+}
+
+/// Bounded per-key scalar histories; keys in first-update order.
+#[derive(Clone, Debug)]
+pub struct LogBuffer {
+    capacity: usize,
+    series: IndexMap<String, Series>,
+}
+
+impl LogBuffer {
+    /// A buffer keeping `capacity` entries per key (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        LogBuffer { capacity: capacity.max(1), series: IndexMap::new() }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// O(1): record `value` as the mean of `count` samples.
+    pub fn update(&mut self, key: &str, value: f64, count: i64) {
+        let cap = self.capacity;
+        match self.series.get_mut(key) {
+            Some(s) => s.push(cap, value, count),
+            None => {
+                let mut s = Series::new(cap);
+                s.push(cap, value, count);
+                self.series.insert(key.to_string(), s);
+            }
+        }
+    }
+
+    /// The history of `key`.
+    pub fn get(&self, key: &str) -> Result<&Series> {
+        self.series.get(key).ok_or_else(|| LogBufferError::MissingKey(key.to_string()))
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.series.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.series.keys().map(String::as_str)
+    }
+
+    pub fn clear(&mut self) {
+        self.series.clear();
+    }
+
+    /// Replace the history of `key` by `state`, keeping its newest `capacity` entries.
+    pub fn load_key_state(&mut self, key: &str, state: KeyState) -> Result<()> {
+        if state.values.len() != state.counts.len() {
+            return Err(LogBufferError::BadState(format!(
+                "'{key}' has {} values but {} counts",
+                state.values.len(),
+                state.counts.len()
+            )));
+        }
+        let skip = state.values.len().saturating_sub(self.capacity);
+        let mut s = Series::new(self.capacity);
+        s.values.extend(state.values.into_iter().skip(skip));
+        s.counts.extend(state.counts.into_iter().skip(skip));
+        s.global_sum = state.global_sum;
+        s.global_count = state.global_count;
+        self.series.insert(key.to_string(), s);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn window_statistics() {
+        let mut b = LogBuffer::new(10);
+        for v in [5.0, 1.0, 4.0, 2.0, 3.0] {
+            b.update("loss", v, 1);
+        }
+        let s = b.get("loss").unwrap();
+        assert_eq!(s.current(), 3.0);
+        assert!(close(s.mean(None).unwrap(), 3.0));
+        assert!(close(s.mean(Some(2)).unwrap(), 2.5));
+        assert_eq!(s.min(None).unwrap(), 1.0);
+        assert_eq!(s.min(Some(3)).unwrap(), 2.0);
+        assert_eq!(s.max(Some(3)).unwrap(), 4.0);
+        assert_eq!(s.median(None).unwrap(), 3.0);
+        assert_eq!(s.median(Some(4)).unwrap(), 2.5);
+        assert_eq!(s.mean(Some(100)).unwrap(), s.mean(None).unwrap());
+        assert_eq!(s.mean(Some(0)), Err(LogBufferError::BadWindow(0)));
+        assert!(matches!(b.get("nope"), Err(LogBufferError::MissingKey(_))));
+    }
+
+    #[test]
+    fn capacity_wraps_but_global_stats_do_not() {
+        let mut b = LogBuffer::new(3);
+        for i in 1..=10 {
+            b.update("x", i as f64, 1);
+        }
+        let s = b.get("x").unwrap();
+        assert_eq!(s.state().values, vec![8.0, 9.0, 10.0]);
+        assert!(close(s.mean(None).unwrap(), 9.0));
+        assert_eq!(s.min(None).unwrap(), 8.0);
+        assert!(close(s.global_mean(), 5.5));
+        assert_eq!(s.count(), 10);
+    }
+
+    #[test]
+    fn counts_weight_the_means() {
+        let mut b = LogBuffer::new(2);
+        b.update("acc", 0.5, 4);
+        b.update("acc", 1.0, 1);
+        b.update("acc", 0.0, 5);
+        let s = b.get("acc").unwrap();
+        // Window holds (1.0, 1) and (0.0, 5).
+        assert!(close(s.mean(None).unwrap(), 1.0 / 6.0));
+        // Global: (0.5*4 + 1.0*1 + 0*5) / 10.
+        assert!(close(s.global_mean(), 0.3));
+        assert_eq!(s.count(), 10);
+    }
+
+    #[test]
+    fn state_round_trip_and_trimming() {
+        let mut b = LogBuffer::new(4);
+        for i in 0..6 {
+            b.update("a", i as f64, 2);
+        }
+        b.update("b", 7.0, 1);
+        let state = b.get("a").unwrap().state();
+        let mut c = LogBuffer::new(4);
+        c.load_key_state("a", state.clone()).unwrap();
+        assert_eq!(c.get("a").unwrap().state(), state);
+        let mut small = LogBuffer::new(2);
+        small.load_key_state("a", state.clone()).unwrap();
+        assert_eq!(small.get("a").unwrap().state().values, vec![4.0, 5.0]);
+        assert!(close(small.get("a").unwrap().global_mean(), 2.5));
+        let bad = KeyState { values: vec![1.0], counts: vec![], global_sum: 0.0, global_count: 0 };
+        assert!(matches!(small.load_key_state("z", bad), Err(LogBufferError::BadState(_))));
+        assert_eq!(b.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+}

@@ -1,0 +1,172 @@
+//! Config functions of `torchkiln._native`: load, merge, override, interpolate, dump, parse.
+
+use std::path::PathBuf;
+
+use kiln_core::config::{self as core, Format, Kind, Value};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{from_py, map_to_py, to_py};
+use crate::errors::{config_error, conv_type_error, no_panic};
+use crate::host::PyHost;
+
+/// The result of `load_config`: the final tree, where each leaf came from, which paths were
+/// referenced by interpolation, and which files were read.
+#[pyclass(frozen, module = "torchkiln._native")]
+pub struct LoadedConfig {
+    /// The final config as plain Python objects.
+    #[pyo3(get)]
+    data: Py<PyDict>,
+    /// Dotted leaf path -> "file:line:col", "file" or "--cfg-options KEY=VALUE".
+    #[pyo3(get)]
+    provenance: Py<PyDict>,
+    /// Dotted paths referenced by `${...}` and `{{_base_....}}`, sorted.
+    #[pyo3(get)]
+    referenced: Py<PyList>,
+    /// Every file read, in the order read.
+    #[pyo3(get)]
+    files: Py<PyList>,
+}
+
+#[pymethods]
+impl LoadedConfig {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "LoadedConfig(keys={}, files={}, referenced={})",
+            self.data.bind(py).len(),
+            self.files.bind(py).len(),
+            self.referenced.bind(py).len()
+        )
+    }
+}
+
+fn loaded_to_py(py: Python<'_>, l: core::Loaded) -> PyResult<LoadedConfig> {
+    let data = match &l.value.kind {
+        Kind::Map(m) => map_to_py(py, m)?,
+        _ => PyDict::new(py),
+    };
+    let provenance = PyDict::new(py);
+    for (k, v) in &l.provenance {
+        provenance.set_item(k, v)?;
+    }
+    Ok(LoadedConfig {
+        data: data.unbind(),
+        provenance: provenance.unbind(),
+        referenced: PyList::new(py, &l.referenced)?.unbind(),
+        files: PyList::new(py, &l.files)?.unbind(),
+    })
+}
+
+fn optional_callable<'py>(obj: Option<Bound<'py, PyAny>>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match obj {
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) if !o.is_callable() => Err(PyTypeError::new_err(format!("{name} must be callable or None"))),
+        other => Ok(other),
+    }
+}
+
+/// Load a config file: read it, resolve `_base_`, merge, apply overrides, interpolate.
+#[pyfunction]
+#[pyo3(signature = (path, overrides = None, *, resolve_package = None, load_python = None))]
+pub fn load_config<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    overrides: Option<Vec<String>>,
+    resolve_package: Option<Bound<'py, PyAny>>,
+    load_python: Option<Bound<'py, PyAny>>,
+) -> PyResult<LoadedConfig> {
+    let mut host = PyHost::new(
+        optional_callable(resolve_package, "resolve_package")?,
+        optional_callable(load_python, "load_python")?,
+    );
+    let overrides = overrides.unwrap_or_default();
+    no_panic(py, || match core::load_file(&path, &overrides, &mut host) {
+        Ok(l) => loaded_to_py(py, l),
+        Err(e) => Err(host.into_pyerr(py, e)),
+    })
+}
+
+/// Load a config given as text (`fmt`: yaml, json or toml); relative `_base_` paths start at
+/// `base_dir` (the current directory when None).
+#[pyfunction]
+#[pyo3(signature = (text, fmt = "yaml", overrides = None, *, base_dir = None, resolve_package = None, load_python = None))]
+pub fn loads_config<'py>(
+    py: Python<'py>,
+    text: &str,
+    fmt: &str,
+    overrides: Option<Vec<String>>,
+    base_dir: Option<PathBuf>,
+    resolve_package: Option<Bound<'py, PyAny>>,
+    load_python: Option<Bound<'py, PyAny>>,
+) -> PyResult<LoadedConfig> {
+    let format = Format::from_name(fmt).ok_or_else(|| {
+        PyValueError::new_err(format!("unknown config format {fmt:?}: expected 'yaml', 'json' or 'toml'"))
+    })?;
+    let mut host = PyHost::new(
+        optional_callable(resolve_package, "resolve_package")?,
+        optional_callable(load_python, "load_python")?,
+    );
+    let overrides = overrides.unwrap_or_default();
+    no_panic(py, || match core::load_str(text, format, base_dir.as_deref(), &overrides, &mut host) {
+        Ok(l) => loaded_to_py(py, l),
+        Err(e) => Err(host.into_pyerr(py, e)),
+    })
+}
+
+fn dict_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Value> {
+    if !obj.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!("{name} must be a dict, not {}", obj.get_type())));
+    }
+    from_py(obj).map_err(|e| conv_type_error(e, name))
+}
+
+/// Merge `child` onto `base` with the config rules (maps merge, anything else replaces,
+/// `_delete_: true` replaces the base map); returns a new dict.
+#[pyfunction]
+pub fn merge<'py>(py: Python<'py>, base: &Bound<'py, PyAny>, child: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let b = dict_arg(base, "base")?;
+    let c = dict_arg(child, "child")?;
+    no_panic(py, || to_py(py, &core::merge::merge(b, c)))
+}
+
+/// Apply `--cfg-options` style overrides to a copy of `data`.
+#[pyfunction]
+pub fn apply_overrides<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    overrides: Vec<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut v = dict_arg(data, "data")?;
+    no_panic(py, || {
+        core::apply_overrides(&mut v, &overrides).map_err(|e| config_error(py, &e))?;
+        to_py(py, &v)
+    })
+}
+
+/// Resolve `${...}` references in a copy of `data`.
+#[pyfunction]
+pub fn interpolate<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let v = dict_arg(data, "data")?;
+    no_panic(py, || {
+        let out = core::interpolate_value(v).map_err(|e| config_error(py, &e))?;
+        to_py(py, &out)
+    })
+}
+
+/// Dump plain data as deterministic block-style YAML that reads back to the same data.
+#[pyfunction]
+pub fn dump_yaml(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<String> {
+    let v = from_py(data).map_err(|e| conv_type_error(e, "data"))?;
+    no_panic(py, || Ok(core::dump_yaml(&v)))
+}
+
+/// Parse one YAML document (no inheritance, no interpolation); duplicate keys are errors.
+#[pyfunction]
+#[pyo3(signature = (text, filename = "<string>"))]
+pub fn parse_yaml<'py>(py: Python<'py>, text: &str, filename: &str) -> PyResult<Bound<'py, PyAny>> {
+    no_panic(py, || {
+        let v = core::parse::parse_yaml_str(text, filename).map_err(|e| config_error(py, &e))?;
+        to_py(py, &v)
+    })
+}
