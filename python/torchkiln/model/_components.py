@@ -15,6 +15,7 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "StochasticWeightAverage": f"{_AV}:StochasticWeightAverage",
         "DigitsMLP": "torchkiln.model.demo_models:DigitsMLP",
         "DigitsCNN": "torchkiln.model.demo_models:DigitsCNN",
+        "DigitsGAN": "torchkiln.model.demo_gan:DigitsGAN",
     },
     "MODEL_WRAPPERS": {
         "KilnDistributedDataParallel": f"{_WR}:KilnDistributedDataParallel",
