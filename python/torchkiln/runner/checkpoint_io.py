@@ -92,11 +92,18 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
 
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}", hint="check the path, or use resume: true to pick up work_dir/last_checkpoint")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it is not a torch.save file (truncated, corrupt or another format)",
+            hint="pick a .pth file written by torchkiln or torch.save",
+        )
     try:
         obj = torch.load(path, map_location=map_location, weights_only=weights_only)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if weights_only and "weights_only" in str(exc):
+        if weights_only and "Weights only load failed" in str(exc) and "Unsupported" in str(exc):
             raise CheckpointError(
                 f"checkpoint {path} holds objects that cannot be loaded safely: {text}",
                 hint="only load files you trust with weights_only=False",
