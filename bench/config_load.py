@@ -1,0 +1,227 @@
+"""Time loading a realistic multi-file config: torchkiln vs pure Python vs MMEngine.
+
+The set is ``configs/bench/``: a detection-style child inheriting four bases (a model with
+backbone, neck and nested heads; a dataset with train/test pipelines and interpolated user
+variables; a schedule; a runtime), overriding some keys. Each call loads the child with its
+bases, merges, interpolates and applies three overrides:
+
+- ``torchkiln``: ``torchkiln.config.load`` (the Rust core, wrapped in a ``Config``), also
+  on the ``.py`` set (each file run by Python, merged by the Rust core), and the bare
+  ``torchkiln._native.load_config`` without the ``Config`` wrapper;
+- ``pure Python``: ``yaml`` (its C loader when available) with a recursive dict merge,
+  ``_delete_``, ``${...}`` interpolation and the same overrides, written plainly here;
+- ``mmengine``: ``mmengine.Config.fromfile`` on the same set written as ``.py`` files
+  (``configs/bench/py/``) and ``merge_from_dict`` with the same overrides, when installed.
+
+Run ``python bench/config_load.py`` (``--markdown`` for a table to paste into
+docs/benchmarks.md). Timings never gate tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+CHILD = ROOT / "configs" / "bench" / "faster_rcnn_r50_fpn_1x_coco.yaml"
+CHILD_PY = ROOT / "configs" / "bench" / "py" / "faster_rcnn_r50_fpn_1x_coco.py"
+OVERRIDES = [
+    "train_cfg.max_epochs=24",
+    "optim_wrapper.optimizer.lr=0.04",
+    "param_scheduler.1.milestones=[16,22]",
+]
+OVERRIDES_DICT: dict[str, Any] = {
+    "train_cfg.max_epochs": 24,
+    "optim_wrapper.optimizer.lr": 0.04,
+    "param_scheduler.1.milestones": [16, 22],
+}
+
+
+# ---------------------------------------------------------------------- the pure-Python path
+def _pure_python_loader() -> Callable[[], dict[str, Any]]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    ref = re.compile(r"\$\{([^}]+)\}")
+
+    def read(path: Path) -> dict[str, Any]:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.load(fh, Loader=loader) or {}
+        bases = data.pop("_base_", [])
+        if isinstance(bases, str):
+            bases = [bases]
+        merged: dict[str, Any] = {}
+        for base in bases:
+            merged = merge(merged, read(path.parent / base))
+        return merge(merged, data)
+
+    def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in child.items():
+            if isinstance(value, dict):
+                value = dict(value)
+                if value.pop("_delete_", False) or not isinstance(out.get(key), dict):
+                    out[key] = merge({}, value)
+                else:
+                    out[key] = merge(out[key], value)
+            else:
+                out[key] = value
+        return out
+
+    def lookup(root: dict[str, Any], dotted: str) -> Any:
+        if dotted.startswith("env:"):
+            name, _, default = dotted[4:].partition(",")
+            return os.environ.get(name, default)
+        node: Any = root
+        for part in dotted.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    def interpolate(node: Any, root: dict[str, Any]) -> Any:
+        if isinstance(node, dict):
+            return {k: interpolate(v, root) for k, v in node.items()}
+        if isinstance(node, list):
+            return [interpolate(v, root) for v in node]
+        if isinstance(node, str) and "${" in node:
+            whole = ref.fullmatch(node)
+            if whole:
+                return interpolate(lookup(root, whole.group(1)), root)
+            return ref.sub(lambda m: str(interpolate(lookup(root, m.group(1)), root)), node)
+        return node
+
+    def override(root: dict[str, Any], text: str) -> None:
+        dotted, _, raw = text.partition("=")
+        value = yaml.load(raw, Loader=loader)
+        *parents, last = dotted.split(".")
+        node: Any = root
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            if last not in node:
+                raise KeyError(dotted)
+            node[last] = value
+
+    def load() -> dict[str, Any]:
+        data = read(CHILD)
+        for text in OVERRIDES:
+            override(data, text)
+        return interpolate(data, data)
+
+    return load
+
+
+# ---------------------------------------------------------------------- the contenders
+def contenders() -> tuple[list[tuple[str, Callable[[], Any]]], list[str]]:
+    """``[(label, call)]`` for every path available here, and notes on those skipped."""
+    out: list[tuple[str, Callable[[], Any]]] = []
+    skipped: list[str] = []
+    try:
+        from torchkiln import _native
+        from torchkiln.config import load
+        from torchkiln.config.loader import _callbacks
+
+        out.append(("torchkiln.config.load", lambda: load(CHILD, OVERRIDES)))
+        out.append(("torchkiln.config.load (.py set)", lambda: load(CHILD_PY, OVERRIDES)))
+        child = str(CHILD)
+        callbacks = _callbacks()
+        out.append(("torchkiln._native.load_config", lambda: _native.load_config(child, OVERRIDES, **callbacks)))
+    except ImportError as exc:
+        skipped.append(f"torchkiln: {exc} (build the extension first)")
+    try:
+        import yaml
+
+        reader = "PyYAML CSafeLoader" if hasattr(yaml, "CSafeLoader") else "PyYAML SafeLoader"
+        out.append((f"pure Python ({reader} + dict merge)", _pure_python_loader()))
+    except ImportError:
+        skipped.append("pure Python: PyYAML is not installed")
+    try:
+        from mmengine.config import Config as MMConfig
+
+        def mmengine_load() -> Any:
+            cfg = MMConfig.fromfile(str(CHILD_PY))
+            cfg.merge_from_dict(OVERRIDES_DICT)
+            return cfg
+
+        out.append(("mmengine.Config.fromfile (.py set)", mmengine_load))
+    except ImportError:
+        skipped.append("mmengine: not installed (pip install 'torchkiln[bench]')")
+    return out, skipped
+
+
+def check_agreement() -> str:
+    """Whether torchkiln and the pure-Python path produce the same data."""
+    try:
+        from torchkiln.config import load
+
+        ours = load(CHILD, OVERRIDES).to_dict()
+        theirs = _pure_python_loader()()
+    except Exception as exc:  # noqa: BLE001 - the table still prints
+        return f"not checked ({type(exc).__name__})"
+    return "yes" if ours == theirs else "NO"
+
+
+def measure(call: Callable[[], Any], number: int, repeat: int) -> list[float]:
+    """Per-call times in milliseconds, one per repeat (each the mean of ``number`` calls)."""
+    call()  # warm caches (imports, entry points)
+    times = timeit.repeat(call, number=number, repeat=repeat)
+    return [t / number * 1000.0 for t in times]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--number", type=int, default=20, help="calls per timing sample")
+    parser.add_argument("--repeat", type=int, default=30, help="timing samples per contender")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = parser.parse_args(argv)
+
+    rows = []
+    found, skipped = contenders()
+    for label, call in found:
+        number = max(1, args.number // 10) if label.startswith("mmengine") else args.number
+        samples = measure(call, number, args.repeat)
+        rows.append((label, statistics.fmean(samples), statistics.median(samples), min(samples)))
+    if not rows:
+        print("nothing to measure: " + "; ".join(skipped))
+        return 1
+    base = rows[0][2]  # the first row's median (torchkiln.config.load when built)
+    files = 1 + sum(1 for _ in (CHILD.parent / "_base_").rglob("*.yaml"))
+    title = (
+        f"config load + merge + {len(OVERRIDES)} overrides: {CHILD.relative_to(ROOT)} ({files} files); "
+        f"{args.repeat} samples x {args.number} calls; Python {platform.python_version()}, {platform.machine()}"
+    )
+    agree = check_agreement()
+    if args.markdown:
+        print(f"<!-- {title} -->")
+        print("| path | mean (ms) | median (ms) | min (ms) | median vs torchkiln |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for label, mean, median, best in rows:
+            print(f"| {label} | {mean:.3f} | {median:.3f} | {best:.3f} | {median / base:.1f}x |")
+        print()
+        print(f"Same result from torchkiln and the pure-Python path: {agree}.")
+    else:
+        print(title)
+        width = max(len(r[0]) for r in rows)
+        print(f"{'path'.ljust(width)}  {'mean ms':>9}  {'median ms':>9}  {'min ms':>9}  {'vs torchkiln':>12}")
+        for label, mean, median, best in rows:
+            print(f"{label.ljust(width)}  {mean:9.3f}  {median:9.3f}  {best:9.3f}  {median / base:11.1f}x")
+        print(f"same result from torchkiln and pure Python: {agree}")
+    for note in skipped:
+        print(f"- skipped: {note}" if args.markdown else f"skipped: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The ``torchkiln`` command line: train, val, test, config show/validate, plugins.
+
+Exit codes: 0 ok, 1 internal error, 2 config or usage error, 3 plugin error, 130 interrupted.
+A user error prints ``error: <message>`` (with where and a hint) and no traceback unless
+``--debug``. ``--help``, ``config show`` and ``plugins`` never import torch; everything heavy
+is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from torchkiln.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    TorchkilnError,
+    UsageError,
+    did_you_mean,
+)
+
+__all__ = ["build_parser", "main"]
+
+PROG = "torchkiln"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"see `{self.prog} --help`"
+        choice = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            options = [o.strip().strip("'") for o in choice.group(2).split(",")]
+            suggestion = did_you_mean(choice.group(1), options)
+            if suggestion:
+                hint = f"{suggestion} {hint}"
+        if "required: CONFIG" in message:
+            hint = "give the config file first: --cfg-options takes every word after it; " + hint
+        raise UsageError(message, where=self.prog, hint=hint)
+
+
+# ---------------------------------------------------------------------- arguments
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="the config file (.yaml, .yml, .json, .toml or .py)")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config values: a.b=1 (existing key), +a.b=1 (new key), ~a.b (delete); "
+        "values are YAML, e.g. param_scheduler.0.milestones=[8,11]",
+    )
+
+
+def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks for errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``torchkiln`` command."""
+    from torchkiln import __version__
+
+    parser = _Parser(prog=PROG, description="torchkiln: a plugin-based training engine for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _add_debug(parser, False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def run_parser(name: str, help_text: str, checkpoint: bool) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _add_config_args(sub)
+        if checkpoint:
+            sub.add_argument("--checkpoint", required=True, metavar="CKPT", help="the checkpoint to evaluate")
+        sub.add_argument("--work-dir", metavar="DIR", help="where logs and checkpoints go (default: config's work_dir)")
+        sub.add_argument(
+            "--launcher",
+            choices=["none", "pytorch", "slurm", "mpi"],
+            help="how processes were started (default: the config's launcher)",
+        )
+        _add_debug(sub, argparse.SUPPRESS)
+        return sub
+
+    train = run_parser("train", "Train a model from a config.", checkpoint=False)
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CKPT",
+        help="resume from CKPT, or from the latest checkpoint in work_dir when CKPT is left out",
+    )
+    train.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper)")
+    train.add_argument("--dry-run", action="store_true", help="build everything, run one train and one val iteration")
+    train.set_defaults(handler=_cmd_run)
+    run_parser("val", "Evaluate a checkpoint on the validation set.", checkpoint=True).set_defaults(handler=_cmd_run)
+    run_parser("test", "Evaluate a checkpoint on the test set.", checkpoint=True).set_defaults(handler=_cmd_run)
+
+    config = commands.add_parser("config", help="Show or validate a config.", description="Show or validate a config.")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
+    config_commands.required = True
+    show = config_commands.add_parser(
+        "show", help="Print the final config as YAML.",
+        description="Print the config after _base_ merging, interpolation and overrides, as YAML.",
+    )
+    _add_config_args(show)
+    show.add_argument("--provenance", action="store_true", help="annotate each value with the file:line that set it")
+    _add_debug(show, argparse.SUPPRESS)
+    show.set_defaults(handler=_cmd_config_show)
+    check = config_commands.add_parser(
+        "validate", help="Check a config; print every error.",
+        description="Check keys, types and component arguments; exit 0 when valid, 2 with every error otherwise.",
+    )
+    _add_config_args(check)
+    _add_debug(check, argparse.SUPPRESS)
+    check.set_defaults(handler=_cmd_config_validate)
+    _add_debug(config, argparse.SUPPRESS)
+
+    plugins = commands.add_parser(
+        "plugins", help="List installed plugins and components.",
+        description="List installed plugin distributions, their components, hook plugins and config packages.",
+    )
+    _add_debug(plugins, argparse.SUPPRESS)
+    plugins.set_defaults(handler=_cmd_plugins)
+    return parser
+
+
+# ---------------------------------------------------------------------- commands
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    from torchkiln.config.loader import load
+
+    cfg = load(args.config, args.cfg_options)
+    if args.provenance:
+        from torchkiln.config.provenance import annotate
+
+        text = annotate(cfg.to_dict(), cfg.provenance)
+    else:
+        text = cfg.dump()
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _validated(args: argparse.Namespace) -> Any:
+    """Load and validate ``args.config``; print warnings; raise all errors together."""
+    from torchkiln.config.loader import load
+    from torchkiln.config.report import ConfigWarning
+    from torchkiln.config.validation import ConfigValidationError, validate
+
+    cfg = load(args.config, args.cfg_options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConfigWarning)
+        errors = validate(cfg)
+    for w in caught:
+        if issubclass(w.category, ConfigWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if errors:
+        raise ConfigValidationError(errors)
+    return cfg
+
+
+def _cmd_config_validate(args: argparse.Namespace) -> int:
+    _validated(args)
+    print("ok")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cfg = _validated(args)
+    from torchkiln.runner import entry
+
+    handler = getattr(entry, args.command)
+    return int(handler(cfg, args) or 0)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    report = plugin_report()
+    if sys.stdout.isatty():
+        _print_plugins_rich(report)
+    else:
+        sys.stdout.write(format_plugins(report))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- plugins listing
+def plugin_report() -> dict[str, Any]:
+    """What is installed, read from entry points and built-in tables without importing components.
+
+    ``{"builtin": {registry: count}, "distributions": [{"name", "version", "components":
+    {registry: [names]}, "hook_plugins": [names], "configs": [(name, package)], "other":
+    {group: [names]}}]}``
+    """
+    from torchkiln.registry import ALL_REGISTRIES, _index
+
+    by_group = {r.entry_point_group: r.name for r in ALL_REGISTRIES.values()}
+    # built-in tables are keyed by the registry's constant name (MODELS, VISBACKENDS, ...)
+    by_constant = {name.replace("_", "").upper(): name for name in ALL_REGISTRIES}
+    builtin: dict[str, int] = {}
+    for constant, table in _index._builtin_components().items():
+        name = by_constant.get(constant.replace("_", "").upper(), constant.lower())
+        builtin[name] = builtin.get(name, 0) + len(table)
+
+    dists: dict[str, dict[str, Any]] = {}
+    for group, eps in _index.entry_points_by_group().items():
+        for ep in eps:
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.name if dist is not None else "unknown"
+            if _index.normalise_dist(dist_name) == _index.BUILTIN_SCOPE:
+                continue
+            entry = dists.setdefault(
+                dist_name,
+                {
+                    "name": dist_name,
+                    "version": dist.version if dist is not None else "?",
+                    "components": {},
+                    "hook_plugins": [],
+                    "configs": [],
+                    "other": {},
+                },
+            )
+            if group == "torchkiln.plugins":
+                entry["hook_plugins"].append(ep.name)
+            elif group == "torchkiln.configs":
+                entry["configs"].append((ep.name, ep.value))
+            elif group in by_group:
+                entry["components"].setdefault(by_group[group], []).append(ep.name)
+            else:
+                entry["other"].setdefault(group, []).append(ep.name)
+    for entry in dists.values():
+        for names in (*entry["components"].values(), *entry["other"].values(), entry["hook_plugins"]):
+            names.sort()
+        entry["configs"].sort()
+    return {
+        "builtin": dict(sorted(builtin.items())),
+        "distributions": [dists[k] for k in sorted(dists, key=str.lower)],
+    }
+
+
+def _dist_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [(registry, ", ".join(names)) for registry, names in sorted(entry["components"].items())]
+    if entry["hook_plugins"]:
+        rows.append(("hook plugins", ", ".join(entry["hook_plugins"])))
+    if entry["configs"]:
+        rows.append(("config packages", ", ".join(f"{n} ({v})" for n, v in entry["configs"])))
+    for group, names in sorted(entry["other"].items()):
+        rows.append((f"{group} (unknown group)", ", ".join(names)))
+    return rows
+
+
+def format_plugins(report: dict[str, Any]) -> str:
+    """The plugin report as plain text."""
+    from torchkiln import __version__
+
+    lines = [f"{PROG} {__version__}", "", "built-in components:"]
+    builtin = dict(report["builtin"])
+    width = max((len(k) for k in (*builtin, "optimizers")), default=0)
+    for name, count in builtin.items():
+        lines.append(f"  {name.ljust(width)}  {count}")
+    lines.append(f"  {'optimizers'.ljust(width)}  + every torch.optim optimizer")
+    lines.append("")
+    if not report["distributions"]:
+        lines.append("plugin distributions: none installed")
+    else:
+        lines.append("plugin distributions:")
+        for entry in report["distributions"]:
+            lines.append(f"  {entry['name']} {entry['version']}")
+            for label, value in _dist_lines(entry):
+                lines.append(f"    {label}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _print_plugins_rich(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from torchkiln import __version__
+
+    console = Console()
+    builtin = Table(title=f"{PROG} {__version__}: built-in components")
+    builtin.add_column("registry")
+    builtin.add_column("components", justify="right")
+    for name, count in report["builtin"].items():
+        builtin.add_row(name, str(count))
+    builtin.add_row("optimizers", "+ torch.optim")
+    console.print(builtin)
+    dists = Table(title="plugin distributions")
+    for column in ("distribution", "version", "provides", "names"):
+        dists.add_column(column)
+    for entry in report["distributions"]:
+        rows = _dist_lines(entry) or [("", "")]
+        for i, (label, value) in enumerate(rows):
+            dists.add_row(entry["name"] if i == 0 else "", entry["version"] if i == 0 else "", label, value)
+    if not report["distributions"]:
+        dists.add_row("none installed", "", "", "")
+    console.print(dists)
+
+
+# ---------------------------------------------------------------------- main
+def _print_error(exc: TorchkilnError) -> None:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        for err in errors:
+            print(f"error: {err}", file=sys.stderr)
+        print(f"{len(errors)} error{'s' if len(errors) != 1 else ''} found", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``torchkiln`` command line and return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("TORCHKILN_DEBUG", "") not in ("", "0")
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version exit through argparse
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_OK
+        debug = debug or bool(getattr(args, "debug", False))
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TorchkilnError as exc:
+        if debug:
+            traceback.print_exc()
+        _print_error(exc)
+        return int(exc.exit_code)
+    except BrokenPipeError:
+        # stdout closed early (e.g. `torchkiln config show cfg.yaml | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, with the traceback
+        traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

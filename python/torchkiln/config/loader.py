@@ -1,0 +1,170 @@
+"""Loading configs through the Rust core, with errors turned into :class:`ConfigError`.
+
+The compiled ``torchkiln._native`` reads YAML/JSON/TOML, follows ``_base_`` chains, merges,
+interpolates and applies overrides. This module gives it the two things only Python can do
+(finding ``pkg::`` folders and running ``.py`` configs) and wraps the result in a
+:class:`~torchkiln.config.config.Config`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from torchkiln.config.config import Config
+from torchkiln.config.packages import resolve_package
+from torchkiln.config.pyconfig import load_python
+from torchkiln.errors import ConfigError, TorchkilnError
+
+__all__ = ["display_path", "dump_yaml", "load", "loads", "native", "parse_yaml"]
+
+_SUFFIX_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml", ".py": "py"}
+
+
+def native() -> ModuleType:
+    """The compiled extension; a clear error when it has not been built."""
+    try:
+        from torchkiln import _native
+    except ImportError as exc:
+        raise TorchkilnError(
+            f"the compiled extension torchkiln._native is missing ({exc})",
+            hint="build it with `maturin develop --release` (or run `make test`, which does)",
+        ) from None
+    return _native
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it, else unchanged."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _where_of(exc: BaseException) -> str | None:
+    file = getattr(exc, "file", None)
+    line = getattr(exc, "line", None)
+    col = getattr(exc, "col", None)
+    key_path = getattr(exc, "key_path", None)
+    parts = []
+    if file:
+        place = display_path(str(file))
+        if line:
+            place += f":{line}"
+            if col:
+                place += f":{col}"
+        parts.append(place)
+    if key_path:
+        parts.append(f"key {key_path}")
+    return ", ".join(parts) or None
+
+
+def _convert(exc: BaseException) -> TorchkilnError:
+    """A ``_native.ConfigLoadError`` (or an error raised by a callback) as a TorchkilnError."""
+    if isinstance(exc, TorchkilnError):
+        return exc
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, TorchkilnError):
+        return cause
+    message = getattr(exc, "message", None) or str(exc)
+    return ConfigError(message, where=_where_of(exc), hint=getattr(exc, "hint", None))
+
+
+def _callbacks() -> dict[str, Any]:
+    return {"resolve_package": resolve_package, "load_python": load_python}
+
+
+def _wrap(loaded: Any, filename: str | None) -> Config:
+    return Config(
+        loaded.data,
+        filename=filename,
+        provenance=loaded.provenance,
+        referenced=loaded.referenced,
+        files=loaded.files,
+    )
+
+
+def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
+    """Load a config file with its ``_base_`` chain, interpolation and overrides.
+
+    :param path: a ``.yaml``/``.yml``, ``.json``, ``.toml`` or ``.py`` file.
+    :param overrides: ``a.b=value`` (existing key), ``+a.b=value`` (new key), ``~a.b`` (delete).
+    :raises ConfigError: with file, line, column and key path when anything is wrong.
+    """
+    filename = str(path)
+    overrides = [str(o) for o in overrides]
+    suffix = Path(filename).suffix.lower()
+    if suffix not in _SUFFIX_FORMATS:
+        raise ConfigError(
+            f"unsupported config file type {suffix or '(none)'!r}",
+            where=display_path(filename),
+            hint="use .yaml, .yml, .json, .toml or .py",
+        )
+    if not Path(filename).is_file():
+        raise ConfigError("config file not found", where=display_path(filename), hint="check the path")
+    mod = native()
+    try:
+        loaded = mod.load_config(os.path.abspath(filename), overrides, **_callbacks())
+    except (mod.ConfigLoadError, TorchkilnError) as exc:
+        raise _convert(exc) from None
+    return _wrap(loaded, os.path.abspath(filename))
+
+
+def loads(
+    text: str,
+    fmt: str = "yaml",
+    overrides: Iterable[str] = (),
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Load a config from text; relative ``_base_`` paths are taken from ``base_dir``.
+
+    :param fmt: ``yaml``, ``json``, ``toml`` or ``py``.
+    """
+    fmt = {"yml": "yaml"}.get(fmt, fmt)
+    overrides = [str(o) for o in overrides]
+    if fmt == "py":
+        # A .py config must be a file to run; put it where its relative bases resolve.
+        folder = str(base_dir) if base_dir is not None else None
+        fd, tmp = tempfile.mkstemp(suffix=".py", dir=folder, text=True)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            cfg = load(tmp, overrides)
+        finally:
+            os.unlink(tmp)
+        object.__setattr__(cfg, "_filename", None)
+        return cfg
+    if fmt not in ("yaml", "json", "toml"):
+        raise ConfigError(f"unsupported config format {fmt!r}", hint="use yaml, json, toml or py")
+    mod = native()
+    try:
+        loaded = mod.loads_config(
+            text,
+            fmt,
+            overrides,
+            base_dir=None if base_dir is None else os.path.abspath(base_dir),
+            **_callbacks(),
+        )
+    except (mod.ConfigLoadError, TorchkilnError) as exc:
+        raise _convert(exc) from None
+    return _wrap(loaded, None)
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    """``data`` as YAML text that loads back to the same data."""
+    return native().dump_yaml(data)
+
+
+def parse_yaml(text: str, filename: str = "<string>") -> Any:
+    """Parse one YAML document (no ``_base_``, no interpolation)."""
+    mod = native()
+    try:
+        return mod.parse_yaml(text, filename)
+    except mod.ConfigLoadError as exc:
+        raise _convert(exc) from None

@@ -1,0 +1,215 @@
+"""Validating a loaded config: every problem found at once, each with file, line and key path.
+
+Four passes, all reporting into one :class:`~torchkiln.config.report.Reporter`:
+
+1. top-level keys: engine keys, user variables (referenced by interpolation or under
+   ``vars:``), and typos (with a suggestion); in ``.py`` configs unused values only warn;
+2. the typed schema (:mod:`torchkiln.config.schema` through the strict converter);
+3. rules across keys (a loop's ``type`` xor ``by_epoch``, all-or-none train/val/test sets);
+4. component dicts against their registries (imports component modules).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from torchkiln.config.config import Config
+from torchkiln.config.report import ConfigWarning, Reporter, dotted, lookup_provenance
+from torchkiln.config.schema import top_level_keys
+from torchkiln.errors import EXIT_CONFIG, ConfigError, TorchkilnError, did_you_mean
+
+__all__ = [
+    "ConfigValidationError",
+    "ConfigWarning",
+    "check_top_level",
+    "load_and_validate",
+    "validate",
+]
+
+_SETS = {
+    "train": ("train_dataloader", "train_cfg", "optim_wrapper"),
+    "val": ("val_dataloader", "val_cfg", "val_evaluator"),
+    "test": ("test_dataloader", "test_cfg", "test_evaluator"),
+}
+
+
+class ConfigValidationError(ConfigError):
+    """Several config errors at once; ``errors`` holds each one.
+
+    The exit code is the most severe of them (a plugin error outranks a config error).
+    """
+
+    def __init__(self, errors: Iterable[TorchkilnError]) -> None:
+        self.errors = list(errors)
+        count = len(self.errors)
+        super().__init__(f"{count} error{'s' if count != 1 else ''} in the config")
+        self.exit_code = max((e.exit_code for e in self.errors), default=EXIT_CONFIG)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{e}" for e in self.errors)
+
+
+def _from_python(cfg: Config, key: str) -> bool:
+    """Whether top-level ``key`` was set by a ``.py`` config (or by Python code)."""
+    if not cfg.provenance:
+        return cfg.filename is None or cfg.filename.endswith(".py")
+    location = lookup_provenance(cfg.provenance, (key,))
+    if location is None:  # set by code after loading, or the config was made in Python
+        return cfg.filename is None or cfg.filename.endswith(".py")
+    if location == "merge_from_dict":
+        return True
+    return re.sub(r"(:\d+){1,2}$", "", location).endswith(".py")
+
+
+def check_top_level(cfg: Config, reporter: Reporter) -> dict[str, Any]:
+    """Report unknown top-level keys; return the engine-owned part of the config."""
+    known = top_level_keys()
+    referenced = set()
+    for ref in cfg.referenced:
+        ref = ref.removeprefix("_base_.")
+        referenced.add(ref.split(".", 1)[0].split("[", 1)[0])
+    owned: dict[str, Any] = {}
+    for key, value in cfg.to_dict().items():
+        if key in known:
+            owned[key] = value
+        elif key in referenced:
+            continue
+        elif _from_python(cfg, key):
+            reporter.warn((key,), f"top-level value {key!r} is not a runner setting and is not used by the engine")
+        else:
+            suggestion = did_you_mean(key, known)
+            hint = (suggestion + " " if suggestion else "") + (
+                "a user variable must be referenced with ${" + key + "} somewhere, or placed under 'vars:'"
+            )
+            reporter.error((key,), f"unknown top-level key {key!r}", hint=hint)
+    return owned
+
+
+def _check_schema(owned: Mapping[str, Any], reporter: Reporter) -> None:
+    from torchkiln.config.converter import structure_issues
+
+    _, issues = structure_issues(owned)
+    for issue in issues:
+        if issue.unknown_key:
+            reporter.error(issue.path, f"unknown key {dotted(issue.path)!r}", hint=issue.hint)
+        else:
+            reporter.error(issue.path, f"invalid value for {dotted(issue.path)!r}: {issue.message}", hint=issue.hint)
+
+
+def _check_train_cfg(value: Any, reporter: Reporter) -> None:
+    if not isinstance(value, Mapping):
+        return
+    path = ("train_cfg",)
+    if "type" in value:
+        if "by_epoch" in value:
+            type_at = reporter.location((*path, "type"))
+            by_epoch_at = reporter.location((*path, "by_epoch"))
+            hint = "use 'type' for a custom loop, or 'by_epoch' (with max_epochs or max_iters) for the built-in loops, not both"
+            if type_at and by_epoch_at and type_at.split(":")[0] != by_epoch_at.split(":")[0]:
+                hint += f"; by_epoch comes from {by_epoch_at}: add '_delete_: true' to this train_cfg to replace the base's"
+            reporter.error((*path, "type"), "train_cfg has both 'type' and 'by_epoch'", hint=hint)
+        return
+    by_epoch = value.get("by_epoch", True)  # the runner's default: an epoch-based loop
+    said = "by_epoch: true" if "by_epoch" in value else "by_epoch left out (true)"
+    has_epochs = value.get("max_epochs") is not None
+    has_iters = value.get("max_iters") is not None
+    if by_epoch is True and has_iters:
+        reporter.error((*path, "max_iters"), f"train_cfg has {said} with max_iters",
+                       hint="an epoch-based loop takes max_epochs; set by_epoch: false to run max_iters iterations")
+    elif by_epoch is False and has_epochs:
+        reporter.error((*path, "max_epochs"), "train_cfg has by_epoch: false with max_epochs",
+                       hint="an iteration-based loop takes max_iters; use by_epoch: true for max_epochs")
+    elif by_epoch is True and not has_epochs:
+        reporter.error(path, f"train_cfg with {said} needs max_epochs",
+                       hint="e.g. train_cfg: {by_epoch: true, max_epochs: 12}, or a custom loop with 'type'")
+    elif by_epoch is False and not has_iters:
+        reporter.error(path, "train_cfg with by_epoch: false needs max_iters",
+                       hint="e.g. train_cfg: {by_epoch: false, max_iters: 10000}")
+
+
+def _check_sets(data: Mapping[str, Any], reporter: Reporter) -> None:
+    for split, keys in _SETS.items():
+        present = [k for k in keys if data.get(k) is not None]
+        if present and len(present) != len(keys):
+            missing = [k for k in keys if k not in present]
+            reporter.error(
+                (present[0],),
+                f"{', '.join(present)} given without {', '.join(missing)}",
+                hint=f"to {split}, set all of {', '.join(keys)}; otherwise remove (or set to null) all of them",
+            )
+
+
+def _custom_imports(data: Mapping[str, Any], reporter: Reporter) -> None:
+    value = data.get("custom_imports")
+    if not isinstance(value, Mapping):
+        return
+    imports = value.get("imports", [])
+    if isinstance(imports, str):
+        imports = [imports]
+    if not isinstance(imports, list):
+        return
+    allow_failed = value.get("allow_failed_imports") is True
+    for i, name in enumerate(imports):
+        if not isinstance(name, str):
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a failing import is reported, not raised
+            path = ("custom_imports", "imports", i)
+            if allow_failed:
+                reporter.warn(path, f"custom import {name!r} failed: {type(exc).__name__}: {exc}")
+            else:
+                reporter.error(path, f"custom import {name!r} failed: {type(exc).__name__}: {exc}",
+                               hint="install the module, fix the name, or set allow_failed_imports: true")
+
+
+def validate(cfg: Config | Mapping[str, Any], *, components: bool = True) -> list[TorchkilnError]:
+    """Every problem of ``cfg``, as a list of errors (empty when the config is valid).
+
+    Warnings (unused values of ``.py`` configs, failed optional imports) are emitted as
+    :class:`ConfigWarning`.
+
+    :param cfg: a loaded :class:`Config` (with provenance) or a plain mapping.
+    :param components: also look up component types and check their arguments (imports
+        the component modules, and ``custom_imports`` first).
+    """
+    if not isinstance(cfg, Config):
+        cfg = Config(cfg)
+    reporter = Reporter(cfg.provenance)
+    owned = check_top_level(cfg, reporter)
+    _check_schema(owned, reporter)
+    _check_train_cfg(owned.get("train_cfg"), reporter)
+    _check_sets(owned, reporter)
+    if components:
+        from torchkiln.config.components import ComponentChecker
+        from torchkiln.registry import _index
+
+        _custom_imports(owned, reporter)
+        scope = owned.get("default_scope")
+        previous = _index.default_scope()
+        if isinstance(scope, str):
+            _index.set_default_scope(scope)
+        try:
+            ComponentChecker(reporter).check(owned)
+        finally:
+            _index.set_default_scope(previous)
+    return reporter.errors
+
+
+def load_and_validate(path: str, overrides: Iterable[str] = ()) -> Config:
+    """Load ``path`` with ``overrides`` and validate it.
+
+    :raises ConfigError: the load error, or :class:`ConfigValidationError` with every
+        validation error.
+    """
+    from torchkiln.config.loader import load
+
+    cfg = load(path, overrides)
+    errors = validate(cfg)
+    if errors:
+        raise ConfigValidationError(errors)
+    return cfg
+
