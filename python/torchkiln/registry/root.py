@@ -53,7 +53,7 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry("optim_wrapper_constructors")
 PARAM_SCHEDULERS = Registry("param_schedulers")
 METRICS = Registry("metrics")
 EVALUATOR = Registry("evaluator")
-VISBACKENDS = Registry("vis_backends")
+VISBACKENDS = Registry("visbackends", entry_point_group="torchkiln.vis_backends")
 LOG_PROCESSORS = Registry("log_processors")
 FUNCTIONS = Registry("functions")
 

@@ -1,0 +1,54 @@
+"""Logging: the message hub, scalar histories, log lines and the structlog setup.
+
+``MessageHub`` holds the run's scalars (bounded histories; tensors are read only at log
+intervals) and runtime information; ``LogProcessor`` formats them into MMEngine-shaped
+lines; ``setup_logging`` sends the lines to the console, ``log.jsonl`` and a text file.
+
+The structlog side (:mod:`torchkiln.logging.logger`) is imported on first use: importing
+structlog costs more than everything else here together.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from torchkiln.logging.history_buffer import DEFAULT_MAX_LENGTH, HistoryBuffer
+from torchkiln.logging.log_processor import LogProcessor
+from torchkiln.logging.message_hub import MessageHub
+
+_LOGGER_EXPORTS = (
+    "bind_run_context",
+    "clear_run_context",
+    "get_logger",
+    "print_log",
+    "setup_logging",
+    "shutdown_logging",
+    "warn_once",
+)
+
+__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "LogProcessor", "MessageHub", *_LOGGER_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOGGER_EXPORTS:
+        value = getattr(importlib.import_module("torchkiln.logging.logger"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'torchkiln.logging' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.logging.logger import (
+        bind_run_context,
+        clear_run_context,
+        get_logger,
+        print_log,
+        setup_logging,
+        shutdown_logging,
+        warn_once,
+    )

@@ -1,0 +1,241 @@
+"""``HistoryBuffer``: the scalar history of one key, without host-device syncs on update.
+
+The numbers live in a log buffer (the Rust ``torchkiln._native.LogBuffer`` when the
+extension provides it, else :class:`~torchkiln.logging._py_log_buffer.PyLogBuffer`); a
+``HistoryBuffer`` is a view of one key in it, so its interface does not depend on the
+backend.
+
+Tensors are not read when they arrive. ``update(tensor)`` keeps the detached tensor in a
+small pending list; the first statistic read afterwards (at a log interval) converts every
+pending tensor of every key sharing the buffer at once, with one ``torch.stack(...).tolist()``
+per device and dtype: one synchronisation per log interval instead of one per iteration per
+key. A key whose pending list reaches the ring capacity is converted then (so memory stays
+bounded even if nothing reads).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from torchkiln.logging._py_log_buffer import REQUIRED_METHODS, PyLogBuffer
+
+__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "new_log_buffer"]
+
+#: Entries kept per key by default; windows larger than this are clamped to it.
+DEFAULT_MAX_LENGTH = 1000
+
+_PLAIN = (int, float)
+
+
+def new_log_buffer(capacity: int = DEFAULT_MAX_LENGTH) -> Any:
+    """A log buffer with ``capacity`` entries per key: native when available, else Python."""
+    try:
+        from torchkiln import _native  # type: ignore[attr-defined]
+    except ImportError:
+        _native = None
+    native_cls = getattr(_native, "LogBuffer", None)
+    if native_cls is not None and all(hasattr(native_cls, name) for name in REQUIRED_METHODS):
+        return native_cls(capacity)
+    return PyLogBuffer(capacity)
+
+
+def _to_python(value: Any) -> Any:
+    """A Python number as is; a tensor detached and 0-d (no sync); anything else ``float()``."""
+    if type(value) in _PLAIN:
+        return value
+    if hasattr(value, "detach"):  # a torch.Tensor: shape checks read metadata only
+        if value.ndim:  # stored 0-d, so a read stacks them without reshaping each
+            if value.numel() != 1:
+                raise ValueError(f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}")
+            value = value.reshape(())
+        return value.detach()
+    return float(value)
+
+
+class _Pending:
+    """Values waiting to enter the log buffer, per key, in arrival order."""
+
+    __slots__ = ("entries", "limit", "store")
+
+    def __init__(self, store: Any, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+        self.entries: dict[str, list[tuple[Any, int]]] = {}
+
+    def add(self, key: str, value: Any, count: int) -> None:
+        entries = self.entries.get(key)
+        if entries is None:
+            entries = self.entries[key] = []
+        entries.append((value, count))
+        if len(entries) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Convert every pending tensor (one transfer per device and dtype) and store all."""
+        if not self.entries:
+            return
+        groups: dict[tuple[Any, Any], list[Any]] = {}
+        for entries in self.entries.values():
+            for value, _ in entries:
+                if type(value) not in _PLAIN:
+                    groups.setdefault((value.device, value.dtype), []).append(value)
+        converted: dict[tuple[Any, Any], Iterable[float]] = {}
+        if groups:
+            torch = sys.modules["torch"]  # tensors exist, so torch is imported
+            for group, tensors in groups.items():
+                converted[group] = iter(torch.stack(tensors).tolist())
+        store = self.store
+        for key, entries in self.entries.items():
+            for value, count in entries:
+                if type(value) not in _PLAIN:
+                    value = next(converted[(value.device, value.dtype)])  # noqa: PLW2901
+                store.update(key, float(value), count)
+        self.entries.clear()
+
+
+def _window(window_size: int | None, window: int | None) -> int | None:
+    return window_size if window is None else window
+
+
+class HistoryBuffer:
+    """Bounded history of one scalar: window statistics, global mean and count.
+
+    :param log_history: initial values (oldest first).
+    :param count_history: their counts (default 1 each).
+    :param max_length: entries kept; older ones only count in :attr:`global_mean`.
+
+    Statistics take ``window_size`` (``window`` is accepted too): the last that many
+    entries, or every retained entry when ``None``.
+    """
+
+    __slots__ = ("_key", "_pending", "_store")
+
+    def __init__(
+        self,
+        log_history: Iterable[Any] = (),
+        count_history: Iterable[int] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> None:
+        store = new_log_buffer(max_length)
+        self._bind(store, "value", _Pending(store, max_length))
+        values = list(log_history)
+        counts = list(count_history) if count_history is not None else [1] * len(values)
+        if len(counts) != len(values):
+            raise ValueError(f"log_history has {len(values)} values but count_history {len(counts)}")
+        for value, count in zip(values, counts):
+            self.update(value, count)
+
+    def _bind(self, store: Any, key: str, pending: _Pending) -> None:
+        self._store = store
+        self._key = key
+        self._pending = pending
+
+    @classmethod
+    def _view(cls, store: Any, key: str, pending: _Pending) -> HistoryBuffer:
+        """A view of ``key`` in a shared store (how :class:`MessageHub` makes its buffers)."""
+        view = cls.__new__(cls)
+        view._bind(store, key, pending)
+        return view
+
+    # ------------------------------------------------------------------ updates
+    def update(self, value: Any, count: int = 1) -> None:
+        """Record ``value`` (a number or a one-element tensor, the mean of ``count`` samples).
+
+        Never synchronises with the device: tensors are converted when a statistic is read.
+        """
+        value = _to_python(value)
+        key = self._key
+        if type(value) in _PLAIN and key not in self._pending.entries:
+            self._store.update(key, float(value), count)
+        else:
+            self._pending.add(key, value, count)
+
+    def _ready(self) -> Any:
+        if self._pending.entries:
+            self._pending.flush()
+        return self._store
+
+    def _empty(self) -> ValueError:
+        return ValueError(f"no value was logged for {self._key!r} yet")
+
+    # ------------------------------------------------------------------ statistics
+    def current(self) -> float:
+        """The latest value."""
+        try:
+            return self._ready().current(self._key)
+        except KeyError:
+            raise self._empty() from None
+
+    def mean(self, window_size: int | None = None, *, window: int | None = None) -> float:
+        """Count-weighted mean of the last ``window_size`` entries."""
+        try:
+            return self._ready().mean(self._key, _window(window_size, window))
+        except KeyError:
+            raise self._empty() from None
+
+    def min(self, window_size: int | None = None, *, window: int | None = None) -> float:
+        """Smallest of the last ``window_size`` values."""
+        try:
+            return self._ready().min(self._key, _window(window_size, window))
+        except KeyError:
+            raise self._empty() from None
+
+    def max(self, window_size: int | None = None, *, window: int | None = None) -> float:
+        """Largest of the last ``window_size`` values."""
+        try:
+            return self._ready().max(self._key, _window(window_size, window))
+        except KeyError:
+            raise self._empty() from None
+
+    def median(self, window_size: int | None = None, *, window: int | None = None) -> float:
+        """Median of the last ``window_size`` values."""
+        try:
+            return self._ready().median(self._key, _window(window_size, window))
+        except KeyError:
+            raise self._empty() from None
+
+    @property
+    def global_mean(self) -> float:
+        """Count-weighted mean over every update, including those no longer retained."""
+        try:
+            return self._ready().global_mean(self._key)
+        except KeyError:
+            raise self._empty() from None
+
+    @property
+    def count(self) -> int:
+        """Total count over every update (the number of updates when counts are 1)."""
+        try:
+            return self._ready().count(self._key)
+        except KeyError:
+            return 0
+
+    @property
+    def data(self) -> tuple[list[float], list[int]]:
+        """The retained values and counts, oldest first (at most ``max_length``)."""
+        try:
+            return self._ready().data(self._key)
+        except KeyError:
+            return [], []
+
+    def __len__(self) -> int:
+        return len(self.data[0])
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-data state: retained values and counts, global sum and count."""
+        try:
+            return self._ready().key_state_dict(self._key)
+        except KeyError:
+            return {"values": [], "counts": [], "global_sum": 0.0, "global_count": 0}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (replaces the history; pending values are dropped)."""
+        self._pending.entries.pop(self._key, None)
+        self._store.load_key_state_dict(self._key, state)
+
+    def __repr__(self) -> str:
+        values, _ = self.data
+        return f"HistoryBuffer({self._key!r}, retained={len(values)}, count={self.count})"

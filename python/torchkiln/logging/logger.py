@@ -1,0 +1,228 @@
+"""Run logging with structlog: the console, ``log.jsonl`` and a plain text log file.
+
+``setup_logging`` routes structlog through the standard ``logging`` logger ``torchkiln``:
+
+- console (stdout): structlog's colourful renderer on a TTY, plain lines otherwise;
+- ``<log_dir>/log.jsonl``: one JSON object per event, with the run context (``epoch``,
+  ``iter``, ``mode``, bound through :func:`bind_run_context`) in every record;
+- ``<log_dir>/<timestamp>.log``: the plain lines.
+
+Files are written by rank 0 only; other ranks print warnings and errors to the console.
+A warning with the same text as an earlier one is dropped. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from structlog.contextvars import bind_contextvars, get_contextvars, merge_contextvars, unbind_contextvars
+from structlog.stdlib import ProcessorFormatter
+
+from torchkiln.errors import ConfigError, did_you_mean
+
+__all__ = [
+    "LOGGER_NAME",
+    "bind_run_context",
+    "clear_run_context",
+    "get_logger",
+    "print_log",
+    "setup_logging",
+    "shutdown_logging",
+    "warn_once",
+]
+
+LOGGER_NAME = "torchkiln"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_RUN_CONTEXT = ("epoch", "iter", "mode")
+_MAX_REMEMBERED = 10_000  # warning texts kept for de-duplication
+
+_TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=False)  # local time, like the console
+
+_current: Any = None
+_handlers: list[logging.Handler] = []
+_seen_warnings: set[str] = set()
+_warned_once: set[str] = set()
+
+
+def _level(level: int | str) -> int:
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    if isinstance(level, str) and level.upper() in _LEVELS:
+        return logging.getLevelName(level.upper())
+    raise ConfigError(f"unknown log level {level!r}", where="log_level",
+                      hint=did_you_mean(str(level).upper(), _LEVELS) or "one of " + ", ".join(_LEVELS))
+
+
+def _remember(seen: set[str], text: str) -> bool:
+    """Add ``text``; False when it was there already. Bounded: forgets all when full."""
+    if text in seen:
+        return False
+    if len(seen) >= _MAX_REMEMBERED:
+        seen.clear()
+    seen.add(text)
+    return True
+
+
+def drop_repeated_warnings(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: drop a warning whose text was already logged."""
+    if method_name in ("warning", "warn") and not _remember(_seen_warnings, str(event_dict.get("event"))):
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _hide_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Leave the run context out of human-readable lines (the JSON file keeps it)."""
+    for key in get_contextvars():
+        event_dict.pop(key, None)
+    return event_dict
+
+
+def _plain_renderer(rank: int) -> Any:
+    prefix = f"[rank {rank}] " if rank else ""
+
+    def render(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+        stamp = str(event_dict.pop("timestamp", ""))[:19].replace("T", " ")
+        level = str(event_dict.pop("level", method_name)).upper()
+        event = event_dict.pop("event", "")
+        exception = event_dict.pop("exception", None)
+        extras = "".join(f" {key}={value}" for key, value in event_dict.items())
+        line = f"{prefix}{stamp} - {LOGGER_NAME} - {level} - {event}{extras}"
+        return f"{line}\n{exception}" if exception else line
+
+    return render
+
+
+def _formatter(*processors: Any) -> ProcessorFormatter:
+    pre_chain = [merge_contextvars, structlog.stdlib.add_log_level, _TIMESTAMPER]
+    return ProcessorFormatter(processors=[ProcessorFormatter.remove_processors_meta, *processors],
+                              foreign_pre_chain=pre_chain)
+
+
+def _console_formatter(tty: bool, rank: int) -> ProcessorFormatter:
+    if tty:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=True, exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
+        return _formatter(_hide_context, renderer)
+    return _formatter(_hide_context, structlog.processors.format_exc_info, _plain_renderer(rank))
+
+
+def shutdown_logging() -> None:
+    """Flush and close the handlers :func:`setup_logging` added (the log files)."""
+    global _current
+    std = logging.getLogger(LOGGER_NAME)
+    for handler in _handlers:
+        std.removeHandler(handler)
+        handler.close()
+    _handlers.clear()
+    _current = None
+
+
+def setup_logging(
+    log_dir: str | os.PathLike[str] | None,
+    level: int | str = "INFO",
+    rank: int = 0,
+    tty: bool | None = None,
+    *,
+    timestamp: str | None = None,
+) -> Any:
+    """Configure run logging and return the run logger (a structlog ``BoundLogger``).
+
+    Calling it again replaces the previous setup (closing its files).
+
+    :param log_dir: folder for ``log.jsonl`` and ``<timestamp>.log``; ``None``: console only.
+    :param level: ``'DEBUG'``, ``'INFO'``, ... or a ``logging`` level number.
+    :param rank: the process rank; only rank 0 writes files and logs below WARNING.
+    :param tty: console renderer on a TTY; default ``sys.stdout.isatty()``.
+    :param timestamp: the text log's file name; default the current local time
+        (``%Y%m%d_%H%M%S``).
+    :raises ConfigError: an unknown level.
+    """
+    global _current
+    numeric = _level(level)
+    shutdown_logging()
+    _seen_warnings.clear()  # a new run repeats nothing yet
+    std = logging.getLogger(LOGGER_NAME)
+    std.setLevel(numeric if rank == 0 else max(numeric, logging.WARNING))
+    std.propagate = False
+    if tty is None:
+        tty = bool(getattr(sys.stdout, "isatty", lambda: False)())
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(_console_formatter(tty, rank))
+    _handlers.append(console)
+    if rank == 0 and log_dir is not None:
+        os.makedirs(log_dir, exist_ok=True)
+        stamp = timestamp or time.strftime("%Y%m%d_%H%M%S")
+        json_file = logging.FileHandler(os.path.join(log_dir, "log.jsonl"), encoding="utf-8")
+        json_file.setFormatter(_formatter(structlog.processors.format_exc_info,
+                                          structlog.processors.JSONRenderer(default=str)))
+        text_file = logging.FileHandler(os.path.join(log_dir, f"{stamp}.log"), encoding="utf-8")
+        text_file.setFormatter(_formatter(_hide_context, structlog.processors.format_exc_info,
+                                          _plain_renderer(rank)))
+        _handlers.extend([json_file, text_file])
+    for handler in _handlers:
+        std.addHandler(handler)
+    structlog.configure(
+        processors=[
+            merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_log_level,
+            _TIMESTAMPER,
+            drop_repeated_warnings,
+            ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,  # keeps structlog.testing.capture_logs working
+    )
+    _current = structlog.get_logger(LOGGER_NAME)
+    return _current
+
+
+def get_logger() -> Any:
+    """The run logger; a console-only one when :func:`setup_logging` was not called."""
+    if _current is None:
+        return setup_logging(None)
+    return _current
+
+
+def bind_run_context(**values: Any) -> None:
+    """Bind run context (``epoch``, ``iter``, ``mode``, ...) to every later log record."""
+    bind_contextvars(**values)
+
+
+def clear_run_context(*keys: str) -> None:
+    """Unbind ``keys`` (default: ``epoch``, ``iter``, ``mode``)."""
+    unbind_contextvars(*(keys or _RUN_CONTEXT))
+
+
+def warn_once(logger: Any, msg: str) -> None:
+    """Log ``msg`` as a warning the first time only (``logger=None``: the run logger)."""
+    if _remember(_warned_once, msg):
+        (logger or get_logger()).warning(msg)
+
+
+def print_log(msg: str, logger: Any = None, level: int | str = "INFO") -> None:
+    """MMEngine's ``print_log``: ``logger`` None prints, ``'silent'`` drops, ``'current'``
+    (or any other name) uses the run logger, an object with ``info``/``warning``/... logs.
+
+    :param msg: the message.
+    :param logger: where to: see above.
+    :param level: ``'INFO'``, ``'WARNING'``, ... or a ``logging`` level number.
+    """
+    if logger == "silent":
+        return
+    if logger is None:
+        print(msg)
+        return
+    target = get_logger() if isinstance(logger, str) else logger
+    numeric = _level(level)
+    name = logging.getLevelName(numeric).lower()
+    method = getattr(target, name if name in ("debug", "info", "warning", "error", "critical") else "info")
+    method(msg)

@@ -1,0 +1,180 @@
+"""``MessageHub``: where the run's scalars and runtime information meet.
+
+Hooks and loops write scalars (``train/loss``, ``train/lr``, ``train/time``, ``val/<metric>``)
+and runtime information (``epoch``, ``iter``, ``max_iters``, ...); the log processor, the
+visualizer and checkpoints read them. Each scalar key is a :class:`HistoryBuffer` view of one
+shared log buffer, so tensors logged by several keys are converted together, once, when
+something reads them (see :mod:`torchkiln.logging.history_buffer`).
+
+One hub is *current* per process (``MessageHub.get_current_instance()``), as in MMEngine;
+the runner makes its own with ``MessageHub.get_instance(name)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from torchkiln.errors import did_you_mean
+from torchkiln.logging.history_buffer import DEFAULT_MAX_LENGTH, HistoryBuffer, _Pending, new_log_buffer
+
+__all__ = ["MessageHub"]
+
+DEFAULT_NAME = "torchkiln"
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain data a checkpoint can hold (and ``weights_only`` load)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return True
+    if type(value) in (list, tuple):
+        return all(_is_plain(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    return False
+
+
+class MessageHub:
+    """Scalars (bounded histories) and runtime information of a run.
+
+    :param name: the instance name (``get_instance`` looks hubs up by it).
+    :param max_length: entries kept per scalar key (windows are clamped to it).
+    """
+
+    _instances: ClassVar[dict[str, MessageHub]] = {}
+    _current: ClassVar[MessageHub | None] = None
+
+    def __init__(self, name: str = DEFAULT_NAME, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+        self.instance_name = name
+        self.max_length = max_length
+        self._store = new_log_buffer(max_length)
+        self._pending = _Pending(self._store, max_length)
+        self._log_scalars: dict[str, HistoryBuffer] = {}
+        self._runtime_info: dict[str, Any] = {}
+        self._resumed_keys: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------ instances
+    @classmethod
+    def get_instance(cls, name: str = DEFAULT_NAME, **kwargs: Any) -> MessageHub:
+        """The hub called ``name`` (created with ``kwargs`` if new); it becomes current."""
+        hub = cls._instances.get(name)
+        if hub is None:
+            hub = cls._instances[name] = cls(name, **kwargs)
+        MessageHub._current = hub
+        return hub
+
+    @classmethod
+    def get_current_instance(cls) -> MessageHub:
+        """The hub made or fetched last by ``get_instance`` (a default one if none)."""
+        if MessageHub._current is None:
+            return cls.get_instance(DEFAULT_NAME)
+        return MessageHub._current
+
+    @classmethod
+    def check_instance_created(cls, name: str) -> bool:
+        """Whether a hub called ``name`` exists."""
+        return name in cls._instances
+
+    @classmethod
+    def reset_instances(cls) -> None:
+        """Forget every hub and the current one (between runs in one process, and tests)."""
+        cls._instances.clear()
+        MessageHub._current = None
+
+    # ------------------------------------------------------------------ scalars
+    def update_scalar(self, key: str, value: Any, count: int = 1, resumed: bool = True) -> None:
+        """Append a scalar to ``key``'s history; no device sync (see :class:`HistoryBuffer`).
+
+        :param key: e.g. ``'train/loss'``.
+        :param value: a number or a one-element tensor (kept on its device until read).
+        :param count: how many samples ``value`` is the mean of.
+        :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
+        """
+        buffer = self._log_scalars.get(key)
+        if buffer is None:
+            buffer = HistoryBuffer._view(self._store, key, self._pending)
+            buffer.update(value, count)  # a rejected value creates no key
+            self._log_scalars[key] = buffer
+            self._resumed_keys[key] = resumed
+        else:
+            buffer.update(value, count)
+
+    def update_scalars(self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True) -> None:
+        """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``."""
+        for key, value in log_dict.items():
+            if isinstance(value, Mapping):
+                self.update_scalar(key, value["value"], value.get("count", count), resumed)
+            else:
+                self.update_scalar(key, value, count, resumed)
+
+    def get_scalar(self, key: str) -> HistoryBuffer:
+        """The history of ``key``.
+
+        :raises KeyError: when nothing was logged under ``key`` (with a suggestion).
+        """
+        buffer = self._log_scalars.get(key)
+        if buffer is None:
+            hint = did_you_mean(key, self._log_scalars)
+            raise KeyError(f"no scalar {key!r} in message hub {self.instance_name!r}" + (f"; {hint}" if hint else ""))
+        return buffer
+
+    @property
+    def log_scalars(self) -> dict[str, HistoryBuffer]:
+        """Every scalar key's history, in first-update order (do not modify)."""
+        return self._log_scalars
+
+    # ------------------------------------------------------------------ runtime info
+    def update_info(self, key: str, value: Any, resumed: bool = True) -> None:
+        """Set runtime information ``key`` (``epoch``, ``iter``, ``max_iters``, ...)."""
+        self._runtime_info[key] = value
+        self._resumed_keys[key] = resumed
+
+    def update_info_dict(self, info_dict: Mapping[str, Any], resumed: bool = True) -> None:
+        """``update_info`` for each item."""
+        for key, value in info_dict.items():
+            self.update_info(key, value, resumed)
+
+    def get_info(self, key: str, default: Any = None) -> Any:
+        """Runtime information ``key``, or ``default``."""
+        return self._runtime_info.get(key, default)
+
+    @property
+    def runtime_info(self) -> dict[str, Any]:
+        """All runtime information (do not modify)."""
+        return self._runtime_info
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Bounded plain-data state for checkpoints.
+
+        Scalars keep their retained window and global statistics; runtime information keeps
+        only plain data (numbers, strings, lists and dicts of them), so the checkpoint loads
+        with ``weights_only=True``. Keys updated with ``resumed=False`` are left out.
+        """
+        if self._pending.entries:
+            self._pending.flush()
+        scalars = {
+            key: buffer.state_dict() for key, buffer in self._log_scalars.items() if self._resumed_keys.get(key, True)
+        }
+        info = {
+            key: value
+            for key, value in self._runtime_info.items()
+            if self._resumed_keys.get(key, True) and _is_plain(value)
+        }
+        return {"log_scalars": scalars, "runtime_info": info}
+
+    def load_state_dict(self, state: Mapping[str, Any] | MessageHub) -> None:
+        """Restore a :meth:`state_dict` (or copy another hub's); other keys stay as they are."""
+        if isinstance(state, MessageHub):
+            state = state.state_dict()
+        for key, key_state in state.get("log_scalars", {}).items():
+            buffer = self._log_scalars.get(key)
+            if buffer is None:
+                buffer = self._log_scalars[key] = HistoryBuffer._view(self._store, key, self._pending)
+                self._resumed_keys[key] = True
+            buffer.load_state_dict(key_state)
+        for key, value in state.get("runtime_info", {}).items():
+            self.update_info(key, value)
+
+    def __repr__(self) -> str:
+        return f"MessageHub({self.instance_name!r}, scalars={list(self._log_scalars)}, info={list(self._runtime_info)})"

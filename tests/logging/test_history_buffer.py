@@ -1,0 +1,135 @@
+"""HistoryBuffer and the Python log buffer: statistics, bounds, state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from torchkiln.logging import HistoryBuffer
+from torchkiln.logging import history_buffer as history_buffer_module
+from torchkiln.logging import message_hub as message_hub_module
+from torchkiln.logging._py_log_buffer import REQUIRED_METHODS, PyLogBuffer
+
+try:
+    from torchkiln._native import LogBuffer as NativeLogBuffer
+except ImportError:  # the extension is not built
+    NativeLogBuffer = None
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def backend(request, monkeypatch):
+    """Run every test on both log buffer backends: the numbers must not depend on it."""
+    if request.param == "native":
+        if NativeLogBuffer is None:
+            pytest.skip("torchkiln._native is not built")
+        factory = NativeLogBuffer
+    else:
+        factory = PyLogBuffer
+    monkeypatch.setattr(history_buffer_module, "new_log_buffer", factory)
+    monkeypatch.setattr(message_hub_module, "new_log_buffer", factory)
+    return factory
+
+
+def test_window_statistics():
+    buf = HistoryBuffer([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert buf.current() == 3.0
+    assert buf.mean() == 3.0
+    assert buf.mean(2) == 2.5
+    assert buf.mean(window=3) == 3.0
+    assert buf.min() == 1.0 and buf.min(3) == 2.0
+    assert buf.max() == 5.0 and buf.max(2) == 3.0
+    assert buf.median() == 3.0 and buf.median(4) == 2.5
+    assert buf.mean(100) == 3.0  # windows beyond the history take everything
+    assert buf.count == 5 and buf.global_mean == 3.0
+    assert len(buf) == 5
+
+
+def test_counts_weight_the_means():
+    buf = HistoryBuffer()
+    buf.update(1.0, count=1)
+    buf.update(4.0, count=3)  # the mean of 3 samples
+    assert buf.mean() == pytest.approx((1.0 + 4.0 * 3) / 4)
+    assert buf.global_mean == pytest.approx(13 / 4)
+    assert buf.count == 4
+    assert buf.median() == 2.5  # counts do not weight order statistics
+    assert buf.data == ([1.0, 4.0], [1, 3])
+
+
+def test_bounded_history_keeps_global_statistics():
+    buf = HistoryBuffer(max_length=3)
+    for value in range(1, 11):  # 1..10
+        buf.update(value)
+    assert buf.data == ([8.0, 9.0, 10.0], [1, 1, 1])
+    assert buf.mean() == 9.0
+    assert buf.global_mean == 5.5 and buf.count == 10
+    assert buf.min() == 8.0
+
+
+def test_empty_buffer_and_bad_inputs():
+    buf = HistoryBuffer()
+    assert buf.count == 0 and buf.data == ([], [])
+    with pytest.raises(ValueError, match="no value"):
+        buf.current()
+    with pytest.raises(ValueError, match="no value"):
+        buf.mean()
+    buf.update(1.0)
+    with pytest.raises(ValueError, match="window"):
+        buf.mean(0)
+    with pytest.raises(ValueError, match="one element"):
+        buf.update(torch.ones(2))
+    with pytest.raises(ValueError, match="count_history"):
+        HistoryBuffer([1.0, 2.0], [1])
+
+
+def test_tensors_numpy_and_bools_are_accepted():
+    import numpy as np
+
+    buf = HistoryBuffer()
+    buf.update(torch.tensor(2.0, requires_grad=True) * 1)
+    buf.update(torch.tensor([4.0], dtype=torch.float64))
+    buf.update(np.float32(6.0))
+    buf.update(True)
+    assert buf.data == ([2.0, 4.0, 6.0, 1.0], [1, 1, 1, 1])
+    assert buf.mean() == 3.25
+
+
+def test_state_round_trip_is_plain_data():
+    buf = HistoryBuffer(max_length=4)
+    for value in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]:
+        buf.update(torch.tensor(value))
+    state = buf.state_dict()
+    assert state == json.loads(json.dumps(state))  # plain data only
+    assert state == {"values": [3.0, 4.0, 5.0, 6.0], "counts": [1, 1, 1, 1], "global_sum": 21.0, "global_count": 6}
+    other = HistoryBuffer(max_length=4)
+    other.load_state_dict(state)
+    assert other.data == buf.data and other.global_mean == 3.5 and other.count == 6
+    smaller = HistoryBuffer(max_length=2)
+    smaller.load_state_dict(state)
+    assert smaller.data == ([5.0, 6.0], [1, 1])
+
+
+def test_log_buffer_interface(backend):
+    store = backend(3)
+    assert all(callable(getattr(store, name)) for name in REQUIRED_METHODS)
+    store.update_many({"a": 1.0, "b": 10.0})
+    store.update_many({"a": 3.0, "b": 20.0}, count=2)
+    assert store.keys() == ["a", "b"]
+    assert store.mean("a") == pytest.approx(7 / 3) and store.mean("b", 1) == 20.0
+    assert store.global_mean("b") == pytest.approx(50 / 3) and store.count("b") == 3
+    with pytest.raises(KeyError):
+        store.current("missing")
+    copy = backend(3)
+    copy.load_state_dict(store.state_dict())
+    assert copy.state_dict() == store.state_dict()
+    with pytest.raises(ValueError):
+        store.mean("a", 0)
+    with pytest.raises(ValueError):
+        backend(0)
+
+
+def test_history_buffer_uses_the_selected_backend(backend):
+    assert isinstance(HistoryBuffer()._store, backend)
+    hub = message_hub_module.MessageHub("backend")
+    assert isinstance(hub._store, backend)

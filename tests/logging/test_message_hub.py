@@ -1,0 +1,172 @@
+"""MessageHub: instances, scalars without device syncs, runtime info, bounded state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from torchkiln.logging import LogProcessor, MessageHub
+from torchkiln.logging import message_hub as message_hub_module
+from torchkiln.logging._py_log_buffer import PyLogBuffer
+from torchkiln.logging.history_buffer import HistoryBuffer
+
+try:
+    from torchkiln._native import LogBuffer as NativeLogBuffer
+except ImportError:  # the extension is not built
+    NativeLogBuffer = None
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def backend(request, monkeypatch):
+    """Run every test on both log buffer backends."""
+    if request.param == "native" and NativeLogBuffer is None:
+        pytest.skip("torchkiln._native is not built")
+    factory = NativeLogBuffer if request.param == "native" else PyLogBuffer
+    monkeypatch.setattr(message_hub_module, "new_log_buffer", factory)
+    return factory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hubs():
+    MessageHub.reset_instances()
+    yield
+    MessageHub.reset_instances()
+
+
+# Everything that would copy a device value to the host.
+_SYNC_METHODS = ("item", "tolist", "__float__", "__int__", "__index__", "__bool__", "cpu", "numpy", "__format__")
+
+
+@pytest.fixture
+def sync_calls(monkeypatch):
+    """Counts calls of every Tensor method that reads a value on the host."""
+    counts = {name: 0 for name in _SYNC_METHODS}
+    for name in _SYNC_METHODS:
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return counts
+
+
+def test_instances_and_current():
+    assert MessageHub.get_current_instance().instance_name == "torchkiln"
+    run = MessageHub.get_instance("run-1")
+    assert MessageHub.get_current_instance() is run
+    assert MessageHub.get_instance("run-1") is run and MessageHub.check_instance_created("run-1")
+    other = MessageHub.get_instance("run-2")
+    assert MessageHub.get_current_instance() is other
+    assert MessageHub.get_instance("run-1") is run and MessageHub.get_current_instance() is run
+
+
+def test_scalars_and_info():
+    hub = MessageHub("h")
+    hub.update_scalar("train/loss", 1.0)
+    hub.update_scalars({"train/loss": 3.0, "train/acc": {"value": 0.5, "count": 4}})
+    hub.update_scalars({"train/acc": 1.0}, count=4)
+    assert hub.get_scalar("train/loss").mean() == 2.0
+    assert hub.get_scalar("train/acc").mean() == 0.75 and hub.get_scalar("train/acc").count == 8
+    assert list(hub.log_scalars) == ["train/loss", "train/acc"]
+    assert all(isinstance(b, HistoryBuffer) for b in hub.log_scalars.values())
+    hub.update_info("epoch", 3)
+    hub.update_info_dict({"iter": 30, "max_iters": 100})
+    assert hub.get_info("epoch") == 3 and hub.get_info("missing", 7) == 7
+    assert hub.runtime_info == {"epoch": 3, "iter": 30, "max_iters": 100}
+
+
+def test_missing_scalar_is_a_key_error_with_suggestion():
+    hub = MessageHub("h")
+    hub.update_scalar("train/loss", 1.0)
+    with pytest.raises(KeyError, match="did you mean 'train/loss'"):
+        hub.get_scalar("train/los")
+
+
+def test_rejected_value_creates_no_key():
+    hub = MessageHub("h")
+    with pytest.raises(ValueError):
+        hub.update_scalar("train/loss", torch.ones(3))
+    assert "train/loss" not in hub.log_scalars
+
+
+def test_tensor_updates_never_sync_and_reads_convert_in_one_batch(sync_calls):
+    hub = MessageHub("h")
+    processor = LogProcessor(window_size=5)
+    runner = type("R", (), {})()
+    runner.message_hub, runner.epoch, runner.iter, runner.max_iters = hub, 0, 0, 100
+    runner.train_dataloader = range(20)
+    weights = torch.ones(3, requires_grad=True)
+    reads = 0
+    for i in range(20):
+        loss = (weights * (i + 1)).sum()          # requires grad: detached on update
+        hub.update_scalar("train/loss", loss)
+        hub.update_scalars({"train/loss_cls": loss / 3, "train/grad_norm": torch.tensor(0.5, dtype=torch.float64)})
+        hub.update_scalar("train/lr", 0.1)
+        hub.update_scalar("train/time", 0.01)
+        runner.iter = i
+        if (i + 1) % 10 == 0:                      # a log interval
+            assert sum(sync_calls.values()) == 2 * reads  # nothing since the last read
+            tag, _ = processor.get_log_after_iter(runner, i, "train")
+            reads += 1
+            # one transfer per (device, dtype): float32 losses and float64 grad norms
+            assert sync_calls["tolist"] == 2 * reads
+        else:
+            assert sync_calls["tolist"] == 2 * reads
+    assert {k: v for k, v in sync_calls.items() if v} == {"tolist": 4}
+    assert tag["loss"] == pytest.approx(3 * sum(range(16, 21)) / 5)
+    assert tag["loss_cls"] == pytest.approx(sum(range(16, 21)) / 5)
+    assert hub.get_scalar("train/loss").count == 20
+    assert hub.get_scalar("train/loss").global_mean == pytest.approx(3 * 10.5)
+
+
+def test_pending_tensors_are_bounded_by_the_ring_capacity(sync_calls):
+    hub = MessageHub("h", max_length=4)
+    for i in range(10):
+        hub.update_scalar("train/loss", torch.tensor(float(i)))
+    # Converted twice (at 4 and 8 pending), two still pending: never more than 4 held.
+    assert sync_calls["tolist"] == 2
+    assert len(hub._pending.entries.get("train/loss", [])) == 2
+    assert hub.get_scalar("train/loss").data == ([6.0, 7.0, 8.0, 9.0], [1, 1, 1, 1])
+    assert hub.get_scalar("train/loss").global_mean == 4.5
+
+
+def test_floats_and_tensors_keep_their_order():
+    hub = MessageHub("h")
+    hub.update_scalar("k", torch.tensor(1.0))
+    hub.update_scalar("k", 2.0)  # queued behind the pending tensor
+    hub.update_scalar("k", torch.tensor(3.0))
+    assert hub.get_scalar("k").data == ([1.0, 2.0, 3.0], [1, 1, 1])
+    assert hub.get_scalar("k").current() == 3.0
+
+
+def test_state_round_trip_is_bounded_plain_data():
+    hub = MessageHub("h", max_length=3)
+    for i in range(5):
+        hub.update_scalar("train/loss", torch.tensor(float(i)))
+    hub.update_scalar("train/skip", 1.0, resumed=False)
+    hub.update_info("epoch", 2)
+    hub.update_info("cfg", {"a": [1, 2.5, "x", None]})
+    hub.update_info("model", torch.nn.Linear(1, 1))          # not plain data: left out
+    hub.update_info("scratch", 5, resumed=False)
+    state = hub.state_dict()
+    assert json.loads(json.dumps(state)) == state
+    assert state == {
+        "log_scalars": {"train/loss": {"values": [2.0, 3.0, 4.0], "counts": [1, 1, 1],
+                                       "global_sum": 10.0, "global_count": 5}},
+        "runtime_info": {"epoch": 2, "cfg": {"a": [1, 2.5, "x", None]}},
+    }
+    restored = MessageHub("r", max_length=3)
+    restored.update_info("keep", 1)
+    restored.load_state_dict(state)
+    assert restored.get_scalar("train/loss").data == ([2.0, 3.0, 4.0], [1, 1, 1])
+    assert restored.get_scalar("train/loss").global_mean == 2.0
+    assert restored.runtime_info == {"keep": 1, "epoch": 2, "cfg": {"a": [1, 2.5, "x", None]}}
+    restored.update_scalar("train/loss", 5.0)  # continues the restored history
+    assert restored.get_scalar("train/loss").data[0] == [3.0, 4.0, 5.0]
+    copy = MessageHub("c", max_length=3)
+    copy.load_state_dict(hub)
+    assert copy.state_dict() == state
