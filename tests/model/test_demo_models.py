@@ -36,8 +36,9 @@ def test_predict_mode_returns_the_batch_dict(model) -> None:
     x, y = torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3])
     model.eval()
     out = model(x, y, mode="predict")
-    assert set(out) == {"pred_scores", "gt_labels"}
+    assert set(out) == {"pred_scores", "gt_labels", "loss"}
     assert out["pred_scores"].shape == (3, 10) and not out["pred_scores"].requires_grad
+    assert torch.allclose(out["loss"], F.cross_entropy(model(x), y))
     assert torch.equal(out["gt_labels"], y)
     assert torch.allclose(out["pred_scores"], model(x))
 

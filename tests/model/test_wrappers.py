@@ -153,7 +153,7 @@ def test_ddp_val_and_test_step_delegate(gloo) -> None:
     model = small_mlp()
     ddp = wrap_model(model)
     out = ddp.val_step(batch())
-    assert set(out) == {"pred_scores", "gt_labels"}
+    assert set(out) == {"pred_scores", "gt_labels", "loss"}
     assert torch.allclose(out["pred_scores"], model(batch()["inputs"]))
     assert torch.equal(ddp.test_step(batch())["gt_labels"], batch()["labels"])
 
