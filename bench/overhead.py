@@ -1,0 +1,231 @@
+"""Engine overhead per training step against a hand-written PyTorch loop.
+
+A tiny MLP on the CPU (one thread, pre-batched data, batch 32), one epoch of 1,000 and of
+4,000 steps; the per-step cost is the slope between the two, so fixed start-up costs (model
+build, hook registration, the final checkpoint) cancel out. Variants: a raw loop, the
+torchkiln Runner with every default hook on (logger every 50 iterations, checkpoint at the
+end, a parameter scheduler, timer, sampler seed, runtime info), and, when installed,
+MMEngine's Runner, Lightning's Trainer and Ignite's trainer on the same model and data.
+
+    python bench/overhead.py [--markdown] [--repeats 3] [--steps 1000 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TORCHKILN_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+torch.set_num_threads(1)
+
+IN, HIDDEN, OUT, BATCH = 32, 64, 10, 32
+
+
+def make_batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` pre-built (inputs, labels) batches; a few distinct tensors reused."""
+    g = torch.Generator().manual_seed(0)
+    pool = [(torch.randn(BATCH, IN, generator=g), torch.randint(0, OUT, (BATCH,), generator=g)) for _ in range(16)]
+    return [pool[i % len(pool)] for i in range(steps)]
+
+
+def make_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT))
+
+
+def run_raw(batches: list) -> None:
+    model = make_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for x, y in batches:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+
+def run_torchkiln(batches: list) -> None:
+    from torchkiln import BaseModel, Runner
+
+    class Net(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = make_mlp()
+
+        def forward(self, inputs, labels=None, mode="tensor"):
+            logits = self.mlp(inputs)
+            if mode == "loss":
+                return {"loss": F.cross_entropy(logits, labels)}
+            return logits
+
+    with tempfile.TemporaryDirectory() as work_dir, contextlib.redirect_stdout(io.StringIO()):
+        runner = Runner(
+            model=Net(),
+            work_dir=work_dir,
+            train_dataloader=batches,
+            train_cfg=dict(by_epoch=True, max_epochs=1),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+            param_scheduler=[dict(type="MultiStepLR", milestones=[len(batches) * 10], by_epoch=False)],
+            default_hooks=dict(logger=dict(type="LoggerHook", interval=50), checkpoint=dict(type="CheckpointHook", interval=1)),
+            log_level="WARNING",
+        )
+        runner.train()
+
+
+def run_mmengine(batches: list) -> None:
+    from mmengine.model import BaseModel as MMBaseModel
+    from mmengine.runner import Runner as MMRunner
+
+    class Net(MMBaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = make_mlp()
+
+        def forward(self, inputs, labels=None, mode="tensor"):
+            logits = self.mlp(inputs)
+            if mode == "loss":
+                return {"loss": F.cross_entropy(logits, labels)}
+            return logits
+
+    with tempfile.TemporaryDirectory() as work_dir, contextlib.redirect_stdout(io.StringIO()):
+        runner = MMRunner(
+            model=Net(),
+            work_dir=work_dir,
+            train_dataloader=batches,
+            train_cfg=dict(by_epoch=True, max_epochs=1),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+            param_scheduler=[dict(type="MultiStepLR", milestones=[len(batches) * 10], by_epoch=False)],
+            default_hooks=dict(logger=dict(type="LoggerHook", interval=50), checkpoint=dict(type="CheckpointHook", interval=1)),
+            log_level="WARNING",
+        )
+        runner.train()
+
+
+def run_lightning(batches: list) -> None:
+    import lightning as L
+
+    class Net(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = make_mlp()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = F.cross_entropy(self.mlp(x), y)
+            self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.01)
+            sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[len(batches) * 10])
+            return [opt], [{"scheduler": sched, "interval": "step"}]
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        trainer = L.Trainer(
+            max_epochs=1, accelerator="cpu", devices=1, default_root_dir=work_dir, log_every_n_steps=50,
+            enable_progress_bar=False, enable_model_summary=False, logger=False, enable_checkpointing=True,
+        )
+        trainer.fit(Net(), train_dataloaders=batches)
+
+
+def run_ignite(batches: list) -> None:
+    from ignite.engine import Events, create_supervised_trainer
+    from ignite.handlers import Checkpoint, DiskSaver
+
+    model = make_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[len(batches) * 10])
+    trainer = create_supervised_trainer(model, opt, F.cross_entropy)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda engine: sched.step())
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED(every=50), lambda engine: logging.getLogger("bench").debug("loss %s", engine.state.output)
+    )
+    with tempfile.TemporaryDirectory() as work_dir:
+        saver = Checkpoint({"model": model, "optimizer": opt}, DiskSaver(work_dir, require_empty=False), n_saved=1)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, saver)
+        trainer.run(batches, max_epochs=1)
+
+
+VARIANTS: dict[str, tuple[Callable[[list], None], str | None]] = {
+    "raw PyTorch loop": (run_raw, None),
+    "torchkiln Runner": (run_torchkiln, None),
+    "MMEngine Runner": (run_mmengine, "mmengine"),
+    "Lightning Trainer": (run_lightning, "lightning"),
+    "Ignite trainer": (run_ignite, "ignite"),
+}
+
+
+def available(module: str | None) -> bool:
+    if module is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def time_variant(fn: Callable[[list], None], steps: list[int], repeats: int) -> dict[int, float]:
+    """Median wall time of one epoch for each step count."""
+    fn(make_batches(50))  # warm-up: first optimizer step imports torch._dynamo, etc.
+    out = {}
+    for n in steps:
+        batches = make_batches(n)
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(batches)
+            samples.append(time.perf_counter() - t0)
+        out[n] = statistics.median(samples)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs=2, default=[1000, 4000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = parser.parse_args(argv)
+    lo, hi = args.steps
+    logging.disable(logging.WARNING)
+    rows = []
+    raw_step = None
+    for name, (fn, module) in VARIANTS.items():
+        if not available(module):
+            rows.append((name, None, None, None, "not installed (pip install torchkiln[bench])"))
+            continue
+        times = time_variant(fn, [lo, hi], args.repeats)
+        per_step = (times[hi] - times[lo]) / (hi - lo) * 1e6
+        if raw_step is None:
+            raw_step = per_step
+        rows.append((name, per_step, per_step - raw_step, per_step / raw_step, ""))
+    if args.markdown:
+        print("| variant | µs per step | overhead µs/step | ratio to raw |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, step, over, ratio, note in rows:
+            if step is None:
+                print(f"| {name} | – | – | {note} |")
+            else:
+                print(f"| {name} | {step:.1f} | {over:+.1f} | {ratio:.3f}x |")
+    else:
+        for name, step, over, ratio, note in rows:
+            if step is None:
+                print(f"{name:20s} {note}")
+            else:
+                print(f"{name:20s} {step:8.1f} us/step  overhead {over:+7.1f} us  ratio {ratio:.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
