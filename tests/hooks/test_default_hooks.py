@@ -18,6 +18,7 @@ EXPECTED_PRIORITIES = {
     "IterTimerHook": "NORMAL",
     "DistSamplerSeedHook": "NORMAL",
     "LoggerHook": "BELOW_NORMAL",
+    "ProgressBarHook": "VERY_LOW",
     "ParamSchedulerHook": "LOW",
     "CheckpointHook": "VERY_LOW",
     "EMAHook": "NORMAL",
@@ -35,7 +36,8 @@ REQUIRED_ARGS = {"EarlyStoppingHook": {"monitor": "acc"}}
 def test_defaults_unchanged():
     merged = merge_default_hooks(None)
     assert merged == DEFAULT_HOOKS and merged is not DEFAULT_HOOKS
-    assert list(merged) == ["runtime_info", "timer", "sampler_seed", "logger", "param_scheduler", "checkpoint"]
+    assert list(merged) == [
+        "runtime_info", "timer", "sampler_seed", "logger", "param_scheduler", "checkpoint", "progress_bar"]
     assert merged["logger"] == {"type": "LoggerHook", "interval": 10}
     assert merged["checkpoint"] == {"type": "CheckpointHook", "interval": 1}
 
@@ -52,7 +54,8 @@ def test_merge_updates_replaces_removes_and_adds():
     assert merged["checkpoint"] == {"type": "CheckpointHook", "interval": 2, "save_best": "auto"}
     assert merged["logger"] == {"type": "MyLogger", "x": 1}
     assert "timer" not in merged
-    assert list(merged) == ["runtime_info", "sampler_seed", "logger", "param_scheduler", "checkpoint", "ema"]
+    assert list(merged) == [
+        "runtime_info", "sampler_seed", "logger", "param_scheduler", "checkpoint", "progress_bar", "ema"]
     assert DEFAULT_HOOKS["checkpoint"] == {"type": "CheckpointHook", "interval": 1}  # untouched
     assert user["checkpoint"] == {"interval": 2, "save_best": "auto"}
 

@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "IterTimerHook": "torchkiln.hooks.iter_timer_hook",
     "DistSamplerSeedHook": "torchkiln.hooks.sampler_seed_hook",
     "LoggerHook": "torchkiln.hooks.logger_hook",
+    "ProgressBarHook": "torchkiln.hooks.progress_bar_hook",
     "ParamSchedulerHook": "torchkiln.hooks.param_scheduler_hook",
     "CheckpointHook": "torchkiln.hooks.checkpoint_hook",
     "EMAHook": "torchkiln.hooks.ema_hook",
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.hooks.logger_hook import LoggerHook
     from torchkiln.hooks.loss_guard_hook import CheckInvalidLossHook, NonFiniteLossError, NonFiniteLossHook
     from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook
+    from torchkiln.hooks.progress_bar_hook import ProgressBarHook
     from torchkiln.hooks.profiler_hook import ProfilerHook
     from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook
     from torchkiln.hooks.sampler_seed_hook import DistSamplerSeedHook

@@ -8,6 +8,7 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "IterTimerHook": "torchkiln.hooks.iter_timer_hook:IterTimerHook",
         "DistSamplerSeedHook": "torchkiln.hooks.sampler_seed_hook:DistSamplerSeedHook",
         "LoggerHook": "torchkiln.hooks.logger_hook:LoggerHook",
+        "ProgressBarHook": "torchkiln.hooks.progress_bar_hook:ProgressBarHook",
         "ParamSchedulerHook": "torchkiln.hooks.param_scheduler_hook:ParamSchedulerHook",
         "CheckpointHook": "torchkiln.hooks.checkpoint_hook:CheckpointHook",
         "EMAHook": "torchkiln.hooks.ema_hook:EMAHook",

@@ -20,6 +20,8 @@ DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
     "logger": {"type": "LoggerHook", "interval": 10},
     "param_scheduler": {"type": "ParamSchedulerHook"},
     "checkpoint": {"type": "CheckpointHook", "interval": 1},
+    # Bars on a terminal only (enable: auto); remove with progress_bar: null.
+    "progress_bar": {"type": "ProgressBarHook"},
 }
 
 

@@ -1,22 +1,29 @@
 """LoggerHook: log lines at intervals and scalar records as JSON lines.
 
 Every ``interval`` training iterations the log processor formats the smoothed values
-(reading device values only then), the line goes to ``runner.logger`` and the values are
-appended as one JSON object per line to ``<log_dir>/scalars.jsonl``::
+(reading device values only then), the line goes to ``runner.logger``, the values are
+appended as one JSON object per line to ``<log_dir>/scalars.jsonl`` and handed to
+``runner.visualizer.add_scalars``::
 
     {"step": 50, "epoch": 1, "mode": "train", "lr": 0.1, "loss": 0.43, ...}
 
 ``step`` counts finished training iterations. Validation and test lines are logged every
 ``interval`` batches; their epoch results are logged and appended to ``scalars.jsonl``
 (``mode`` ``val``/``test``) and the latest of each is kept in ``<log_dir>/metrics.json``.
-Only rank 0 writes files. The JSON-lines file is opened once (line-buffered, so every record
-reaches the file as it is written) and closed after the run.
+The visualizer gets training values under their own names (``loss``, ``lr``) and
+evaluation values under their mode (``val/accuracy/top1``, ``val/loss``, ``val/time``), so
+a validation loss never lands on the training loss curve.
+
+Only rank 0 writes files. ``scalars.jsonl`` is written by a background thread
+(:class:`~torchkiln.logging.sinks.JsonlWriter`): records reach the file within a second,
+at the end of every epoch, on ``torchkiln.logging.flush_all()`` and when the run ends. The
+hook also gives ``log.jsonl`` its run context (``epoch``, ``iter``, ``mode``), read only
+when a record is written. Between log intervals the hook costs two integer tests.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -24,6 +31,7 @@ from typing import Any
 
 from torchkiln.errors import ConfigError
 from torchkiln.hooks.hook import Hook
+from torchkiln.logging.sinks import JsonlWriter, to_jsonable
 from torchkiln.registry import HOOKS
 
 __all__ = ["LoggerHook"]
@@ -31,22 +39,6 @@ __all__ = ["LoggerHook"]
 SCALARS_FILE = "scalars.jsonl"
 METRICS_FILE = "metrics.json"
 _WHERE = "default_hooks.logger"
-
-
-def _jsonable(value: Any) -> Any:
-    """Numbers, strings, lists and dicts as they are; tensors and arrays as numbers/lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/Infinity
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    tolist = getattr(value, "tolist", None)  # torch.Tensor, numpy
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
 
 
 def _is_scalar(value: Any) -> bool:
@@ -59,6 +51,22 @@ def _is_scalar(value: Any) -> bool:
         return numel() == 1
     size = getattr(value, "size", None)
     return isinstance(size, int) and size == 1
+
+
+def _run_context(runner: Any) -> dict[str, Any]:
+    """``epoch``, ``iter`` and ``mode`` for a log record, read when the record is written.
+
+    In training, ``epoch`` and ``iter`` are the 1-based numbers of the epoch and iteration
+    in progress (the ``step`` of ``scalars.jsonl``); in validation and test, the epochs and
+    iterations finished so far (the ``epoch`` and ``step`` of their records).
+    """
+    mode = runner.message_hub.get_info("loop_stage")
+    train = mode == "train"
+    return {
+        "epoch": runner.epoch + 1 if train else runner.epoch,
+        "iter": runner.iter + 1 if train else runner.iter,
+        "mode": mode,
+    }
 
 
 def _loader_len(runner: Any, mode: str) -> int:
@@ -98,7 +106,7 @@ class LoggerHook(Hook):
         ignore_last: bool = True,
         interval_exp_name: int = 1000,
         out_dir: str | os.PathLike[str] | None = None,
-        out_suffix: str | Sequence[str] = (".json", ".log", ".py", "yaml"),
+        out_suffix: str | Sequence[str] = (".json", ".jsonl", ".log", ".py", "yaml"),
         keep_local: bool = True,
         file_client_args: Mapping[str, Any] | None = None,
         log_metric_by_epoch: bool = True,
@@ -123,10 +131,17 @@ class LoggerHook(Hook):
         self.out_suffix = tuple(out_suffix)
         self.keep_local = keep_local
         self.log_metric_by_epoch = log_metric_by_epoch
-        self._scalars_file: Any = None
+        self._scalars_file: JsonlWriter | None = None
         self._train_loader: Any = None
         self._train_len: int | None = None
         self._latest_metrics: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ run context
+    def before_run(self, runner: Any) -> None:
+        """Give ``log.jsonl`` records the run's epoch, iteration and mode."""
+        from torchkiln.logging.logger import set_run_context_source
+
+        set_run_context_source(lambda: _run_context(runner))
 
     # ------------------------------------------------------------------ training
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
@@ -140,6 +155,10 @@ class LoggerHook(Hook):
         step = runner.iter + 1
         self._write_record(runner, {"step": step, "epoch": runner.epoch + 1, "mode": "train"}, tag)
         self._visualize(runner, tag, step)
+
+    def after_train_epoch(self, runner: Any) -> None:
+        """Push the epoch's records to disk."""
+        self._flush()
 
     def _is_epoch_tail(self, runner: Any, batch_idx: int) -> bool:
         """The last batch of an epoch, when ``ignore_last`` does not hide it."""
@@ -185,23 +204,28 @@ class LoggerHook(Hook):
         head = {"step": runner.iter, "epoch": runner.epoch, "mode": mode}
         scalar_metrics = {k: v for k, v in (metrics or {}).items() if _is_scalar(v)}
         self._write_record(runner, head, {**scalar_metrics, **tag})
-        self._latest_metrics[mode] = {**head, **_jsonable(dict(metrics or {}))}
+        self._latest_metrics[mode] = {**head, **to_jsonable(dict(metrics or {}))}
         if getattr(runner, "rank", 0) == 0:
             from torchkiln.runner.checkpoint_io import atomic_write_text
 
             path = os.path.join(runner.log_dir, METRICS_FILE)
             atomic_write_text(path, json.dumps(self._latest_metrics, indent=2, sort_keys=True) + "\n")
-        self._visualize(runner, tag, runner.epoch if self.log_metric_by_epoch else runner.iter)
+        prefix = f"{mode}/"
+        vis_tag = {k if k.startswith(prefix) else prefix + k: v for k, v in tag.items()}
+        self._visualize(runner, vis_tag, runner.epoch if self.log_metric_by_epoch else runner.iter)
+        self._flush()
 
     # ------------------------------------------------------------------ output
     def _write_record(self, runner: Any, head: Mapping[str, Any], tag: Mapping[str, Any]) -> None:
         if getattr(runner, "rank", 0) != 0:
             return
-        if self._scalars_file is None:
-            os.makedirs(runner.log_dir, exist_ok=True)
-            self._scalars_file = open(os.path.join(runner.log_dir, SCALARS_FILE), "a", buffering=1, encoding="utf-8")
-        record = {**head, **_jsonable(dict(tag))}
-        self._scalars_file.write(json.dumps(record) + "\n")
+        if self._scalars_file is None or self._scalars_file.closed:
+            self._scalars_file = JsonlWriter(os.path.join(runner.log_dir, SCALARS_FILE))
+        self._scalars_file.write({**head, **dict(tag)})
+
+    def _flush(self) -> None:
+        if self._scalars_file is not None and not self._scalars_file.closed:
+            self._scalars_file.flush()
 
     @staticmethod
     def _visualize(runner: Any, tag: Mapping[str, Any], step: int) -> None:
@@ -211,10 +235,16 @@ class LoggerHook(Hook):
             add_scalars(dict(tag), step=step)
 
     def after_run(self, runner: Any) -> None:
-        """Close the scalars file; copy the logs to ``out_dir`` if set."""
+        """Close the scalars file and the visualizer; copy the logs to ``out_dir`` if set."""
+        from torchkiln.logging.logger import set_run_context_source
+
+        set_run_context_source(None)
         if self._scalars_file is not None:
             self._scalars_file.close()
             self._scalars_file = None
+        close = getattr(getattr(runner, "visualizer", None), "close", None)
+        if callable(close):
+            close()
         if self.out_dir is not None and getattr(runner, "rank", 0) == 0:
             self._copy_logs(runner)
 
@@ -223,6 +253,9 @@ class LoggerHook(Hook):
         base = os.path.basename(os.path.abspath(runner.work_dir).rstrip(os.sep))
         target = os.path.join(os.path.abspath(self.out_dir or ""), base, os.path.basename(log_dir.rstrip(os.sep)))
         os.makedirs(target, exist_ok=True)
+        from torchkiln.logging.sinks import flush_all
+
+        flush_all()  # log.jsonl is still open
         for name in sorted(os.listdir(log_dir)):
             source = os.path.join(log_dir, name)
             if not os.path.isfile(source) or not name.endswith(self.out_suffix):

@@ -3,6 +3,9 @@
 ``MessageHub`` holds the run's scalars (bounded histories; tensors are read only at log
 intervals) and runtime information; ``LogProcessor`` formats them into MMEngine-shaped
 lines; ``setup_logging`` sends the lines to the console, ``log.jsonl`` and a text file.
+JSON-lines files are written by a background thread (:mod:`torchkiln.logging.sinks`);
+``flush_all()`` pushes every log, scalar and visualizer record to disk (the signal and
+crash paths call it), ``shutdown_logging()`` also closes the log files.
 
 The structlog side (:mod:`torchkiln.logging.logger`) is imported on first use: importing
 structlog costs more than everything else here together.
@@ -16,18 +19,29 @@ from typing import TYPE_CHECKING, Any
 from torchkiln.logging.history_buffer import DEFAULT_MAX_LENGTH, HistoryBuffer
 from torchkiln.logging.log_processor import LogProcessor
 from torchkiln.logging.message_hub import MessageHub
+from torchkiln.logging.sinks import JsonlWriter, close_all, flush_all
 
 _LOGGER_EXPORTS = (
     "bind_run_context",
     "clear_run_context",
     "get_logger",
     "print_log",
+    "set_run_context_source",
     "setup_logging",
     "shutdown_logging",
     "warn_once",
 )
 
-__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "LogProcessor", "MessageHub", *_LOGGER_EXPORTS]
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "HistoryBuffer",
+    "JsonlWriter",
+    "LogProcessor",
+    "MessageHub",
+    "close_all",
+    "flush_all",
+    *_LOGGER_EXPORTS,
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -48,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
         clear_run_context,
         get_logger,
         print_log,
+        set_run_context_source,
         setup_logging,
         shutdown_logging,
         warn_once,

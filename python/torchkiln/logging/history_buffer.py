@@ -50,7 +50,7 @@ def _to_python(value: Any) -> Any:
             if value.numel() != 1:
                 raise ValueError(f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}")
             value = value.reshape(())
-        return value.detach()
+        return value.detach() if value.requires_grad else value  # detach() costs a new tensor
     return float(value)
 
 
@@ -151,6 +151,13 @@ class HistoryBuffer:
             self._store.update(key, float(value), count)
         else:
             self._pending.add(key, value, count)
+
+    @property
+    def ready(self) -> bool:
+        """Whether reading a statistic now is free: no tensor waits for conversion in the
+        shared store (so the read cannot synchronise with a device). True right after a
+        log interval's read, until the next tensor arrives."""
+        return not self._pending.entries
 
     def _ready(self) -> Any:
         if self._pending.entries:

@@ -2,9 +2,16 @@
 
 ``setup_logging`` routes structlog through the standard ``logging`` logger ``torchkiln``:
 
-- console (stdout): structlog's colourful renderer on a TTY, plain lines otherwise;
+- console (``sys.stdout`` as it is when a record is written, so a progress bar that
+  redirects stdout prints log lines above itself): structlog's colourful renderer on a TTY,
+  plain lines otherwise;
 - ``<log_dir>/log.jsonl``: one JSON object per event, with the run context (``epoch``,
-  ``iter``, ``mode``, bound through :func:`bind_run_context`) in every record;
+  ``iter``, ``mode``) in every record made during a run. Values bound with
+  :func:`bind_run_context` win; the rest come from the context source a run installs with
+  :func:`set_run_context_source` (read only when a record is written, so keeping the
+  context current costs nothing per iteration). The file is written through the Rust
+  JSON-lines sink (:mod:`torchkiln.logging.sinks`): off the caller's thread, flushed every
+  second, on :func:`flush_all` and on :func:`shutdown_logging`;
 - ``<log_dir>/<timestamp>.log``: the plain lines.
 
 Files are written by rank 0 only; other ranks print warnings and errors to the console.
@@ -13,11 +20,12 @@ A warning with the same text as an earlier one is dropped. Nothing here imports 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -25,6 +33,7 @@ from structlog.contextvars import bind_contextvars, get_contextvars, merge_conte
 from structlog.stdlib import ProcessorFormatter
 
 from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.logging.sinks import JsonlWriter, flush_all, register_flushable
 
 __all__ = [
     "LOGGER_NAME",
@@ -32,6 +41,7 @@ __all__ = [
     "clear_run_context",
     "get_logger",
     "print_log",
+    "set_run_context_source",
     "setup_logging",
     "shutdown_logging",
     "warn_once",
@@ -46,6 +56,7 @@ _TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=False)  # local t
 
 _current: Any = None
 _handlers: list[logging.Handler] = []
+_context_source: Callable[[], Mapping[str, Any]] | None = None
 _seen_warnings: set[str] = set()
 _warned_once: set[str] = set()
 
@@ -83,6 +94,78 @@ def _hide_context(logger: Any, method_name: str, event_dict: MutableMapping[str,
     return event_dict
 
 
+def set_run_context_source(source: Callable[[], Mapping[str, Any]] | None) -> None:
+    """Where ``log.jsonl`` records take the run context not bound explicitly.
+
+    :param source: called once per record written to ``log.jsonl``; returns e.g.
+        ``{"epoch": 2, "iter": 230, "mode": "train"}``. ``None`` removes it.
+    """
+    global _context_source
+    _context_source = source
+
+
+def _add_run_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Fill ``epoch``/``iter``/``mode`` from the run's context source (bound values win)."""
+    source = _context_source
+    if source is None:
+        return event_dict
+    try:
+        context = source()
+    except Exception:  # noqa: BLE001 - a record is never lost because its context is
+        return event_dict
+    for key in _RUN_CONTEXT:
+        value = context.get(key)
+        if value is not None:
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes to ``sys.stdout`` as it is at each record (a progress bar may redirect it)."""
+
+    terminator = "\n"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stdout
+            stream.write(self.format(record) + self.terminator)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own policy
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+
+
+class _JsonlHandler(logging.Handler):
+    """Hands each formatted record (one JSON line) to a :class:`JsonlWriter`."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.writer = JsonlWriter(path)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.writer.closed:  # closed at interpreter exit; a late record has nowhere to go
+            return
+        try:
+            self.writer.write_line(self.format(record))
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own policy
+            self.handleError(record)
+
+    def flush(self) -> None:
+        if not self.writer.closed:
+            self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        super().close()
+
+
 def _plain_renderer(rank: int) -> Any:
     prefix = f"[rank {rank}] " if rank else ""
 
@@ -114,8 +197,10 @@ def _console_formatter(tty: bool, rank: int) -> ProcessorFormatter:
 
 
 def shutdown_logging() -> None:
-    """Flush and close the handlers :func:`setup_logging` added (the log files)."""
+    """Flush everything (:func:`flush_all`) and close the handlers :func:`setup_logging`
+    added (the log files). Logging afterwards goes to a console-only setup."""
     global _current
+    flush_all()
     std = logging.getLogger(LOGGER_NAME)
     for handler in _handlers:
         std.removeHandler(handler)
@@ -153,14 +238,14 @@ def setup_logging(
     std.propagate = False
     if tty is None:
         tty = bool(getattr(sys.stdout, "isatty", lambda: False)())
-    console = logging.StreamHandler(sys.stdout)
+    console = _StdoutHandler()
     console.setFormatter(_console_formatter(tty, rank))
     _handlers.append(console)
     if rank == 0 and log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
         stamp = timestamp or time.strftime("%Y%m%d_%H%M%S")
-        json_file = logging.FileHandler(os.path.join(log_dir, "log.jsonl"), encoding="utf-8")
-        json_file.setFormatter(_formatter(structlog.processors.format_exc_info,
+        json_file = _JsonlHandler(os.path.join(log_dir, "log.jsonl"))
+        json_file.setFormatter(_formatter(_add_run_context, structlog.processors.format_exc_info,
                                           structlog.processors.JSONRenderer(default=str)))
         text_file = logging.FileHandler(os.path.join(log_dir, f"{stamp}.log"), encoding="utf-8")
         text_file.setFormatter(_formatter(_hide_context, structlog.processors.format_exc_info,
@@ -168,6 +253,7 @@ def setup_logging(
         _handlers.extend([json_file, text_file])
     for handler in _handlers:
         std.addHandler(handler)
+        register_flushable(handler)
     structlog.configure(
         processors=[
             merge_contextvars,

@@ -1,0 +1,49 @@
+"""Visualization: the :class:`Visualizer` and its vis backends, and curve plots.
+
+A run's visualizer (``runner.visualizer``) sends scalars, images and the config to every
+vis backend it holds. Backends come from the ``VISBACKENDS`` registry (and the
+``torchkiln.vis_backends`` entry-point group): :class:`LocalVisBackend` writes JSON lines,
+PNG images and the config under ``<log_dir>/vis_data``; :class:`TensorboardVisBackend`
+writes TensorBoard event files there. ``torchkiln plot`` draws ``scalars.jsonl`` with
+matplotlib (:mod:`torchkiln.visualization.plot`).
+
+Names load on first access: importing this package imports neither torch, matplotlib nor
+tensorboard.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "BaseVisBackend": "torchkiln.visualization.vis_backend",
+    "LocalVisBackend": "torchkiln.visualization.local_backend",
+    "TensorboardVisBackend": "torchkiln.visualization.tensorboard_backend",
+    "Visualizer": "torchkiln.visualization.visualizer",
+    "build_visualizer": "torchkiln.visualization.visualizer",
+    "plot_scalars": "torchkiln.visualization.plot",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'torchkiln.visualization' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.visualization.local_backend import LocalVisBackend
+    from torchkiln.visualization.plot import plot_scalars
+    from torchkiln.visualization.tensorboard_backend import TensorboardVisBackend
+    from torchkiln.visualization.vis_backend import BaseVisBackend
+    from torchkiln.visualization.visualizer import Visualizer, build_visualizer
