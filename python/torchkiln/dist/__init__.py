@@ -2,9 +2,16 @@
 
 Every function works in a single process without a process group (rank 0 of a world of 1),
 so code written for many processes runs unchanged in one.
+
+- :mod:`~torchkiln.dist.launch`: join the process group a launcher prepared (``init_dist``);
+- :mod:`~torchkiln.dist.torchrun`: ``--nproc`` through torchrun, and worker error reports;
+- :mod:`~torchkiln.dist.collectives`, :mod:`~torchkiln.dist.utils`: collectives and rank queries;
+- :mod:`~torchkiln.dist.fsdp`: the FSDP2 wrapper and sharded checkpoints (loaded on first use).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from torchkiln.dist.collectives import (
     all_gather,
@@ -28,7 +35,28 @@ from torchkiln.dist.utils import (
     master_only,
 )
 
+# Loaded on first use: FSDP pulls in torch.distributed.fsdp, the launcher torch.distributed.run.
+_LAZY = {
+    "KilnFullyShardedDataParallel": "torchkiln.dist.fsdp",
+    "save_sharded_checkpoint": "torchkiln.dist.fsdp",
+    "load_sharded_checkpoint": "torchkiln.dist.fsdp",
+    "launch_local": "torchkiln.dist.torchrun",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'torchkiln.dist' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "KilnFullyShardedDataParallel",
     "LAUNCHERS",
     "all_gather",
     "all_gather_object",
@@ -47,6 +75,9 @@ __all__ = [
     "init_dist",
     "is_distributed",
     "is_main_process",
+    "launch_local",
+    "load_sharded_checkpoint",
     "master_only",
+    "save_sharded_checkpoint",
     "sync_random_seed",
 ]

@@ -116,11 +116,14 @@ def init_dist(
         ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), ``'slurm'``
         (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, ``SLURM_NODELIST``; the master
         is the first node) or ``'mpi'`` (``OMPI_COMM_WORLD_RANK``, ``_SIZE``, ``_LOCAL_RANK``).
-    :param backend: ``'nccl'`` when CUDA is available, else ``'gloo'``, unless given.
+    :param backend: ``'nccl'`` when CUDA is available, else ``'gloo'``, unless given
+        (``'nccl'`` without CUDA is a :class:`~torchkiln.errors.UsageError`).
     :param timeout: seconds (or a ``timedelta``) for collectives; torch's default if None.
     :param port: master port for ``slurm``/``mpi`` (else ``MASTER_PORT`` or 29500); with
         ``pytorch`` it only fills ``MASTER_PORT`` when the launcher left it unset.
-    :param kwargs: passed on to ``torch.distributed.init_process_group`` (e.g. ``init_method``).
+    :param kwargs: passed on to ``torch.distributed.init_process_group`` (e.g. ``init_method``;
+        ``device_id`` may be a CUDA device index). ``None`` values are left out, so every key
+        of ``env_cfg.dist_cfg`` may be null.
     :return: ``(rank, world_size)``.
 
     Sets the current CUDA device to the local rank when CUDA is available. Calling it again
@@ -178,6 +181,12 @@ def init_dist(
     cuda = torch.cuda.is_available()
     if backend is None:
         backend = "nccl" if cuda else "gloo"
+    if str(backend).lower() == "nccl" and not cuda:
+        raise UsageError(
+            f"env_cfg.dist_cfg.backend is {backend!r} but this machine has no usable CUDA device",
+            where="env_cfg.dist_cfg.backend",
+            hint="use backend: gloo for CPU training, or leave backend out to pick it automatically",
+        )
     if cuda:
         torch.cuda.set_device(local_rank % max(torch.cuda.device_count(), 1))
     if timeout is not None and not isinstance(timeout, datetime.timedelta):
@@ -186,6 +195,10 @@ def init_dist(
     init_kwargs.setdefault("init_method", "env://")
     if timeout is not None:
         init_kwargs["timeout"] = timeout
-    init_kwargs.update(kwargs)
+    device_id = kwargs.pop("device_id", None)
+    if device_id is not None:
+        # An int names a CUDA device; binding the group to it lets NCCL connect eagerly.
+        init_kwargs["device_id"] = torch.device("cuda", int(device_id)) if isinstance(device_id, int) else torch.device(device_id)
+    init_kwargs.update({k: v for k, v in kwargs.items() if v is not None})
     dist.init_process_group(**init_kwargs)
     return get_dist_info()

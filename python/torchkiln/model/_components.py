@@ -23,6 +23,8 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "KilnSeparateDistributedDataParallel": f"{_WR}:KilnSeparateDistributedDataParallel",
         "MMSeparateDistributedDataParallel": f"{_WR}:MMSeparateDistributedDataParallel",
         "DistributedDataParallel": "torch.nn.parallel:DistributedDataParallel",
+        "FSDPWrapper": "torchkiln.dist.fsdp:KilnFullyShardedDataParallel",
+        "KilnFullyShardedDataParallel": "torchkiln.dist.fsdp:KilnFullyShardedDataParallel",
     },
     "WEIGHT_INITIALIZERS": {
         "Constant": f"{_WI}:ConstantInit",

@@ -98,6 +98,24 @@ class KilnDistributedDataParallel(DistributedDataParallel):
     def __init__(self, module: nn.Module, detect_anomalous_params: bool = False, **kwargs: Any) -> None:
         super().__init__(module=module, **kwargs)
         self.detect_anomalous_params = detect_anomalous_params
+        self._states_synced = False
+
+    def sync_states(self) -> None:
+        """Copy rank 0's parameters and buffers to every rank (a broadcast per tensor).
+
+        DDP copies them once when it wraps the model, but the runner initialises weights
+        (``init_weights``) after wrapping; with ``randomness.diff_rank_seed`` each rank would
+        start from different weights and the replicas would never agree. The first
+        ``train_step``/``val_step``/``test_step`` calls this once.
+        """
+        self._states_synced = True
+        group = self.process_group
+        if not dist.is_initialized() or dist.get_world_size(group) < 2:
+            return
+        src = dist.get_global_rank(group, 0)
+        with torch.no_grad():
+            for tensor in [*self.module.parameters(), *self.module.buffers()]:
+                dist.broadcast(tensor.data, src=src, group=group)
 
     def train_step(self, data: Any, optim_wrapper: Any) -> OrderedDict[str, torch.Tensor]:
         """One optimisation step through DDP; returns detached log values.
@@ -105,6 +123,8 @@ class KilnDistributedDataParallel(DistributedDataParallel):
         :param data: the collated batch.
         :param optim_wrapper: the optimizer wrapper.
         """
+        if not self._states_synced:
+            self.sync_states()
         with optim_wrapper.optim_context(self):
             data = self.module.data_preprocessor(data, True)
             losses = self._run_forward(data, mode="loss")
@@ -120,10 +140,14 @@ class KilnDistributedDataParallel(DistributedDataParallel):
 
     def val_step(self, data: Any) -> Any:
         """The wrapped model's ``val_step``."""
+        if not self._states_synced:
+            self.sync_states()
         return self.module.val_step(data)
 
     def test_step(self, data: Any) -> Any:
         """The wrapped model's ``test_step``."""
+        if not self._states_synced:
+            self.sync_states()
         return self.module.test_step(data)
 
     def _run_forward(self, data: Any, mode: str) -> Any:
@@ -187,17 +211,32 @@ class KilnSeparateDistributedDataParallel(nn.Module):
                 wrapped.register_state_dict_post_hook(_strip_ddp_keys)
                 wrapped.register_load_state_dict_pre_hook(_add_ddp_keys)
                 setattr(module, name, wrapped)
+        self._states_synced = False
+
+    def sync_states(self) -> None:
+        """Copy rank 0's parameters and buffers of every wrapped child to all ranks (see
+        :meth:`KilnDistributedDataParallel.sync_states`); runs once, at the first step."""
+        self._states_synced = True
+        for _, child in self.ddp_children():
+            if isinstance(child, KilnDistributedDataParallel):
+                child.sync_states()
 
     def train_step(self, data: Any, optim_wrapper: Any) -> Any:
         """The model's own ``train_step`` (its children run through their DDP wrappers)."""
+        if not self._states_synced:
+            self.sync_states()
         return self.module.train_step(data, optim_wrapper)
 
     def val_step(self, data: Any) -> Any:
         """The model's ``val_step``."""
+        if not self._states_synced:
+            self.sync_states()
         return self.module.val_step(data)
 
     def test_step(self, data: Any) -> Any:
         """The model's ``test_step``."""
+        if not self._states_synced:
+            self.sync_states()
         return self.module.test_step(data)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -302,6 +341,12 @@ def wrap_model(
     cfg.setdefault("type", "KilnDistributedDataParallel")
     wrapper_cls = MODEL_WRAPPERS.get(cfg["type"])
     if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, _DDP_LIKE):
+        if device.type == "cpu" and any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+            raise ConfigError(
+                "sync_bn needs CUDA devices: torch.nn.SyncBatchNorm does not run under DDP on the CPU",
+                where="model_wrapper_cfg.sync_bn",
+                hint="leave sync_bn out for CPU runs (each rank then normalises with its own batch statistics)",
+            )
         _with_buffer_default(cfg)
         cfg.setdefault("find_unused_parameters", False)
         if device.type == "cuda":
