@@ -123,9 +123,17 @@ def interpolate(data: dict[str, Any]) -> dict[str, Any]:
         referencing key).
     """
 
-def dump_yaml(data: object) -> str:
+def dump_yaml(data: object, *, escape_refs: bool = False) -> str:
     """Deterministic block-style YAML (keys in insertion order, two-space indents, strings
-    quoted when needed) that :func:`parse_yaml` reads back to equal data."""
+    quoted when needed) that :func:`parse_yaml` reads back to equal data.
+
+    With ``escape_refs`` (a config dump) string values are written through
+    :func:`escape_refs`, so that :func:`loads_config` reads the text back to equal data.
+    """
+
+def escape_refs(text: str) -> str:
+    """``text`` as a config file must spell it: a backslash before every ``${`` and every
+    ``{{``, which interpolation and MMEngine placeholder substitution each remove once."""
 
 def parse_yaml(text: str, filename: str = "<string>") -> Any:
     """Parse one YAML document (no ``_base_``, no interpolation); an empty document is None.
@@ -141,8 +149,9 @@ class LogBuffer:
     count-weighted mean ``sum(v * c) / sum(c)`` of the last ``window`` entries (all retained
     ones when ``window`` is None; larger windows are clamped); ``min``/``max``/``median``
     ignore counts (the median of an even number of values is the mean of the middle two).
-    ``global_mean`` and ``count`` cover every update ever made. A key never updated raises
-    ``KeyError``; a ``window`` below 1 raises ``ValueError``.
+    ``global_mean`` and ``count`` cover every update ever made (``count`` saturates at
+    ``2**63 - 1`` instead of wrapping). A key never updated raises ``KeyError``; a
+    ``window`` below 1 or a negative ``count`` raises ``ValueError`` (and records nothing).
     """
 
     def __init__(self, capacity: int = 1024) -> None: ...
@@ -181,6 +190,8 @@ class JsonlSink:
     ``write`` only queues the line in memory (it never waits on the disk); a background
     thread appends queued lines every ``flush_interval_s`` seconds, or as soon as
     ``max_buffered`` lines are queued. The file is opened for appending.
+    ``flush_interval_s`` must be a positive number of seconds a duration can hold (up to
+    about 1.8e19), else ``ValueError``.
     """
 
     def __init__(self, path: str | PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000) -> None: ...

@@ -282,3 +282,34 @@ def test_functions_may_be_given_by_name():
     err = only(run(bad))
     assert err.message == "unknown type 'tk_chek_collate' in registry functions"
     assert err.hint.startswith("did you mean 'tk_check_collate'")
+
+
+def test_convert_to_iter_based_is_an_engine_key_of_schedulers():
+    data = {
+        "model": {"type": "TkCheckNet", "depth": 1},
+        "param_scheduler": [{"type": "LinearLR", "start_factor": 0.1, "by_epoch": True, "end": 2,
+                             "convert_to_iter_based": True},
+                            {"type": "TkCheckLR", "milestones": [1], "convert_to_iter_based": True}],
+    }
+    assert run(data) == []
+    # still one of the engine's keys only: a misspelling is reported
+    data["param_scheduler"][1]["convert_to_iter_base"] = True
+    assert [e.where for e in run(data)] == ["key param_scheduler.1.convert_to_iter_base"]
+
+
+def test_default_hooks_entries_merge_into_the_defaults_before_checking():
+    base = {"model": {"type": "TkCheckNet", "depth": 1}}
+    # only arguments: the default's type applies (the form merge_default_hooks documents)
+    ok = {**base, "default_hooks": {"logger": {"interval": 5}, "checkpoint": {"interval": 2, "priority": "LOW"},
+                                    "timer": None}}
+    assert run(ok) == []
+    # the merged type's signature is what the arguments are checked against
+    bad = {**base, "default_hooks": {"logger": {"intervl": 5}}}
+    err = only(run(bad))
+    assert err.where == "key default_hooks.logger.intervl"
+    assert err.hint.startswith("did you mean 'interval'")
+    # a key that is not a default still needs a type, reported in place
+    err = only(run({**base, "default_hooks": {"mine": {"interval": 1}}}))
+    assert err.message == "default_hooks.mine is not a default hook, so it needs a 'type'"
+    assert err.where == "key default_hooks.mine"
+    assert run({**base, "default_hooks": {"mine": {"type": "TkCheckHook", "interval": 1}}}) == []

@@ -133,6 +133,22 @@ def test_merge_from_dict_merges_dicts_unless_delete():
     assert cfg.to_dict() == {"model": {"backbone": {"type": "Swin"}}}
 
 
+def test_merge_from_dict_follows_the_file_merge_for_delete():
+    """Only ``_delete_: true`` replaces; no ``_delete_`` survives anywhere: as _native.merge."""
+    from torchkiln import _native
+
+    base = {"model": {"backbone": {"depth": 50, "frozen": 1}, "head": 3}}
+    for child in (
+        {"backbone": {"_delete_": "yes", "type": "Swin"}},
+        {"backbone": {"_delete_": 1, "type": "Swin"}},
+        {"backbone": {"_delete_": True, "type": "Swin", "norm": {"_delete_": True, "t": "GN"}}},
+        {"head": {"_delete_": True, "x": [{"_delete_": False, "y": 1}]}},
+    ):
+        cfg = Config(copy.deepcopy(base))
+        cfg.merge_from_dict({"model": child})
+        assert cfg.to_dict() == _native.merge(base, {"model": child}), child
+
+
 def test_merge_from_dict_errors():
     cfg = make()
     with pytest.raises(ConfigError, match="out of range"):

@@ -34,6 +34,19 @@ VALUES = st.recursive(
 )
 CONFIGS = st.dictionaries(KEYS, VALUES, min_size=1, max_size=6)
 
+# Strings the loader would act on: references, MMEngine placeholders, their escapes.
+REF_TEXT = st.one_of(
+    st.sampled_from(["${a}", "${root}/x", "\\${a}", "\\\\${a}", "$${", "${${", "{{$HOME}}",
+                     "{{_base_.a}}", "x {{$K:1}} y", "{{{", "{{{{", "\\{{", "${{a}}}", "a}}{{b", "${env:HOME}"]),
+    st.text(alphabet="${}\\a.", max_size=10),
+)
+REF_VALUES = st.recursive(
+    st.one_of(SCALARS, REF_TEXT),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(KEYS, children, max_size=4)),
+    max_leaves=12,
+)
+REF_CONFIGS = st.dictionaries(KEYS, REF_VALUES, min_size=1, max_size=6)
+
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -47,6 +60,25 @@ def test_load_dump_load_is_a_fixed_point(data):
     second = loads(text, "yaml")
     assert second.to_dict() == data
     assert second.dump() == text
+
+
+@SETTINGS
+@given(REF_CONFIGS)
+def test_dumped_literal_references_load_back_unchanged(data):
+    """A config holding literal ``${`` / ``{{`` text dumps to YAML and JSON that load back to it."""
+    import tempfile
+    from pathlib import Path
+
+    cfg = Config(data)
+    text = cfg.dump()
+    assert text == dump_yaml(data, escape_refs=True)
+    again = loads(text, "yaml")
+    assert again.to_dict() == data
+    assert again.dump() == text
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cfg.json"
+        cfg.dump(path)
+        assert Config.fromfile(path).to_dict() == data
 
 
 def _leaves(node, path=()):

@@ -22,18 +22,6 @@ class Recorder:
         self.calls.append(metrics)
 
 
-class ReduceOnPlateauThing:
-    """Plateau kind recognised by name, without need_val_args: takes only step(metrics)."""
-
-    by_epoch = True
-
-    def __init__(self) -> None:
-        self.calls: list[object] = []
-
-    def step(self, metrics):
-        self.calls.append(metrics)
-
-
 def test_iteration_and_epoch_schedulers(make_runner, drive):
     runner = make_runner(max_epochs=2, iters_per_epoch=3)
     by_iter, by_epoch = Recorder(False), Recorder(True)
@@ -58,15 +46,54 @@ def test_dict_of_lists_and_none(make_runner, drive):
 def test_plateau_schedulers_get_metrics_after_validation(make_runner, drive):
     runner = make_runner(max_epochs=1, iters_per_epoch=2)
     counted = Recorder(True, need_val_args=True)  # torchkiln/MMEngine protocol
-    by_name = ReduceOnPlateauThing()
+    counted_iter = Recorder(False, need_val_args=True)
     plain = Recorder(True)
-    runner.param_schedulers = [counted, by_name, plain]
+    runner.param_schedulers = [counted, counted_iter, plain]
     hook = ParamSchedulerHook()
     drive.train_epoch(runner, [hook])
     drive.val(runner, [hook], {"loss": 0.3})
     assert counted.calls == [None, {"loss": 0.3}]  # counted after the epoch, acts after val
-    assert by_name.calls == [{"loss": 0.3}]  # never stepped without metrics
+    assert counted_iter.calls == [None, None, {"loss": 0.3}]  # counted after each iteration
     assert plain.calls == [None]  # plain schedulers ignore validation
+
+
+def test_a_plateau_name_alone_does_not_make_a_metric_scheduler(make_runner, drive):
+    """Only need_val_args decides; the name-based branch passed the whole metrics dict to
+    torch's ReduceLROnPlateau.step, which needs one number (TypeError)."""
+
+    class ReduceLROnPlateauLike(Recorder):
+        pass
+
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    thing = ReduceLROnPlateauLike(True)
+    runner.param_schedulers = [thing]
+    hook = ParamSchedulerHook()
+    drive.train_epoch(runner, [hook])
+    drive.val(runner, [hook], {"loss": 0.3})
+    assert thing.calls == [None]
+
+
+def test_schedulers_are_sorted_once_and_again_when_replaced(make_runner, drive, monkeypatch):
+    from torchkiln.hooks import param_scheduler_hook as module
+
+    walks = []
+    real = module.iter_schedulers
+    # count the walks of the whole list (the walk recurses into each item through the same name)
+    monkeypatch.setattr(module, "iter_schedulers", lambda s: (isinstance(s, list) and walks.append(1)) or real(s))
+    runner = make_runner(max_epochs=2, iters_per_epoch=3)
+    first = Recorder(False)
+    runner.param_schedulers = [first]
+    hook = ParamSchedulerHook()
+    for _ in range(2):
+        drive.train_epoch(runner, [hook])
+    assert len(first.calls) == 6 and len(walks) == 1  # not once per iteration
+    second = Recorder(False)
+    runner.param_schedulers = [second]  # replaced: sorted again
+    drive.train_epoch(runner, [hook])
+    runner.param_schedulers.append(Recorder(True))  # grown in place: sorted again
+    drive.train_epoch(runner, [hook])
+    assert len(second.calls) == 6 and len(walks) == 3
+    assert runner.param_schedulers[1].calls == [None]
 
 
 def test_unbuilt_configs_are_skipped_and_junk_rejected(make_runner):

@@ -198,3 +198,59 @@ def test_updates_stay_correct_after_storage_swaps() -> None:
     assert model.fc.weight[0, 0].item() == 4.0
     avg_w.data = avg_w.data.clone()  # new storage behind the same parameter
     assert run(ema, model, [5.0]) == pytest.approx([4.0])
+
+
+def test_updates_resolve_the_tensors_once_and_never_walk_the_model(monkeypatch) -> None:
+    """The per-iteration update must not call named_parameters/state_dict/buffers again."""
+    model = Net()
+    ema = ExponentialMovingAverage(model, momentum=0.5)
+    run(ema, model, [2.0])
+    ema.copy_from(model)
+    for name in ("named_parameters", "parameters", "state_dict", "buffers", "named_buffers", "named_modules"):
+        for m in (model, ema.module, model.fc, model.bn):
+            monkeypatch.setattr(m, name, lambda *a, _n=name, **k: pytest.fail(f"{_n} walked per update"))
+    assert run(ema, model, [4.0, 6.0]) == pytest.approx([3.0, 4.5])
+    ema.copy_from(model)
+    assert ema.module.fc.weight[0, 0].item() == 6.0
+
+
+def test_updates_follow_tensors_replaced_in_the_model() -> None:
+    """A ``.to()`` replaces buffers (and a cast may replace parameters): reads go through the
+    owning module's dicts, so the average sees the new tensors."""
+    model = Net()
+    ema = ExponentialMovingAverage(model, momentum=0.5)
+    run(ema, model, [2.0])
+    model.bn.running_mean = torch.full((1,), 7.0)  # a new buffer object
+    model.fc.weight = nn.Parameter(torch.full((1, 2), 4.0))  # a new parameter object
+    ema.update_parameters(model)
+    assert ema.module.fc.weight[0, 0].item() == pytest.approx(3.0)
+    assert ema.module.bn.running_mean.item() == 7.0
+    # the averaged copy's own buffers replaced too (a move of the inner module)
+    ema.module.bn.running_mean = torch.zeros(1)
+    model.bn.running_mean.fill_(9.0)
+    ema.update_parameters(model)
+    assert ema.module.bn.running_mean.item() == 9.0
+
+
+def test_another_model_or_a_loaded_state_gets_a_fresh_plan() -> None:
+    a, b = Net(), Net()
+    ema = ExponentialMovingAverage(a, momentum=0.5)
+    set_weight(a, 2.0)
+    ema.update_parameters(a)
+    set_weight(b, 4.0)
+    ema.update_parameters(b)
+    assert ema.module.fc.weight[0, 0].item() == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="no tensor 'fc.weight'"):
+        ema.update_parameters(nn.Sequential(nn.Linear(2, 1)))
+    with pytest.raises(ValueError, match="copy_from: the model has no tensor"):
+        ema.copy_from(nn.Sequential(nn.Linear(2, 1)))
+    # caches never travel with copies or pickles
+    import copy
+    import pickle
+
+    clone = copy.deepcopy(ema)
+    assert clone._plan is None and clone._avg_cache is None
+    pickle.loads(pickle.dumps(ema))
+    set_weight(a, 10.0)
+    clone.update_parameters(a)
+    assert clone.module.fc.weight[0, 0].item() == pytest.approx(6.5)

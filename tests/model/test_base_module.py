@@ -46,6 +46,17 @@ def test_second_call_warns_and_changes_nothing() -> None:
     assert torch.equal(m.stem.weight, before)
 
 
+def test_second_call_keeps_the_init_report() -> None:
+    """Initialising before handing the model to the runner must not wipe the report."""
+    m = Top(dict(type="Constant", val=1.0, layer="Linear"))
+    m.init_weights()
+    first = m.params_init_info()
+    assert first["stem.weight"] == "Constant: val=1.0, bias=0 (init_cfg of Top)"
+    with pytest.warns(UserWarning, match="already called"):
+        m.init_weights()
+    assert m.params_init_info() == first
+
+
 def test_child_init_cfg_beats_parent_layer_and_override() -> None:
     cfg = dict(type="Constant", val=1.0, layer="Linear", override=dict(name="head", type="Constant", val=3.0))
     m = Top(cfg, child_cfg=dict(type="Constant", val=9.0, layer="Linear"))

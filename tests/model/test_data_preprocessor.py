@@ -170,3 +170,11 @@ def test_custom_preprocessor_through_models_registry() -> None:
     mixed = model.data_preprocessor({"inputs": x}, training=True)["inputs"]
     assert torch.equal(mixed, torch.tensor([[3.0], [1.0]]))
     assert torch.equal(model.val_step({"inputs": x}), x)
+
+
+def test_both_preprocessors_default_to_asynchronous_copies():
+    from torchkiln.model import BaseDataPreprocessor, ImgDataPreprocessor
+
+    assert BaseDataPreprocessor()._non_blocking is True
+    assert ImgDataPreprocessor()._non_blocking is True
+    assert ImgDataPreprocessor(non_blocking=False)._non_blocking is False

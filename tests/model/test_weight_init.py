@@ -239,6 +239,25 @@ def test_pretrained_checkpoint_dict_with_module_prefix_and_prefix(tmp_path) -> N
     assert "did you mean 'backbone'" in str(info.value)
 
 
+def test_pretrained_skips_mis_shaped_tensors_and_logs_them(tmp_path, caplog) -> None:
+    """Fine-tuning with another number of classes: the head is skipped, the rest loads."""
+    src = Net()
+    src.head = nn.Linear(4, 5)  # 5 classes in the checkpoint, 2 in the model
+    path = tmp_path / "w.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in src.state_dict().items()}}, path)
+    dst = Net()
+    head_before = dst.head.weight.detach().clone()
+    with caplog.at_level("WARNING", logger="torchkiln.model.weight_init"):
+        initialize(dst, dict(type="Pretrained", checkpoint=str(path)))
+    assert torch.equal(dst.fc.weight, src.fc.weight)
+    assert torch.equal(dst.conv.weight, src.conv.weight)
+    assert torch.equal(dst.head.weight, head_before)
+    text = caplog.text
+    assert "shape mismatch for head.weight: checkpoint [5, 4] vs model [2, 4]" in text
+    assert "shape mismatch for head.bias: checkpoint [5] vs model [2]" in text
+    assert "missing keys" not in text  # skipped tensors are reported once, as mis-shaped
+
+
 def test_pretrained_missing_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         initialize(Net(), dict(type="Pretrained", checkpoint=str(tmp_path / "nope.pth")))

@@ -409,3 +409,35 @@ def test_dump_parse_round_trip(tree: dict[str, Any]) -> None:
     back = native.parse_yaml(text)
     assert _same(back if back is not None else {}, tree)
     assert native.dump_yaml(back if back is not None else {}) == text
+
+
+def test_a_deep_override_path_is_a_config_error_not_a_crash() -> None:
+    """20000 segments used to overflow the stack (SIGSEGV); run it in a child to be safe."""
+    import subprocess
+    import sys
+
+    code = (
+        "from torchkiln import _native as n\n"
+        "try:\n"
+        "    n.loads_config('a: 1', 'yaml', ['+' + '.'.join(['b'] * 20000) + '=1'])\n"
+        "except n.ConfigLoadError as e:\n"
+        "    print('ERR', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ERR") and "more than 256 segments" in out.stdout
+    ok = native.loads_config("a: 1", "yaml", ["+" + ".".join(["b"] * 255) + "=1"])
+    node = ok.data
+    for _ in range(255):
+        node = node["b"]
+    assert node == 1
+
+
+def test_dump_yaml_escape_refs_round_trips_literal_references() -> None:
+    data = {"root": "/data", "esc": "${root}/x", "mm": "{{$HOME}} {{_base_.a}}", "${key}": "k"}
+    plain = native.dump_yaml(data)
+    assert 'esc: "${root}/x"' in plain  # plain data stays as it is
+    text = native.dump_yaml(data, escape_refs=True)
+    assert "\\${root}/x" in text and "\\{{$HOME}}" in text
+    assert native.loads_config(text).data == data
+    assert native.escape_refs("a${b}{{c") == "a\\${b}\\{{c"

@@ -216,3 +216,28 @@ def test_write_does_not_wait_for_the_disk(tmp_path: Path) -> None:
     assert path.read_text() == ""
     sink.close()
     assert len(path.read_text().splitlines()) == 2000
+
+
+def test_negative_counts_are_rejected_and_the_count_never_wraps() -> None:
+    buf = native.LogBuffer(4)
+    with pytest.raises(ValueError, match="count must be a non-negative int, got -1"):
+        buf.update("x", 1.0, -1)
+    with pytest.raises(ValueError, match="non-negative"):
+        buf.update_many({"x": 1.0, "y": 2.0}, -3)
+    assert "x" not in buf and "y" not in buf  # nothing recorded
+    buf.update("x", 1.0, 2**62)
+    buf.update("x", 1.0, 2**62)
+    assert buf.count("x") == 2**63 - 1
+    assert buf.global_mean("x") > 0 and buf.mean("x") > 0
+    with pytest.raises(ValueError, match="negative count"):
+        buf.load_key_state_dict("z", {"values": [1.0], "counts": [-1], "global_sum": 0.0, "global_count": 0})
+
+
+@pytest.mark.parametrize("interval", [1e20, 1e300, float("inf"), float("nan"), 0.0, -1.0])
+def test_sink_rejects_intervals_a_duration_cannot_hold(tmp_path: Path, interval: float) -> None:
+    """A ValueError, never a PanicException (a BaseException ``except Exception`` misses)."""
+    with pytest.raises(ValueError, match="flush_interval_s must be a positive number"):
+        native.JsonlSink(tmp_path / "x.jsonl", flush_interval_s=interval)
+    with native.JsonlSink(tmp_path / "y.jsonl", flush_interval_s=1e9) as sink:  # long but valid
+        sink.write("{}")
+    assert (tmp_path / "y.jsonl").read_text() == "{}\n"

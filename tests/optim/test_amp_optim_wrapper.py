@@ -167,3 +167,21 @@ def test_cuda_float16_by_default():  # pragma: no cover - runs on GPU machines
     wrapper.update_params(loss)
     assert all(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters()))
     assert wrapper.state_dict()["loss_scaler"]["scale"] == 65536.0
+
+
+def test_the_model_device_is_found_once_per_model_and_follows_moves(monkeypatch):
+    model = nn.Linear(2, 2)
+    wrapper = AmpOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), dtype="bfloat16")
+    with wrapper.optim_context(model):
+        assert torch.is_autocast_enabled("cpu")
+    # later entries do not walk the parameters again
+    monkeypatch.setattr(model, "parameters", lambda *a, **k: pytest.fail("parameters() walked per iteration"))
+    for _ in range(2):
+        with wrapper.optim_context(model):
+            assert torch.is_autocast_enabled("cpu")
+    monkeypatch.undo()
+    # where the parameter is now is what counts (a move keeps the parameter object)
+    model.to("meta")
+    assert wrapper._model_device_type(model) == "meta"
+    other = nn.Sequential()  # no parameters: the optimizer's device
+    assert wrapper._model_device_type(other) == "cpu"

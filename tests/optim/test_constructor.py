@@ -206,6 +206,20 @@ def test_wrapped_model_is_unwrapped_for_names():
     assert lrs[id(model.module.backbone[0].weight)] == pytest.approx(LR * 0.5)
 
 
+@pytest.mark.parametrize(("opt_type", "default_wd"), [("AdamW", 0.01), ("SGD", 0.0)])
+def test_decay_multipliers_use_the_optimizers_default_weight_decay(opt_type, default_wd):
+    """weight_decay left out of the config: the multipliers apply to the signature default."""
+    cfg = {"optimizer": {"type": opt_type, "lr": LR},
+           "paramwise_cfg": {"norm_decay_mult": 0.5, "custom_keys": {"head": {"decay_mult": 3.0}}}}
+    net = Net()
+    optimizer = build_optim_wrapper(net, cfg).optimizer
+    model_wd = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    for name, param in net.named_parameters():
+        norm = name.startswith(("backbone.1.", "ln."))
+        expected = default_wd * (3.0 if name.startswith("head") else 0.5 if norm else 1.0)
+        assert model_wd[id(param)] == pytest.approx(expected), name
+
+
 # ---------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     ("cfg", "error", "message"),
@@ -216,10 +230,11 @@ def test_wrapped_model_is_unwrapped_for_names():
         ({"optimizer": {"type": "SGD", "lr": 0.1, "momentun": 0.9}}, BuildError, "unexpected argument 'momentun'"),
         ({"optimizer": {"type": "SGD", "lr": 0.1}, "accumulate_counts": 2}, BuildError, "'accumulate_counts'"),
         ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"bias_lr_mul": 2}}, ConfigError, "'bias_lr_mul'"),
-        ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"norm_decay_mult": 0}}, ConfigError,
-         "weight_decay"),
-        ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"custom_keys": {"head": {"decay_mult": 0}}}},
-         ConfigError, "no weight_decay"),
+        # LBFGS takes no weight_decay at all (SGD and AdamW have defaults: see below)
+        ({"optimizer": {"type": "LBFGS", "lr": 0.1}, "paramwise_cfg": {"norm_decay_mult": 0}}, ConfigError,
+         "paramwise_cfg.norm_decay_mult needs the optimizer's weight_decay, and 'LBFGS' has no default"),
+        ({"optimizer": {"type": "LBFGS", "lr": 0.1}, "paramwise_cfg": {"custom_keys": {"head": {"decay_mult": 0}}}},
+         ConfigError, "custom_keys.head.decay_mult needs the optimizer's weight_decay"),
         ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"custom_keys": {"head": {"momentun": 0.1}}}},
          ConfigError, "unknown setting 'momentun'"),
         ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"custom_keys": ["head"]}}, ConfigError,

@@ -279,3 +279,26 @@ def test_grad_norm_reaches_the_real_message_hub(monkeypatch):
         assert hub_class.get_current_instance().get_scalar("train/grad_norm").current() == pytest.approx(5.0)
     finally:
         hub_class.reset_instances()
+
+
+def test_the_clip_list_is_built_once_and_follows_new_param_groups():
+    a = _with_grad([3.0, 4.0])
+    wrapper = OptimWrapper(torch.optim.SGD([a], lr=0.0), clip_grad={"max_norm": 100.0})
+    wrapper.step()
+    first = wrapper._clip_params()
+    wrapper.step()
+    assert wrapper._clip_params() is first  # not rebuilt per step
+    assert wrapper.last_grad_norm.item() == pytest.approx(5.0)
+    b = _with_grad([12.0])
+    wrapper.optimizer.add_param_group({"params": [b]})
+    wrapper.step()
+    assert wrapper.last_grad_norm.item() == pytest.approx(13.0)  # sqrt(9 + 16 + 144)
+    # a frozen parameter without a gradient is skipped; unfreezing needs no rebuild
+    b.grad = None
+    b.requires_grad_(False)
+    wrapper.step()
+    assert wrapper.last_grad_norm.item() == pytest.approx(5.0)
+    b.requires_grad_(True)
+    b.grad = torch.tensor([12.0])
+    wrapper.step()
+    assert wrapper.last_grad_norm.item() == pytest.approx(13.0)

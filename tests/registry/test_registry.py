@@ -203,3 +203,74 @@ def test_builtin_tables_do_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture()
+def plugin_package(reg: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A package ``tk_fancy_pkg`` registering ``FancyNet`` into ``reg`` by decorator."""
+    import types
+
+    pkg = tmp_path / "tk_fancy_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from tk_fancy_pkg.models import FancyNet\n")
+    (pkg / "models.py").write_text(
+        "import tk_registry_holder as holder\n"
+        "@holder.reg.register_module()\n"
+        "class FancyNet:\n"
+        "    pass\n"
+    )
+    holder = types.ModuleType("tk_registry_holder")
+    holder.reg = reg  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tk_registry_holder", holder)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in ("tk_fancy_pkg", "tk_fancy_pkg.models"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("target", ["tk_fancy_pkg.models:FancyNet", "tk_fancy_pkg.models.FancyNet", "tk_fancy_pkg:FancyNet"])
+def test_decorator_registration_of_a_plugin_named_unlike_its_package(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, plugin_package, target: str
+) -> None:
+    """The entry point of distribution ``my-plugin-dist`` targets the decorated class: one provider."""
+    monkeypatch.setattr(_index, "providers", lambda name, group: {"FancyNet": {"my_plugin_dist": target}})
+    obj = reg.build({"type": "FancyNet"}).__class__
+    assert obj.__module__ == "tk_fancy_pkg.models"
+    assert reg.get("my_plugin_dist::FancyNet") is obj
+    assert reg._candidates("FancyNet") == ["my_plugin_dist"]
+
+
+def test_plain_import_of_a_plugin_named_unlike_its_package(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, plugin_package
+) -> None:
+    monkeypatch.setattr(_index, "providers", lambda name, group: {"FancyNet": {"my_plugin_dist": "tk_fancy_pkg.models:FancyNet"}})
+    import tk_fancy_pkg.models  # registers by decorator before any lookup
+
+    assert reg.get("FancyNet") is tk_fancy_pkg.models.FancyNet
+    # another distribution offering the same name elsewhere is still a clash
+    monkeypatch.setattr(_index, "providers", lambda name, group: {"FancyNet": {"other_dist": "collections:Counter"}})
+    with pytest.raises(KeyError, match="other_dist"):
+        reg.register_module(name="FancyNet", module=tk_fancy_pkg.models.FancyNet)
+
+
+def test_scope_key_picks_the_provider_and_is_the_default_scope_while_building(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collections
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(_index.default_scope())
+        return collections.Counter(*args, **kwargs)
+
+    monkeypatch.setattr(collections, "TkRecordingCounter", recording, raising=False)
+    fake = {"Clash": {"dist_a": "collections:OrderedDict", "dist_b": "collections:TkRecordingCounter"}}
+    monkeypatch.setattr(_index, "providers", lambda name, group: fake)
+    with pytest.raises(BuildError, match="more than one distribution"):
+        reg.build({"type": "Clash"})
+    assert isinstance(reg.build({"type": "Clash", "_scope_": "dist_a"}), collections.OrderedDict)
+    assert isinstance(reg.build({"type": "Clash", "_scope_": "dist_b"}), collections.Counter)
+    assert seen == ["dist_b"] and _index.default_scope() is None
+    with pytest.raises(BuildError, match="'_scope_' must be a scope name"):
+        reg.build({"type": "Clash", "_scope_": 3})

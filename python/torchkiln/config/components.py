@@ -11,34 +11,19 @@ as given. A class that takes ``**kwargs`` accepts anything. Where a place's shap
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchkiln import registry as reg
 from torchkiln.config.report import KeyPath, Reporter
-from torchkiln.errors import BuildError, PluginError, TorchkilnError, did_you_mean
+from torchkiln.errors import BuildError, ConfigError, PluginError, TorchkilnError, did_you_mean
 
 __all__ = ["ComponentChecker"]
 
 # keys the engine itself reads from a component dict and never passes to the constructor
 _ENGINE_KEYS = ("type", "_scope_")
-
-
-def _signature_params(obj: Any) -> tuple[list[str], bool] | None:
-    """Keyword-capable parameter names and whether ``**kwargs`` is accepted; None if unknown."""
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):
-        return None
-    names = []
-    var_kw = False
-    for name, p in sig.parameters.items():
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            names.append(name)
-    return names, var_kw
+# read by torchkiln.optim.scheduler.builder before the scheduler is built
+_SCHEDULER_ENGINE_KEYS = ("convert_to_iter_based",)
 
 
 class ComponentChecker:
@@ -91,8 +76,9 @@ class ComponentChecker:
         if explicit and not isinstance(obj_type, str) and not callable(obj_type):
             self.reporter.error((*path, "type"), f"'type' must be a component name, got {type(obj_type).__name__}")
             return None
+        scope = value.get("_scope_")
         try:
-            obj = registry.get(obj_type)
+            obj = registry.get(obj_type, default_scope=scope if isinstance(scope, str) else None)
         except (BuildError, PluginError) as exc:
             if explicit:
                 self.reporter.add(exc, (*path, "type"))
@@ -113,10 +99,10 @@ class ComponentChecker:
         injected: Sequence[str],
         function: bool,
     ) -> None:
-        params = _signature_params(obj)
+        params = reg.signature_params(obj)
         if params is None:
             return
-        accepted, var_kw = params
+        accepted, var_kw, _ = params
         if var_kw:
             return
         what = f"{registry.name}.{getattr(obj, '__name__', repr(obj))}"
@@ -229,7 +215,9 @@ class ComponentChecker:
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             where = (*path, i) if isinstance(value, list) else path
-            self.component(item, reg.PARAM_SCHEDULERS, where, injected=("optimizer",))
+            self.component(
+                item, reg.PARAM_SCHEDULERS, where, injected=("optimizer",), engine_keys=_SCHEDULER_ENGINE_KEYS
+            )
 
     def evaluator(self, value: Any, path: KeyPath) -> None:
         """A metric, a list of metrics, or an evaluator dict with ``metrics``."""
@@ -249,10 +237,23 @@ class ComponentChecker:
         self.component(value, reg.METRICS, path)
 
     def hooks(self, default_hooks: Any, custom_hooks: Any) -> None:
-        """``default_hooks`` values (``null`` removes one) and ``custom_hooks`` items."""
+        """``default_hooks`` values (``null`` removes one) and ``custom_hooks`` items.
+
+        A ``default_hooks`` entry is checked as the runner sees it: merged into the default
+        hook of the same name (:func:`torchkiln.hooks.defaults.merge_default_hooks`), so
+        ``logger: {interval: 5}`` needs no ``type``.
+        """
+        from torchkiln.hooks.defaults import merge_default_hooks
+
         if isinstance(default_hooks, Mapping):
             for name, item in default_hooks.items():
-                self.component(item, reg.HOOKS, ("default_hooks", name), engine_keys=("priority",))
+                path = ("default_hooks", name)
+                try:
+                    merged = merge_default_hooks({name: item}).get(name)
+                except ConfigError as exc:
+                    self.reporter.error(path, exc.message, hint=exc.hint)
+                    continue
+                self.component(merged, reg.HOOKS, path, engine_keys=("priority",))
         if isinstance(custom_hooks, list):
             for i, item in enumerate(custom_hooks):
                 self.component(item, reg.HOOKS, ("custom_hooks", i), engine_keys=("priority",))

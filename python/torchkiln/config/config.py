@@ -333,16 +333,20 @@ class Config(MutableMapping[str, Any]):
     def dump(self, file: str | Path | None = None) -> str:
         """The configuration as YAML text; also written to ``file`` when given.
 
-        A ``.json`` file gets JSON instead. Loading the dumped text gives this config back.
+        A ``.json`` file gets JSON instead. Loading the dumped text gives this config back:
+        a literal ``${`` or ``{{`` in a string is written as ``\\${`` / ``\\{{``, so the
+        loader does not take it for a reference or an MMEngine placeholder.
         """
         if file is not None and str(file).endswith(".json"):
             import json
 
-            text = json.dumps(self.to_dict(), indent=2) + "\n"
+            from torchkiln.config.loader import escape_refs
+
+            text = json.dumps(escape_refs(self.to_dict()), indent=2) + "\n"
         else:
             from torchkiln.config.loader import dump_yaml
 
-            text = dump_yaml(self.to_dict())
+            text = dump_yaml(self.to_dict(), escape_refs=True)
         if file is not None:
             path = Path(file)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,19 +401,29 @@ def _list_index(node: list[Any], part: str, dotted: str, allow_list_keys: bool) 
 
 
 def _merged(old: Any, new: Any) -> Any:
-    """``new`` merged into ``old`` when both are dicts (``_delete_`` replaces), else ``new``."""
+    """``new`` merged into ``old`` when both are dicts, else ``new``; the file merge's rules.
+
+    As in :func:`torchkiln._native.merge`: ``_delete_: true`` (exactly ``true``) in a dict
+    replaces the old dict instead of merging into it, any other ``_delete_`` value is
+    dropped, and no ``_delete_`` key is left anywhere in what replaces a value.
+    """
     if isinstance(new, Mapping) and isinstance(old, Mapping):
         new = dict(new)
-        if new.pop("_delete_", False):
-            return _wrap(new)
-        out = ConfigDict(old)
-        for key, value in new.items():
-            out[key] = _merged(out.get(key), value)
-        return out
-    if isinstance(new, Mapping):
-        new = dict(new)
-        new.pop("_delete_", None)
-    return _wrap(copy.deepcopy(new))
+        if new.pop("_delete_", False) is not True:
+            out = ConfigDict(old)
+            for key, value in new.items():
+                out[key] = _merged(out.get(key), value)
+            return out
+    return _wrap(copy.deepcopy(_without_delete(new)))
+
+
+def _without_delete(value: Any) -> Any:
+    """``value`` with every ``_delete_`` key below it removed (new containers, same leaves)."""
+    if isinstance(value, Mapping):
+        return {key: _without_delete(item) for key, item in value.items() if key != "_delete_"}
+    if isinstance(value, (list, tuple)):
+        return [_without_delete(item) for item in value]
+    return value
 
 
 def _new_config_dict() -> ConfigDict:

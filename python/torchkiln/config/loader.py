@@ -20,7 +20,7 @@ from torchkiln.config.packages import resolve_package
 from torchkiln.config.pyconfig import load_python
 from torchkiln.errors import ConfigError, TorchkilnError
 
-__all__ = ["display_path", "dump_yaml", "load", "loads", "native", "parse_yaml"]
+__all__ = ["display_path", "dump_yaml", "escape_refs", "load", "loads", "native", "parse_yaml"]
 
 _SUFFIX_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml", ".py": "py"}
 
@@ -156,9 +156,29 @@ def loads(
     return _wrap(loaded, None)
 
 
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    """``data`` as YAML text that loads back to the same data."""
-    return native().dump_yaml(data)
+def dump_yaml(data: Mapping[str, Any], *, escape_refs: bool = False) -> str:
+    """``data`` as YAML text that parses back to the same data.
+
+    :param escape_refs: write a literal ``${`` or ``{{`` in a string value as ``\\${`` /
+        ``\\{{``, so that *loading the text as a config* (which interpolates) gives the same
+        data back; use it for config dumps.
+    """
+    return native().dump_yaml(data, escape_refs=escape_refs)
+
+
+def escape_refs(value: Any) -> Any:
+    """A copy of ``value`` with every string spelled as a config file must spell it.
+
+    Strings get a backslash before each ``${`` and ``{{`` (the loader removes one); keys
+    are kept (the loader never interpolates them). For dumps that are not YAML (JSON).
+    """
+    if isinstance(value, str):
+        return native().escape_refs(value) if ("${" in value or "{{" in value) else value
+    if isinstance(value, Mapping):
+        return {key: escape_refs(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escape_refs(item) for item in value]
+    return value
 
 
 def parse_yaml(text: str, filename: str = "<string>") -> Any:

@@ -19,8 +19,8 @@ _MAX_COMMENT_COLUMN = 72
 
 
 def _inline(value: Any) -> str:
-    """How the dump spells a scalar or an empty collection."""
-    text = dump_yaml({"k": value})
+    """How the config dump spells a scalar or an empty collection (``${`` escaped)."""
+    text = dump_yaml({"k": value}, escape_refs=True)
     return text[len("k: ") : -1]
 
 
@@ -89,7 +89,7 @@ class _Writer:
 def annotate(data: Mapping[str, Any], provenance: Mapping[str, str]) -> str:
     """``data`` dumped as YAML with a ``# where-it-came-from`` comment on each leaf line."""
     if not data:
-        return dump_yaml(dict(data))
+        return dump_yaml(dict(data), escape_refs=True)
     writer = _Writer(provenance)
     writer.mapping(data, 0, False, ())
     return writer.render()

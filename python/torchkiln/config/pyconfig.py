@@ -161,7 +161,7 @@ def load_python(path: str) -> dict[str, Any]:
         ) from None
     out: dict[str, Any] = {}
     for name, value in namespace.items():
-        if name.startswith("__") and name != "_base_":
+        if name.startswith("__"):
             continue
         if _is_collected(name, value):
             out[name] = _plain_value(value, name, filename)

@@ -16,6 +16,9 @@ from torchkiln.registry import HOOKS
 
 __all__ = ["IterTimerHook"]
 
+# Hub keys per mode, built once: (data time, iteration time).
+_KEYS = {mode: (f"{mode}/data_time", f"{mode}/time") for mode in ("train", "val", "test")}
+
 
 def _loader_len(runner: Any, mode: str) -> int | None:
     loop = getattr(runner, f"{mode}_loop", None)
@@ -74,19 +77,19 @@ class IterTimerHook(Hook):
     # ------------------------------------------------------------------ iterations
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Record ``train/data_time``."""
-        self._before_iter(runner, "train")
+        self._record_data_time(runner, "train")
 
     def before_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Record ``val/data_time``."""
-        self._before_iter(runner, "val")
+        self._record_data_time(runner, "val")
 
     def before_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Record ``test/data_time``."""
-        self._before_iter(runner, "test")
+        self._record_data_time(runner, "test")
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Record ``train/time`` and the training ETA."""
-        elapsed = self._after_iter(runner, "train")
+        elapsed = self._record_time(runner, "train")
         self._train_total += elapsed
         done = runner.iter - self._train_start_iter + 1
         left = runner.max_iters - runner.iter - 1
@@ -101,20 +104,21 @@ class IterTimerHook(Hook):
         self._after_eval_iter(runner, "test", batch_idx)
 
     # ------------------------------------------------------------------ helpers
-    def _before_iter(self, runner: Any, mode: str) -> None:
+    # (Not named _before_iter/_after_iter: those are the Hook base class's generic methods.)
+    def _record_data_time(self, runner: Any, mode: str) -> None:
         now = perf_counter()
         start = self._last.get(mode, now)
-        runner.message_hub.update_scalar(f"{mode}/data_time", now - start)
+        runner.message_hub.update_scalar(_KEYS[mode][0], now - start)
 
-    def _after_iter(self, runner: Any, mode: str) -> float:
+    def _record_time(self, runner: Any, mode: str) -> float:
         now = perf_counter()
         elapsed = now - self._last.get(mode, now)
         self._last[mode] = now
-        runner.message_hub.update_scalar(f"{mode}/time", elapsed)
+        runner.message_hub.update_scalar(_KEYS[mode][1], elapsed)
         return elapsed
 
     def _after_eval_iter(self, runner: Any, mode: str, batch_idx: int) -> None:
-        self._eval_total += self._after_iter(runner, mode)
+        self._eval_total += self._record_time(runner, mode)
         total = _loader_len(runner, mode)
         if total is not None:
             left = max(total - batch_idx - 1, 0)

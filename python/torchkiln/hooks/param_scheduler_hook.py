@@ -2,13 +2,13 @@
 
 Iteration-based schedulers (``by_epoch=False``) step after every training iteration,
 epoch-based ones after every training epoch. Schedulers that decide from validation metrics
-also step after validation, with the metrics:
+(``need_val_args = True``, torchkiln's and MMEngine's protocol, e.g. ``ReduceOnPlateauLR``)
+take both calls: the plain ``step()`` after training counts steps (so ``begin``/``end``
+work), ``step(metrics)`` after validation acts.
 
-- torchkiln's (and MMEngine's) ``need_val_args = True`` schedulers take both calls: the
-  plain ``step()`` after training counts steps (so ``begin``/``end`` work), ``step(metrics)``
-  after validation acts;
-- other schedulers of the ReduceOnPlateau kind (recognised by class name) only get
-  ``step(metrics)`` after validation.
+The schedulers are sorted into these three groups once, and again only when
+``runner.param_schedulers`` is replaced (or a list or dict of them changes length), so a
+training iteration costs one loop over the iteration-based schedulers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torchkiln.errors import ConfigError
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
-__all__ = ["ParamSchedulerHook", "iter_schedulers", "metrics_only", "needs_val_metrics"]
+__all__ = ["ParamSchedulerHook", "iter_schedulers", "needs_val_metrics"]
 
 
 def iter_schedulers(param_schedulers: Any) -> Iterator[Any]:
@@ -48,19 +48,16 @@ def iter_schedulers(param_schedulers: Any) -> Iterator[Any]:
 
 
 def needs_val_metrics(scheduler: Any) -> bool:
-    """True for schedulers that step on a validation metric (ReduceOnPlateau and its kin)."""
-    return bool(getattr(scheduler, "need_val_args", False)) or metrics_only(scheduler)
-
-
-def metrics_only(scheduler: Any) -> bool:
-    """A plateau-kind scheduler without ``need_val_args``: it only takes ``step(metrics)``."""
-    name = type(scheduler).__name__
-    plateau = "ReduceOnPlateau" in name or "ReduceLROnPlateau" in name
-    return plateau and not getattr(scheduler, "need_val_args", False)
+    """True for schedulers that step on validation metrics (``need_val_args = True``)."""
+    return bool(getattr(scheduler, "need_val_args", False))
 
 
 def _by_epoch(scheduler: Any) -> bool:
     return bool(getattr(scheduler, "by_epoch", True))
+
+
+def _size(param_schedulers: Any) -> int:
+    return len(param_schedulers) if isinstance(param_schedulers, (list, tuple, Mapping)) else -1
 
 
 @HOOKS.register_module()
@@ -70,29 +67,53 @@ class ParamSchedulerHook(Hook):
     - after each training iteration: schedulers with ``by_epoch=False``;
     - after each training epoch: schedulers with ``by_epoch=True`` (a scheduler without a
       ``by_epoch`` attribute counts as epoch-based);
-    - after each validation epoch: metric-driven schedulers, as ``scheduler.step(metrics)``.
-
-    Plateau-kind schedulers without ``need_val_args`` are stepped only after validation.
+    - after each validation epoch: schedulers with ``need_val_args = True``, as
+      ``scheduler.step(metrics)`` (they are also stepped, without metrics, after training
+      iterations or epochs as above, which counts their steps).
     """
 
     priority = "LOW"
 
+    def __init__(self) -> None:
+        self._source: Any = None
+        self._source_size = -2
+        self._iter_based: tuple[Any, ...] = ()
+        self._epoch_based: tuple[Any, ...] = ()
+        self._val_based: tuple[Any, ...] = ()
+
+    def _groups(self, runner: Any) -> None:
+        """Sort the schedulers into the three groups unless they are sorted already."""
+        source = runner.param_schedulers
+        if source is self._source and _size(source) == self._source_size:
+            return
+        schedulers = list(iter_schedulers(source))
+        self._iter_based = tuple(s for s in schedulers if not _by_epoch(s))
+        self._epoch_based = tuple(s for s in schedulers if _by_epoch(s))
+        self._val_based = tuple(s for s in schedulers if needs_val_metrics(s))
+        self._source = source
+        self._source_size = _size(source)
+
+    def before_train(self, runner: Any) -> None:
+        """Sort the schedulers (again: the runner may have rebuilt them)."""
+        self._source = None
+        self._groups(runner)
+
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Step the iteration-based schedulers."""
-        for scheduler in iter_schedulers(runner.param_schedulers):
-            if not _by_epoch(scheduler) and not metrics_only(scheduler):
-                scheduler.step()
+        self._groups(runner)
+        for scheduler in self._iter_based:
+            scheduler.step()
 
     def after_train_epoch(self, runner: Any) -> None:
         """Step the epoch-based schedulers."""
-        for scheduler in iter_schedulers(runner.param_schedulers):
-            if _by_epoch(scheduler) and not metrics_only(scheduler):
-                scheduler.step()
+        self._groups(runner)
+        for scheduler in self._epoch_based:
+            scheduler.step()
 
     def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Step the metric-driven schedulers with the validation metrics."""
         if not metrics:
             return
-        for scheduler in iter_schedulers(runner.param_schedulers):
-            if needs_val_metrics(scheduler):
-                scheduler.step(metrics)
+        self._groups(runner)
+        for scheduler in self._val_based:
+            scheduler.step(metrics)

@@ -4,12 +4,19 @@ An averaged model keeps a deep copy of the model (``.module``) and, each time
 ``update_parameters(model)`` is called, folds the model's current weights into it. The step
 counter is a buffer (saved with the state dict) mirrored by a host integer, so updates never
 wait for the device; the averaging itself is one fused ``torch._foreach_*`` call per update.
+
+An update runs every training iteration, so nothing in it walks the module tree: where each
+tensor lives (the owning module's ``_parameters``/``_buffers`` dict and key) is resolved once
+per source model, and an update reads the tensors straight from those dicts (which also
+sees tensors a ``.to()`` replaced).
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -32,6 +39,79 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return unwrap_model(model)
 
 
+class _Slots:
+    """Where ``module`` keeps each named tensor: ``(owning dict, key)`` pairs, resolved once.
+
+    :raises KeyError: a name that is not a parameter or buffer of ``module``.
+    """
+
+    __slots__ = ("slots",)
+
+    def __init__(self, module: nn.Module, names: Sequence[str]) -> None:
+        slots = []
+        for name in names:
+            prefix, _, key = name.rpartition(".")
+            try:
+                owner = module.get_submodule(prefix) if prefix else module
+            except AttributeError:
+                raise KeyError(name) from None
+            if owner._parameters.get(key) is not None:
+                slots.append((owner._parameters, key))
+            elif owner._buffers.get(key) is not None:
+                slots.append((owner._buffers, key))
+            else:
+                raise KeyError(name)
+        self.slots = slots
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The tensors as they are now (about 30 ns each, no module walk)."""
+        return [d[k] for d, k in self.slots]
+
+
+class _UpdatePlan:
+    """Everything an update needs about one source model, computed once.
+
+    :param avg: the averaged model.
+    :param model: the (unwrapped) source model.
+    :raises KeyError: the source model lacks one of the averaged tensors.
+    """
+
+    def __init__(self, avg: BaseAveragedModel, model: nn.Module) -> None:
+        names, averaged = avg._avg_tensors()
+        self.model_ref = weakref.ref(model)
+        self.avg_version = avg._avg_version
+        self.source = _Slots(model, names)
+        self.floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+        self.others = [i for i, a in enumerate(averaged) if not a.is_floating_point()]
+        self.all_float = not self.others
+        # Without update_buffers the buffers are copied, read through their dicts on both sides.
+        buffer_names = [] if avg.update_buffers else [n for n, _ in avg.module.named_buffers()]
+        self.avg_bufs = _Slots(avg.module, buffer_names)
+        self.source_bufs = _Slots(model, buffer_names)
+        self.device: torch.device | None = None
+        self.move: list[bool] | None = None
+        self.move_bufs: list[bool] = []
+
+    def source_tensors(self, averaged: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """``(source, averaged buffers, source buffers)``, sources on the averaged tensors' devices.
+
+        Which tensors need a copy is decided once, and again when the source model moved.
+        """
+        source = self.source.tensors()
+        avg_bufs = self.avg_bufs.tensors()
+        source_bufs = self.source_bufs.tensors()
+        device = source[0].device if source else None
+        if self.move is None or device != self.device:
+            self.device = device
+            self.move = [s.device != a.device for a, s in zip(averaged, source)]
+            self.move_bufs = [s.device != a.device for a, s in zip(avg_bufs, source_bufs)]
+            self.any_move = any(self.move) or any(self.move_bufs)
+        if self.any_move:
+            source = [_to_device(s, a.device) if m else s for a, s, m in zip(averaged, source, self.move)]
+            source_bufs = [_to_device(s, a.device) if m else s for a, s, m in zip(avg_bufs, source_bufs, self.move_bufs)]
+        return source, avg_bufs, source_bufs
+
+
 class BaseAveragedModel(nn.Module):
     """A deep copy of a model whose weights are averaged over training steps.
 
@@ -42,7 +122,10 @@ class BaseAveragedModel(nn.Module):
 
     :param model: the model to average (a wrapper is unwrapped).
     :param interval: average every this many calls of :meth:`update_parameters`.
-    :param device: keep the averaged copy on this device (default: the model's).
+    :param device: keep the averaged copy on this device (default: the model's). With
+        ``device='cpu'`` and a model on an accelerator, every update copies every parameter
+        to the host and waits for the copy (a host-device synchronisation per update); raise
+        ``interval`` to pay it less often.
     :param update_buffers: average the floating-point buffers too.
     """
 
@@ -64,6 +147,9 @@ class BaseAveragedModel(nn.Module):
         self.update_buffers = update_buffers
         self._host_steps = 0  # mirrors ``steps`` so no update reads the device
         self._avg_cache: tuple[list[str], list[torch.Tensor]] | None = None
+        self._avg_version = 0  # bumped whenever _avg_cache is dropped; plans made before are stale
+        self._plan: _UpdatePlan | None = None
+        self._copy_plan: tuple[Any, _Slots, _Slots] | None = None
         self.register_load_state_dict_post_hook(_sync_host_steps)
 
     # ------------------------------------------------------------------ tensors
@@ -78,9 +164,31 @@ class BaseAveragedModel(nn.Module):
             self._avg_cache = ([n for n, _ in named], [t for _, t in named])
         return self._avg_cache
 
+    def _forget_tensors(self) -> None:
+        self._avg_cache = None
+        self._avg_version += 1
+
     def _apply(self, fn: Any, recurse: bool = True) -> nn.Module:
-        self._avg_cache = None  # tensors may be replaced by a move or cast
+        self._forget_tensors()  # tensors may be replaced by a move or cast
         return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_avg_cache"] = state["_plan"] = state["_copy_plan"] = None  # caches (and a weakref)
+        return state
+
+    def _plan_for(self, model: nn.Module) -> _UpdatePlan:
+        plan = self._plan
+        if plan is None or plan.model_ref() is not model or plan.avg_version != self._avg_version:
+            try:
+                plan = _UpdatePlan(self, model)
+            except KeyError as exc:
+                raise ValueError(
+                    f"{type(self).__name__}.update_parameters: the model has no tensor {exc.args[0]!r}; "
+                    "it must have the same structure as the model the average was made from"
+                ) from None
+            self._plan = plan
+        return plan
 
     @property
     def avg_parameters(self) -> dict[str, torch.Tensor]:
@@ -115,37 +223,45 @@ class BaseAveragedModel(nn.Module):
         :param model: the trained model (a wrapper is unwrapped).
         """
         model = _unwrap(model)
-        names, averaged = self._avg_tensors()
-        if self.update_buffers:
-            src_map = model.state_dict(keep_vars=True)
-        else:
-            src_map = dict(model.named_parameters())
-        try:
-            source = [src_map[n] for n in names]
-        except KeyError as exc:
-            raise ValueError(
-                f"{type(self).__name__}.update_parameters: the model has no tensor {exc.args[0]!r}; "
-                "it must have the same structure as the model the average was made from"
-            ) from None
-        source = [s if s.device == a.device else _to_device(s, a.device) for a, s in zip(averaged, source)]
+        plan = self._plan_for(model)
+        _, averaged = self._avg_tensors()
+        source, avg_bufs, source_bufs = plan.source_tensors(averaged)
         steps = self._host_steps
         if steps == 0:
             _copy_all(averaged, source)
         elif steps % self.interval == 0:
-            floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
-            if len(floats) == len(averaged):
+            if plan.all_float:
                 self.average(averaged, source, steps)
             else:
+                floats, others = plan.floats, plan.others
                 self.average([averaged[i] for i in floats], [source[i] for i in floats], steps)
-                others = [i for i, a in enumerate(averaged) if not a.is_floating_point()]
                 _copy_all([averaged[i] for i in others], [source[i] for i in others])
-        if not self.update_buffers:
-            avg_bufs = [b for b in self.module.buffers()]
-            src_bufs = [b for b in model.buffers()]
-            if avg_bufs:
-                _copy_all(avg_bufs, [s if s.device == a.device else _to_device(s, a.device) for a, s in zip(avg_bufs, src_bufs)])
+        _copy_all(avg_bufs, source_bufs)
         self._host_steps = steps + 1
         self.steps.fill_(self._host_steps)
+
+    @torch.no_grad()
+    def copy_from(self, model: nn.Module) -> None:
+        """Copy ``model``'s whole state (parameters and persistent buffers) into the averaged
+        copy without counting an update (EMAHook does this before averaging starts).
+
+        :param model: the trained model (a wrapper is unwrapped).
+        """
+        model = _unwrap(model)
+        plan = self._copy_plan
+        if plan is None or plan[0]() is not model:
+            names = list(self.module.state_dict(keep_vars=True))
+            try:
+                plan = (weakref.ref(model), _Slots(self.module, names), _Slots(model, names))
+            except KeyError as exc:
+                raise ValueError(
+                    f"{type(self).__name__}.copy_from: the model has no tensor {exc.args[0]!r}; "
+                    "it must have the same structure as the model the average was made from"
+                ) from None
+            self._copy_plan = plan
+        dst = plan[1].tensors()
+        src = plan[2].tensors()
+        _copy_all(dst, [s if s.device == d.device else _to_device(s, d.device) for d, s in zip(dst, src)])
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the averaged model."""
@@ -154,7 +270,7 @@ class BaseAveragedModel(nn.Module):
 
 def _sync_host_steps(module: nn.Module, incompatible_keys: Any) -> None:
     module._host_steps = int(module.steps)  # one read, at load time only
-    module._avg_cache = None
+    module._forget_tensors()
 
 
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

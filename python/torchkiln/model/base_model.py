@@ -50,35 +50,48 @@ def run_forward(
     :param forward: the ``forward`` whose signature the batch must fit.
     :param owner: the model's class name, for messages.
     """
-    if isinstance(data, Mapping):
-        args: tuple[Any, ...] = ()
-        kwargs: dict[str, Any] = dict(data)
-    elif isinstance(data, (list, tuple)):
-        args, kwargs = tuple(data), {}
-    else:
-        raise TypeError(
-            f"{owner}: the data preprocessor returned {_describe_batch(data)}; expected a dict "
-            "(passed to forward as keyword arguments) or a tuple/list (passed as positional arguments)"
-        )
+    # The batch is unpacked straight into the call (no copy of it first): this runs every
+    # iteration. Arguments are rebuilt only to explain a failure.
     try:
-        return call(*args, **kwargs, mode=mode)
+        if isinstance(data, Mapping):
+            return call(**data, mode=mode)
+        if isinstance(data, (list, tuple)):
+            return call(*data, mode=mode)
     except TypeError as exc:
-        try:
-            sig = inspect.signature(forward)
-        except (TypeError, ValueError):
-            raise exc from None
-        shown = sig.replace(
-            parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
-            return_annotation=inspect.Signature.empty,
-        )
-        try:
-            sig.bind(*args, **kwargs, mode=mode)
-        except TypeError as bind_error:
-            raise TypeError(
-                f"{owner}.forward{shown} cannot take the batch, {_describe_batch(data)}: {bind_error}; "
-                "make the dataset/collate output match forward's parameters, or adapt forward"
-            ) from exc
+        args, kwargs = ((), dict(data)) if isinstance(data, Mapping) else (tuple(data), {})
+        _explain_mismatch(exc, forward, owner, data, args, kwargs, mode)
         raise
+    raise TypeError(
+        f"{owner}: the data preprocessor returned {_describe_batch(data)}; expected a dict "
+        "(passed to forward as keyword arguments) or a tuple/list (passed as positional arguments)"
+    )
+
+
+def _explain_mismatch(
+    exc: TypeError,
+    forward: Callable[..., Any],
+    owner: str,
+    data: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    mode: str,
+) -> None:
+    """Raise a clearer ``TypeError`` when the batch cannot bind to ``forward``; else return."""
+    try:
+        sig = inspect.signature(forward)
+    except (TypeError, ValueError):
+        return
+    shown = sig.replace(
+        parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],
+        return_annotation=inspect.Signature.empty,
+    )
+    try:
+        sig.bind(*args, **kwargs, mode=mode)
+    except TypeError as bind_error:
+        raise TypeError(
+            f"{owner}.forward{shown} cannot take the batch, {_describe_batch(data)}: {bind_error}; "
+            "make the dataset/collate output match forward's parameters, or adapt forward"
+        ) from exc
 
 
 def parse_losses(

@@ -117,19 +117,22 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         self._is_init = bool(value)
 
     def init_weights(self) -> None:
-        """Initialise this module and its children from their ``init_cfg`` (once)."""
+        """Initialise this module and its children from their ``init_cfg`` (once).
+
+        A second call warns and changes nothing, the init report included.
+        """
+        if self._is_init:
+            warnings.warn(
+                f"init_weights() of {type(self).__name__} was already called; skipping",
+                stacklevel=2,
+            )
+            return
         recorder = _RECORDER.get()
         token = None
         if recorder is None:
             recorder = _InitRecorder(self)
             token = _RECORDER.set(recorder)
         try:
-            if self._is_init:
-                warnings.warn(
-                    f"init_weights() of {type(self).__name__} was already called; skipping",
-                    stacklevel=2,
-                )
-                return
             cfgs = _as_cfg_list(self.init_cfg) if self.init_cfg else []
             pretrained = [c for c in cfgs if _is_pretrained(c)]
             others = [c for c in cfgs if not _is_pretrained(c)]

@@ -513,7 +513,10 @@ def load_pretrained_state_dict(
     state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
     if not isinstance(state, Mapping):
         raise ConfigError(f"pretrained checkpoint {checkpoint!r} holds no state dict (got {type(obj).__name__})")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS
+    from torchkiln.runner.model_state import revise_state_dict
+
+    state = revise_state_dict(state, DEFAULT_REVISE_KEYS)
     if prefix:
         head = prefix if prefix.endswith(".") else prefix + "."
         selected = {k[len(head):]: v for k, v in state.items() if k.startswith(head)}
@@ -532,6 +535,10 @@ def load_pretrained_state_dict(
 class PretrainedInit:
     """Load weights from a checkpoint into the module (non-strict; mismatches are logged).
 
+    Missing and unexpected keys, and tensors whose shape differs from the module's (a head
+    with another number of classes), are skipped with a warning listing them; everything
+    that fits is loaded.
+
     :param checkpoint: path or URL of a state dict or a checkpoint with ``state_dict``.
     :param prefix: load only the weights under this key prefix (e.g. ``'backbone'``) into the
         module.
@@ -547,16 +554,12 @@ class PretrainedInit:
 
     def __call__(self, module: nn.Module) -> None:
         """Load the weights into ``module``."""
+        from torchkiln.runner.model_state import load_model_state
+
         state = load_pretrained_state_dict(self.checkpoint, self.prefix, self.map_location)
-        result = module.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            logger.warning(
-                "pretrained %s into %s: missing keys %s; unexpected keys %s",
-                self.checkpoint,
-                type(module).__name__,
-                result.missing_keys,
-                result.unexpected_keys,
-            )
+        report = load_model_state(module, state, strict=False, revise_keys=(), source=self.checkpoint)
+        if not report.clean:
+            logger.warning("pretrained %s into %s: %s", self.checkpoint, type(module).__name__, report.format())
 
     def describe(self) -> str:
         """One line naming the checkpoint, for init reports."""

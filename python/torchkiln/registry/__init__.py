@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from torchkiln.registry._index import default_scope, set_default_scope
-from torchkiln.registry.registry import Registry, build_from_cfg, check_kwargs
+from torchkiln.registry.registry import Registry, build_from_cfg, check_kwargs, signature_params
 from torchkiln.registry.root import (
     ALL_REGISTRIES,
     DATA_SAMPLERS,
@@ -51,4 +51,5 @@ __all__ = [
     "check_kwargs",
     "default_scope",
     "set_default_scope",
+    "signature_params",
 ]

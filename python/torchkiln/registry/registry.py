@@ -17,7 +17,7 @@ from typing import Any
 from torchkiln.errors import BuildError, PluginError, did_you_mean
 from torchkiln.registry import _index
 
-__all__ = ["Registry", "build_from_cfg"]
+__all__ = ["Registry", "build_from_cfg", "check_kwargs", "signature_params"]
 
 SCOPE_SEP = "::"
 
@@ -97,8 +97,8 @@ class Registry:
         if not callable(obj):
             raise TypeError(f"only classes and functions can be registered, got {obj!r}")
         names = [obj.__name__] if name is None else [name] if isinstance(name, str) else list(name)
-        scope = _scope_of(obj)
         for key in names:
+            scope = self._registration_scope(obj, key)
             scopes = self._entries.setdefault(key, {})
             if force:
                 self._forced[key] = obj
@@ -115,6 +115,32 @@ class Registry:
                         "pass force=True to replace it or choose another name"
                     )
             scopes[scope] = obj
+
+    def _registration_scope(self, obj: Any, key: str) -> str:
+        """The scope a decorator registration of ``obj`` as ``key`` belongs to.
+
+        A plugin distribution's entry points are scoped by the distribution name, which may
+        differ from the package name (``my-plugin-dist`` shipping ``mypkg``). When an entry
+        point for ``key`` targets this very object, or, failing that, exactly one targets the
+        object's top-level package (a re-export), its scope is used; otherwise the object's
+        top-level package is the scope.
+        """
+        indexed = _index.providers(self.name, self.entry_point_group).get(key)
+        if not indexed:
+            return _scope_of(obj)
+        module = getattr(obj, "__module__", None) or "__main__"
+        own = f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', ''))}"
+        package = module.split(".", 1)[0]
+        same_package = []
+        for scope, target in indexed.items():
+            dotted = target.replace(":", ".")
+            if dotted == own:
+                return scope
+            if dotted.split(".", 1)[0] == package:
+                same_package.append(scope)
+        if len(same_package) == 1:
+            return same_package[0]
+        return package
 
     # ------------------------------------------------------------------ lookup
     def _indexed_scopes(self, name: str) -> set[str]:
@@ -260,6 +286,9 @@ def build_from_cfg(
 ) -> Any:
     """Build ``cfg['type']`` from ``registry`` with the remaining keys as keyword arguments.
 
+    ``_scope_`` (MMEngine's per-component scope) picks the provider when several offer the
+    type, and is the default scope while the constructor runs.
+
     Unknown keyword arguments are reported before the constructor runs, with a suggestion;
     an exception inside the constructor keeps its traceback and gains a note naming the
     component.
@@ -277,39 +306,65 @@ def build_from_cfg(
             hint=f"add type: <Name> (see `torchkiln plugins` for the names in {registry.name})",
         )
     obj_type = args.pop("type")
-    args.pop("_scope_", None)
-    obj_cls = registry.get(obj_type)
+    scope = args.pop("_scope_", None)
+    if scope is not None and not isinstance(scope, str):
+        raise BuildError(f"'_scope_' must be a scope name, got {type(scope).__name__} {scope!r}",
+                         hint="e.g. _scope_: mmdet")
+    obj_cls = registry.get(obj_type, default_scope=scope)
     type_name = getattr(obj_cls, "__name__", repr(obj_cls))
     check_kwargs(obj_cls, args, f"{registry.name}.{type_name}")
+    # the component's own scope is preferred for what its constructor builds, too
+    previous = _index.default_scope()
+    if scope is not None:
+        _index.set_default_scope(scope)
     try:
         return obj_cls(**args)
     except Exception as exc:
         exc.add_note(f"while building {type_name} from registry {registry.name}")
         raise
+    finally:
+        if scope is not None:
+            _index.set_default_scope(previous)
+
+
+def signature_params(obj: Any) -> tuple[list[str], bool, dict[str, Any]] | None:
+    """What ``obj`` (a class or function) accepts by keyword, or None if it has no signature.
+
+    :returns: ``(names, has_var_kw, defaults)``: the parameters that can be passed by
+        keyword in order, whether ``**kwargs`` is accepted, and the defaults of those that
+        have one.
+    """
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    names: list[str] = []
+    defaults: dict[str, Any] = {}
+    var_kw = False
+    for name, p in sig.parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.append(name)
+            if p.default is not p.empty:
+                defaults[name] = p.default
+    return names, var_kw, defaults
 
 
 def check_kwargs(obj_cls: Any, kwargs: Mapping[str, Any], what: str) -> None:
     """Raise :class:`BuildError` if ``kwargs`` cannot bind to ``obj_cls``'s signature."""
-    try:
-        sig = inspect.signature(obj_cls)
-    except (TypeError, ValueError):
+    found = signature_params(obj_cls)
+    if found is None:
         return
-    params = sig.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    accepted, var_kw, defaults = found
+    if var_kw:
         return
-    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in kwargs:
         if key not in accepted:
             raise BuildError(
                 f"{what} got an unexpected argument {key!r}",
                 hint=(did_you_mean(key, accepted) or "") + f" accepted: {', '.join(accepted) or 'none'}",
             )
-    missing = [
-        n
-        for n, p in params.items()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and n not in kwargs
-    ]
+    missing = [n for n in accepted if n not in defaults and n not in kwargs]
     if missing:
         raise BuildError(f"{what} is missing required argument(s): {', '.join(missing)}")

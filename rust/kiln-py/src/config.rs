@@ -155,10 +155,20 @@ pub fn interpolate<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<B
 }
 
 /// Dump plain data as deterministic block-style YAML that reads back to the same data.
+///
+/// With `escape_refs` (a config dump) literal `${` and `{{` in string values are written as
+/// `\${` and `\{{`, so that loading the text as a config gives the same strings back.
 #[pyfunction]
-pub fn dump_yaml(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<String> {
+#[pyo3(signature = (data, *, escape_refs = false))]
+pub fn dump_yaml(py: Python<'_>, data: &Bound<'_, PyAny>, escape_refs: bool) -> PyResult<String> {
     let v = from_py(data).map_err(|e| conv_type_error(e, "data"))?;
-    no_panic(py, || Ok(core::dump_yaml(&v)))
+    no_panic(py, || Ok(if escape_refs { core::dump_config_yaml(&v) } else { core::dump_yaml(&v) }))
+}
+
+/// A string value as a config file must spell it: `\${` for `${` and `\{{` for `{{`.
+#[pyfunction]
+pub fn escape_refs(text: &str) -> String {
+    core::dump::escape_refs(text).into_owned()
 }
 
 /// Parse one YAML document (no inheritance, no interpolation); duplicate keys are errors.

@@ -18,7 +18,8 @@ mod _native {
 
     #[pymodule_export]
     use crate::config::{
-        LoadedConfig, apply_overrides, dump_yaml, interpolate, load_config, loads_config, merge, parse_yaml,
+        LoadedConfig, apply_overrides, dump_yaml, escape_refs, interpolate, load_config, loads_config, merge,
+        parse_yaml,
     };
 
     #[pymodule_export]

@@ -59,26 +59,29 @@ impl LogBuffer {
         self.inner.capacity()
     }
 
-    /// O(1): record `value` as the mean of `count` samples.
+    /// O(1): record `value` as the mean of `count` samples (`count >= 0`).
     #[pyo3(signature = (key, value, count = 1))]
-    fn update(&mut self, key: &str, value: f64, count: i64) {
-        self.inner.update(key, value, count);
+    fn update(&mut self, key: &str, value: f64, count: i64) -> PyResult<()> {
+        self.inner.update(key, value, count).map_err(to_pyerr)
     }
 
     /// `update` every `key: value` of a mapping with the same `count`.
     #[pyo3(signature = (values, count = 1))]
     fn update_many(&mut self, values: &Bound<'_, PyAny>, count: i64) -> PyResult<()> {
+        if count < 0 {
+            return Err(to_pyerr(LogBufferError::BadCount(count)));
+        }
         if let Ok(d) = values.cast::<PyDict>() {
             for (k, v) in d.iter() {
                 let key = k.cast::<PyString>()?.to_str()?.to_owned();
-                self.inner.update(&key, v.extract::<f64>()?, count);
+                self.inner.update(&key, v.extract::<f64>()?, count).map_err(to_pyerr)?;
             }
             return Ok(());
         }
         let m = values.cast::<PyMapping>()?;
         for item in m.items()?.iter() {
             let (k, v): (String, f64) = item.extract()?;
-            self.inner.update(&k, v, count);
+            self.inner.update(&k, v, count).map_err(to_pyerr)?;
         }
         Ok(())
     }
@@ -194,15 +197,19 @@ impl JsonlSink {
     #[new]
     #[pyo3(signature = (path, flush_interval_s = 1.0, max_buffered = 1000))]
     fn new(path: PathBuf, flush_interval_s: f64, max_buffered: i64) -> PyResult<Self> {
-        if !(flush_interval_s.is_finite() && flush_interval_s > 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "flush_interval_s must be a positive number, got {flush_interval_s}"
-            )));
-        }
+        // try_from_secs_f64 rejects what Duration cannot hold (1e20 s) instead of panicking
+        let flush_interval = match Duration::try_from_secs_f64(flush_interval_s) {
+            Ok(d) if flush_interval_s.is_finite() && flush_interval_s > 0.0 => d,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "flush_interval_s must be a positive number of seconds that fits a duration, got {flush_interval_s}"
+                )));
+            }
+        };
         if max_buffered < 1 {
             return Err(PyValueError::new_err(format!("max_buffered must be a positive int, got {max_buffered}")));
         }
-        let inner = core::JsonlSink::open(&path, Duration::from_secs_f64(flush_interval_s), max_buffered as usize)
+        let inner = core::JsonlSink::open(&path, flush_interval, max_buffered as usize)
             .map_err(|e| PyOSError::new_err(format!("cannot open {}: {e}", path.display())))?;
         Ok(JsonlSink { inner })
     }

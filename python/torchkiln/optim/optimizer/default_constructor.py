@@ -21,7 +21,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 from torchkiln.errors import ConfigError, did_you_mean
 from torchkiln.optim.optimizer._model import unwrap_model
 from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
-from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, signature_params
 
 __all__ = ["DefaultOptimWrapperConstructor", "merge_param_groups"]
 
@@ -51,12 +51,11 @@ def _is_optimizer(obj: Any) -> bool:
 
 def _optimizer_signature_defaults(optimizer_type: Any) -> dict[str, Any]:
     """Keyword arguments of an optimizer class and their defaults (``_empty`` if none)."""
-    cls = OPTIMIZERS.get(optimizer_type)
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
+    found = signature_params(OPTIMIZERS.get(optimizer_type))
+    if found is None:
         return {}
-    return {name: p.default for name, p in params.items() if name != "params"}
+    names, _, defaults = found
+    return {name: defaults.get(name, inspect.Parameter.empty) for name in names if name != "params"}
 
 
 def merge_param_groups(groups: list[dict[str, Any]], defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -162,12 +161,6 @@ class DefaultOptimWrapperConstructor:
             if not isinstance(rule, Mapping):
                 raise ConfigError(f"custom_keys entry {name!r} must be a dict", where=where,
                                   hint="e.g. {lr_mult: 0.1, decay_mult: 0.0}")
-            if "decay_mult" in rule and self.base_wd is None:
-                raise ConfigError(
-                    f"custom_keys entry {name!r} sets decay_mult but the optimizer has no weight_decay",
-                    where=where,
-                    hint="set optimizer.weight_decay",
-                )
             extras = [k for k in rule if k not in _MULT_KEYS]
             if extras:
                 if optimizer_args is None:
@@ -180,13 +173,20 @@ class DefaultOptimWrapperConstructor:
                             where=f"{where}.{extra}",
                             hint=(did_you_mean(extra, choices) or "") + f" accepted: {', '.join(choices)}",
                         )
-        for key in _DECAY_KEYS:
-            if key in pw and self.base_wd is None:
+        decay_users = [f"paramwise_cfg.{key}" for key in _DECAY_KEYS if key in pw]
+        decay_users += [f"paramwise_cfg.custom_keys.{name}.decay_mult" for name, rule in custom_keys.items()
+                        if "decay_mult" in rule]
+        if decay_users and self.base_wd is None:
+            # like lr below: a weight_decay left out of the config is the optimizer's default
+            default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get("weight_decay")
+            if not isinstance(default, (int, float)) or isinstance(default, bool):
                 raise ConfigError(
-                    f"paramwise_cfg.{key} needs the optimizer's weight_decay",
-                    where=f"{WHERE}.paramwise_cfg.{key}",
+                    f"{decay_users[0]} needs the optimizer's weight_decay, and "
+                    f"{self.optimizer_cfg.get('type')!r} has no default weight_decay",
+                    where=f"{WHERE}.{decay_users[0]}",
                     hint="set optimizer.weight_decay",
                 )
+            self.base_wd = default
         uses_lr = "bias_lr_mult" in pw or "dcn_offset_lr_mult" in pw or any("lr_mult" in r for r in custom_keys.values())
         if uses_lr and self.base_lr is None:
             default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get("lr", inspect.Parameter.empty)

@@ -133,6 +133,9 @@ class OptimWrapper:
         # Set by NonFiniteLossHook(action='skip'): drop updates whose loss is NaN/Inf.
         self.skip_nonfinite = False
         self.skipped_steps = 0
+        self._drop_window = False
+        self._clip_key: tuple[tuple[int, int], ...] | None = None
+        self._clip_list: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ the update cycle
     def update_params(
@@ -143,22 +146,28 @@ class OptimWrapper:
     ) -> None:
         """Scale ``loss`` for accumulation, backward, and step + zero_grad when a window ends.
 
+        With :attr:`skip_nonfinite` set, a NaN/Inf loss is not backpropagated and marks its
+        accumulation window as bad: when the window ends, the gradients the window's finite
+        losses accumulated are zeroed without an optimizer step, and :attr:`skipped_steps`
+        grows by one. So a window either steps with every one of its gradients or not at all,
+        wherever in the window the non-finite loss falls. Checking costs one host sync per
+        iteration, paid only when skipping is on.
+
         :param loss: the scalar loss of this iteration.
         :param step_kwargs: keyword arguments for :meth:`step`.
         :param zero_kwargs: keyword arguments for :meth:`zero_grad`.
         """
         if self.skip_nonfinite and not bool(torch.isfinite(loss.detach()).all()):
-            # One host sync per iteration, paid only when skipping is asked for. The
-            # non-finite loss is not backpropagated and its accumulation window is dropped.
-            self.skipped_steps += 1
+            self._drop_window = True  # counted, not backpropagated
             self._inner_count += 1
-            if self.should_update():
-                self.zero_grad(**(zero_kwargs or {}))
-            return
-        loss = self.scale_loss(loss)
-        self.backward(loss)
+        else:
+            self.backward(self.scale_loss(loss))
         if self.should_update():
-            self.step(**(step_kwargs or {}))
+            if self._drop_window:
+                self._drop_window = False
+                self.skipped_steps += 1
+            else:
+                self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
 
     def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
@@ -216,6 +225,7 @@ class OptimWrapper:
         """
         self._inner_count = init_counts
         self._max_counts = max_counts
+        self._drop_window = False
         if self._accumulative_counts == 1:
             return
         if init_counts % self._accumulative_counts != 0:
@@ -234,14 +244,23 @@ class OptimWrapper:
         self._divisible_counts = max_counts - self._remainder_counts
 
     # ------------------------------------------------------------------ clipping
+    def _clip_params(self) -> list[torch.Tensor]:
+        """Every parameter of the optimizer, listed once per change of its param groups.
+
+        The clip functions skip parameters without a gradient themselves, so the list holds
+        frozen ones too and stays valid when layers are frozen or unfrozen.
+        """
+        groups = self.optimizer.param_groups
+        key = tuple((id(g["params"]), len(g["params"])) for g in groups)
+        if key != self._clip_key:
+            self._clip_key = key
+            self._clip_list = [p for g in groups for p in g["params"]]
+        return self._clip_list
+
     def _clip_grad(self) -> None:
-        params = [
-            p
-            for group in self.optimizer.param_groups
-            for p in group["params"]
-            if p.requires_grad and p.grad is not None
-        ]
-        if not params:
+        params = self._clip_params()
+        # usually decided by the first parameter; a step without any gradient clips nothing
+        if not any(p.grad is not None for p in params):
             return
         kind, kwargs = self._clip  # type: ignore[misc]
         if kind == "value":

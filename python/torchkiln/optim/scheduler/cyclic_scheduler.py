@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from torchkiln.errors import ConfigError
-from torchkiln.optim.scheduler.param_scheduler import INF, _check_eta_min, _ParamScheduler, _positive_int
+from torchkiln.optim.scheduler.param_scheduler import INF, _check_eta_min, _eta_min_of, _ParamScheduler, _positive_int
 from torchkiln.registry import PARAM_SCHEDULERS
 
 __all__ = ["CosineRestartParamScheduler", "OneCycleParamScheduler"]
@@ -177,9 +177,6 @@ class CosineRestartParamScheduler(_ParamScheduler):
         if "periods" in arguments:
             arguments["periods"] = [int(p * epoch_length) for p in arguments["periods"]]
 
-    def _eta_min(self, base: float) -> float:
-        return base * self.eta_min_ratio if self.eta_min_ratio is not None else self.eta_min  # type: ignore[return-value]
-
     def _period_of(self, step: int) -> int | None:
         for index, boundary in enumerate(self.cumulative_periods):
             if step < boundary:
@@ -195,7 +192,7 @@ class CosineRestartParamScheduler(_ParamScheduler):
         local = self.last_step - start
         values = []
         for base, value in zip(self.base_values, self._current()):
-            eta_min = self._eta_min(base)
+            eta_min = _eta_min_of(self, base)
             if local == 0:
                 values.append(base * self.restart_weights[index])
             else:
@@ -211,6 +208,6 @@ class CosineRestartParamScheduler(_ParamScheduler):
             local = self.last_step - (self.cumulative_periods[index - 1] if index > 0 else 0)
         cosine = (1 + math.cos(math.pi * local / self.periods[index])) / 2
         return [
-            self._eta_min(base) + (base * self.restart_weights[index] - self._eta_min(base)) * cosine
+            _eta_min_of(self, base) + (base * self.restart_weights[index] - _eta_min_of(self, base)) * cosine
             for base in self.base_values
         ]

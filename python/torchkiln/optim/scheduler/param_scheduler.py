@@ -136,7 +136,7 @@ class _ParamScheduler:
         self.base_values: list[Any] = [group[initial_key] for group in groups]
         self.last_step = last_step
         self._global_step = -1
-        self._last_value: list[Any] = []
+        self._last_value: list[Any] | None = []
         self.step()
 
     # ------------------------------------------------------------------ conversion
@@ -179,17 +179,23 @@ class _ParamScheduler:
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        """Advance one step; inside ``[begin, end)`` set each group's new value."""
+        """Advance one step; inside ``[begin, end)`` set each group's new value.
+
+        Outside ``[begin, end)`` a step only counts (it runs every iteration for the rest of
+        training once an iteration-based warmup has ended, so it does nothing more).
+        """
         self._global_step += 1
+        if not self.begin <= self._global_step < self.end:
+            self._last_value = None  # read from the groups when asked
+            return
         groups = self.optimizer.param_groups
-        if self.begin <= self._global_step < self.end:
-            self.last_step += 1
-            values = self._get_value()
-            for index, (group, value) in enumerate(zip(groups, values)):
-                group[self.param_name] = value
-                if self.verbose:
-                    _logger.info("%s: %s of group %d set to %.4e", type(self).__name__, self.param_name, index, value)
-            self._sync_betas()
+        self.last_step += 1
+        values = self._get_value()
+        for index, (group, value) in enumerate(zip(groups, values)):
+            group[self.param_name] = value
+            if self.verbose:
+                _logger.info("%s: %s of group %d set to %.4e", type(self).__name__, self.param_name, index, value)
+        self._sync_betas()
         self._last_value = [group[self.param_name] for group in groups]
 
     def _sync_betas(self) -> None:
@@ -209,7 +215,13 @@ class _ParamScheduler:
         return [group[self.param_name] for group in self.optimizer.param_groups]
 
     def get_last_value(self) -> list[Any]:
-        """The values of the scheduled hyperparameter after the last :meth:`step`."""
+        """The values of the scheduled hyperparameter after the last :meth:`step`.
+
+        After a step outside ``[begin, end)``, which sets nothing, these are the groups'
+        current values (which later schedulers may have changed since).
+        """
+        if self._last_value is None:
+            return self._current()
         return self._last_value
 
     # ------------------------------------------------------------------ state
@@ -517,6 +529,13 @@ def _check_eta_min(owner: str, eta_min: float | None, eta_min_ratio: float | Non
     return eta_min
 
 
+def _eta_min_of(scheduler: Any, base: float) -> float:
+    """The floor of a cosine schedule for a group whose initial value is ``base``:
+    ``base * eta_min_ratio`` when a ratio was given, else ``eta_min``."""
+    ratio = scheduler.eta_min_ratio
+    return base * ratio if ratio is not None else scheduler.eta_min
+
+
 @PARAM_SCHEDULERS.register_module()
 class CosineAnnealingParamScheduler(_ParamScheduler):
     """Cosine annealing from the initial value to ``eta_min`` over ``T_max`` steps.
@@ -552,16 +571,13 @@ class CosineAnnealingParamScheduler(_ParamScheduler):
         if arguments.get("T_max") is not None:
             arguments["T_max"] = int(arguments["T_max"] * epoch_length)
 
-    def _eta_min(self, base: float) -> float:
-        return base * self.eta_min_ratio if self.eta_min_ratio is not None else self.eta_min  # type: ignore[return-value]
-
     def _get_value(self) -> list[Any]:
         t, period = self.last_step, self.T_max
         if t == 0:
             return self._current()
         values = []
         for base, value in zip(self.base_values, self._current()):
-            eta_min = self._eta_min(base)
+            eta_min = _eta_min_of(self, base)
             if (t - 1 - period) % (2 * period) == 0:
                 # Bottom of the cosine: the ratio form would divide by zero.
                 values.append(value + (base - eta_min) * (1 - math.cos(math.pi / period)) / 2)
@@ -572,4 +588,4 @@ class CosineAnnealingParamScheduler(_ParamScheduler):
 
     def _get_closed_form(self) -> list[Any]:
         cosine = (1 + math.cos(math.pi * self.last_step / self.T_max)) / 2
-        return [self._eta_min(base) + (base - self._eta_min(base)) * cosine for base in self.base_values]
+        return [_eta_min_of(self, base) + (base - _eta_min_of(self, base)) * cosine for base in self.base_values]

@@ -23,6 +23,11 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
     than ``patience`` validations. ``need_val_args`` tells the scheduler hook to pass
     metrics.
 
+    In iteration-based training give ``by_epoch: false`` (``begin``/``end`` in iterations).
+    ``by_epoch: true`` is refused there like for any scheduler: its counting ``step()``
+    runs after training epochs, which such training does not have, so ``begin``/``end``
+    would never be reached.
+
     :param monitor: the metric to watch.
     :param rule: ``'less'`` (lower is better, e.g. a loss) or ``'greater'``.
     :param factor: multiplier in ``[0, 1)`` applied on a plateau.

@@ -1,7 +1,12 @@
 //! Deterministic YAML writer: block style, keys in insertion order, two-space indents, strings
 //! quoted whenever a YAML reader (1.2 or 1.1) could read them as anything but that string, so
 //! reading the dump back gives the same tree.
+//!
+//! [`dump_yaml`] writes plain data. A config dump ([`dump_config_yaml`]) must also survive the
+//! loader's own string syntax: it writes `\${` for a literal `${` and `\{{` for a literal `{{`,
+//! so interpolation and MMEngine placeholders leave the reloaded strings as they were.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::parse::scalar::plain_is_safe;
@@ -9,12 +14,31 @@ use super::value::{Kind, Map, Value, float_repr};
 
 /// Dump `v` as a block-style YAML document (ending in a newline).
 pub fn dump_yaml(v: &Value) -> String {
+    dump_with(v, false)
+}
+
+/// Dump a config tree as YAML that loads back to the same tree: like [`dump_yaml`], with
+/// every string value escaped by [`escape_refs`] (keys are never interpolated and are kept).
+pub fn dump_config_yaml(v: &Value) -> String {
+    dump_with(v, true)
+}
+
+/// `s` with a backslash before every `${` and every `{{`, the loader's escapes for literal
+/// text; the loader removes exactly one backslash before each, so this round-trips any string.
+pub fn escape_refs(s: &str) -> Cow<'_, str> {
+    if !s.contains("${") && !s.contains("{{") {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.replace("${", "\\${").replace("{{", "\\{{"))
+}
+
+fn dump_with(v: &Value, esc: bool) -> String {
     let mut out = String::new();
     match &v.kind {
-        Kind::Map(m) if !m.is_empty() => write_map(&mut out, m, 0, false),
-        Kind::List(l) if !l.is_empty() => write_list(&mut out, l, 0, false),
+        Kind::Map(m) if !m.is_empty() => write_map(&mut out, m, 0, false, esc),
+        Kind::List(l) if !l.is_empty() => write_list(&mut out, l, 0, false, esc),
         _ => {
-            write_inline(&mut out, v);
+            write_inline(&mut out, v, esc);
             out.push('\n');
         }
     }
@@ -27,28 +51,28 @@ fn indent(out: &mut String, n: usize) {
 
 /// Write the entries of `m` at `ind` spaces; with `inline_first` the first entry continues
 /// the current line (after `- `).
-fn write_map(out: &mut String, m: &Map, ind: usize, inline_first: bool) {
+fn write_map(out: &mut String, m: &Map, ind: usize, inline_first: bool, esc: bool) {
     for (i, (k, v)) in m.iter().enumerate() {
         if i > 0 || !inline_first {
             indent(out, ind);
         }
         write_str(out, k);
         out.push(':');
-        write_block_value(out, v, ind);
+        write_block_value(out, v, ind, esc);
     }
 }
 
-fn write_list(out: &mut String, l: &[Value], ind: usize, inline_first: bool) {
+fn write_list(out: &mut String, l: &[Value], ind: usize, inline_first: bool, esc: bool) {
     for (i, v) in l.iter().enumerate() {
         if i > 0 || !inline_first {
             indent(out, ind);
         }
         out.push_str("- ");
         match &v.kind {
-            Kind::Map(m) if !m.is_empty() => write_map(out, m, ind + 2, true),
-            Kind::List(items) if !items.is_empty() => write_list(out, items, ind + 2, true),
+            Kind::Map(m) if !m.is_empty() => write_map(out, m, ind + 2, true, esc),
+            Kind::List(items) if !items.is_empty() => write_list(out, items, ind + 2, true, esc),
             _ => {
-                write_inline(out, v);
+                write_inline(out, v, esc);
                 out.push('\n');
             }
         }
@@ -56,26 +80,26 @@ fn write_list(out: &mut String, l: &[Value], ind: usize, inline_first: bool) {
 }
 
 /// The value after `key:`; nested collections go on the following lines.
-fn write_block_value(out: &mut String, v: &Value, ind: usize) {
+fn write_block_value(out: &mut String, v: &Value, ind: usize, esc: bool) {
     match &v.kind {
         Kind::Map(m) if !m.is_empty() => {
             out.push('\n');
-            write_map(out, m, ind + 2, false);
+            write_map(out, m, ind + 2, false, esc);
         }
         Kind::List(l) if !l.is_empty() => {
             out.push('\n');
-            write_list(out, l, ind + 2, false);
+            write_list(out, l, ind + 2, false, esc);
         }
         _ => {
             out.push(' ');
-            write_inline(out, v);
+            write_inline(out, v, esc);
             out.push('\n');
         }
     }
 }
 
 /// A scalar, or a collection in flow style.
-fn write_inline(out: &mut String, v: &Value) {
+fn write_inline(out: &mut String, v: &Value, esc: bool) {
     match &v.kind {
         Kind::Null => out.push_str("null"),
         Kind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -83,13 +107,18 @@ fn write_inline(out: &mut String, v: &Value) {
             let _ = write!(out, "{i}");
         }
         Kind::Float(f) => out.push_str(&yaml_float(*f)),
+        Kind::Str(s) if esc => write_str(out, &escape_refs(s)),
         Kind::Str(s) => write_str(out, s),
-        Kind::List(_) | Kind::Map(_) => write_flow(out, v),
+        Kind::List(_) | Kind::Map(_) => write_flow_with(out, v, esc),
     }
 }
 
 /// YAML flow style: `[1, a]`, `{a: 1, b: [x]}`.
 pub fn write_flow(out: &mut String, v: &Value) {
+    write_flow_with(out, v, false)
+}
+
+fn write_flow_with(out: &mut String, v: &Value, esc: bool) {
     match &v.kind {
         Kind::List(items) => {
             out.push('[');
@@ -97,7 +126,7 @@ pub fn write_flow(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_flow(out, item);
+                write_flow_with(out, item, esc);
             }
             out.push(']');
         }
@@ -109,11 +138,11 @@ pub fn write_flow(out: &mut String, v: &Value) {
                 }
                 write_str(out, k);
                 out.push_str(": ");
-                write_flow(out, item);
+                write_flow_with(out, item, esc);
             }
             out.push('}');
         }
-        _ => write_inline(out, v),
+        _ => write_inline(out, v, esc),
     }
 }
 

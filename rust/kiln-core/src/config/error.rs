@@ -18,8 +18,11 @@ pub enum ErrorKind {
 /// A config error with the location (file, line, column, key path) where known and a hint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfigError {
+    /// A config mistake or a host failure.
     pub kind: ErrorKind,
+    /// What went wrong, in one sentence.
     pub message: String,
+    /// The file, when known.
     pub file: Option<String>,
     /// 1-based line.
     pub line: Option<u32>,
@@ -27,10 +30,12 @@ pub struct ConfigError {
     pub col: Option<u32>,
     /// Dotted key path (`train_cfg.max_epochs`, list items by index).
     pub key_path: Option<String>,
+    /// How to fix it.
     pub hint: Option<String>,
 }
 
 impl ConfigError {
+    /// An error with only a message; add the rest with the builder methods.
     pub fn new(message: impl Into<String>) -> Self {
         ConfigError { message: message.into(), ..Default::default() }
     }
@@ -40,6 +45,7 @@ impl ConfigError {
         ConfigError { kind: ErrorKind::Host, ..Self::new(message) }
     }
 
+    /// Set the file, position unknown.
     pub fn in_file(mut self, file: impl Into<String>) -> Self {
         self.file = Some(file.into());
         self
@@ -55,12 +61,14 @@ impl ConfigError {
         self
     }
 
+    /// Set the dotted key path; an empty path sets none.
     pub fn key(mut self, key_path: impl Into<String>) -> Self {
         let k = key_path.into();
         self.key_path = if k.is_empty() { None } else { Some(k) };
         self
     }
 
+    /// Set the hint.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

@@ -9,7 +9,7 @@
 //! - `\${` is a literal `${`.
 //!
 //! MMEngine's `{{_base_.a.b}}` and `{{$NAME:default}}` are substituted earlier, when a file is
-//! merged onto its bases ([`substitute_mmengine`]).
+//! merged onto its bases ([`substitute_mmengine`]); there `\{{` is a literal `{{`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -350,7 +350,7 @@ fn env_lookup(name: &str, default: Option<&str>, whole: bool) -> std::result::Re
 
 /// Substitute MMEngine's `{{_base_.a.b}}` (a value of the merged bases) and
 /// `{{$NAME:default}}` (environment) in a file's own tree before it is merged onto its bases.
-/// Other `{{...}}` text is left alone.
+/// Other `{{...}}` text is left alone; `\{{` is a literal `{{` (one backslash is removed).
 pub fn substitute_mmengine(
     node: &mut Value,
     base: Option<&Value>,
@@ -415,6 +415,13 @@ fn substitute_str(
     let mut out = String::new();
     let mut rest = s;
     while let Some(i) = rest.find("{{") {
+        if rest[..i].ends_with('\\') {
+            // `\{{` is a literal `{{` (what a config dump writes for one)
+            out.push_str(&rest[..i - 1]);
+            out.push_str("{{");
+            rest = &rest[i + 2..];
+            continue;
+        }
         let Some(end) = rest[i + 2..].find("}}") else { break };
         let inner = rest[i + 2..i + 2 + end].trim();
         let close = i + 4 + end;

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
-pub use dump::dump_yaml;
+pub use dump::{dump_config_yaml, dump_yaml};
 pub use error::{ConfigError, ErrorKind, Result};
 pub use inherit::{Host, Loader, NoHost};
 pub use parse::Format;
@@ -290,6 +290,31 @@ work_dir: ./work_dirs/${model.backbone.type}_${num_classes}
         let again = load_str(&text, Format::Yaml, None, &[], &mut NoHost).unwrap();
         assert_eq!(again.value, loaded.value);
         assert_eq!(dump_yaml(&again.value), text);
+    }
+
+    #[test]
+    fn config_dump_keeps_literal_references_and_placeholders() {
+        // `\${root}` and `\{{...}}` in a file are literal text; the dump must keep them so.
+        let src = "root: /data\nesc: \\${root}/x\nboth: '\\{{$HOME}} \\{{_base_.a}} $\\${{'\nkeep: ${root}\n";
+        let loaded = load_str(src, Format::Yaml, None, &[], &mut NoHost).unwrap();
+        assert_eq!(
+            loaded.value,
+            y("root: /data\nesc: '${root}/x'\nboth: '{{$HOME}} {{_base_.a}} $${{'\nkeep: /data\n")
+        );
+        let text = dump_config_yaml(&loaded.value);
+        let again = load_str(&text, Format::Yaml, None, &[], &mut NoHost).unwrap();
+        assert_eq!(again.value, loaded.value, "dump was:\n{text}");
+        assert_eq!(dump_config_yaml(&again.value), text);
+        // the plain dump writes the strings as they are
+        assert!(dump_yaml(&loaded.value).contains("esc: \"${root}/x\"\n"));
+        // odd runs of braces and backslashes round-trip too
+        for s in ["{{{", "{{{{", "\\${", "\\{{", "${${", "$\\{{", "${{x}}}", "a}}{{b", "{{_base_.x}}"] {
+            let mut m = Map::new();
+            m.insert("s".to_string(), Value::str(s));
+            let v = Value::new(Kind::Map(m));
+            let back = load_str(&dump_config_yaml(&v), Format::Yaml, None, &[], &mut NoHost).unwrap();
+            assert_eq!(back.value, v, "{s:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! interpolation, so `${...}` references see overridden values.
 
 use super::error::{ConfigError, Result, did_you_mean};
-use super::parse::{SourceRef, yaml};
+use super::parse::{MAX_DEPTH, SourceRef, yaml};
 use super::provenance::Sources;
 use super::value::{Kind, Origin, Value, list_index};
 
@@ -43,6 +43,9 @@ pub fn parse_override(text: &str) -> Result<Override> {
     };
     let path = parse_key(key.trim(), text)?;
     let value = parse_value(value.trim()).map_err(|m| syntax_error(text, &m))?;
+    if path.len() + depth(&value) > MAX_DEPTH {
+        return Err(syntax_error(text, &format!("the key and value nest deeper than {MAX_DEPTH} levels")));
+    }
     Ok(Override::Set { path, value, create })
 }
 
@@ -50,11 +53,25 @@ fn parse_key(key: &str, text: &str) -> Result<Vec<String>> {
     if key.is_empty() {
         return Err(syntax_error(text, "the key is empty"));
     }
+    // The tree is walked recursively (conversion to Python, drop): a path is capped like
+    // the nesting of a parsed file, before any segment is allocated.
+    if key.split('.').nth(MAX_DEPTH).is_some() {
+        return Err(syntax_error(text, &format!("the key has more than {MAX_DEPTH} segments")));
+    }
     let segs: Vec<String> = key.split('.').map(str::to_string).collect();
     if segs.iter().any(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
         return Err(syntax_error(text, "the key must be dotted names without spaces, e.g. a.b.0.c"));
     }
     Ok(segs)
+}
+
+/// Levels of collections in `v` (a scalar is 0); `v` comes from a depth-capped parse.
+fn depth(v: &Value) -> usize {
+    match &v.kind {
+        Kind::List(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Kind::Map(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Type an override value: YAML flow syntax, a bare comma list is a list, and text that is
@@ -236,6 +253,28 @@ mod tests {
         let ovs: Vec<String> = ovs.iter().map(|s| s.to_string()).collect();
         apply_overrides(root, &ovs, &mut s)?;
         Ok(s)
+    }
+
+    #[test]
+    fn deep_override_paths_are_rejected_not_a_stack_overflow() {
+        let long = vec!["b"; 20_000].join(".");
+        for text in [format!("+{long}=1"), format!("~{long}"), format!("{long}=1")] {
+            let e = parse_override(&text).unwrap_err();
+            assert!(e.message.contains("more than 256 segments"), "{}", e.message);
+        }
+        let mut root = y("a: 1\n");
+        let e = apply(&mut root, &[&format!("+{long}=1")]).unwrap_err();
+        assert!(e.message.contains("more than 256 segments"));
+        // at the limit it still works, and key + value together are capped too
+        let ok = vec!["b"; 256].join(".");
+        assert!(parse_override(&format!("+{ok}=1")).is_ok());
+        let e = parse_override(&format!("+{ok}=[1]")).unwrap_err();
+        assert!(e.message.contains("nest deeper than 256 levels"), "{}", e.message);
+        let deep_value = format!("+a={}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse_override(&deep_value).is_ok());
+        let e = parse_override(&format!("+{}={}1{}", vec!["k"; 100].join("."), "[".repeat(200), "]".repeat(200)))
+            .unwrap_err();
+        assert!(e.message.contains("nest deeper"));
     }
 
     const CFG: &str = "train_cfg: {max_epochs: 12, val_interval: 1}\nparam_scheduler:\n  - {type: LinearLR, end: 500}\n  - {type: MultiStepLR, milestones: [8, 11]}\nname: x\n";

@@ -12,6 +12,7 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// No files and no overrides yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -31,10 +32,12 @@ impl Sources {
         (self.overrides.len() - 1) as u32
     }
 
+    /// The file registered as `id` (`<unknown>` for an id never handed out).
     pub fn file_name(&self, id: u32) -> &str {
         self.files.get(id as usize).map(String::as_str).unwrap_or("<unknown>")
     }
 
+    /// The override registered as `id` (`<unknown>` for an id never handed out).
     pub fn override_text(&self, id: u32) -> &str {
         self.overrides.get(id as usize).map(String::as_str).unwrap_or("<unknown>")
     }

@@ -83,14 +83,17 @@ impl Value {
         Value { kind, origin }
     }
 
+    /// A `null` with no origin.
     pub fn null() -> Self {
         Kind::Null.into()
     }
 
+    /// An empty map with no origin.
     pub fn empty_map() -> Self {
         Kind::Map(Map::new()).into()
     }
 
+    /// A string with no origin.
     pub fn str(s: impl Into<String>) -> Self {
         Kind::Str(s.into()).into()
     }
@@ -108,6 +111,7 @@ impl Value {
         }
     }
 
+    /// The map, if this value is one.
     pub fn as_map(&self) -> Option<&Map> {
         match &self.kind {
             Kind::Map(m) => Some(m),
@@ -115,6 +119,7 @@ impl Value {
         }
     }
 
+    /// The map, mutably, if this value is one.
     pub fn as_map_mut(&mut self) -> Option<&mut Map> {
         match &mut self.kind {
             Kind::Map(m) => Some(m),
@@ -122,6 +127,7 @@ impl Value {
         }
     }
 
+    /// The string, if this value is one.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             Kind::Str(s) => Some(s),

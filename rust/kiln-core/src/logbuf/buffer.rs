@@ -3,7 +3,8 @@
 //! `update(key, value, count)` records `value` as the mean of `count` samples. The ring of a
 //! key keeps its last `capacity` entries; window statistics read them: `mean` is the
 //! count-weighted mean `sum(v * c) / sum(c)`, `min`/`max`/`median` ignore counts. The global
-//! sums (`global_mean`, `count`) cover every update ever made.
+//! sums (`global_mean`, `count`) cover every update ever made. Counts are never negative;
+//! the running count saturates at `i64::MAX` instead of wrapping.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,6 +20,8 @@ pub enum LogBufferError {
     BadWindow(i64),
     /// A state with as many values as counts was expected.
     BadState(String),
+    /// A negative count.
+    BadCount(i64),
 }
 
 impl fmt::Display for LogBufferError {
@@ -27,6 +30,7 @@ impl fmt::Display for LogBufferError {
             LogBufferError::MissingKey(k) => write!(f, "no scalar named '{k}' has been logged"),
             LogBufferError::BadWindow(w) => write!(f, "window must be a positive int or None, got {w}"),
             LogBufferError::BadState(m) => write!(f, "invalid log buffer state: {m}"),
+            LogBufferError::BadCount(c) => write!(f, "count must be a non-negative int, got {c}"),
         }
     }
 }
@@ -76,7 +80,7 @@ impl Series {
         self.values.push_back(value);
         self.counts.push_back(count);
         self.global_sum += value * count as f64;
-        self.global_count += count;
+        self.global_count = self.global_count.saturating_add(count);
     }
 
     /// Index of the first entry of the last `window` ones.
@@ -93,24 +97,28 @@ impl Series {
         Ok(self.values.range(start..).copied())
     }
 
+    /// The latest value (NaN for a history that was loaded empty).
     pub fn current(&self) -> f64 {
         self.values.back().copied().unwrap_or(f64::NAN)
     }
 
+    /// Count-weighted mean of the last `window` entries (all retained ones for `None`).
     pub fn mean(&self, window: Option<i64>) -> Result<f64> {
         let start = self.start(window)?;
         let (mut total, mut weight) = (0.0, 0i64);
         for (v, c) in self.values.range(start..).zip(self.counts.range(start..)) {
             total += v * *c as f64;
-            weight += c;
+            weight = weight.saturating_add(*c);
         }
         Ok(if weight == 0 { f64::NAN } else { total / weight as f64 })
     }
 
+    /// Smallest of the last `window` values.
     pub fn min(&self, window: Option<i64>) -> Result<f64> {
         Ok(self.window_values(window)?.fold(f64::INFINITY, f64::min))
     }
 
+    /// Largest of the last `window` values.
     pub fn max(&self, window: Option<i64>) -> Result<f64> {
         Ok(self.window_values(window)?.fold(f64::NEG_INFINITY, f64::max))
     }
@@ -126,14 +134,17 @@ impl Series {
         Ok(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
     }
 
+    /// Count-weighted mean over every update ever made.
     pub fn global_mean(&self) -> f64 {
         if self.global_count == 0 { f64::NAN } else { self.global_sum / self.global_count as f64 }
     }
 
+    /// Sum of the counts of every update ever made.
     pub fn count(&self) -> i64 {
         self.global_count
     }
 
+    /// The retained entries and running sums as plain data.
     pub fn state(&self) -> KeyState {
         KeyState {
             values: self.values.iter().copied().collect(),
@@ -157,12 +168,16 @@ impl LogBuffer {
         LogBuffer { capacity: capacity.max(1), series: IndexMap::new() }
     }
 
+    /// Entries kept per key.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// O(1): record `value` as the mean of `count` samples.
-    pub fn update(&mut self, key: &str, value: f64, count: i64) {
+    /// O(1): record `value` as the mean of `count` samples; a negative count is an error.
+    pub fn update(&mut self, key: &str, value: f64, count: i64) -> Result<()> {
+        if count < 0 {
+            return Err(LogBufferError::BadCount(count));
+        }
         let cap = self.capacity;
         match self.series.get_mut(key) {
             Some(s) => s.push(cap, value, count),
@@ -172,6 +187,7 @@ impl LogBuffer {
                 self.series.insert(key.to_string(), s);
             }
         }
+        Ok(())
     }
 
     /// The history of `key`.
@@ -179,22 +195,27 @@ impl LogBuffer {
         self.series.get(key).ok_or_else(|| LogBufferError::MissingKey(key.to_string()))
     }
 
+    /// Whether `key` was ever updated (or loaded).
     pub fn contains(&self, key: &str) -> bool {
         self.series.contains_key(key)
     }
 
+    /// Number of keys.
     pub fn len(&self) -> usize {
         self.series.len()
     }
 
+    /// Whether no key was ever updated.
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
 
+    /// Keys in first-update order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.series.keys().map(String::as_str)
     }
 
+    /// Forget every key.
     pub fn clear(&mut self) {
         self.series.clear();
     }
@@ -207,6 +228,9 @@ impl LogBuffer {
                 state.values.len(),
                 state.counts.len()
             )));
+        }
+        if let Some(c) = state.counts.iter().copied().chain([state.global_count]).find(|c| *c < 0) {
+            return Err(LogBufferError::BadState(format!("'{key}' has a negative count {c}")));
         }
         let skip = state.values.len().saturating_sub(self.capacity);
         let mut s = Series::new(self.capacity);
@@ -231,7 +255,7 @@ mod tests {
     fn window_statistics() {
         let mut b = LogBuffer::new(10);
         for v in [5.0, 1.0, 4.0, 2.0, 3.0] {
-            b.update("loss", v, 1);
+            b.update("loss", v, 1).unwrap();
         }
         let s = b.get("loss").unwrap();
         assert_eq!(s.current(), 3.0);
@@ -251,7 +275,7 @@ mod tests {
     fn capacity_wraps_but_global_stats_do_not() {
         let mut b = LogBuffer::new(3);
         for i in 1..=10 {
-            b.update("x", i as f64, 1);
+            b.update("x", i as f64, 1).unwrap();
         }
         let s = b.get("x").unwrap();
         assert_eq!(s.state().values, vec![8.0, 9.0, 10.0]);
@@ -264,9 +288,9 @@ mod tests {
     #[test]
     fn counts_weight_the_means() {
         let mut b = LogBuffer::new(2);
-        b.update("acc", 0.5, 4);
-        b.update("acc", 1.0, 1);
-        b.update("acc", 0.0, 5);
+        b.update("acc", 0.5, 4).unwrap();
+        b.update("acc", 1.0, 1).unwrap();
+        b.update("acc", 0.0, 5).unwrap();
         let s = b.get("acc").unwrap();
         // Window holds (1.0, 1) and (0.0, 5).
         assert!(close(s.mean(None).unwrap(), 1.0 / 6.0));
@@ -279,9 +303,9 @@ mod tests {
     fn state_round_trip_and_trimming() {
         let mut b = LogBuffer::new(4);
         for i in 0..6 {
-            b.update("a", i as f64, 2);
+            b.update("a", i as f64, 2).unwrap();
         }
-        b.update("b", 7.0, 1);
+        b.update("b", 7.0, 1).unwrap();
         let state = b.get("a").unwrap().state();
         let mut c = LogBuffer::new(4);
         c.load_key_state("a", state.clone()).unwrap();
@@ -293,5 +317,23 @@ mod tests {
         let bad = KeyState { values: vec![1.0], counts: vec![], global_sum: 0.0, global_count: 0 };
         assert!(matches!(small.load_key_state("z", bad), Err(LogBufferError::BadState(_))));
         assert_eq!(b.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn counts_are_checked_and_never_wrap() {
+        let mut b = LogBuffer::new(4);
+        assert_eq!(b.update("x", 1.0, -1), Err(LogBufferError::BadCount(-1)));
+        assert!(!b.contains("x"));
+        b.update("x", 1.0, 1 << 62).unwrap();
+        b.update("x", 1.0, 1 << 62).unwrap();
+        b.update("x", 1.0, 1 << 62).unwrap();
+        let s = b.get("x").unwrap();
+        assert_eq!(s.count(), i64::MAX);
+        assert!(s.global_mean() > 0.0);
+        assert!(s.mean(None).unwrap() > 0.0);
+        b.update("z", 2.0, 0).unwrap(); // a weightless entry is allowed
+        assert!(b.get("z").unwrap().mean(None).unwrap().is_nan());
+        let bad = KeyState { values: vec![1.0], counts: vec![-2], global_sum: 0.0, global_count: 0 };
+        assert!(matches!(b.load_key_state("y", bad), Err(LogBufferError::BadState(_))));
     }
 }

@@ -67,10 +67,12 @@ impl JsonlSink {
         Ok(JsonlSink { path: path.to_path_buf(), shared, thread: Mutex::new(Some(thread)) })
     }
 
+    /// The file written to.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Whether [`JsonlSink::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closing
     }
@@ -233,6 +235,17 @@ mod tests {
         s.write("new").unwrap();
         s.close().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "old\nnew\n");
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn the_longest_interval_is_no_panic() {
+        let p = tmp("maxdur");
+        let s = JsonlSink::open(&p, Duration::MAX, 10).unwrap();
+        s.write("x").unwrap();
+        s.flush().unwrap();
+        s.close().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "x\n");
         let _ = std::fs::remove_file(&p);
     }
 }

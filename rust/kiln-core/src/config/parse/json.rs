@@ -1,10 +1,8 @@
 //! JSON reader with positions and duplicate-key detection (RFC 8259, nothing more).
 
-use super::{LineIndex, SourceRef};
+use super::{LineIndex, MAX_DEPTH, SourceRef};
 use crate::config::error::{ConfigError, Result};
 use crate::config::value::{Kind, Map, Origin, Value};
-
-const MAX_DEPTH: usize = 256;
 
 /// Parse a JSON text into the value tree.
 pub fn parse(text: &str, src: SourceRef<'_>) -> Result<Value> {

@@ -10,6 +10,10 @@ use std::path::Path;
 use super::error::{ConfigError, Result};
 use super::value::Value;
 
+/// Nesting deeper than this is rejected instead of risking the stack (the readers, the
+/// override paths and the Python conversion all stop here).
+pub const MAX_DEPTH: usize = 256;
+
 /// A text config format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

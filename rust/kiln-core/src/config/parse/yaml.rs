@@ -7,13 +7,11 @@ use std::str::Chars;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
-use super::SourceRef;
 use super::scalar::{resolve_plain, resolve_plain_owned};
+use super::{MAX_DEPTH, SourceRef};
 use crate::config::error::{ConfigError, Result};
 use crate::config::value::{Kind, Map, Origin, Seg, Value, join_path};
 
-/// Nesting deeper than this is rejected instead of risking the stack.
-const MAX_DEPTH: usize = 256;
 const CORE_TAG: &str = "tag:yaml.org,2002:";
 
 /// Parse one YAML document. An empty document is `null`; a second document is an error.
