@@ -37,6 +37,19 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(size, int) and size == 1 and hasattr(value, "dtype")  # numpy
 
 
+class _PrefixedKeys(dict):
+    """``prefix + name`` for each name, formatted on first sight only (names repeat every
+    iteration: the loss keys, the learning-rate names)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, name: str) -> str:
+        key = self[name] = self.prefix + name
+        return key
+
+
 def _metric_updates(prefix: str, metrics: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     scalars: dict[str, Any] = {}
     infos: dict[str, Any] = {}
@@ -60,6 +73,7 @@ class RuntimeInfoHook(Hook):
 
     def __init__(self) -> None:
         self._stage_before_eval: str | None = None
+        self._train_keys = _PrefixedKeys("train/")
 
     # ------------------------------------------------------------------ run and train
     def before_run(self, runner: Any) -> None:
@@ -95,7 +109,8 @@ class RuntimeInfoHook(Hook):
         if optim_wrapper is None:
             return
         lrs = optim_wrapper.get_lr()
-        hub.update_scalars({f"train/{name}": values[0] for name, values in lrs.items() if values})
+        keys = self._train_keys
+        hub.update_scalars({keys[name]: values[0] for name, values in lrs.items() if values})
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Hand every value ``train_step`` returned to the hub as ``train/<key>``.
@@ -107,10 +122,11 @@ class RuntimeInfoHook(Hook):
         if not outputs:
             return
         scalars = {}
+        keys = self._train_keys
         for key, value in outputs.items():
             if getattr(value, "requires_grad", False):
                 value = value.detach()
-            scalars[f"train/{key}"] = value
+            scalars[keys[key]] = value
         runner.message_hub.update_scalars(scalars)
 
     # ------------------------------------------------------------------ val and test
