@@ -1,8 +1,9 @@
-"""The ``torchkiln`` command line: train, val, test, config show/validate, plugins.
+"""The ``torchkiln`` command line: train, val, test, config show/validate, plugins, plot.
 
-Exit codes: 0 ok, 1 internal error, 2 config or usage error, 3 plugin error, 130 interrupted.
+Exit codes: 0 ok, 1 internal error, 2 config or usage error, 3 plugin error, 4 ``check-resume``
+found different weights, 130 interrupted (SIGINT), 143 terminated (SIGTERM, SIGUSR1).
 A user error prints ``error: <message>`` (with where and a hint) and no traceback unless
-``--debug``. ``--help``, ``config show`` and ``plugins`` never import torch; everything heavy
+``--debug``. ``--help``, ``config show``, ``plugins`` and ``plot`` never import torch; everything heavy
 is imported inside the command that needs it.
 """
 
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["none", "pytorch", "slurm", "mpi"],
             help="how processes were started (default: the config's launcher)",
         )
+        sub.add_argument(
+            "--nproc",
+            type=int,
+            metavar="N",
+            help="start N local worker processes through torch.distributed.run (torchrun)",
+        )
         _add_debug(sub, argparse.SUPPRESS)
         return sub
 
@@ -130,6 +137,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_debug(plugins, argparse.SUPPRESS)
     plugins.set_defaults(handler=_cmd_plugins)
+
+    plot = commands.add_parser(
+        "plot", help="Draw training curves from a run's scalars.jsonl.",
+        description="Draw one subplot per key against the training step, from the scalars.jsonl of "
+        "WORK_DIR's latest run folder (or of the run folder or file given).",
+    )
+    plot.add_argument("work_dir", metavar="WORK_DIR", help="a work_dir, a run folder work_dir/<timestamp> or a scalars.jsonl")
+    plot.add_argument("--keys", metavar="K1,K2", help="comma-separated keys, e.g. loss,lr,accuracy/top1 "
+                      "(a mode prefix picks one mode: val/time); default: every key but the timings")
+    plot.add_argument("--out", metavar="FILE", help="the image to write (default: curves.png in the run folder)")
+    _add_debug(plot, argparse.SUPPRESS)
+    plot.set_defaults(handler=_cmd_plot)
+
+    check_resume = commands.add_parser(
+        "check-resume", help="Check that resuming a config is exact (bit-identical weights).",
+        description="Train N+N iterations straight; then N, a stop checkpoint, a fresh runner resuming from it "
+        "and N more; compare the final weights. Exit 0 when they are bit-identical, 4 when they differ.",
+    )
+    _add_config_args(check_resume)
+    check_resume.add_argument("--iters", type=int, default=20, metavar="N",
+                              help="iterations before the interruption, and after it (default: 20)")
+    check_resume.add_argument("--work-dir", metavar="DIR", help="keep the runs' folders here (default: a temporary folder)")
+    _add_debug(check_resume, argparse.SUPPRESS)
+    check_resume.set_defaults(handler=_cmd_check_resume)
     return parser
 
 
@@ -176,10 +207,35 @@ def _cmd_config_validate(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _validated(args)
+    nproc = getattr(args, "nproc", None)
+    if nproc is not None:
+        from torchkiln.dist.torchrun import in_launched_process, launch_local
+
+        if nproc < 1:
+            raise UsageError(f"--nproc must be at least 1, got {nproc}", where="--nproc")
+        if nproc > 1 and not in_launched_process():
+            if args.launcher not in (None, "none", "pytorch"):
+                raise UsageError(f"--nproc starts workers through torchrun; it cannot be used with --launcher {args.launcher}",
+                                 where="--launcher", hint="drop --launcher, or drop --nproc and start the job with your launcher")
+            return launch_local(nproc, getattr(args, "argv", None) or sys.argv[1:])
     from torchkiln.runner import entry
 
     handler = getattr(entry, args.command)
     return int(handler(cfg, args) or 0)
+
+
+def _cmd_check_resume(args: argparse.Namespace) -> int:
+    from torchkiln.runner.check_resume import main as check_resume
+
+    return check_resume(args.config, args.iters, args.cfg_options, args.work_dir)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from torchkiln.visualization.plot import plot_scalars
+
+    out = plot_scalars(args.work_dir, keys=args.keys, out=args.out)
+    print(out)
+    return EXIT_OK
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -315,6 +371,14 @@ def _print_error(exc: TorchkilnError) -> None:
         print(f"error: {exc}", file=sys.stderr)
 
 
+def _report_to_launcher(exc: BaseException) -> None:
+    """Under torchrun, hand the error to its failure summary (the worker's error file)."""
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torchkiln.dist.torchrun import record_worker_error
+
+        record_worker_error(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``torchkiln`` command line and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -326,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version exit through argparse
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_OK
         debug = debug or bool(getattr(args, "debug", False))
+        args.argv = argv
         return int(args.handler(args))
     except KeyboardInterrupt:
         if debug:
@@ -336,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         _print_error(exc)
+        _report_to_launcher(exc)
         return int(exc.exit_code)
     except BrokenPipeError:
         # stdout closed early (e.g. `torchkiln config show cfg.yaml | head`)
@@ -345,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, with the traceback
         traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _report_to_launcher(exc)
         return EXIT_INTERNAL
 
 

@@ -140,8 +140,10 @@ def test_best_replaces_previous_and_keeps_state(make_runner, drive):
     best = runner.saved[-1]
     assert best["save_optimizer"] and best["save_param_scheduler"]
     assert "optimizer" in best["checkpoint"] and "param_schedulers" in best["checkpoint"]
-    # Saved after validation: the counters already count the finished epoch.
-    assert best["meta"] == {"epoch": 3, "iter": 6, "epoch_iter": 0}
+    # Saved after validation: the counters already count the finished epoch (the runner
+    # takes the position from the loop); the validation is complete, not pending.
+    assert best["meta"] == {"val_pending": False}
+    assert (best["checkpoint"]["meta"]["epoch"], best["checkpoint"]["meta"]["iter"]) == (3, 6)
     assert runner.message_hub.get_info("best_score") == 0.8
     assert runner.message_hub.get_info("best_ckpt") == os.path.join(runner.work_dir, "best_accuracy_top1_epoch_3.pth")
     # No last_checkpoint pointer for best checkpoints.

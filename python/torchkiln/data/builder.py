@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import random
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,7 +47,13 @@ def worker_init_fn(worker_id: int, num_workers: int, rank: int, seed: int | None
     rank and worker, the same in every run. Without one, numpy and ``random`` follow the
     seed torch already gave the worker, so workers never share numpy's global stream.
     Per-epoch randomness belongs in the dataset (see ``DigitsDataset.set_epoch``).
+
+    Workers ignore SIGINT, SIGTERM and SIGUSR1: Ctrl-C and schedulers (SLURM) signal every
+    process of the job, and a worker dying of it mid-batch would crash the main process
+    instead of letting it finish the iteration and save a checkpoint. The main process ends
+    its workers itself (and they exit when it dies).
     """
+    _ignore_stop_signals()
     if seed is None:
         worker_seed = torch.initial_seed() % 2**32
     else:
@@ -54,6 +61,16 @@ def worker_init_fn(worker_id: int, num_workers: int, rank: int, seed: int | None
         torch.manual_seed(worker_seed)
     random.seed(worker_seed)
     np.random.seed(worker_seed)
+
+
+def _ignore_stop_signals() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            try:
+                signal.signal(signum, signal.SIG_IGN)
+            except (OSError, ValueError):  # not the main thread of the worker: leave it
+                pass
 
 
 def _accepts(func: Any, name: str) -> bool:

@@ -15,6 +15,18 @@ it still tracks) is stored in the message hub (``best_score``/``best_ckpt`` or
 ``best_score_<key>``/``best_ckpt_<key>`` with several keys, and ``keep_ckpt_ids``) and in
 each checkpoint's ``meta['checkpoint_hook']``, so a resumed run carries on with it.
 
+Stop checkpoints: when training stops on a signal the runner asks this hook
+(:meth:`CheckpointHook.save_checkpoint_now`) for a resumable checkpoint of the current state;
+it is ``filename_tmpl`` of the iteration for an iteration-based hook (pruned like the
+periodic ones) and ``iter_{n}.pth`` otherwise (removed by the next periodic save when
+``max_keep_ckpts`` is set). Either way ``last_checkpoint`` points to it.
+
+Asynchronous saving (``async_save=True``): the state is staged as CPU copies and written by a
+background thread, one checkpoint at a time; ``last_checkpoint`` (and
+``best_checkpoints.json``) are updated only once the file is complete, and the time training
+stalled for each save is logged and kept in the message hub as ``checkpoint_stall_time``.
+Pending writes are waited for after training and before a stop checkpoint.
+
 A periodic checkpoint is written before that epoch's validation, so its copy of the best
 scores can be one validation old. ``<out_dir>/best_checkpoints.json`` (rewritten atomically
 with each new best) records the best files actually on disk; a resumed run adopts it, so a
@@ -48,6 +60,7 @@ __all__ = ["CheckpointHook"]
 
 LAST_CHECKPOINT = "last_checkpoint"
 BEST_STATE_FILE = "best_checkpoints.json"
+STOP_CKPT_KEY = "stop_checkpoint"
 META_KEY = "checkpoint_hook"
 _WHERE = "default_hooks.checkpoint"
 
@@ -97,6 +110,8 @@ class CheckpointHook(Hook):
         checkpoint with only these keys, named ``<name>-<sha256[:8]>.pth``.
     :param file_client_args: accepted for MMEngine configs; only local files are supported.
     :param backend_args: accepted for MMEngine configs; only local files are supported.
+    :param async_save: write checkpoints in a background thread (state staged on the CPU
+        first); training stalls only for the staging.
     """
 
     priority = "VERY_LOW"
@@ -119,6 +134,7 @@ class CheckpointHook(Hook):
         published_keys: str | Sequence[str] | None = None,
         file_client_args: Mapping[str, Any] | None = None,
         backend_args: Mapping[str, Any] | None = None,
+        async_save: bool = False,
     ) -> None:
         for name, value in (("interval", interval), ("max_keep_ckpts", max_keep_ckpts), ("save_begin", save_begin)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -140,6 +156,9 @@ class CheckpointHook(Hook):
         self.max_keep_ckpts = max_keep_ckpts
         self.save_last = save_last
         self.save_begin = save_begin
+        if not isinstance(async_save, bool):
+            raise ConfigError(f"CheckpointHook async_save must be true or false, got {async_save!r}", where=f"{_WHERE}.async_save")
+        self.async_save = async_save
 
         if filename_tmpl is None:
             filename_tmpl = "epoch_{}.pth" if self.by_epoch else "iter_{}.pth"
@@ -290,14 +309,27 @@ class CheckpointHook(Hook):
         self.keep_ckpt_ids = [int(x) for x in state.get("keep_ckpt_ids") or []]
         self._continuing = True
 
-    def _write_best_file(self, runner: Any) -> None:
-        records = {
+    def _best_records(self) -> dict[str, Any]:
+        return {
             key: {"score": self.best_score[i], "path": self.best_ckpt[i], "rule": self.rules[i]}
             for i, key in enumerate(self.key_indicators)
             if self.best_score[i] is not None
         }
+
+    def _write_best_file(self, runner: Any, records: dict[str, Any] | None = None) -> None:
+        records = self._best_records() if records is None else records
         path = os.path.join(self.resolve_out_dir(runner), BEST_STATE_FILE)
         _atomic_write_text(path, json.dumps(records, indent=2, sort_keys=True) + "\n")
+
+    def _after_best_written(self, runner: Any, records: dict[str, Any], previous: str | None) -> Any:
+        """What follows a best checkpoint once its file is complete (rank 0)."""
+
+        def done(path: str) -> None:
+            self._write_best_file(runner, records)
+            if previous and _real(previous) != _real(path):
+                self._remove_previous_best(runner, previous)
+
+        return done
 
     def _adopt_best_file(self, out_dir: str) -> None:
         """Take the best files recorded on disk when they are better than the restored state."""
@@ -346,13 +378,30 @@ class CheckpointHook(Hook):
         if self._continuing and self.key_indicators:
             self._adopt_best_file(out_dir)
             self._publish_state(runner)
+        if _is_main(runner):
+            from torchkiln.runner.checkpoint_io import remove_stale_temp_files
+
+            removed = remove_stale_temp_files(out_dir)
+            if removed:
+                runner.logger.info(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save from {out_dir}")
         runner.logger.info(f"Checkpoints will be saved to {out_dir}")
 
     def after_train(self, runner: Any) -> None:
-        """Write the published copy if asked for."""
+        """Wait for background writes; write the published copy if asked for."""
         self._training = False
+        self._wait(runner)
         if self.published_keys is not None and _is_main(runner):
             self._publish(runner)
+
+    def after_run(self, runner: Any) -> None:
+        """Wait for a checkpoint still being written in the background."""
+        self._wait(runner)
+
+    @staticmethod
+    def _wait(runner: Any) -> None:
+        wait = getattr(runner, "wait_for_checkpoints", None)
+        if callable(wait):
+            wait()
 
     def after_train_epoch(self, runner: Any) -> None:
         """Save every ``interval`` epochs from ``save_begin`` on, and after the last epoch."""
@@ -399,6 +448,19 @@ class CheckpointHook(Hook):
         self._load_state(state)
 
     # ------------------------------------------------------------------ saving
+    def _save(self, runner: Any, out_dir: str, filename: str, on_written: Any, **kwargs: Any) -> None:
+        """``runner.save_checkpoint``; ``on_written(path)`` runs once the file is complete (rank 0)."""
+        if self.async_save:
+            runner.save_checkpoint(out_dir, filename, async_save=True, on_written=on_written, **kwargs)
+            return
+        path = runner.save_checkpoint(out_dir, filename, **kwargs)
+        if _is_main(runner):
+            on_written(path)
+
+    def _point_to(self, out_dir: str) -> Any:
+        pointer = os.path.join(out_dir, LAST_CHECKPOINT)
+        return lambda path: _atomic_write_text(pointer, path)
+
     def _save_periodic(self, runner: Any, step: int) -> None:
         out_dir = self.resolve_out_dir(runner)
         filename = self.filename_tmpl.format(step)
@@ -406,19 +468,67 @@ class CheckpointHook(Hook):
             self.keep_ckpt_ids.remove(step)
         self.keep_ckpt_ids.append(step)
         self._publish_state(runner)
-        runner.save_checkpoint(
+        self._save(
+            runner,
             out_dir,
             filename,
+            self._point_to(out_dir),
             save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler,
             meta=None,
             by_epoch=self.by_epoch,
         )
-        path = os.path.join(out_dir, filename)
-        self.last_ckpt = path
+        self.last_ckpt = os.path.join(out_dir, filename)
+        self._prune(runner)
+        self._drop_stop_checkpoint(runner)
+
+    def save_checkpoint_now(self, runner: Any) -> str:
+        """Save a resumable checkpoint of the current state and point ``last_checkpoint`` to it.
+
+        The runner calls this when training stops on a signal; the file is complete when it
+        returns. Optimizer and scheduler states are always included.
+        """
+        self._wait(runner)
+        out_dir = self.resolve_out_dir(runner)
+        step = runner.iter
+        previous_stop = None
+        if self.by_epoch:
+            filename = f"iter_{step}.pth"
+            previous_stop = runner.message_hub.get_info(STOP_CKPT_KEY)
+            runner.message_hub.update_info(STOP_CKPT_KEY, os.path.join(out_dir, filename))
+        else:
+            filename = self.filename_tmpl.format(step)
+            if step in self.keep_ckpt_ids:
+                self.keep_ckpt_ids.remove(step)
+            self.keep_ckpt_ids.append(step)
+        self._publish_state(runner)
+        path = runner.save_checkpoint(out_dir, filename, save_optimizer=True, save_param_scheduler=True, by_epoch=False)
         if _is_main(runner):
             _atomic_write_text(os.path.join(out_dir, LAST_CHECKPOINT), path)
-        self._prune(runner)
+        self.last_ckpt = path
+        if not self.by_epoch:
+            self._prune(runner)
+        elif previous_stop and _real(previous_stop) != _real(path):
+            self._remove_stop_checkpoint(runner, previous_stop)
+        return path
+
+    def _drop_stop_checkpoint(self, runner: Any) -> None:
+        """Remove a stop checkpoint of an earlier part of this run once a newer periodic one exists."""
+        hub = runner.message_hub
+        path = hub.get_info(STOP_CKPT_KEY)
+        if not path or self.max_keep_ckpts <= 0:
+            return
+        hub.update_info(STOP_CKPT_KEY, None)
+        self._remove_stop_checkpoint(runner, path)
+
+    def _remove_stop_checkpoint(self, runner: Any, path: str) -> None:
+        """Delete an older stop checkpoint (with ``max_keep_ckpts``), never a protected file."""
+        if self.max_keep_ckpts <= 0 or not _is_main(runner):
+            return
+        if os.path.dirname(_real(path)) != _real(self.resolve_out_dir(runner)):
+            return
+        if _real(path) not in self._protected(runner) and os.path.isfile(path):
+            os.remove(path)
 
     def _prune(self, runner: Any) -> None:
         if self.max_keep_ckpts <= 0:
@@ -468,21 +578,20 @@ class CheckpointHook(Hook):
             self.best_score[i] = score
             self.best_ckpt[i] = path
             self._publish_state(runner)
-            # The loop counters already count the finished epoch/iteration here (validation
-            # runs after them, at an epoch boundary in epoch-based loops), so they are passed
-            # as they are: resuming from a best checkpoint continues right after it.
-            runner.save_checkpoint(
+            # The loops know where training stands (validation runs after the counters
+            # moved on); this validation has produced its metrics, so a run resumed from a
+            # best checkpoint does not repeat it.
+            records = self._best_records()
+            self._save(
+                runner,
                 out_dir,
                 filename,
+                self._after_best_written(runner, records, previous),
                 save_optimizer=self.save_optimizer,
                 save_param_scheduler=self.save_param_scheduler,
-                meta={"epoch": runner.epoch, "iter": runner.iter, "epoch_iter": 0},
+                meta={"val_pending": False},
                 by_epoch=False,
             )
-            if _is_main(runner):
-                self._write_best_file(runner)
-                if previous and _real(previous) != _real(path):
-                    self._remove_previous_best(runner, previous)
             runner.logger.info(f"The best checkpoint with {score:.4f} {key} at {count} {unit} is saved to {filename}.")
 
     def _remove_previous_best(self, runner: Any, previous: str) -> None:

@@ -1,10 +1,11 @@
-"""The Runner, its loops and checkpoint I/O."""
+"""The Runner, its loops, checkpoints and resuming."""
 
 from __future__ import annotations
 
 from torchkiln.runner.base_loop import BaseLoop
 from torchkiln.runner.checkpoint_io import (
     CheckpointError,
+    CheckpointWriter,
     atomic_save,
     atomic_write_text,
     find_latest_checkpoint,
@@ -18,6 +19,7 @@ from torchkiln.runner.train_loops import EpochBasedTrainLoop, IterBasedTrainLoop
 __all__ = [
     "BaseLoop",
     "CheckpointError",
+    "CheckpointWriter",
     "EpochBasedTrainLoop",
     "IterBasedTrainLoop",
     "LoadReport",

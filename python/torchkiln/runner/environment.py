@@ -8,7 +8,7 @@ from typing import Any
 
 from torchkiln.errors import ConfigError
 
-__all__ = ["capture_rng_state", "restore_rng_state", "set_random_seed", "setup_env"]
+__all__ = ["capture_rng_state", "restore_rng_state", "set_random_seed", "setup_env", "use_deterministic_algorithms"]
 
 
 def set_random_seed(seed: int | None = None, deterministic: bool = False, diff_rank_seed: bool = False) -> int:
@@ -34,10 +34,29 @@ def set_random_seed(seed: int | None = None, deterministic: bool = False, diff_r
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        use_deterministic_algorithms()
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return seed
+
+
+def use_deterministic_algorithms(compiling: bool = False) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without its import cost.
+
+    The public function also sets TorchInductor's ``deterministic`` option and so imports
+    ``torch._inductor`` (seconds at start-up). That option only matters for
+    ``torch.compile``: it is set when inductor is already loaded or ``compiling`` is true
+    (the runner calls this again before compiling); otherwise only the eager flag is set.
+    """
+    import sys
+
+    import torch
+
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if compiling or set_flag is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_flag(True, warn_only=True)
 
 
 def setup_env(env_cfg: dict[str, Any] | None) -> None:

@@ -35,6 +35,8 @@ class _EvalLoop(BaseLoop):
         self.fp16 = fp16
         self._loss_sum: Any = None
         self._loss_count = 0
+        #: True when the last run stopped early on a stop request (no metrics, no after hooks).
+        self.interrupted = False
 
     def _autocast(self) -> Any:
         if not self.fp16:
@@ -45,11 +47,21 @@ class _EvalLoop(BaseLoop):
         dtype = torch.float16 if device == "cuda" else torch.bfloat16
         return torch.autocast(device_type=device, dtype=dtype)
 
-    def run(self) -> dict[str, Any]:
-        """Evaluate the whole dataloader; return the metrics dict."""
+    def run(self) -> dict[str, Any] | None:
+        """Evaluate the whole dataloader; return the metrics dict.
+
+        Inside a single-process training run, a stop request (a signal) ends the evaluation
+        after the current batch: it returns None, sets :attr:`interrupted`, and calls neither
+        ``after_{mode}_epoch`` nor ``after_{mode}`` (there are no metrics). The train loop
+        then records the validation as still pending, and a resumed run repeats it. Under
+        torch.distributed an evaluation always completes (ranks could not agree on where to
+        stop without a collective per batch).
+        """
         import torch
 
         runner = self.runner
+        self.interrupted = False
+        can_stop = not getattr(runner, "distributed", False)
         hooks = runner.hooks
         mode = self.mode
         getattr(hooks, f"before_{mode}")(runner)
@@ -71,12 +83,22 @@ class _EvalLoop(BaseLoop):
                 self._collect_loss(outputs)
                 evaluator.process(data_samples=outputs, data_batch=data_batch)
                 after_iter(runner, idx, data_batch, outputs)
+                if can_stop and getattr(runner, "stop_requested", False):
+                    self.interrupted = True
+                    self._drop_partial_results()
+                    return None
         size = len(self.dataloader.dataset) if hasattr(self.dataloader, "dataset") else None
         metrics = evaluator.evaluate(size)
         metrics = self._add_mean_loss(metrics)
         getattr(hooks, f"after_{mode}_epoch")(runner, metrics)
         getattr(hooks, f"after_{mode}")(runner)
         return metrics
+
+    def _drop_partial_results(self) -> None:
+        for metric in getattr(self.evaluator, "metrics", ()):
+            results = getattr(metric, "results", None)
+            if isinstance(results, list):
+                results.clear()
 
     def _collect_loss(self, outputs: Any) -> None:
         """Accumulate a ``loss`` carried by the step outputs, on the device (no sync)."""

@@ -12,11 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError, UsageError
+from torchkiln.errors import EXIT_TERMINATED, ConfigError, RunInterrupted, UsageError
 from torchkiln.registry import HOOKS, LOG_PROCESSORS, LOOPS, MODELS, RUNNERS, set_default_scope
-from torchkiln.runner.checkpoint_io import atomic_save, find_latest_checkpoint, load_checkpoint_file
-from torchkiln.runner.environment import capture_rng_state, restore_rng_state, set_random_seed, setup_env
-from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, LoadReport, load_model_state
+from torchkiln.runner.checkpointing import CheckpointMixin
+from torchkiln.runner.environment import set_random_seed, setup_env
 
 __all__ = ["Runner"]
 
@@ -47,8 +46,12 @@ def _is_cfg(value: Any) -> bool:
     return isinstance(value, Mapping)
 
 
+# Mount points during which a loop's iteration or epoch is finished but not yet counted.
+_PHASE_OF_HOOK = {"after_train_iter": "iter_end", "after_train_epoch": "epoch_end"}
+
+
 @RUNNERS.register_module()
-class Runner:
+class Runner(CheckpointMixin):
     """Train, validate and test a model, with hooks around every step.
 
     The arguments are MMEngine's; each accepts a built object or a config dict.
@@ -63,7 +66,9 @@ class Runner:
         ``{by_epoch: false, max_iters: N}``, or ``{type: MyLoop, ...}``.
     :param default_hooks: entries merge with the defaults; ``None`` for a key removes it.
     :param custom_hooks: a list of hook objects or ``{type: ..., priority: ...}`` configs.
-    :param load_from: weights to load before the run (not the training state).
+    :param load_from: weights to load before the run (not the training state): a path, or
+        ``{path, strict, revise_keys}`` (``revise_keys``: ``[pattern, replacement]`` regex
+        pairs applied to the checkpoint's keys, default strips ``module.``).
     :param resume: ``True`` resumes from ``work_dir/last_checkpoint``; a path resumes from it.
     :param launcher: ``none``, ``pytorch``, ``slurm`` or ``mpi``.
     :param randomness: ``{seed, deterministic, diff_rank_seed}``.
@@ -88,7 +93,7 @@ class Runner:
         default_hooks: Mapping[str, Any] | None = None,
         custom_hooks: Sequence[Any] | None = None,
         data_preprocessor: Any = None,
-        load_from: str | None = None,
+        load_from: str | Mapping[str, Any] | None = None,
         resume: bool | str = False,
         launcher: str = "none",
         env_cfg: Mapping[str, Any] | None = None,
@@ -127,11 +132,16 @@ class Runner:
         self._val_evaluator = val_evaluator
         self._test_evaluator = test_evaluator
         self._auto_scale_lr = _plain(auto_scale_lr)
-        self._load_from = load_from
+        self._load_from = _plain(load_from)
         self._resume = resume
         self._compile = _plain(compile)
         self._plugins_cfg = _plain(plugins) or {}
+        # Stopping on request (signals, request_stop): see torchkiln.runner.signals.
         self.stop_requested = False
+        self._stop_local = False
+        self._stop_reason: str | None = None
+        self._stop_exit_code = EXIT_TERMINATED
+        self._stop_agreement: Any = None
 
         self._train_loop: Any = None
         self._val_loop: Any = None
@@ -166,7 +176,11 @@ class Runner:
             os.makedirs(self._log_dir, exist_ok=True)
         self._setup_logging(log_level)
         self.log_processor = self._build_log_processor(log_processor)
-        self.visualizer = visualizer
+        from torchkiln.visualization.visualizer import build_visualizer
+
+        self.visualizer = build_visualizer(
+            visualizer, log_dir=self._log_dir, rank=self.rank, config=self.cfg, name=self._experiment_name
+        )
 
         # Model: build, initialise lazily, move to the device, wrap for distribution.
         self._model_wrapper_cfg = _plain(model_wrapper_cfg)
@@ -259,13 +273,24 @@ class Runner:
         if launcher != "none" and not is_distributed():
             dist_cfg = dict(env_cfg.get("dist_cfg") or {})
             init_dist(launcher, **dist_cfg)
+        elif launcher == "none" and not is_distributed() and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            import warnings
+
+            warnings.warn(
+                f"this process was started by a launcher (WORLD_SIZE={os.environ['WORLD_SIZE']}) but launcher is "
+                "'none': every process trains alone on the whole dataset; pass --launcher pytorch (torchrun), "
+                "slurm or mpi to train together",
+                stacklevel=3,
+            )
         self._rank, self._world_size = get_dist_info()
         self._distributed = self._world_size > 1 or is_distributed()
 
     def _setup_logging(self, log_level: str) -> None:
         from torchkiln.logging import MessageHub, setup_logging
 
-        self.logger = setup_logging(self._log_dir if self.rank == 0 else None, level=log_level, rank=self.rank)
+        self.logger = setup_logging(
+            self._log_dir if self.rank == 0 else None, level=log_level, rank=self.rank, timestamp=self._timestamp
+        )
         self.message_hub = MessageHub.get_instance(f"{self._experiment_name}")
 
     def _build_log_processor(self, log_processor: Any) -> Any:
@@ -551,7 +576,52 @@ class Runner:
     # ------------------------------------------------------------------ hooks
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
         """Call every implementation of mount point ``fn_name`` (``runner`` is passed for you)."""
+        phase = _PHASE_OF_HOOK.get(fn_name)
+        loop = self._train_loop
+        if phase is not None and getattr(loop, "_phase", None) == "idle":
+            # A custom loop calling the hooks itself: checkpoints taken now count the
+            # finished iteration/epoch, as with the built-in loops.
+            loop._phase = phase
+            try:
+                self.hooks.call(fn_name, runner=self, **kwargs)
+            finally:
+                loop._phase = "idle"
+            return
         self.hooks.call(fn_name, runner=self, **kwargs)
+
+    # ------------------------------------------------------------------ stopping
+    def request_stop(self, reason: str = "a stop request", exit_code: int = EXIT_TERMINATED) -> None:
+        """Stop training after the current iteration, save a resumable checkpoint and raise
+        :class:`~torchkiln.errors.RunInterrupted` with ``exit_code``.
+
+        Safe to call from a signal handler. Under torch.distributed the ranks agree on the
+        iteration to stop after (see :mod:`torchkiln.runner.signals`).
+        """
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_exit_code = exit_code
+        self._stop_local = True
+        if not self._distributed:
+            self.stop_requested = True
+            if self._train_loop is not None:
+                self._train_loop.stop_training = True
+
+    def poll_stop(self) -> bool:
+        """Whether training stops now; the loops ask after each iteration (all ranks together)."""
+        agreement = self._stop_agreement
+        if agreement is not None and agreement.distributed:
+            if agreement.poll(self._stop_local) and not self.stop_requested:
+                self.stop_requested = True
+                if self._stop_reason is None:
+                    self._stop_reason = "a stop request on another rank"
+        if self.stop_requested and self._train_loop is not None:
+            self._train_loop.stop_training = True
+        return self.stop_requested
+
+    def _on_signal(self, signum: int) -> None:
+        from torchkiln.runner.signals import exit_code_for, signal_name
+
+        self.request_stop(signal_name(signum), exit_code_for(signum))
 
     # ------------------------------------------------------------------ phases
     def train(self) -> Any:
@@ -563,7 +633,32 @@ class Runner:
         _ = self.val_loop  # build validation now so config errors surface before training
         self._maybe_compile()
         self._log_run_header("train")
-        return self._run_phase(loop.run, resume_state=True)
+        self.stop_requested = self._stop_local = False
+        self._stop_reason = None
+        return self._run_phase(self._train_body, resume_state=True)
+
+    def _train_body(self) -> Any:
+        from torchkiln.runner.signals import StopAgreement
+
+        loop = self.train_loop
+        self._stop_agreement = StopAgreement(self._distributed)
+        try:
+            result = loop.run()
+        finally:
+            self._stop_agreement.close()
+            self._stop_agreement = None
+        if self.stop_requested:
+            path = self._save_on_stop()
+            reason = self._stop_reason or "a stop request"
+            message = (
+                f"training stopped by {reason} after iteration {self.iter} (epoch {self.epoch}); "
+                f"a resumable checkpoint was saved to {path}"
+            )
+            self.logger.warning(message)
+            raise RunInterrupted(
+                message, exit_code=self._stop_exit_code, hint="continue with `torchkiln train CONFIG --resume` (or resume: true)"
+            )
+        return result
 
     def val(self) -> dict[str, Any]:
         """Validate the model once; return the metrics."""
@@ -580,23 +675,47 @@ class Runner:
         return self._run_phase(self.test_loop.run, resume_state=False)
 
     def _run_phase(self, body: Any, resume_state: bool) -> Any:
-        """``before_run``, weights, body, ``after_run`` — teardown only if setup completed."""
-        self.hooks.before_run(self)
-        try:
-            self._init_model_weights()
-            self.load_or_resume(resume_state)
-            if resume_state:
-                loop = self._train_loop
-                self.optim_wrapper.initialize_count_status(self._unwrapped_model(), loop.iter, loop.max_iters)
-            result = body()
-        except BaseException:
+        """``before_run``, weights, body, ``after_run`` — teardown only if setup completed.
+
+        Training (``resume_state``) runs with the stop-signal handlers installed, from
+        ``before_run`` to the end of ``after_run``.
+        """
+        import contextlib
+
+        from torchkiln.runner.signals import StopSignals
+
+        signals = StopSignals(self._on_signal, self._flush_logs) if resume_state else contextlib.nullcontext()
+        with signals:
+            self.hooks.before_run(self)
             try:
-                self.hooks.after_run(self)
-            except Exception as exc:  # the original error matters more
-                self.logger.error(f"after_run failed while handling an error: {exc}")
-            raise
-        self.hooks.after_run(self)
+                self._init_model_weights()
+                self.load_or_resume(resume_state)
+                if resume_state:
+                    loop = self._train_loop
+                    self.optim_wrapper.initialize_count_status(self._unwrapped_model(), loop.iter, loop.max_iters)
+                result = body()
+            except BaseException:
+                try:
+                    self.hooks.after_run(self)
+                    self.wait_for_checkpoints()
+                except Exception as exc:  # the original error matters more
+                    self.logger.error(f"after_run failed while handling an error: {exc}")
+                finally:
+                    self._flush_logs()
+                raise
+            self.hooks.after_run(self)
+            self.wait_for_checkpoints()
         return result
+
+    @staticmethod
+    def _flush_logs() -> None:
+        """Write out buffered log lines now (the process may be about to exit)."""
+        from torchkiln.logging import flush_all
+
+        try:
+            flush_all()
+        except Exception:  # noqa: BLE001 - flushing must never hide the error being raised
+            pass
 
     def _log_run_header(self, phase: str) -> None:
         from torchkiln.plugin_host import format_hook_table
@@ -615,6 +734,10 @@ class Runner:
         import torch
 
         options = self._compile if isinstance(self._compile, Mapping) else {}
+        if self._deterministic:
+            from torchkiln.runner.environment import use_deterministic_algorithms
+
+            use_deterministic_algorithms(compiling=True)
         target = self.model
         target.train_step = torch.compile(target.train_step, **options)
         self.logger.info(f"train_step compiled with torch.compile({options})")
@@ -631,160 +754,6 @@ class Runner:
         model = self._unwrapped_model()
         if hasattr(model, "init_weights"):
             model.init_weights()
-
-    # ------------------------------------------------------------------ checkpoints
-    def load_or_resume(self, resume_state: bool = True) -> None:
-        """Resume training state (``resume``) or load weights (``load_from``)."""
-        resume = self._resume
-        if resume_state and resume:
-            path = resume if isinstance(resume, str) else find_latest_checkpoint(self._work_dir)
-            if path is None:
-                self.logger.warning(f"resume: no last_checkpoint in {self._work_dir}; training from scratch")
-            else:
-                self.resume(path)
-                return
-        if self._load_from:
-            self.load_checkpoint(self._load_from)
-
-    def load_checkpoint(
-        self,
-        filename: str,
-        map_location: Any = "cpu",
-        strict: bool = False,
-        revise_keys: Sequence[Sequence[str]] = DEFAULT_REVISE_KEYS,
-    ) -> dict[str, Any]:
-        """Load model weights from a checkpoint and log a report of mismatched keys."""
-        checkpoint = load_checkpoint_file(filename, map_location=map_location)
-        # Hooks see the checkpoint first and may revise it (MMEngine's order).
-        self.hooks.after_load_checkpoint(self, checkpoint)
-        state_dict = checkpoint.get("state_dict", checkpoint)
-        report: LoadReport = load_model_state(self._unwrapped_model(), state_dict, strict=strict, revise_keys=revise_keys, source=filename)
-        self.logger.info(f"loaded weights from {filename}: {report.format()}")
-        return checkpoint
-
-    def resume(
-        self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True, map_location: Any = "cpu"
-    ) -> dict[str, Any]:
-        """Restore model, optimizer, schedulers, loop counters, log state and RNG from a checkpoint."""
-        checkpoint = load_checkpoint_file(filename, map_location=map_location)
-        meta = checkpoint.get("meta", {})
-        self.hooks.after_load_checkpoint(self, checkpoint)
-        load_model_state(self._unwrapped_model(), checkpoint["state_dict"], strict=False, source=filename)
-        loop = self.train_loop
-        loop._epoch = int(meta.get("epoch", 0))
-        loop._iter = int(meta.get("iter", 0))
-        if hasattr(loop, "_resume_skip"):
-            loop._resume_skip = int(meta.get("epoch_iter", 0))
-            self._position_sampler(loop, meta)
-        if resume_optimizer and "optimizer" in checkpoint and self.optim_wrapper is not None:
-            self.optim_wrapper.load_state_dict(checkpoint["optimizer"])
-        if resume_param_scheduler and "param_schedulers" in checkpoint and self.param_schedulers:
-            self._load_schedulers(checkpoint["param_schedulers"])
-        if "message_hub" in checkpoint:
-            self.message_hub.load_state_dict(checkpoint["message_hub"])
-        if "rng" in checkpoint:
-            restore_rng_state(checkpoint["rng"])
-        self.logger.info(f"resumed from {filename} at epoch {loop._epoch}, iter {loop._iter}")
-        return checkpoint
-
-    def _position_sampler(self, loop: Any, meta: Mapping[str, Any]) -> None:
-        sampler = getattr(loop.dataloader, "sampler", None)
-        if sampler is None:
-            return
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(loop._epoch)
-        batch_size = getattr(loop.dataloader, "batch_size", None) or 1
-        skip = int(meta.get("epoch_iter", 0)) * batch_size
-        if skip and hasattr(sampler, "skip"):
-            sampler.skip(skip)
-
-    def _schedulers_list(self) -> list[Any]:
-        schedulers = self.param_schedulers or []
-        if isinstance(schedulers, Mapping):
-            return [s for group in schedulers.values() for s in group]
-        return list(schedulers)
-
-    def _load_schedulers(self, states: Any) -> None:
-        schedulers = self._schedulers_list()
-        if len(states) != len(schedulers):
-            self.logger.warning(
-                f"resume: the checkpoint has {len(states)} parameter schedulers, the config {len(schedulers)}; "
-                "scheduler state not restored"
-            )
-            return
-        for scheduler, state in zip(schedulers, states):
-            scheduler.load_state_dict(state)
-
-    def save_checkpoint(
-        self,
-        out_dir: str,
-        filename: str,
-        file_client_args: Any = None,
-        save_optimizer: bool = True,
-        save_param_scheduler: bool = True,
-        meta: Mapping[str, Any] | None = None,
-        by_epoch: bool = True,
-    ) -> str:
-        """Write a checkpoint atomically; only rank 0 writes. Returns its path."""
-        import torch
-
-        import torchkiln
-
-        loop = self._train_loop
-        epoch = loop.epoch if loop is not None else 0
-        it = loop.iter if loop is not None else 0
-        # Called from after_train_epoch (epoch not yet counted) or after_train_iter (iter not yet counted).
-        if by_epoch:
-            epoch, epoch_iter = epoch + 1, 0
-        else:
-            it += 1
-            length = len(loop.dataloader) if loop is not None and hasattr(loop.dataloader, "__len__") else 0
-            epoch_iter = (it - epoch * length) if length and self._loop_by_epoch(loop) else 0
-            if length and epoch_iter >= length:
-                epoch, epoch_iter = epoch + 1, 0
-        checkpoint_meta = {
-            "epoch": epoch,
-            "iter": it,
-            "epoch_iter": epoch_iter,
-            "seed": self._seed,
-            "experiment_name": self._experiment_name,
-            "time": time.strftime("%Y%m%d_%H%M%S", time.localtime()),
-            "torchkiln_version": torchkiln.__version__,
-            "torch_version": str(torch.__version__),
-            "world_size": self._world_size,
-            "cfg": self._config_text(),
-        }
-        if meta:
-            checkpoint_meta.update(_plain(dict(meta)))
-        model = self._unwrapped_model()
-        checkpoint: dict[str, Any] = {
-            "meta": checkpoint_meta,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "message_hub": self.message_hub.state_dict(),
-            "rng": capture_rng_state(),
-        }
-        if save_optimizer and self.optim_wrapper is not None:
-            checkpoint["optimizer"] = self.optim_wrapper.state_dict()
-        if save_param_scheduler and self.param_schedulers:
-            checkpoint["param_schedulers"] = [s.state_dict() for s in self._schedulers_list()]
-        self.hooks.before_save_checkpoint(self, checkpoint)
-        path = os.path.join(out_dir, filename)
-        if self.rank == 0:
-            atomic_save(checkpoint, path)
-        return path
-
-    def _config_text(self) -> str:
-        if self.cfg is None:
-            return ""
-        dump = getattr(self.cfg, "dump", None)
-        if callable(dump):
-            try:
-                return dump()
-            except TypeError:
-                pass
-        from torchkiln._native import dump_yaml
-
-        return dump_yaml(_plain(self.cfg))
 
     def __repr__(self) -> str:
         return f"Runner(work_dir={self._work_dir!r}, model={type(self.model).__name__})"

@@ -2,13 +2,23 @@
 
 Hot path: ``run_iter`` is called once per batch. It does exactly three things — the
 ``before_train_iter`` hooks, ``model.train_step`` and the ``after_train_iter`` hooks — and
-every attribute it needs is looked up once per epoch, not per batch.
+every attribute it needs is looked up once per epoch, not per batch. After each iteration
+the loop asks the runner whether to stop (a signal); that is an attribute read in a single
+process and one small collective per iteration under torch.distributed (see
+:mod:`torchkiln.runner.signals`).
+
+Resume bookkeeping: the loops know exactly where training stands at any moment a
+checkpoint may be taken (:meth:`checkpoint_position`): finished epochs and iterations, the
+batches drawn in the current pass over the dataloader, and whether a validation is due but
+has not completed. A resumed loop starts its first pass at the saved batch (the runner
+positions the sampler, see :mod:`torchkiln.runner.data_position`) and runs a pending
+validation before training on.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.errors import ConfigError
@@ -18,7 +28,7 @@ from torchkiln.runner.base_loop import BaseLoop
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.runner.runner import Runner
 
-__all__ = ["EpochBasedTrainLoop", "IterBasedTrainLoop", "check_train_outputs"]
+__all__ = ["EpochBasedTrainLoop", "IterBasedTrainLoop", "check_train_outputs", "set_epoch_everywhere"]
 
 
 def _parse_dynamic_intervals(
@@ -49,10 +59,33 @@ def check_train_outputs(model: Any, outputs: Any) -> None:
         )
 
 
+# Loop phases a checkpoint can be taken in (see ``checkpoint_position``).
+IDLE = "idle"
+ITER_END = "iter_end"  # after_train_iter hooks run: the iteration is done, not yet counted
+EPOCH_END = "epoch_end"  # after_train_epoch hooks run: the epoch is done, not yet counted
+
+
+def set_epoch_everywhere(dataloader: Any, epoch: int) -> None:
+    """``set_epoch(epoch)`` on the sampler, batch sampler and dataset of ``dataloader`` (each once)."""
+    batch_sampler = getattr(dataloader, "batch_sampler", None)
+    seen: list[int] = []
+    for obj in (
+        getattr(dataloader, "sampler", None),
+        batch_sampler,
+        getattr(batch_sampler, "sampler", None),
+        getattr(dataloader, "dataset", None),
+    ):
+        if obj is None or id(obj) in seen or not callable(getattr(obj, "set_epoch", None)):
+            continue
+        seen.append(id(obj))
+        obj.set_epoch(epoch)
+
+
 class _TrainLoopMixin:
     """State and helpers shared by both train loops."""
 
     runner: Runner
+    dataloader: Any
     _epoch: int
     _iter: int
 
@@ -64,6 +97,13 @@ class _TrainLoopMixin:
         self.stop_training = False
         self.dynamic_milestones, self.dynamic_intervals = _parse_dynamic_intervals(val_interval, dynamic_intervals, unit)
         self._outputs_checked = False
+        # Resume bookkeeping.
+        self._phase = IDLE
+        self._pass_pos = 0  # batches drawn from the dataloader in the current pass
+        self._pass_generator_state: Any = None  # the DataLoader generator's state when the pass began
+        self._resume_skip = 0  # batches of the next pass already consumed before a resume
+        self._resume_replay = 0  # of those, how many must be drawn and dropped (sampler cannot skip)
+        self._val_pending = False  # a validation is due and has not completed
 
     @property
     def epoch(self) -> int:
@@ -75,14 +115,95 @@ class _TrainLoopMixin:
         """Number of finished training iterations."""
         return self._iter
 
-    def _decide_current_val_interval(self, progress: int) -> None:
+    def _interval_at(self, progress: int) -> int:
         step = bisect.bisect(self.dynamic_milestones, progress + 1)
-        self.val_interval = self.dynamic_intervals[step - 1]
+        return self.dynamic_intervals[step - 1]
+
+    def _decide_current_val_interval(self, progress: int) -> None:
+        self.val_interval = self._interval_at(progress)
 
     def _ensure_train_mode(self) -> None:
         model = self.runner.model
         if not model.training:
             model.train()
+
+    # ------------------------------------------------------------------ passes over the data
+    def _start_pass(self) -> Iterator[Any]:
+        """A new iterator over the dataloader; the first one after a resume starts at the saved batch."""
+        loader = self.dataloader
+        generator = getattr(loader, "generator", None)
+        get_state = getattr(generator, "get_state", None)
+        self._pass_generator_state = get_state() if callable(get_state) else None
+        skip, replay = self._resume_skip, self._resume_replay
+        self._resume_skip = self._resume_replay = 0
+        self._pass_pos = skip
+        iterator = iter(loader)
+        # Only for samplers that cannot skip: draw the consumed batches and drop them.
+        for _ in range(replay):
+            next(iterator)
+        return iterator
+
+    def _end_pass(self) -> None:
+        self._pass_pos = 0
+        self._pass_generator_state = None
+
+    # ------------------------------------------------------------------ validation
+    def _validation_due_after_epoch(self, epochs_done: int) -> bool:
+        return False
+
+    def _validation_due_after_iter(self, iters_done: int) -> bool:
+        return False
+
+    def _validate(self) -> None:
+        """Run validation; it stays pending if a stop request interrupted it."""
+        val_loop = self.runner.val_loop
+        self._val_pending = True
+        val_loop.run()
+        if not getattr(val_loop, "interrupted", False):
+            self._val_pending = False
+        self._ensure_train_mode()
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_position(self) -> dict[str, Any]:
+        """Where training stands for a checkpoint taken now.
+
+        ``{'epoch', 'iter', 'epoch_iter', 'val_pending'}``: finished epochs and iterations,
+        batches of the current pass over the dataloader already trained on (``epoch_iter``;
+        0 at an epoch boundary), and whether a validation is due and has not completed. Inside
+        ``after_train_iter`` the running iteration counts as finished, inside
+        ``after_train_epoch`` the running epoch does.
+        """
+        epoch, iters, position = self._epoch, self._iter, self._pass_pos
+        if self._phase == ITER_END:
+            iters += 1
+            val_pending = self._validation_due_after_iter(iters)
+        elif self._phase == EPOCH_END:
+            epoch += 1
+            position = 0
+            val_pending = self._validation_due_after_epoch(epoch)
+        else:
+            val_pending = self._val_pending
+        return {"epoch": epoch, "iter": iters, "epoch_iter": position, "val_pending": bool(val_pending)}
+
+    def pass_generator_state(self) -> Any:
+        """The DataLoader generator's state to save: as it was when the current pass began."""
+        if self._phase == EPOCH_END or self._pass_pos == 0:
+            return None  # no pass in progress: the generator's current state is the one
+        return self._pass_generator_state
+
+    def restore_position(self, position: dict[str, Any], skip: int, replay: int) -> None:
+        """Set the counters from a checkpoint's position; the next pass skips ``skip`` batches.
+
+        :param position: ``epoch``, ``iter`` and ``val_pending`` as :meth:`checkpoint_position` gave.
+        :param skip: batches of the current pass already trained on.
+        :param replay: how many of them the loop must draw and drop (0 when the sampler skipped).
+        """
+        self._epoch = int(position.get("epoch", 0))
+        self._iter = int(position.get("iter", 0))
+        self._val_pending = bool(position.get("val_pending", False))
+        self._resume_skip = int(skip)
+        self._resume_replay = int(replay)
+        self._phase = IDLE
 
 
 @LOOPS.register_module()
@@ -112,8 +233,6 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._max_epochs = max_epochs
         self._max_iters = max_epochs * len(self.dataloader)
         self._init_state(val_begin, val_interval, dynamic_intervals, "epochs")
-        # Batches of the current epoch already consumed before a resume (skipped by the sampler).
-        self._resume_skip = 0
 
     @property
     def max_epochs(self) -> int:
@@ -126,38 +245,52 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         return self._max_iters
 
     def run(self) -> Any:
-        """Train until ``max_epochs`` or until ``stop_training`` is set."""
-        hooks = self.runner.hooks
-        hooks.before_train(self.runner)
-        while self._epoch < self._max_epochs and not self.stop_training:
-            self.run_epoch()
+        """Train until ``max_epochs``, until ``stop_training`` is set, or until a stop request."""
+        runner = self.runner
+        runner.hooks.before_train(runner)
+        if self._val_pending and runner.val_loop is not None:
+            # Resumed from a checkpoint taken before a validation that did not complete.
+            self._validate()
+        while self._epoch < self._max_epochs and not self.stop_training and not runner.stop_requested:
+            if self.run_epoch() is False:  # (a subclass's run_epoch may return None)
+                break  # stopped mid-epoch
             self._decide_current_val_interval(self._epoch - 1)
-            if self._should_validate():
-                self.runner.val_loop.run()
-        hooks.after_train(self.runner)
-        return self.runner.model
+            self._val_pending = self._should_validate()
+            if runner.poll_stop():
+                break
+            if self._val_pending:
+                self._validate()
+        if not runner.stop_requested:
+            runner.hooks.after_train(runner)
+        return runner.model
+
+    def _validation_due_after_epoch(self, epochs_done: int) -> bool:
+        if self.runner.val_loop is None or epochs_done < self.val_begin:
+            return False
+        return epochs_done % self._interval_at(epochs_done - 1) == 0 or epochs_done == self._max_epochs
 
     def _should_validate(self) -> bool:
-        if self.runner.val_loop is None or self._epoch < self.val_begin:
-            return False
-        return self._epoch % self.val_interval == 0 or self._epoch == self._max_epochs
+        return self._validation_due_after_epoch(self._epoch)
 
-    def run_epoch(self) -> None:
-        """Iterate over the dataloader once."""
+    def run_epoch(self) -> bool:
+        """Iterate over the dataloader once; False when a stop request ended the epoch early."""
         runner = self.runner
         runner.hooks.before_train_epoch(runner)
         self._ensure_train_mode()
         start = self._resume_skip
-        self._resume_skip = 0
-        for idx, data_batch in enumerate(self.dataloader, start):
+        for idx, data_batch in enumerate(self._start_pass(), start):
+            self._pass_pos = idx + 1
             self.run_iter(idx, data_batch)
-            if self.stop_training and runner.stop_requested:
-                break
-        else:
+            if runner.poll_stop():
+                return False  # the epoch counter stays where it is
+        self._phase = EPOCH_END
+        try:
             runner.hooks.after_train_epoch(runner)
-            self._epoch += 1
-            return
-        # Stopped mid-epoch by a signal: leave the epoch counter where it is.
+        finally:
+            self._phase = IDLE
+        self._epoch += 1
+        self._end_pass()
+        return True
 
     def run_iter(self, idx: int, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks."""
@@ -168,28 +301,33 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         if not self._outputs_checked:
             check_train_outputs(runner.model, outputs)
             self._outputs_checked = True
-        hooks.after_train_iter(runner, idx, data_batch, outputs)
+        self._phase = ITER_END
+        try:
+            hooks.after_train_iter(runner, idx, data_batch, outputs)
+        finally:
+            self._phase = IDLE
         self._iter += 1
 
 
 class _InfiniteLoader:
-    """Endless iteration over a dataloader, calling ``set_epoch`` on each new pass."""
+    """Endless iteration over a dataloader; each new pass calls ``set_epoch`` with the pass number."""
 
-    def __init__(self, dataloader: Any, loop: IterBasedTrainLoop) -> None:
-        self._dataloader = dataloader
+    def __init__(self, loop: IterBasedTrainLoop) -> None:
         self._loop = loop
-        self._iterator = iter(dataloader)
+        self._iterator = loop._start_pass()
 
     def __next__(self) -> Any:
+        loop = self._loop
         try:
-            return next(self._iterator)
+            batch = next(self._iterator)
         except StopIteration:
-            self._loop._epoch += 1
-            sampler = getattr(self._dataloader, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(self._loop._epoch)
-            self._iterator = iter(self._dataloader)
-            return next(self._iterator)
+            loop._epoch += 1
+            loop._end_pass()
+            set_epoch_everywhere(loop.dataloader, loop._epoch)
+            self._iterator = loop._start_pass()
+            batch = next(self._iterator)
+        loop._pass_pos += 1
+        return batch
 
 
 @LOOPS.register_module()
@@ -231,28 +369,36 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         return self._max_iters
 
     def run(self) -> Any:
-        """Train until ``max_iters`` or until ``stop_training`` is set."""
+        """Train until ``max_iters``, until ``stop_training`` is set, or until a stop request."""
         runner = self.runner
         hooks = runner.hooks
         hooks.before_train(runner)
         hooks.before_train_epoch(runner)
         self._ensure_train_mode()
-        loader = _InfiniteLoader(self.dataloader, self)
-        while self._iter < self._max_iters and not self.stop_training:
+        if self._val_pending and runner.val_loop is not None:
+            self._validate()
+        loader = _InfiniteLoader(self)
+        while self._iter < self._max_iters and not self.stop_training and not runner.stop_requested:
             data_batch = next(loader)
             self.run_iter(data_batch)
             self._decide_current_val_interval(self._iter - 1)
-            if self._should_validate():
-                runner.val_loop.run()
-                self._ensure_train_mode()
-        hooks.after_train_epoch(runner)
-        hooks.after_train(runner)
+            self._val_pending = self._should_validate()
+            if runner.poll_stop():
+                break
+            if self._val_pending:
+                self._validate()
+        if not runner.stop_requested:
+            hooks.after_train_epoch(runner)
+            hooks.after_train(runner)
         return runner.model
 
-    def _should_validate(self) -> bool:
-        if self.runner.val_loop is None or self._iter < self.val_begin:
+    def _validation_due_after_iter(self, iters_done: int) -> bool:
+        if self.runner.val_loop is None or iters_done < self.val_begin:
             return False
-        return self._iter % self.val_interval == 0 or self._iter == self._max_iters
+        return iters_done % self._interval_at(iters_done - 1) == 0 or iters_done == self._max_iters
+
+    def _should_validate(self) -> bool:
+        return self._validation_due_after_iter(self._iter)
 
     def run_iter(self, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks."""
@@ -264,5 +410,9 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         if not self._outputs_checked:
             check_train_outputs(runner.model, outputs)
             self._outputs_checked = True
-        hooks.after_train_iter(runner, idx, data_batch, outputs)
+        self._phase = ITER_END
+        try:
+            hooks.after_train_iter(runner, idx, data_batch, outputs)
+        finally:
+            self._phase = IDLE
         self._iter += 1
