@@ -16,6 +16,7 @@ __all__ = [
     "AutoScaleLRCfg",
     "CompileCfg",
     "CustomImportsCfg",
+    "LoadFromCfg",
     "DataLoaderCfg",
     "DistCfg",
     "EnvCfg",
@@ -160,6 +161,15 @@ class AutoScaleLRCfg:
 
 
 @frozen
+class LoadFromCfg:
+    """``load_from`` as a dict: weights to load, how strictly, and key renames."""
+
+    path: str
+    strict: bool = False
+    revise_keys: list[list[str]] | None = None
+
+
+@frozen
 class CompileCfg:
     """``compile`` as a dict: the ``torch.compile`` options used for the train step."""
 
@@ -210,7 +220,7 @@ class RunConfig:
     default_hooks: dict[str, Component | None] | None = None
     custom_hooks: list[Component] | None = None
     data_preprocessor: Component | None = None
-    load_from: str | None = None
+    load_from: Union[str, LoadFromCfg, None] = None  # noqa: UP007
     resume: bool | str = False
     launcher: Launcher = "none"
     env_cfg: EnvCfg | None = None

@@ -213,3 +213,19 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+
+
+def _forget_in_child() -> None:
+    """After ``fork`` the child has no writer threads: drop the parent's writers there.
+
+    Flushing them would wait for a thread that does not exist in the child; the parent
+    still owns and flushes its files.
+    """
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _writers.clear()
+    _flushables.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

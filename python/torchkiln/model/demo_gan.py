@@ -50,6 +50,9 @@ class DigitsGAN(BaseModel):
         real = data[0].flatten(1).float()
         d_wrapper = optim_wrapper["discriminator"]
         g_wrapper = optim_wrapper["generator"]
+        # The generator's backward pass leaves gradients in the discriminator; drop them so
+        # each discriminator step sees only its own loss (and a resumed run matches exactly).
+        d_wrapper.zero_grad()
         with d_wrapper.optim_context(self.discriminator):
             fake = self.generator(self._noise(real.shape[0], real)).detach()
             loss_d = F.softplus(-self.discriminator(real)).mean() + F.softplus(self.discriminator(fake)).mean()

@@ -257,7 +257,7 @@ class CheckpointMixin:
         from torchkiln.runner.runner import _plain
 
         try:
-            return dump_yaml(_plain(self.cfg))
+            return dump_yaml(_plain(self.cfg), escape_refs=True)
         except (TypeError, ValueError):  # a config holding objects: no text
             return ""
 

@@ -80,7 +80,7 @@ class _EvalLoop(BaseLoop):
                 before_iter(runner, idx, data_batch)
                 with self._autocast():
                     outputs = step(data_batch)
-                self._collect_loss(outputs)
+                self._collect_loss(outputs, data_batch)
                 evaluator.process(data_samples=outputs, data_batch=data_batch)
                 after_iter(runner, idx, data_batch, outputs)
                 if can_stop and getattr(runner, "stop_requested", False):
@@ -100,23 +100,44 @@ class _EvalLoop(BaseLoop):
             if isinstance(results, list):
                 results.clear()
 
-    def _collect_loss(self, outputs: Any) -> None:
-        """Accumulate a ``loss`` carried by the step outputs, on the device (no sync)."""
+    def _collect_loss(self, outputs: Any, data_batch: Any = None) -> None:
+        """Accumulate ``loss`` x batch size from the step outputs, on the device (no sync)."""
         if isinstance(outputs, Mapping) and "loss" in outputs:
-            loss = outputs["loss"].detach().float()
+            size = _batch_size(data_batch)
+            loss = outputs["loss"].detach().float() * size
             self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
-            self._loss_count += 1
+            self._loss_count += size
 
     def _add_mean_loss(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """``loss``: the sample-weighted mean over every rank's batches."""
         if self._loss_sum is None:
             return metrics
+        import torch
+
         from torchkiln.dist import all_reduce
 
-        mean = self._loss_sum / self._loss_count
-        mean = all_reduce(mean.clone(), op="mean")
+        totals = torch.stack([self._loss_sum, self._loss_sum.new_tensor(float(self._loss_count))])
+        totals = all_reduce(totals, op="sum")
         metrics = dict(metrics)
-        metrics.setdefault("loss", float(mean))
+        metrics.setdefault("loss", float(totals[0] / totals[1]))
         return metrics
+
+
+def _batch_size(data_batch: Any) -> int:
+    """Rows in the first tensor of a (nested) batch; 1 when there is none."""
+    stack = [data_batch]
+    while stack:
+        item = stack.pop(0)
+        shape = getattr(item, "shape", None)
+        if shape is not None and len(shape) > 0:
+            return int(shape[0])
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            if item and not hasattr(item[0], "shape") and not isinstance(item[0], (Mapping, list, tuple)):
+                return len(item)
+            stack.extend(item)
+    return 1
 
 
 @LOOPS.register_module()

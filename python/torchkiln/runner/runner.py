@@ -372,7 +372,7 @@ class Runner(CheckpointMixin):
             from torchkiln._native import dump_yaml
             from torchkiln.runner.checkpoint_io import atomic_write_text
 
-            atomic_write_text(path, dump_yaml(_plain(self.cfg)))
+            atomic_write_text(path, dump_yaml(_plain(self.cfg), escape_refs=True))
 
     # ------------------------------------------------------------------ properties
     @property

@@ -267,6 +267,9 @@ class OptimWrapper:
             nn.utils.clip_grad_value_(params, **kwargs)
             return
         norm = nn.utils.clip_grad_norm_(params, **kwargs).detach()
+        full_tensor = getattr(norm, "full_tensor", None)
+        if full_tensor is not None:  # FSDP2: the norm is a DTensor; log the global value
+            norm = full_tensor()
         self.last_grad_norm = norm
         hub = _current_message_hub()
         if hub is not None:
