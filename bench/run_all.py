@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,9 @@ def run(script: str, extra: list[str]) -> str:
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if out.returncode != 0:
         return f"_(failed with exit code {out.returncode}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ''})_\n"
-    return out.stdout
+    # Benchmarks that build a Runner also print its log lines; keep only the report.
+    log_line = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - ")
+    return "\n".join(line for line in out.stdout.splitlines() if not log_line.match(line)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
