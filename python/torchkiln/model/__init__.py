@@ -6,7 +6,7 @@ Names are resolved lazily on first access, so reading the component table
 
 from __future__ import annotations
 
-import importlib
+from torchkiln._lazy import lazy_exports
 from typing import TYPE_CHECKING, Any
 
 _BM = "torchkiln.model.base_module"
@@ -61,17 +61,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'torchkiln.model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("torchkiln.model", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
