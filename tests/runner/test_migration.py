@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
+
+import pytest
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +76,17 @@ def test_minimal_runner_with_string_optimizer(tmp_path):
     assert os.path.isdir(runner.log_dir)
 
 
-def test_custom_metric_registered_with_force(tmp_path):
+@pytest.fixture()
+def restore_registries():
+    """Forced registrations in these tests must not leak into other test modules."""
+    saved = [(r, copy.copy(r._forced), {k: dict(v) for k, v in r._entries.items()}) for r in (METRICS, LOOPS)]
+    yield
+    for registry, forced, entries in saved:
+        registry._forced = forced
+        registry._entries = entries
+
+
+def test_custom_metric_registered_with_force(tmp_path, restore_registries):
     @METRICS.register_module(force=True)
     class Accuracy(BaseMetric):  # noqa: F811 - shadows the built-in on purpose
         def process(self, data_batch, data_samples):
@@ -97,7 +110,7 @@ def test_custom_metric_registered_with_force(tmp_path):
     assert "custom_acc" in runner.val()
 
 
-def test_custom_loop_running_each_batch_twice(tmp_path):
+def test_custom_loop_running_each_batch_twice(tmp_path, restore_registries):
     @LOOPS.register_module(force=True)
     class TwiceEpochBasedTrainLoop(EpochBasedTrainLoop):
         def run_iter(self, idx, data_batch) -> None:
