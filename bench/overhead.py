@@ -57,61 +57,45 @@ def run_raw(batches: list) -> None:
         opt.zero_grad()
 
 
+def _run_mmengine_style(batches: list, base_model: type, runner_cls: type) -> None:
+    """One epoch through an MMEngine-style Runner (torchkiln's or MMEngine's own)."""
+
+    class Net(base_model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = make_mlp()
+
+        def forward(self, inputs, labels=None, mode="tensor"):
+            logits = self.mlp(inputs)
+            if mode == "loss":
+                return {"loss": F.cross_entropy(logits, labels)}
+            return logits
+
+    with tempfile.TemporaryDirectory() as work_dir, contextlib.redirect_stdout(io.StringIO()):
+        runner = runner_cls(
+            model=Net(),
+            work_dir=work_dir,
+            train_dataloader=batches,
+            train_cfg=dict(by_epoch=True, max_epochs=1),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+            param_scheduler=[dict(type="MultiStepLR", milestones=[len(batches) * 10], by_epoch=False)],
+            default_hooks=dict(logger=dict(type="LoggerHook", interval=50), checkpoint=dict(type="CheckpointHook", interval=1)),
+            log_level="WARNING",
+        )
+        runner.train()
+
+
 def run_torchkiln(batches: list) -> None:
     from torchkiln import BaseModel, Runner
 
-    class Net(BaseModel):
-        def __init__(self) -> None:
-            super().__init__()
-            self.mlp = make_mlp()
-
-        def forward(self, inputs, labels=None, mode="tensor"):
-            logits = self.mlp(inputs)
-            if mode == "loss":
-                return {"loss": F.cross_entropy(logits, labels)}
-            return logits
-
-    with tempfile.TemporaryDirectory() as work_dir, contextlib.redirect_stdout(io.StringIO()):
-        runner = Runner(
-            model=Net(),
-            work_dir=work_dir,
-            train_dataloader=batches,
-            train_cfg=dict(by_epoch=True, max_epochs=1),
-            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
-            param_scheduler=[dict(type="MultiStepLR", milestones=[len(batches) * 10], by_epoch=False)],
-            default_hooks=dict(logger=dict(type="LoggerHook", interval=50), checkpoint=dict(type="CheckpointHook", interval=1)),
-            log_level="WARNING",
-        )
-        runner.train()
+    _run_mmengine_style(batches, BaseModel, Runner)
 
 
 def run_mmengine(batches: list) -> None:
-    from mmengine.model import BaseModel as MMBaseModel
-    from mmengine.runner import Runner as MMRunner
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
 
-    class Net(MMBaseModel):
-        def __init__(self) -> None:
-            super().__init__()
-            self.mlp = make_mlp()
-
-        def forward(self, inputs, labels=None, mode="tensor"):
-            logits = self.mlp(inputs)
-            if mode == "loss":
-                return {"loss": F.cross_entropy(logits, labels)}
-            return logits
-
-    with tempfile.TemporaryDirectory() as work_dir, contextlib.redirect_stdout(io.StringIO()):
-        runner = MMRunner(
-            model=Net(),
-            work_dir=work_dir,
-            train_dataloader=batches,
-            train_cfg=dict(by_epoch=True, max_epochs=1),
-            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
-            param_scheduler=[dict(type="MultiStepLR", milestones=[len(batches) * 10], by_epoch=False)],
-            default_hooks=dict(logger=dict(type="LoggerHook", interval=50), checkpoint=dict(type="CheckpointHook", interval=1)),
-            log_level="WARNING",
-        )
-        runner.train()
+    _run_mmengine_style(batches, BaseModel, Runner)
 
 
 def run_lightning(batches: list) -> None:
