@@ -7,7 +7,7 @@ torchkiln Runner with every default hook on (logger every 50 iterations, checkpo
 end, a parameter scheduler, timer, sampler seed, runtime info), and, when installed,
 MMEngine's Runner, Lightning's Trainer and Ignite's trainer on the same model and data.
 
-    python bench/overhead.py [--markdown] [--repeats 3] [--steps 1000 4000]
+    python bench/overhead.py [--markdown] [--rounds 7] [--steps 1000 4000]
 """
 
 from __future__ import annotations
@@ -160,40 +160,50 @@ def available(module: str | None) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def time_variant(fn: Callable[[list], None], steps: list[int], repeats: int) -> dict[int, float]:
-    """Median wall time of one epoch for each step count."""
-    fn(make_batches(50))  # warm-up: first optimizer step imports torch._dynamo, etc.
-    out = {}
-    for n in steps:
-        batches = make_batches(n)
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(batches)
-            samples.append(time.perf_counter() - t0)
-        out[n] = statistics.median(samples)
-    return out
+def timed(fn: Callable[[list], None], batches: list) -> float:
+    t0 = time.perf_counter()
+    fn(batches)
+    return time.perf_counter() - t0
+
+
+def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, rounds: int) -> dict[str, float]:
+    """µs per step of each variant: the slope between the fastest ``lo``-step and the
+    fastest ``hi``-step epoch over ``rounds`` rounds.
+
+    Rounds interleave the variants in a rotating order, so a slow spell of a shared machine
+    does not fall on one variant; the minimum keeps the runs least disturbed by it (noise
+    only ever adds time), as ``timeit`` does.
+    """
+    for fn in variants.values():
+        fn(make_batches(50))  # warm-up: the first optimizer step imports torch._dynamo, etc.
+    small, large = make_batches(lo), make_batches(hi)
+    names = list(variants)
+    best = {name: [float("inf"), float("inf")] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = variants[name]
+            best[name][0] = min(best[name][0], timed(fn, small))
+            best[name][1] = min(best[name][1], timed(fn, large))
+    return {name: (t_hi - t_lo) / (hi - lo) * 1e6 for name, (t_lo, t_hi) in best.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs=2, default=[1000, 4000])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", "--repeats", type=int, default=7, help="interleaved rounds (fastest kept)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     args = parser.parse_args(argv)
     lo, hi = args.steps
     logging.disable(logging.WARNING)
+    runnable = {name: fn for name, (fn, module) in VARIANTS.items() if available(module)}
+    per_step = measure(runnable, lo, hi, args.rounds)
+    raw = per_step["raw PyTorch loop"]
     rows = []
-    raw_step = None
-    for name, (fn, module) in VARIANTS.items():
-        if not available(module):
+    for name in VARIANTS:
+        if name not in per_step:
             rows.append((name, None, None, None, "not installed (pip install torchkiln[bench])"))
-            continue
-        times = time_variant(fn, [lo, hi], args.repeats)
-        per_step = (times[hi] - times[lo]) / (hi - lo) * 1e6
-        if raw_step is None:
-            raw_step = per_step
-        rows.append((name, per_step, per_step - raw_step, per_step / raw_step, ""))
+        else:
+            rows.append((name, per_step[name], per_step[name] - raw, per_step[name] / raw, ""))
     if args.markdown:
         print("| variant | µs per step | overhead µs/step | ratio to raw |")
         print("| --- | ---: | ---: | ---: |")
@@ -202,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {name} | – | – | {note} |")
             else:
                 print(f"| {name} | {step:.1f} | {over:+.1f} | {ratio:.3f}x |")
+        print(f"\nSlope between the fastest of {args.rounds} interleaved {lo}- and {hi}-step epochs per variant.")
     else:
         for name, step, over, ratio, note in rows:
             if step is None:

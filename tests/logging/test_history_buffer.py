@@ -133,3 +133,52 @@ def test_history_buffer_uses_the_selected_backend(backend):
     assert isinstance(HistoryBuffer()._store, backend)
     hub = message_hub_module.MessageHub("backend")
     assert isinstance(hub._store, backend)
+
+
+def test_update_rows_stores_in_order_and_checks_every_row_first(backend):
+    store = backend(3)
+    store.update_rows([("a", 1.0, 1), ("b", 2.0, 3), ("a", 5.0, 1)])
+    assert store.data("a") == ([1.0, 5.0], [1, 1]) and store.count("b") == 3
+    with pytest.raises(ValueError, match="non-negative"):
+        store.update_rows([("a", 7.0, 1), ("c", 1.0, -2)])
+    assert store.data("a") == ([1.0, 5.0], [1, 1]) and "c" not in store.keys()  # nothing stored
+
+
+def test_negative_counts_are_rejected_by_both_backends(backend):
+    store = backend(3)
+    with pytest.raises(ValueError, match="non-negative"):
+        store.update("x", 1.0, -1)
+    with pytest.raises(ValueError, match="non-negative"):
+        store.update_many({"x": 1.0}, -1)
+    assert "x" not in store.keys()
+
+
+def test_update_rows_converts_non_numbers_in_one_call(backend):
+    store = backend(4)
+    calls = []
+
+    def convert(values):
+        calls.append(list(values))
+        return [float(v.value) for v in values]
+
+    class Waiting:  # stands for a tensor waiting for conversion
+        def __init__(self, value):
+            self.value = value
+
+    store.update_rows([("a", Waiting(1.5), 1), ("a", 2, 1), ("b", Waiting(7), 2)], convert)
+    assert len(calls) == 1 and [w.value for w in calls[0]] == [1.5, 7]
+    assert store.data("a") == ([1.5, 2.0], [1, 1]) and store.data("b") == ([7.0], [2])
+    with pytest.raises(ValueError, match="no convert"):
+        store.update_rows([("a", Waiting(1), 1)])
+    with pytest.raises(ValueError, match="returned 0 numbers for 1 values"):
+        store.update_rows([("a", Waiting(1), 1)], lambda values: [])
+    assert store.data("a") == ([1.5, 2.0], [1, 1])
+
+
+def test_pending_tensors_of_several_dtypes_keep_their_order():
+    hub = message_hub_module.MessageHub("dtypes")
+    hub.update_scalar("k", torch.tensor(1.0))
+    hub.update_scalar("k", torch.tensor(2, dtype=torch.int64))
+    hub.update_scalar("k", 3.0)
+    hub.update_scalar("k", torch.tensor(4.0, dtype=torch.float64))
+    assert hub.get_scalar("k").data == ([1.0, 2.0, 3.0, 4.0], [1, 1, 1, 1])

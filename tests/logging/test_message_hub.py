@@ -10,7 +10,7 @@ import torch
 from torchkiln.logging import LogProcessor, MessageHub
 from torchkiln.logging import message_hub as message_hub_module
 from torchkiln.logging._py_log_buffer import PyLogBuffer
-from torchkiln.logging.history_buffer import HistoryBuffer
+from torchkiln.logging.history_buffer import HistoryBuffer, pending_limit
 
 try:
     from torchkiln._native import LogBuffer as NativeLogBuffer
@@ -123,15 +123,29 @@ def test_tensor_updates_never_sync_and_reads_convert_in_one_batch(sync_calls):
     assert hub.get_scalar("train/loss").global_mean == pytest.approx(3 * 10.5)
 
 
-def test_pending_tensors_are_bounded_by_the_ring_capacity(sync_calls):
+def test_pending_values_are_bounded(sync_calls):
     hub = MessageHub("h", max_length=4)
-    for i in range(10):
-        hub.update_scalar("train/loss", torch.tensor(float(i)))
-    # Converted twice (at 4 and 8 pending), two still pending: never more than 4 held.
-    assert sync_calls["tolist"] == 2
-    assert len(hub._pending.entries.get("train/loss", [])) == 2
-    assert hub.get_scalar("train/loss").data == ([6.0, 7.0, 8.0, 9.0], [1, 1, 1, 1])
-    assert hub.get_scalar("train/loss").global_mean == 4.5
+    limit = pending_limit(4)
+    for i in range(2 * limit + 2):
+        hub.update_scalars({"train/loss": torch.tensor(float(i)), "train/lr": 0.1})
+    # Both keys share one queue of at most ``limit`` entries: converted at every ``limit``
+    # entries, the last 4 (2 iterations) still waiting.
+    assert sync_calls["tolist"] == 4
+    assert len(hub._pending.entries) == 4
+    assert hub.get_scalar("train/loss").data == ([2 * limit - 2.0, 2 * limit - 1.0, 2 * limit, 2 * limit + 1.0], [1] * 4)
+    assert hub.get_scalar("train/loss").count == 2 * limit + 2
+    assert hub.get_scalar("train/lr").count == 2 * limit + 2
+
+
+def test_counts_are_checked_when_given():
+    hub = MessageHub("h")
+    hub.update_scalar("k", torch.tensor(1.0))
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="non-negative int"):
+            hub.update_scalar("k", torch.tensor(2.0), count=bad)
+        with pytest.raises(ValueError, match="non-negative int"):
+            hub.update_scalars({"k": 2.0}, count=bad)
+    assert hub.get_scalar("k").data == ([1.0], [1])
 
 
 def test_floats_and_tensors_keep_their_order():

@@ -1,7 +1,7 @@
 """IterTimerHook: wall time per iteration, time spent waiting for data, and the ETA.
 
-Hot path: two ``perf_counter`` calls and two message-hub updates per iteration, all Python
-floats. It measures host time without synchronising the device, so with asynchronous CUDA
+Hot path: two ``perf_counter`` calls, two message-hub updates and the ETA per iteration,
+all Python floats. It measures host time without synchronising the device, so with asynchronous CUDA
 work an iteration's time shows up where the host waits (typically in a later iteration or at
 a log line); averaged over the log window the numbers are right.
 """
@@ -77,7 +77,8 @@ class IterTimerHook(Hook):
     # ------------------------------------------------------------------ iterations
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Record ``train/data_time``."""
-        self._record_data_time(runner, "train")
+        now = perf_counter()
+        runner.message_hub.update_scalar("train/data_time", now - self._last.get("train", now))
 
     def before_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Record ``val/data_time``."""
@@ -89,11 +90,16 @@ class IterTimerHook(Hook):
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Record ``train/time`` and the training ETA."""
-        elapsed = self._record_time(runner, "train")
+        now = perf_counter()
+        last = self._last
+        elapsed = now - last.get("train", now)
+        last["train"] = now
+        hub = runner.message_hub
+        hub.update_scalar("train/time", elapsed)
         self._train_total += elapsed
-        done = runner.iter - self._train_start_iter + 1
-        left = runner.max_iters - runner.iter - 1
-        runner.message_hub.update_info("eta", self._train_total / done * max(left, 0))
+        finished = runner.iter
+        left = runner.max_iters - finished - 1
+        hub.update_info("eta", self._train_total / (finished - self._train_start_iter + 1) * max(left, 0))
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Record ``val/time`` and the validation ETA."""

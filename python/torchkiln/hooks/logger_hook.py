@@ -132,8 +132,7 @@ class LoggerHook(Hook):
         self.keep_local = keep_local
         self.log_metric_by_epoch = log_metric_by_epoch
         self._scalars_file: JsonlWriter | None = None
-        self._train_loader: Any = None
-        self._train_len: int | None = None
+        self._tail = -1  # see before_train_epoch
         self._latest_metrics: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ run context
@@ -144,11 +143,15 @@ class LoggerHook(Hook):
         set_run_context_source(lambda: _run_context(runner))
 
     # ------------------------------------------------------------------ training
+    def before_train_epoch(self, runner: Any) -> None:
+        """Find the epoch's last batch index (logged even off the interval, see ``ignore_last``)."""
+        self._tail = self._tail_index(runner)
+
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Log a line and a scalar record every ``interval`` iterations."""
         if self.interval_exp_name > 0 and self.every_n_train_iters(runner, self.interval_exp_name):
             runner.logger.info(f"Exp name: {runner.experiment_name}")
-        if not (self.every_n_inner_iters(batch_idx, self.interval) or self._is_epoch_tail(runner, batch_idx)):
+        if (batch_idx + 1) % self.interval and batch_idx != self._tail:
             return
         tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
         runner.logger.info(line)
@@ -160,22 +163,19 @@ class LoggerHook(Hook):
         """Push the epoch's records to disk."""
         self._flush()
 
-    def _is_epoch_tail(self, runner: Any, batch_idx: int) -> bool:
-        """The last batch of an epoch, when ``ignore_last`` does not hide it."""
+    def _tail_index(self, runner: Any) -> int:
+        """The last batch index of an epoch when ``ignore_last`` does not hide it, else -1."""
         loop = getattr(runner, "train_loop", None)
         loader = getattr(loop, "dataloader", None)
         if loader is None:
             loader = getattr(runner, "train_dataloader", None)
-        if loader is not self._train_loader:
-            self._train_loader = loader
-            try:
-                self._train_len = len(loader)  # type: ignore[arg-type]
-            except TypeError:
-                self._train_len = None
-        length = self._train_len
-        if length is None or batch_idx + 1 != length:
-            return False
-        return not self.ignore_last or length <= self.interval
+        try:
+            length = len(loader)  # type: ignore[arg-type]
+        except TypeError:
+            return -1
+        if self.ignore_last and length > self.interval:
+            return -1
+        return length - 1
 
     # ------------------------------------------------------------------ val and test
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:

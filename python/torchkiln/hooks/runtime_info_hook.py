@@ -50,6 +50,18 @@ class _PrefixedKeys(dict):
         return key
 
 
+def _is_single_optimizer(optim_wrapper: Any) -> bool:
+    """Whether ``optim_wrapper.get_lr()`` is OptimWrapper's own, over one optimizer."""
+    from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
+
+    cls = type(optim_wrapper)
+    return (
+        isinstance(optim_wrapper, OptimWrapper)
+        and cls.get_lr is OptimWrapper.get_lr
+        and cls.param_groups is OptimWrapper.param_groups
+    )
+
+
 def _metric_updates(prefix: str, metrics: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     scalars: dict[str, Any] = {}
     infos: dict[str, Any] = {}
@@ -74,6 +86,11 @@ class RuntimeInfoHook(Hook):
     def __init__(self) -> None:
         self._stage_before_eval: str | None = None
         self._train_keys = _PrefixedKeys("train/")
+        # Whether the learning rate can be read straight from the optimizer's first param
+        # group (what OptimWrapper.get_lr reports, without building a dict), decided once
+        # per optimizer wrapper.
+        self._checked_wrapper: Any = None
+        self._single_optimizer = False
 
     # ------------------------------------------------------------------ run and train
     def before_run(self, runner: Any) -> None:
@@ -108,6 +125,14 @@ class RuntimeInfoHook(Hook):
         optim_wrapper = runner.optim_wrapper
         if optim_wrapper is None:
             return
+        if optim_wrapper is not self._checked_wrapper:
+            self._checked_wrapper = optim_wrapper
+            self._single_optimizer = _is_single_optimizer(optim_wrapper)
+        if self._single_optimizer:
+            groups = optim_wrapper.optimizer.param_groups
+            if groups:
+                hub.update_scalar("train/lr", groups[0]["lr"])
+            return
         lrs = optim_wrapper.get_lr()
         keys = self._train_keys
         hub.update_scalars({keys[name]: values[0] for name, values in lrs.items() if values})
@@ -119,15 +144,10 @@ class RuntimeInfoHook(Hook):
         line is due. A value still attached to the graph is detached, so the hub never keeps
         a graph alive.
         """
-        if not outputs:
-            return
-        scalars = {}
-        keys = self._train_keys
-        for key, value in outputs.items():
-            if getattr(value, "requires_grad", False):
-                value = value.detach()
-            scalars[keys[key]] = value
-        runner.message_hub.update_scalars(scalars)
+        if outputs:
+            keys = self._train_keys
+            # (the hub detaches a value that still requires grad)
+            runner.message_hub.update_scalars({keys[key]: value for key, value in outputs.items()})
 
     # ------------------------------------------------------------------ val and test
     def before_val(self, runner: Any) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -25,7 +25,7 @@ __all__ = ["REQUIRED_METHODS", "PyLogBuffer"]
 
 #: What the history views call on a backend.
 REQUIRED_METHODS = (
-    "update", "update_many", "current", "mean", "min", "max", "median", "global_mean", "count",
+    "update", "update_many", "update_rows", "current", "mean", "min", "max", "median", "global_mean", "count",
     "keys", "data", "key_state_dict", "load_key_state_dict", "state_dict", "load_state_dict",
 )
 
@@ -70,6 +70,8 @@ class PyLogBuffer:
     # ------------------------------------------------------------------ updates (O(1))
     def update(self, key: str, value: float, count: int = 1) -> None:
         """Append ``value`` (the mean of ``count`` samples) to ``key``'s history."""
+        if count < 0:
+            raise ValueError(f"count must be a non-negative int, got {count}")
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Series(self.capacity)
@@ -80,8 +82,36 @@ class PyLogBuffer:
 
     def update_many(self, values: Mapping[str, float], count: int = 1) -> None:
         """``update`` every ``key: value`` of a mapping with the same ``count``."""
+        if count < 0:
+            raise ValueError(f"count must be a non-negative int, got {count}")
         for key, value in values.items():
             self.update(key, value, count)
+
+    def update_rows(
+        self, rows: Iterable[tuple[str, Any, int]], convert: Callable[[list[Any]], Sequence[float]] | None = None
+    ) -> None:
+        """``update`` each ``(key, value, count)`` row in order. Values that are not a
+        ``float`` or ``int`` go, in order, as one list to ``convert``, which returns their
+        numbers. Every row is checked before any is stored."""
+        checked: list[tuple[str, Any, int]] = []
+        others: list[Any] = []
+        for key, value, count in rows:
+            if type(value) not in (float, int):
+                others.append(value)
+                value = None  # noqa: PLW2901
+            if count < 0:
+                raise ValueError(f"count must be a non-negative int, got {count}")
+            checked.append((str(key), value, int(count)))
+        numbers: Iterator[float] = iter(())
+        if others:
+            if convert is None:
+                raise ValueError("update_rows: a row holds a value that is not a number and no convert was given")
+            converted = list(convert(others))
+            if len(converted) != len(others):
+                raise ValueError(f"update_rows: convert returned {len(converted)} numbers for {len(others)} values")
+            numbers = iter(converted)
+        for key, value, count in checked:
+            self.update(key, float(next(numbers) if value is None else value), count)
 
     # ------------------------------------------------------------------ statistics
     def current(self, key: str) -> float:

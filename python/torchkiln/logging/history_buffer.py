@@ -6,11 +6,13 @@ extension provides it, else :class:`~torchkiln.logging._py_log_buffer.PyLogBuffe
 backend.
 
 Tensors are not read when they arrive. ``update(tensor)`` keeps the detached tensor in a
-small pending list; the first statistic read afterwards (at a log interval) converts every
-pending tensor of every key sharing the buffer at once, with one ``torch.stack(...).tolist()``
-per device and dtype: one synchronisation per log interval instead of one per iteration per
-key. A key whose pending list reaches the ring capacity is converted then (so memory stays
-bounded even if nothing reads).
+pending queue shared by every key of the buffer; the first statistic read afterwards (at a
+log interval) converts every pending tensor at once, with one ``torch.stack(...).tolist()``
+per device and dtype, and stores the whole queue with one call into the log buffer: one
+synchronisation per log interval instead of one per iteration per key. Numbers that arrive
+while tensors wait are queued behind them (so each key keeps its order). The queue is
+converted when it reaches :func:`pending_limit` entries, so memory stays bounded even if
+nothing reads.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from torchkiln.logging._py_log_buffer import REQUIRED_METHODS, PyLogBuffer
 
-__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "new_log_buffer"]
+__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "new_log_buffer", "pending_limit"]
 
 #: Entries kept per key by default; windows larger than this are clamped to it.
 DEFAULT_MAX_LENGTH = 1000
@@ -41,6 +43,11 @@ def new_log_buffer(capacity: int = DEFAULT_MAX_LENGTH) -> Any:
     return PyLogBuffer(capacity)
 
 
+def pending_limit(max_length: int) -> int:
+    """Entries the pending queue of a buffer with ``max_length`` entries per key may hold."""
+    return max(4 * max_length, 4096)
+
+
 def _to_python(value: Any) -> Any:
     """A Python number as is; a tensor detached and 0-d (no sync); anything else ``float()``."""
     if type(value) in _PLAIN:
@@ -55,20 +62,23 @@ def _to_python(value: Any) -> Any:
 
 
 class _Pending:
-    """Values waiting to enter the log buffer, per key, in arrival order."""
+    """Values waiting to enter the log buffer, every key in one queue, in arrival order.
+
+    ``entries`` is a list of ``(key, value, count)``; appending to it is the whole cost of a
+    queued update. It is converted and stored at the first read, or when it holds ``limit``
+    entries (memory stays bounded even if nothing reads).
+    """
 
     __slots__ = ("entries", "limit", "store")
 
     def __init__(self, store: Any, limit: int) -> None:
         self.store = store
         self.limit = limit
-        self.entries: dict[str, list[tuple[Any, int]]] = {}
+        self.entries: list[tuple[str, Any, int]] = []
 
     def add(self, key: str, value: Any, count: int) -> None:
-        entries = self.entries.get(key)
-        if entries is None:
-            entries = self.entries[key] = []
-        entries.append((value, count))
+        entries = self.entries
+        entries.append((key, value, count))
         if len(entries) >= self.limit:
             self.flush()
 
@@ -76,23 +86,28 @@ class _Pending:
         """Convert every pending tensor (one transfer per device and dtype) and store all."""
         if not self.entries:
             return
-        groups: dict[tuple[Any, Any], list[Any]] = {}
-        for entries in self.entries.values():
-            for value, _ in entries:
-                if type(value) not in _PLAIN:
-                    groups.setdefault((value.device, value.dtype), []).append(value)
-        converted: dict[tuple[Any, Any], Iterable[float]] = {}
-        if groups:
-            torch = sys.modules["torch"]  # tensors exist, so torch is imported
-            for group, tensors in groups.items():
-                converted[group] = iter(torch.stack(tensors).tolist())
-        store = self.store
-        for key, entries in self.entries.items():
-            for value, count in entries:
-                if type(value) not in _PLAIN:
-                    value = next(converted[(value.device, value.dtype)])  # noqa: PLW2901
-                store.update(key, float(value), count)
-        self.entries.clear()
+        entries = self.entries[:]
+        self.entries.clear()  # in place: callers may hold the list
+        self.store.update_rows(entries, _to_floats)
+
+
+def _to_floats(tensors: list[Any]) -> list[float]:
+    """The values of 0-d tensors, in order: one ``stack().tolist()`` per device and dtype."""
+    torch = sys.modules["torch"]  # tensors exist, so torch is imported
+    dtype = tensors[0].dtype
+    if all(t.dtype is dtype for t in tensors):
+        try:
+            return torch.stack(tensors).tolist()  # the usual case: one device, one dtype
+        except RuntimeError:  # several devices
+            pass
+    groups: dict[tuple[Any, Any], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault((t.device, t.dtype), []).append(i)
+    values: list[float] = [0.0] * len(tensors)
+    for positions in groups.values():
+        for i, value in zip(positions, torch.stack([tensors[i] for i in positions]).tolist()):
+            values[i] = value
+    return values
 
 
 def _window(window_size: int | None, window: int | None) -> int | None:
@@ -119,7 +134,7 @@ class HistoryBuffer:
         max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
         store = new_log_buffer(max_length)
-        self._bind(store, "value", _Pending(store, max_length))
+        self._bind(store, "value", _Pending(store, pending_limit(max_length)))
         values = list(log_history)
         counts = list(count_history) if count_history is not None else [1] * len(values)
         if len(counts) != len(values):
@@ -145,12 +160,13 @@ class HistoryBuffer:
 
         Never synchronises with the device: tensors are converted when a statistic is read.
         """
+        if count != 1 and (type(count) is not int or count < 0):
+            raise ValueError(f"count must be a non-negative int, got {count!r}")
         value = _to_python(value)
-        key = self._key
-        if type(value) in _PLAIN and key not in self._pending.entries:
-            self._store.update(key, float(value), count)
+        if type(value) in _PLAIN and not self._pending.entries:
+            self._store.update(self._key, float(value), count)
         else:
-            self._pending.add(key, value, count)
+            self._pending.add(self._key, value, count)
 
     @property
     def ready(self) -> bool:
@@ -240,7 +256,8 @@ class HistoryBuffer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (replaces the history; pending values are dropped)."""
-        self._pending.entries.pop(self._key, None)
+        entries = self._pending.entries
+        entries[:] = [entry for entry in entries if entry[0] != self._key]
         self._store.load_key_state_dict(self._key, state)
 
     def __repr__(self) -> str:

@@ -12,15 +12,21 @@ the runner makes its own with ``MessageHub.get_instance(name)``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torchkiln.errors import did_you_mean
-from torchkiln.logging.history_buffer import DEFAULT_MAX_LENGTH, HistoryBuffer, _Pending, new_log_buffer
+from torchkiln.logging.history_buffer import DEFAULT_MAX_LENGTH, HistoryBuffer, _Pending, new_log_buffer, pending_limit
 
 __all__ = ["MessageHub"]
 
 DEFAULT_NAME = "torchkiln"
+
+
+def _check_count(count: Any) -> None:
+    if type(count) is not int or count < 0:
+        raise ValueError(f"count must be a non-negative int, got {count!r}")
 
 
 def _is_plain(value: Any) -> bool:
@@ -48,7 +54,10 @@ class MessageHub:
         self.instance_name = name
         self.max_length = max_length
         self._store = new_log_buffer(max_length)
-        self._pending = _Pending(self._store, max_length)
+        self._pending = _Pending(self._store, pending_limit(max_length))
+        # torch.Tensor when torch is loaded (runners import it first): 0-d tensors of exactly
+        # this type take the short path; everything else is checked by the buffer.
+        self._tensor_cls = getattr(sys.modules.get("torch"), "Tensor", None)
         self._log_scalars: dict[str, HistoryBuffer] = {}
         self._runtime_info: dict[str, Any] = {}
         self._resumed_keys: dict[str, bool] = {}
@@ -90,22 +99,49 @@ class MessageHub:
         :param count: how many samples ``value`` is the mean of.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
-        buffer = self._log_scalars.get(key)
-        if buffer is None:
-            buffer = HistoryBuffer._view(self._store, key, self._pending)
-            buffer.update(value, count)  # a rejected value creates no key
-            self._log_scalars[key] = buffer
-            self._resumed_keys[key] = resumed
-        else:
-            buffer.update(value, count)
+        if count != 1:
+            _check_count(count)
+        if key in self._log_scalars:
+            self._append(key, value, count)
+            return
+        buffer = HistoryBuffer._view(self._store, key, self._pending)
+        buffer.update(value, count)  # a rejected value creates no key
+        self._log_scalars[key] = buffer
+        self._resumed_keys[key] = resumed
 
     def update_scalars(self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True) -> None:
         """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``."""
+        if count != 1:
+            _check_count(count)
+        known = self._log_scalars
         for key, value in log_dict.items():
-            if isinstance(value, Mapping):
+            if key in known and not isinstance(value, Mapping):
+                self._append(key, value, count)
+            elif isinstance(value, Mapping):
                 self.update_scalar(key, value["value"], value.get("count", count), resumed)
             else:
                 self.update_scalar(key, value, count, resumed)
+
+    def _append(self, key: str, value: Any, count: int) -> None:
+        """Record ``value`` for a known key: the per-iteration path, kept short.
+
+        A plain 0-d tensor is queued as it is; a number is stored at once unless tensors
+        wait (then it queues behind them, so the key keeps its order). Anything else (a
+        tensor that needs detaching or reshaping, a numpy scalar) takes the buffer's path.
+        """
+        cls = type(value)
+        pending = self._pending
+        queue = pending.entries
+        if cls is float:
+            if not queue:
+                self._store.update(key, value, count)
+                return
+        elif cls is not self._tensor_cls or value.ndim or value.requires_grad:
+            self._log_scalars[key].update(value, count)
+            return
+        queue.append((key, value, count))
+        if len(queue) >= pending.limit:
+            pending.flush()
 
     def get_scalar(self, key: str) -> HistoryBuffer:
         """The history of ``key``.

@@ -58,13 +58,18 @@ def run_forward(
         if isinstance(data, (list, tuple)):
             return call(*data, mode=mode)
     except TypeError as exc:
-        args, kwargs = ((), dict(data)) if isinstance(data, Mapping) else (tuple(data), {})
-        _explain_mismatch(exc, forward, owner, data, args, kwargs, mode)
+        _explain_batch_mismatch(exc, forward, owner, data, mode)
         raise
     raise TypeError(
         f"{owner}: the data preprocessor returned {_describe_batch(data)}; expected a dict "
         "(passed to forward as keyword arguments) or a tuple/list (passed as positional arguments)"
     )
+
+
+def _explain_batch_mismatch(exc: TypeError, forward: Callable[..., Any], owner: str, data: Any, mode: str) -> None:
+    """Raise a clearer ``TypeError`` when the batch ``data`` cannot bind to ``forward``."""
+    args, kwargs = ((), dict(data)) if isinstance(data, Mapping) else (tuple(data), {})
+    _explain_mismatch(exc, forward, owner, data, args, kwargs, mode)
 
 
 def _explain_mismatch(
@@ -106,15 +111,17 @@ def parse_losses(
     :param losses: what ``forward(mode='loss')`` returned.
     :param owner: the model's class name, for messages.
     """
-    if not isinstance(losses, Mapping):
+    if type(losses) is not dict and not isinstance(losses, Mapping):
         raise TypeError(
             f"{owner}.forward(mode='loss') must return a dict of loss tensors (or lists of tensors), "
             f"e.g. {{'loss': tensor}}; it returned {type(losses).__name__}"
         )
-    reduced: list[tuple[str, torch.Tensor]] = []
+    # One pass, one detach per entry: this runs every iteration.
+    reduced: dict[str, torch.Tensor] = {}
+    total: torch.Tensor | None = None
     for name, value in losses.items():
         if isinstance(value, torch.Tensor):
-            v = _mean(value)
+            v = value if value.ndim == 0 and value.dtype.is_floating_point else _mean(value)
         elif isinstance(value, (list, tuple)) and value and all(isinstance(t, torch.Tensor) for t in value):
             v = _mean(value[0])
             for t in value[1:]:
@@ -124,19 +131,19 @@ def parse_losses(
                 f"{owner}.forward(mode='loss') returned {name!r} as {type(value).__name__}; "
                 "expected a tensor or a non-empty list of tensors"
             )
-        reduced.append((str(name), v))
-    terms = [v for name, v in reduced if "loss" in name]
-    if not terms:
+        name = name if type(name) is str else str(name)
+        reduced[name] = v
+        if "loss" in name:
+            total = v if total is None else total + v
+    if total is None:
         raise ValueError(
             f"{owner}.forward(mode='loss') returned no entry whose name contains 'loss' "
-            f"(got {[n for n, _ in reduced]}); the entries with 'loss' in their name are summed and optimised"
+            f"(got {list(reduced)}); the entries with 'loss' in their name are summed and optimised"
         )
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
     log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=total.detach())
-    for name, v in reduced:
-        log_vars.setdefault(name, v.detach())
+    for name, v in reduced.items():
+        if name != "loss":
+            log_vars[name] = v.detach()
     return total, log_vars
 
 
@@ -226,4 +233,13 @@ class BaseModel(BaseModule):
 
     def _run_forward(self, data: Any, mode: str) -> Any:
         """Unpack the batch into ``forward``: ``**`` for dicts, ``*`` for tuples and lists."""
+        # The two common batch types are called here directly (this runs every iteration);
+        # run_forward handles the rest and explains a batch that does not fit.
+        cls = type(data)
+        if cls is dict or cls is tuple or cls is list:
+            try:
+                return self(**data, mode=mode) if cls is dict else self(*data, mode=mode)
+            except TypeError as exc:
+                _explain_batch_mismatch(exc, self.forward, type(self).__name__, data, mode)
+                raise
         return run_forward(self, data, mode, self.forward, type(self).__name__)

@@ -18,6 +18,8 @@ from torch import nn
 from torchkiln.errors import ConfigError
 from torchkiln.registry import MODELS
 
+_TENSOR = torch.Tensor
+
 __all__ = ["BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch"]
 
 
@@ -63,25 +65,48 @@ class BaseDataPreprocessor(nn.Module):
         return result
 
     def cast_data(self, data: Any) -> Any:
-        """Return ``data`` with every tensor moved to :attr:`device` (containers rebuilt)."""
-        device = self._device
-        non_blocking = self._non_blocking and device.type != "cpu"
+        """Return ``data`` with every tensor moved to :attr:`device` (containers rebuilt).
 
+        A tuple, list or dict of tensors already on the CPU, bound for the CPU, is returned
+        as it is (checked without building anything: this runs every iteration).
+        """
+        device = self._device
+        on_cpu = device.type == "cpu"
+        if on_cpu:
+            cls = type(data)
+            items = data if cls is tuple or cls is list else data.values() if cls is dict else None
+            if items is not None:
+                tensor = _TENSOR
+                for item in items:
+                    if type(item) is not tensor or not item.is_cpu:
+                        break
+                else:
+                    return data
+        non_blocking = self._non_blocking and not on_cpu
+
+        # Runs every iteration: the exact built-in containers are handled first, and a CPU
+        # tensor bound for the CPU is returned as is (``.to`` would return it too, at the
+        # cost of a dispatcher call).
         def cast(obj: Any) -> Any:
+            cls = type(obj)
+            if cls is tuple or cls is list:
+                return cls([cast(v) for v in obj])
+            if cls is dict:
+                return {k: cast(v) for k, v in obj.items()}
             if isinstance(obj, torch.Tensor):
+                if on_cpu and obj.is_cpu:
+                    return obj
                 return obj.to(device, non_blocking=non_blocking)
             if isinstance(obj, Mapping):
                 items = {k: cast(v) for k, v in obj.items()}
-                if type(obj) is dict:
-                    return items
                 try:
-                    return type(obj)(items)
+                    return cls(items)
                 except TypeError:  # a mapping type whose constructor takes other arguments
                     return items
             if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
-                return type(obj)(*(cast(v) for v in obj))
+                return cls(*(cast(v) for v in obj))
             if isinstance(obj, (list, tuple)):
-                return type(obj)(cast(v) for v in obj)
+                return cls(cast(v) for v in obj)
             return obj
 
         return cast(data)

@@ -70,7 +70,9 @@ def _dispatch(calls: tuple[CallEntry, ...], mount_point: str, args: tuple[Any, .
     record = None
     try:
         for function, select, keywords, record in calls:
-            if keywords:
+            if select is None:
+                function(*args)
+            elif keywords:
                 function(*select(args), **{name: args[i] for name, i in keywords})
             else:
                 function(*select(args))

@@ -6,7 +6,8 @@ to steer. torchkiln orders by priority (0 first ... 100 last), then by registrat
 host keeps, per mount point, an ordered tuple of *call entries*:
 ``(function, select, keywords, record)``. An entry says, once at registration, which of the
 mount point's arguments the implementation takes (``select`` is an ``itemgetter`` that
-returns them as a tuple), so a call is a tight loop (see :mod:`torchkiln.plugin_host.facade`)
+returns them as a tuple, or None when it takes all of them in order, the common case), so a
+call is a tight loop (see :mod:`torchkiln.plugin_host.facade`)
 and a mount point with no implementations is an empty tuple.
 """
 
@@ -43,10 +44,11 @@ __all__ = ["CallEntry", "HookHost", "PluginRecord"]
 
 _MOUNT_POINT_SET = frozenset(MOUNT_POINTS)
 
-# (function, select, keywords, record): the call is ``function(*select(args))``, plus
-# ``**{name: args[i] for name, i in keywords}`` in the rare case ``keywords`` is not empty.
-CallEntry = tuple[Callable[..., Any], Callable[[tuple[Any, ...]], tuple[Any, ...]], "tuple[tuple[str, int], ...]",
-                  "PluginRecord"]
+# (function, select, keywords, record): the call is ``function(*args)`` when ``select`` is
+# None, else ``function(*select(args))``, plus ``**{name: args[i] for name, i in keywords}``
+# in the rare case ``keywords`` is not empty.
+CallEntry = tuple[Callable[..., Any], "Callable[[tuple[Any, ...]], tuple[Any, ...]] | None",
+                  "tuple[tuple[str, int], ...]", "PluginRecord"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +140,7 @@ class _PluginManager(pluggy.PluginManager):
 
 def _call_plan(
     function: Callable[..., Any], mount_point: str, where: str
-) -> tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], tuple[tuple[str, int], ...]]:
+) -> tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]] | None, tuple[tuple[str, int], ...]]:
     """Which mount-point arguments ``function`` takes, and how to pass them.
 
     Arguments are matched by name, as pluggy does; any subset in any order works. A
@@ -150,7 +152,7 @@ def _call_plan(
     try:
         params = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):  # no signature: assume the full argument list
-        return itemgetter(slice(0, len(spec))), ()
+        return None, ()
     positional: list[int] = []
     keywords: list[tuple[str, int]] = []
     positional_open = True
@@ -181,7 +183,10 @@ def _call_plan(
             hint=f"arguments are matched by name: write {mount_point}({', '.join(spec)}) (after self in a "
             "class), or any subset of these names",
         )
-    # itemgetter always returning a tuple: a slice for a leading run, indices for 2+ picks.
+    # None for every argument in order (called as is); else an itemgetter always returning
+    # a tuple: a slice for a leading run, indices for 2+ picks.
+    if positional == list(range(len(spec))) and not keywords:
+        return None, ()
     if positional == list(range(len(positional))):
         select = itemgetter(slice(0, len(positional)))
     elif len(positional) == 1:

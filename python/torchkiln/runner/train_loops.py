@@ -294,7 +294,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, idx: int, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks."""
-        runner = self.runner
+        runner = self._runner
         hooks = runner.hooks
         hooks.before_train_iter(runner, idx, data_batch)
         outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
@@ -402,7 +402,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks."""
-        runner = self.runner
+        runner = self._runner
         hooks = runner.hooks
         idx = self._iter
         hooks.before_train_iter(runner, idx, data_batch)

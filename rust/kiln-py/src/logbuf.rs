@@ -6,7 +6,7 @@ use std::time::Duration;
 use kiln_core::logbuf::{self as core, KeyState, LogBufferError};
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyMapping, PyString};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 
 fn to_pyerr(e: LogBufferError) -> PyErr {
     match e {
@@ -82,6 +82,60 @@ impl LogBuffer {
         for item in m.items()?.iter() {
             let (k, v): (String, f64) = item.extract()?;
             self.inner.update(&k, v, count).map_err(to_pyerr)?;
+        }
+        Ok(())
+    }
+
+    /// `update(key, value, count)` for each `(key, value, count)` row, in order. Values that
+    /// are not a Python `float` or `int` (tensors waiting for conversion) are handed, in
+    /// order, as one list to `convert`, which returns their numbers. Every row is checked
+    /// before any is stored, so a bad row leaves the buffer as it was.
+    #[pyo3(signature = (rows, convert = None))]
+    fn update_rows(&mut self, rows: &Bound<'_, PyAny>, convert: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = rows.py();
+        let mut parsed: Vec<(Bound<'_, PyString>, Option<f64>, i64)> = Vec::new();
+        let others = PyList::empty(py);
+        for item in rows.try_iter()? {
+            let item = item?;
+            let row = item.cast::<PyTuple>()?;
+            if row.len() != 3 {
+                return Err(PyValueError::new_err(format!("a row is (key, value, count), got {} items", row.len())));
+            }
+            let key = row.get_item(0)?.cast_into::<PyString>()?;
+            let raw = row.get_item(1)?;
+            let value = if raw.is_exact_instance_of::<PyFloat>() || raw.is_exact_instance_of::<PyInt>() {
+                Some(raw.extract::<f64>()?)
+            } else {
+                others.append(raw)?;
+                None
+            };
+            let count: i64 = row.get_item(2)?.extract()?;
+            if count < 0 {
+                return Err(to_pyerr(LogBufferError::BadCount(count)));
+            }
+            parsed.push((key, value, count));
+        }
+        let mut converted = Vec::new().into_iter();
+        if !others.is_empty() {
+            let convert = convert.ok_or_else(|| {
+                PyValueError::new_err("update_rows: a row holds a value that is not a number and no convert was given")
+            })?;
+            let numbers: Vec<f64> = convert.call1((&others,))?.extract()?;
+            if numbers.len() != others.len() {
+                return Err(PyValueError::new_err(format!(
+                    "update_rows: convert returned {} numbers for {} values",
+                    numbers.len(),
+                    others.len()
+                )));
+            }
+            converted = numbers.into_iter();
+        }
+        for (key, value, count) in &parsed {
+            let value = match value {
+                Some(v) => *v,
+                None => converted.next().unwrap_or(f64::NAN),
+            };
+            self.inner.update(key.to_str()?, value, *count).map_err(to_pyerr)?;
         }
         Ok(())
     }

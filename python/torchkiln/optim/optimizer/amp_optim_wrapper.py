@@ -5,17 +5,23 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
 from torchkiln.errors import ConfigError, did_you_mean
-from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
+from torchkiln.optim.optimizer.optim_wrapper import _NO_CONTEXT, OptimWrapper
 from torchkiln.registry import OPTIM_WRAPPERS
 
 __all__ = ["AmpOptimWrapper"]
+
+@contextmanager
+def _nested(outer: AbstractContextManager[Any], inner: AbstractContextManager[Any]) -> Iterator[None]:
+    with outer, inner:
+        yield
+
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
@@ -169,12 +175,13 @@ class AmpOptimWrapper(OptimWrapper):
         param = slot[0].get(slot[1])
         return param.device.type if param is not None else self._device_type
 
-    @contextmanager
-    def optim_context(self, model: nn.Module) -> Iterator[None]:
+    def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:
         """The :class:`OptimWrapper` context plus ``torch.autocast`` on the model's device."""
-        device_type = self._model_device_type(model)
-        with super().optim_context(model), torch.autocast(device_type=device_type, dtype=self.cast_dtype):
-            yield
+        autocast = torch.autocast(device_type=self._model_device_type(model), dtype=self.cast_dtype)
+        outer = super().optim_context(model)
+        if outer is _NO_CONTEXT:
+            return autocast
+        return _nested(outer, autocast)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -9,8 +9,8 @@ device value back to the host: the gradient norm is kept as a detached tensor.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -27,6 +27,8 @@ _CLIP_ARGS: dict[str, tuple[str, ...]] = {
     "value": ("clip_value", "foreach"),
 }
 _CLIP_REQUIRED = {"norm": "max_norm", "value": "clip_value"}
+
+_NO_CONTEXT = nullcontext()
 
 # Resolved once: the MessageHub class, or False when the logging package is not there.
 _HUB_CLASS: Any = None
@@ -161,14 +163,19 @@ class OptimWrapper:
             self._drop_window = True  # counted, not backpropagated
             self._inner_count += 1
         else:
-            self.backward(self.scale_loss(loss))
+            self.backward(loss if self._accumulative_counts == 1 else self.scale_loss(loss))
         if self.should_update():
             if self._drop_window:
                 self._drop_window = False
                 self.skipped_steps += 1
+            elif step_kwargs:
+                self.step(**step_kwargs)
             else:
-                self.step(**(step_kwargs or {}))
-            self.zero_grad(**(zero_kwargs or {}))
+                self.step()
+            if zero_kwargs:
+                self.zero_grad(**zero_kwargs)
+            else:
+                self.zero_grad()
 
     def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """Divide ``loss`` by the size of the accumulation window this iteration belongs to."""
@@ -202,18 +209,16 @@ class OptimWrapper:
         upcoming = self._inner_count + 1
         return upcoming % self._accumulative_counts == 0 or upcoming == self._max_counts
 
-    @contextmanager
-    def optim_context(self, model: nn.Module) -> Iterator[None]:
+    def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:
         """Context for forward and backward: skips DDP's all-reduce inside a window.
 
         Under DDP (``model`` has ``no_sync``) and when this iteration does not close the
-        accumulation window, ``model.no_sync()`` is entered so gradients accumulate locally.
+        accumulation window, this is ``model.no_sync()``, so gradients accumulate locally;
+        otherwise a shared no-op context (entered every iteration, so it is built once).
         """
-        if not self.should_sync() and hasattr(model, "no_sync"):
-            with model.no_sync():
-                yield
-        else:
-            yield
+        if self._accumulative_counts == 1 or self.should_sync() or not hasattr(model, "no_sync"):
+            return _NO_CONTEXT
+        return model.no_sync()
 
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         """Tell the wrapper where training stands and ends, before the first iteration.

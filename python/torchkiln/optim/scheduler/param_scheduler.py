@@ -191,12 +191,15 @@ class _ParamScheduler:
         groups = self.optimizer.param_groups
         self.last_step += 1
         values = self._get_value()
-        for index, (group, value) in enumerate(zip(groups, values)):
-            group[self.param_name] = value
-            if self.verbose:
-                _logger.info("%s: %s of group %d set to %.4e", type(self).__name__, self.param_name, index, value)
-        self._sync_betas()
-        self._last_value = [group[self.param_name] for group in groups]
+        name = self.param_name
+        for group, value in zip(groups, values):
+            group[name] = value
+        if self.verbose:
+            for index, value in enumerate(values):
+                _logger.info("%s: %s of group %d set to %.4e", type(self).__name__, name, index, value)
+        if self.use_betas:
+            self._sync_betas()
+        self._last_value = [group[name] for group in groups]
 
     def _sync_betas(self) -> None:
         if self.use_betas:
