@@ -146,8 +146,10 @@ class RuntimeInfoHook(Hook):
         """
         if outputs:
             keys = self._train_keys
-            # (the hub detaches a value that still requires grad)
-            runner.message_hub.update_scalars({keys[key]: value for key, value in outputs.items()})
+            runner.message_hub.update_scalars({
+                keys[key]: value.detach() if getattr(value, "requires_grad", False) else value
+                for key, value in outputs.items()
+            })
 
     # ------------------------------------------------------------------ val and test
     def before_val(self, runner: Any) -> None:
