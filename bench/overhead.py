@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import logging
 import os
 import statistics
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TORCHKILN_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -35,11 +37,23 @@ torch.set_num_threads(1)
 IN, HIDDEN, OUT, BATCH = 32, 64, 10, 32
 
 
-def make_batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+class PreBatched(list):
+    """Pre-built batches, with the attributes engines look for on a DataLoader (MMEngine's
+    loops read ``dataloader.dataset``; seed hooks look for ``sampler.set_epoch``)."""
+
+    sampler = SimpleNamespace(set_epoch=lambda epoch: None)
+    batch_sampler = SimpleNamespace(sampler=sampler)
+
+    @property
+    def dataset(self) -> PreBatched:
+        return self
+
+
+def make_batches(steps: int) -> PreBatched:
     """``steps`` pre-built (inputs, labels) batches; a few distinct tensors reused."""
     g = torch.Generator().manual_seed(0)
     pool = [(torch.randn(BATCH, IN, generator=g), torch.randint(0, OUT, (BATCH,), generator=g)) for _ in range(16)]
-    return [pool[i % len(pool)] for i in range(steps)]
+    return PreBatched(pool[i % len(pool)] for i in range(steps))
 
 
 def make_mlp() -> nn.Module:
@@ -55,6 +69,9 @@ def run_raw(batches: list) -> None:
         loss.backward()
         opt.step()
         opt.zero_grad()
+
+
+_RUN_IDS = itertools.count()
 
 
 def _run_mmengine_style(batches: list, base_model: type, runner_cls: type) -> None:
@@ -81,6 +98,8 @@ def _run_mmengine_style(batches: list, base_model: type, runner_cls: type) -> No
             param_scheduler=[dict(type="MultiStepLR", milestones=[len(batches) * 10], by_epoch=False)],
             default_hooks=dict(logger=dict(type="LoggerHook", interval=50), checkpoint=dict(type="CheckpointHook", interval=1)),
             log_level="WARNING",
+            # unique per run: MMEngine reuses its visualizer (and its folder) by this name
+            experiment_name=f"bench-{next(_RUN_IDS)}",
         )
         runner.train()
 

@@ -46,14 +46,16 @@ class IterTimerHook(Hook):
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
         self._train_total = 0.0
-        self._train_start_iter = 0
+        self._train_done = 0  # iterations timed since training (re)started
+        self._train_left = 0  # iterations left after the current one
         self._eval_total = 0.0
 
     # ------------------------------------------------------------------ epochs
     def before_train(self, runner: Any) -> None:
         """Start the ETA clock at the (possibly resumed) current iteration."""
         self._train_total = 0.0
-        self._train_start_iter = runner.iter
+        self._train_done = 0
+        self._train_left = runner.max_iters - runner.iter - 1
 
     def before_train_epoch(self, runner: Any) -> None:
         """Reset the train timer at the start of an epoch."""
@@ -97,9 +99,11 @@ class IterTimerHook(Hook):
         hub = runner.message_hub
         hub.update_scalar("train/time", elapsed)
         self._train_total += elapsed
-        finished = runner.iter
-        left = runner.max_iters - finished - 1
-        hub.update_info("eta", self._train_total / (finished - self._train_start_iter + 1) * max(left, 0))
+        # Counted here rather than read from the runner (two property chains per iteration).
+        done = self._train_done = self._train_done + 1
+        left = self._train_left
+        self._train_left = left - 1
+        hub.update_info("eta", self._train_total / done * max(left, 0))
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Record ``val/time`` and the validation ETA."""

@@ -133,6 +133,7 @@ class LoggerHook(Hook):
         self.log_metric_by_epoch = log_metric_by_epoch
         self._scalars_file: JsonlWriter | None = None
         self._tail = -1  # see before_train_epoch
+        self._train_iter = 0  # finished training iterations, see before_train
         self._latest_metrics: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ run context
@@ -143,13 +144,18 @@ class LoggerHook(Hook):
         set_run_context_source(lambda: _run_context(runner))
 
     # ------------------------------------------------------------------ training
+    def before_train(self, runner: Any) -> None:
+        """Start counting training iterations where the (possibly resumed) run stands."""
+        self._train_iter = runner.iter
+
     def before_train_epoch(self, runner: Any) -> None:
         """Find the epoch's last batch index (logged even off the interval, see ``ignore_last``)."""
         self._tail = self._tail_index(runner)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Log a line and a scalar record every ``interval`` iterations."""
-        if self.interval_exp_name > 0 and self.every_n_train_iters(runner, self.interval_exp_name):
+        self._train_iter += 1  # counted here: reading runner.iter is two property calls
+        if self.interval_exp_name > 0 and self._train_iter % self.interval_exp_name == 0:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
         if (batch_idx + 1) % self.interval and batch_idx != self._tail:
             return

@@ -55,6 +55,8 @@ class MessageHub:
         self.max_length = max_length
         self._store = new_log_buffer(max_length)
         self._pending = _Pending(self._store, pending_limit(max_length))
+        self._queue = self._pending.entries  # the same list, for the update paths
+        self._queue_limit = self._pending.limit
         # torch.Tensor when torch is loaded (runners import it first): 0-d tensors of exactly
         # this type take the short path; everything else is checked by the buffer.
         self._tensor_cls = getattr(sys.modules.get("torch"), "Tensor", None)
@@ -99,11 +101,30 @@ class MessageHub:
         :param count: how many samples ``value`` is the mean of.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
+        # The per-iteration path, kept short: a known key and a float or a plain 0-d tensor.
+        # A number is stored at once unless values wait in the queue (then it queues behind
+        # them, so every key keeps its order); a tensor is queued as it is.
+        if count == 1 and key in self._log_scalars:
+            cls = type(value)
+            if cls is float:
+                queue = self._queue
+                if not queue:
+                    self._store.update(key, value, 1)
+                    return
+            elif cls is not self._tensor_cls or value.ndim or value.requires_grad:
+                self._log_scalars[key].update(value, 1)
+                return
+            else:
+                queue = self._queue
+            queue.append((key, value, 1))
+            if len(queue) >= self._queue_limit:
+                self._pending.flush()
+            return
         if count != 1:
             _check_count(count)
-        if key in self._log_scalars:
-            self._append(key, value, count)
-            return
+            if key in self._log_scalars:
+                self._log_scalars[key].update(value, count)
+                return
         buffer = HistoryBuffer._view(self._store, key, self._pending)
         buffer.update(value, count)  # a rejected value creates no key
         self._log_scalars[key] = buffer
@@ -114,34 +135,25 @@ class MessageHub:
         if count != 1:
             _check_count(count)
         known = self._log_scalars
+        queue = self._queue
+        tensor_cls = self._tensor_cls
+        store = self._store
         for key, value in log_dict.items():
-            if key in known and not isinstance(value, Mapping):
-                self._append(key, value, count)
-            elif isinstance(value, Mapping):
+            cls = type(value)
+            if key not in known:
+                pass
+            elif cls is float and not queue:
+                store.update(key, value, count)  # (the same rules as update_scalar)
+                continue
+            elif cls is float or (cls is tensor_cls and not value.ndim and not value.requires_grad):
+                queue.append((key, value, count))
+                continue
+            if isinstance(value, Mapping):
                 self.update_scalar(key, value["value"], value.get("count", count), resumed)
             else:
                 self.update_scalar(key, value, count, resumed)
-
-    def _append(self, key: str, value: Any, count: int) -> None:
-        """Record ``value`` for a known key: the per-iteration path, kept short.
-
-        A plain 0-d tensor is queued as it is; a number is stored at once unless tensors
-        wait (then it queues behind them, so the key keeps its order). Anything else (a
-        tensor that needs detaching or reshaping, a numpy scalar) takes the buffer's path.
-        """
-        cls = type(value)
-        pending = self._pending
-        queue = pending.entries
-        if cls is float:
-            if not queue:
-                self._store.update(key, value, count)
-                return
-        elif cls is not self._tensor_cls or value.ndim or value.requires_grad:
-            self._log_scalars[key].update(value, count)
-            return
-        queue.append((key, value, count))
-        if len(queue) >= pending.limit:
-            pending.flush()
+        if len(queue) >= self._queue_limit:
+            self._pending.flush()
 
     def get_scalar(self, key: str) -> HistoryBuffer:
         """The history of ``key``.

@@ -23,6 +23,8 @@ from torchkiln.registry import MODELS
 
 __all__ = ["BaseModel", "parse_losses", "run_forward"]
 
+_TENSOR = torch.Tensor
+
 
 def _describe_batch(data: Any) -> str:
     if isinstance(data, Mapping):
@@ -116,6 +118,10 @@ def parse_losses(
             f"{owner}.forward(mode='loss') must return a dict of loss tensors (or lists of tensors), "
             f"e.g. {{'loss': tensor}}; it returned {type(losses).__name__}"
         )
+    if len(losses) == 1:  # the usual {'loss': scalar tensor}, without the general pass
+        value = losses.get("loss")
+        if type(value) is _TENSOR and not value.ndim and value.dtype.is_floating_point:
+            return value, OrderedDict(loss=value.detach())
     # One pass, one detach per entry: this runs every iteration.
     reduced: dict[str, torch.Tensor] = {}
     total: torch.Tensor | None = None
@@ -183,6 +189,24 @@ class BaseModel(BaseModule):
                 where="model.data_preprocessor",
                 hint="e.g. data_preprocessor=dict(type='ImgDataPreprocessor', mean=[0.5], std=[0.5])",
             )
+
+    @property
+    def data_preprocessor(self) -> nn.Module:
+        """The data preprocessor module (a registered submodule).
+
+        Read straight from the submodules: ``nn.Module``'s attribute fallback would cost a
+        failed lookup on every training step.
+        """
+        try:
+            return self._modules["data_preprocessor"]  # type: ignore[return-value]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no data_preprocessor yet") from None
+
+    @data_preprocessor.setter
+    def data_preprocessor(self, value: Any) -> None:
+        # nn.Module.__setattr__ stores modules (and None over a module) itself; anything
+        # else reaches this setter.
+        raise TypeError(f"{type(self).__name__}.data_preprocessor must be an nn.Module, got {type(value).__name__}")
 
     @abstractmethod
     def forward(self, inputs: Any, data_samples: Any = None, mode: str = "tensor") -> Any:

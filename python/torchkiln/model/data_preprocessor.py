@@ -43,6 +43,7 @@ class BaseDataPreprocessor(nn.Module):
         super().__init__()
         self._non_blocking = non_blocking
         self._device = torch.device("cpu")
+        self._on_cpu = True
 
     @property
     def device(self) -> torch.device:
@@ -62,6 +63,7 @@ class BaseDataPreprocessor(nn.Module):
                 continue
         if isinstance(probe, torch.Tensor):
             self._device = probe.device
+            self._on_cpu = probe.device.type == "cpu"
         return result
 
     def cast_data(self, data: Any) -> Any:
@@ -70,9 +72,7 @@ class BaseDataPreprocessor(nn.Module):
         A tuple, list or dict of tensors already on the CPU, bound for the CPU, is returned
         as it is (checked without building anything: this runs every iteration).
         """
-        device = self._device
-        on_cpu = device.type == "cpu"
-        if on_cpu:
+        if self._on_cpu:
             cls = type(data)
             items = data if cls is tuple or cls is list else data.values() if cls is dict else None
             if items is not None:
@@ -82,6 +82,8 @@ class BaseDataPreprocessor(nn.Module):
                         break
                 else:
                     return data
+        device = self._device
+        on_cpu = self._on_cpu
         non_blocking = self._non_blocking and not on_cpu
 
         # Runs every iteration: the exact built-in containers are handled first, and a CPU

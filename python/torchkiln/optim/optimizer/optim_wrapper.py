@@ -138,6 +138,8 @@ class OptimWrapper:
         self._drop_window = False
         self._clip_key: tuple[tuple[int, int], ...] | None = None
         self._clip_list: list[torch.Tensor] = []
+        # update_params may skip the backward/step/zero_grad methods (see there).
+        self._direct = type(self) is OptimWrapper and accumulative_counts == 1
 
     # ------------------------------------------------------------------ the update cycle
     def update_params(
@@ -159,6 +161,17 @@ class OptimWrapper:
         :param step_kwargs: keyword arguments for :meth:`step`.
         :param zero_kwargs: keyword arguments for :meth:`zero_grad`.
         """
+        if self._direct and not (self.skip_nonfinite or step_kwargs or zero_kwargs):
+            # OptimWrapper itself without accumulation: every call closes a window, and no
+            # subclass overrides the steps below, so they run without the method chain.
+            loss.backward()
+            self._inner_count += 1
+            if self._clip is not None:
+                self._clip_grad()
+            optimizer = self.optimizer
+            optimizer.step()
+            optimizer.zero_grad()
+            return
         if self.skip_nonfinite and not bool(torch.isfinite(loss.detach()).all()):
             self._drop_window = True  # counted, not backpropagated
             self._inner_count += 1

@@ -199,7 +199,8 @@ class _ParamScheduler:
                 _logger.info("%s: %s of group %d set to %.4e", type(self).__name__, name, index, value)
         if self.use_betas:
             self._sync_betas()
-        self._last_value = [group[name] for group in groups]
+        # (_get_value returns a new list; kept as is unless it covered fewer groups)
+        self._last_value = values if len(values) == len(groups) else [group[name] for group in groups]
 
     def _sync_betas(self) -> None:
         if self.use_betas:
