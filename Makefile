@@ -10,7 +10,7 @@ RUST_SOURCES := Cargo.toml $(wildcard Cargo.lock) $(shell find rust -name '*.rs'
 PLUGIN_SOURCES := $(wildcard plugins/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-rust test-python bench lint clean
+.PHONY: setup demo test test-rust test-python bench bench-peers lint clean
 
 setup: $(STAMPS)/native $(STAMPS)/plugins
 
@@ -43,6 +43,12 @@ test-python: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
+	$(PY) bench/run_all.py
+
+# The same, with MMEngine, Lightning and Ignite installed (the `bench` extra) so the overhead
+# benchmark measures them beside torchkiln.
+bench-peers: setup
+	$(UV) pip install --quiet --python $(PY) -r pyproject.toml --extra bench
 	$(PY) bench/run_all.py
 
 lint:

@@ -7,7 +7,10 @@ torchkiln Runner with every default hook on (logger every 50 iterations, checkpo
 end, a parameter scheduler, timer, sampler seed, runtime info), and, when installed,
 MMEngine's Runner, Lightning's Trainer and Ignite's trainer on the same model and data.
 
-    python bench/overhead.py [--markdown] [--rounds 7] [--steps 1000 4000]
+    python bench/overhead.py [--markdown] [--rounds 7] [--steps 1000 4000] [--instructions 1000 1250]
+
+``--instructions`` adds a count of machine instructions per step (valgrind's callgrind), which
+does not depend on what else the machine is doing; wall-clock numbers on a shared machine do.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import io
 import itertools
 import logging
 import os
-import statistics
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -206,13 +212,64 @@ def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, round
     return {name: (t_hi - t_lo) / (hi - lo) * 1e6 for name, (t_lo, t_hi) in best.items()}
 
 
+def _callgrind_child(lo: int, hi: int) -> None:
+    """Runs under callgrind: count instructions of each variant's ``lo``- and ``hi``-step epochs."""
+    pid = str(os.getpid())
+
+    def control(*args: str) -> None:
+        subprocess.run(["callgrind_control", *args, pid], capture_output=True, check=False)
+
+    variants = {"raw PyTorch loop": run_raw, "torchkiln Runner": run_torchkiln}
+    for fn in variants.values():
+        fn(make_batches(50))
+    batches = {lo: make_batches(lo), hi: make_batches(hi)}
+    control("-i", "on")
+    for index, fn in enumerate(variants.values()):
+        for n, data in batches.items():
+            control("-z")
+            fn(data)
+            control("-d", f"variant{index}-steps{n}")
+    control("-i", "off")
+
+
+def count_instructions(lo: int, hi: int) -> dict[str, float] | None:
+    """Instructions per step of the raw loop and the torchkiln Runner, counted by valgrind's
+    callgrind (repeatable to a few parts in a million, whatever else the machine does).
+
+    Both step counts should be at least the message hub's history length (1,000), so the
+    final checkpoint holds the same amount of history in both runs. None without valgrind.
+    """
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return None
+    names = ["raw PyTorch loop", "torchkiln Runner"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+               sys.executable, os.path.abspath(__file__), "--callgrind-child", "--steps", str(lo), str(hi)]
+        subprocess.run(cmd, env=dict(os.environ, PYTHONHASHSEED="0"), capture_output=True, check=True)
+        counts: dict[str, int] = {}
+        for path in Path(tmp).glob("callgrind.out.*"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            label = re.search(r"^desc: Trigger: dump (\S+)$", text, re.M)
+            total = re.search(r"^summary: (\d+)$", text, re.M)
+            if label and total:
+                counts[label.group(1)] = int(total.group(1))
+    return {name: (counts[f"variant{i}-steps{hi}"] - counts[f"variant{i}-steps{lo}"]) / (hi - lo) for i, name in enumerate(names)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs=2, default=[1000, 4000])
     parser.add_argument("--rounds", "--repeats", type=int, default=7, help="interleaved rounds (fastest kept)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--instructions", type=int, nargs=2, metavar=("LO", "HI"), default=None,
+                        help="also count instructions per step under valgrind between LO and HI steps")
+    parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     lo, hi = args.steps
+    if args.callgrind_child:
+        _callgrind_child(lo, hi)
+        return 0
     logging.disable(logging.WARNING)
     runnable = {name: fn for name, (fn, module) in VARIANTS.items() if available(module)}
     per_step = measure(runnable, lo, hi, args.rounds)
@@ -238,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:20s} {note}")
             else:
                 print(f"{name:20s} {step:8.1f} us/step  overhead {over:+7.1f} us  ratio {ratio:.3f}x")
+    if args.instructions:
+        counts = count_instructions(*args.instructions)
+        if counts is None:
+            print("\n(instruction counts skipped: valgrind is not installed)")
+        else:
+            raw_count, tk_count = counts["raw PyTorch loop"], counts["torchkiln Runner"]
+            i_lo, i_hi = args.instructions
+            print(f"\nInstructions per step (valgrind callgrind, slope between {i_lo} and {i_hi} steps): "
+                  f"raw loop {raw_count / 1e3:.1f}k, torchkiln Runner {tk_count / 1e3:.1f}k, "
+                  f"overhead {(tk_count - raw_count) / 1e3:+.1f}k ({tk_count / raw_count:.3f}x).")
     return 0
 
 

@@ -25,8 +25,10 @@ DOC = REPO / "docs" / "benchmarks.md"
 BENCHMARKS: list[tuple[str, str, list[str], str, str]] = [
     ("config_load", "config_load.py", [], "Config loading",
      "load + merge + 3 overrides of a 5-file detection-style config set (configs/bench); target < 1 ms"),
-    ("overhead", "overhead.py", [], "Engine overhead per step",
-     "tiny MLP, CPU, 1 thread, batch 32, pre-batched data; slope between 1,000 and 4,000 steps"),
+    ("overhead", "overhead.py", ["--instructions", "1000", "1250"], "Engine overhead per step",
+     "tiny MLP, CPU, 1 thread, batch 32, pre-batched data; slope between 1,000 and 4,000 steps; "
+     "MMEngine, Lightning and Ignite when the `bench` extra is installed (`make bench-peers`); "
+     "instruction counts under valgrind when it is installed"),
     ("logging_cost", "logging_cost.py", [], "Logging cost",
      "per-iteration logging cost at history length 1e3 and 1e6; Rust buffer against pure Python"),
     ("resume_cost", "resume_cost.py", [], "Resume cost",
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for key, script, extra, title, what in chosen:
         print(f"running {script} ...", file=sys.stderr, flush=True)
-        lines += [f"## {title}", "", what + ".", "", f"Command: `python bench/{script} --markdown`", "", run(script, extra).rstrip(), ""]
+        command = " ".join(["python", f"bench/{script}", "--markdown", *extra])
+        lines += [f"## {title}", "", what + ".", "", f"Command: `{command}`", "", run(script, extra).rstrip(), ""]
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
