@@ -40,6 +40,21 @@ def median_seconds(cmd: list[str], repeats: int) -> float:
     return statistics.median(samples)
 
 
+def torchkiln_import_seconds(repeats: int) -> float:
+    """Median time ``import torchkiln`` itself takes once torch is imported, read from
+    ``python -X importtime`` (the cumulative time of the top-level ``torchkiln`` entry): the
+    difference of two multi-second wall times is mostly noise on a shared machine."""
+    samples = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import torch, torchkiln"],
+                             capture_output=True, text=True, check=True)
+        for line in out.stderr.splitlines():
+            parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+            if len(parts) == 3 and parts[2] == "torchkiln":
+                samples.append(int(parts[1]) / 1e6)
+    return statistics.median(samples) if samples else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -57,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| `{name}` | {seconds:.3f} | {delta} |")
         else:
             print(f"{name:56s} {seconds:7.3f} s  {delta}")
+    own = torchkiln_import_seconds(args.repeats)
+    if args.markdown:
+        print(f"\n`import torchkiln` after `import torch`, from `python -X importtime`: {own * 1e3:.1f} ms "
+              "(median; names resolve lazily, so torchkiln's subpackages load when first used).")
+    else:
+        print(f"import torchkiln after torch (-X importtime): {own * 1e3:.1f} ms")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Run every benchmark and rewrite docs/benchmarks.md with the numbers, machine and commands.
 
     python bench/run_all.py            # all benchmarks (several minutes)
-    python bench/run_all.py --only overhead config_load
+    python bench/run_all.py --only overhead config_load   # the other sections keep their numbers
 
 Each benchmark is a script in bench/ with a ``--markdown`` flag; this file only runs them in
 fresh interpreters and assembles their tables.
@@ -72,6 +72,20 @@ def run(script: str, extra: list[str]) -> str:
     return "\n".join(line for line in out.stdout.splitlines() if not log_line.match(line)) + "\n"
 
 
+def _sections(doc: Path) -> dict[str, list[str]]:
+    """The ``## title`` sections of an existing benchmarks file, each as its lines."""
+    if not doc.is_file():
+        return {}
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        if current is not None:
+            current.append(line)
+    return sections
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="run only these benchmarks (keys: " + ", ".join(b[0] for b in BENCHMARKS) + ")")
@@ -89,10 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         f"- date: {dt.date.today().isoformat()}",
         "",
     ]
-    for key, script, extra, title, what in chosen:
-        print(f"running {script} ...", file=sys.stderr, flush=True)
-        command = " ".join(["python", f"bench/{script}", "--markdown", *extra])
-        lines += [f"## {title}", "", what + ".", "", f"Command: `{command}`", "", run(script, extra).rstrip(), ""]
+    sections = _sections(Path(args.out)) if args.only else {}
+    for key, script, extra, title, what in BENCHMARKS:
+        if (key, script, extra, title, what) in chosen:
+            print(f"running {script} ...", file=sys.stderr, flush=True)
+            command = " ".join(["python", f"bench/{script}", "--markdown", *extra])
+            body = [f"## {title}", "", what + ".", "", f"Command: `{command}`", "", run(script, extra).rstrip(), ""]
+        elif title in sections:  # --only: the other sections keep their last numbers
+            body = sections[title]
+        else:
+            continue
+        lines += body
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
