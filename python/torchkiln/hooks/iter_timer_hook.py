@@ -47,7 +47,7 @@ class IterTimerHook(Hook):
         self._last: dict[str, float] = {}
         self._train_total = 0.0
         self._train_done = 0  # iterations timed since training (re)started
-        self._train_left = 0  # iterations left after the current one
+        self._train_to_go = 0  # iterations left when training (re)started
         self._eval_total = 0.0
 
     # ------------------------------------------------------------------ epochs
@@ -55,7 +55,7 @@ class IterTimerHook(Hook):
         """Start the ETA clock at the (possibly resumed) current iteration."""
         self._train_total = 0.0
         self._train_done = 0
-        self._train_left = runner.max_iters - runner.iter - 1
+        self._train_to_go = runner.max_iters - runner.iter
 
     def before_train_epoch(self, runner: Any) -> None:
         """Reset the train timer at the start of an epoch."""
@@ -101,9 +101,7 @@ class IterTimerHook(Hook):
         self._train_total += elapsed
         # Counted here rather than read from the runner (two property chains per iteration).
         done = self._train_done = self._train_done + 1
-        left = self._train_left
-        self._train_left = left - 1
-        hub.update_info("eta", self._train_total / done * max(left, 0))
+        hub.update_info("eta", self._train_total / done * max(self._train_to_go - done, 0))
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Record ``val/time`` and the validation ETA."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from torchkiln.logging._py_log_buffer import REQUIRED_METHODS, PyLogBuffer
 
-__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "new_log_buffer", "pending_limit"]
+__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "check_count", "new_log_buffer", "pending_limit"]
 
 #: Entries kept per key by default; windows larger than this are clamped to it.
 DEFAULT_MAX_LENGTH = 1000
@@ -41,6 +41,12 @@ def new_log_buffer(capacity: int = DEFAULT_MAX_LENGTH) -> Any:
     if native_cls is not None and all(hasattr(native_cls, name) for name in REQUIRED_METHODS):
         return native_cls(capacity)
     return PyLogBuffer(capacity)
+
+
+def check_count(count: Any) -> None:
+    """Raise ``ValueError`` unless ``count`` is a non-negative int."""
+    if type(count) is not int or count < 0:
+        raise ValueError(f"count must be a non-negative int, got {count!r}")
 
 
 def pending_limit(max_length: int) -> int:
@@ -76,8 +82,13 @@ class _Pending:
         self.limit = limit
         self.entries: list[tuple[str, Any, int]] = []
 
-    def add(self, key: str, value: Any, count: int) -> None:
+    def put(self, key: str, value: Any, count: int) -> None:
+        """Record a number or a 0-d tensor: a number is stored at once unless values wait
+        (then it queues behind them, so every key keeps its order); a tensor is queued."""
         entries = self.entries
+        if not entries and type(value) in _PLAIN:
+            self.store.update(key, float(value), count)
+            return
         entries.append((key, value, count))
         if len(entries) >= self.limit:
             self.flush()
@@ -160,13 +171,9 @@ class HistoryBuffer:
 
         Never synchronises with the device: tensors are converted when a statistic is read.
         """
-        if count != 1 and (type(count) is not int or count < 0):
-            raise ValueError(f"count must be a non-negative int, got {count!r}")
-        value = _to_python(value)
-        if type(value) in _PLAIN and not self._pending.entries:
-            self._store.update(self._key, float(value), count)
-        else:
-            self._pending.add(self._key, value, count)
+        if count != 1:
+            check_count(count)
+        self._pending.put(self._key, _to_python(value), count)
 
     @property
     def ready(self) -> bool:

@@ -17,16 +17,18 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torchkiln.errors import did_you_mean
-from torchkiln.logging.history_buffer import DEFAULT_MAX_LENGTH, HistoryBuffer, _Pending, new_log_buffer, pending_limit
+from torchkiln.logging.history_buffer import (
+    DEFAULT_MAX_LENGTH,
+    HistoryBuffer,
+    _Pending,
+    check_count,
+    new_log_buffer,
+    pending_limit,
+)
 
 __all__ = ["MessageHub"]
 
 DEFAULT_NAME = "torchkiln"
-
-
-def _check_count(count: Any) -> None:
-    if type(count) is not int or count < 0:
-        raise ValueError(f"count must be a non-negative int, got {count!r}")
 
 
 def _is_plain(value: Any) -> bool:
@@ -55,8 +57,6 @@ class MessageHub:
         self.max_length = max_length
         self._store = new_log_buffer(max_length)
         self._pending = _Pending(self._store, pending_limit(max_length))
-        self._queue = self._pending.entries  # the same list, for the update paths
-        self._queue_limit = self._pending.limit
         # torch.Tensor when torch is loaded (runners import it first): 0-d tensors of exactly
         # this type take the short path; everything else is checked by the buffer.
         self._tensor_cls = getattr(sys.modules.get("torch"), "Tensor", None)
@@ -101,30 +101,17 @@ class MessageHub:
         :param count: how many samples ``value`` is the mean of.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
-        # The per-iteration path, kept short: a known key and a float or a plain 0-d tensor.
-        # A number is stored at once unless values wait in the queue (then it queues behind
-        # them, so every key keeps its order); a tensor is queued as it is.
-        if count == 1 and key in self._log_scalars:
-            cls = type(value)
-            if cls is float:
-                queue = self._queue
-                if not queue:
-                    self._store.update(key, value, 1)
-                    return
-            elif cls is not self._tensor_cls or value.ndim or value.requires_grad:
-                self._log_scalars[key].update(value, 1)
-                return
-            else:
-                queue = self._queue
-            queue.append((key, value, 1))
-            if len(queue) >= self._queue_limit:
-                self._pending.flush()
-            return
         if count != 1:
-            _check_count(count)
-            if key in self._log_scalars:
-                self._log_scalars[key].update(value, count)
-                return
+            check_count(count)
+        buffer = self._log_scalars.get(key)
+        if buffer is not None:
+            cls = type(value)
+            # The per-iteration path: a float or a plain 0-d tensor needs no conversion.
+            if cls is float or (cls is self._tensor_cls and not value.ndim and not value.requires_grad):
+                self._pending.put(key, value, count)
+            else:
+                buffer.update(value, count)
+            return
         buffer = HistoryBuffer._view(self._store, key, self._pending)
         buffer.update(value, count)  # a rejected value creates no key
         self._log_scalars[key] = buffer
@@ -132,28 +119,11 @@ class MessageHub:
 
     def update_scalars(self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True) -> None:
         """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``."""
-        if count != 1:
-            _check_count(count)
-        known = self._log_scalars
-        queue = self._queue
-        tensor_cls = self._tensor_cls
-        store = self._store
         for key, value in log_dict.items():
-            cls = type(value)
-            if key not in known:
-                pass
-            elif cls is float and not queue:
-                store.update(key, value, count)  # (the same rules as update_scalar)
-                continue
-            elif cls is float or (cls is tensor_cls and not value.ndim and not value.requires_grad):
-                queue.append((key, value, count))
-                continue
             if isinstance(value, Mapping):
                 self.update_scalar(key, value["value"], value.get("count", count), resumed)
             else:
                 self.update_scalar(key, value, count, resumed)
-        if len(queue) >= self._queue_limit:
-            self._pending.flush()
 
     def get_scalar(self, key: str) -> HistoryBuffer:
         """The history of ``key``.

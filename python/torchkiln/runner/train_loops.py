@@ -154,6 +154,20 @@ class _TrainLoopMixin:
     def _validation_due_after_iter(self, iters_done: int) -> bool:
         return False
 
+    def _should_validate(self) -> bool:
+        return False
+
+    def _after_unit(self, progress: int) -> bool:
+        """After an epoch (or an iteration, by iteration): validate when due; True when a stop
+        request ends training (the validation then stays pending for the checkpoint)."""
+        self._decide_current_val_interval(progress)
+        self._val_pending = self._should_validate()
+        if self._runner.poll_stop():
+            return True
+        if self._val_pending:
+            self._validate()
+        return False
+
     def _validate(self) -> None:
         """Run validation; it stays pending if a stop request interrupted it."""
         val_loop = self.runner.val_loop
@@ -254,12 +268,8 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         while self._epoch < self._max_epochs and not self.stop_training and not runner.stop_requested:
             if self.run_epoch() is False:  # (a subclass's run_epoch may return None)
                 break  # stopped mid-epoch
-            self._decide_current_val_interval(self._epoch - 1)
-            self._val_pending = self._should_validate()
-            if runner.poll_stop():
+            if self._after_unit(self._epoch - 1):
                 break
-            if self._val_pending:
-                self._validate()
         if not runner.stop_requested:
             runner.hooks.after_train(runner)
         return runner.model
@@ -381,12 +391,8 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         while self._iter < self._max_iters and not self.stop_training and not runner.stop_requested:
             data_batch = next(loader)
             self.run_iter(data_batch)
-            self._decide_current_val_interval(self._iter - 1)
-            self._val_pending = self._should_validate()
-            if runner.poll_stop():
+            if self._after_unit(self._iter - 1):
                 break
-            if self._val_pending:
-                self._validate()
         if not runner.stop_requested:
             hooks.after_train_epoch(runner)
             hooks.after_train(runner)

@@ -17,6 +17,7 @@ from torchkiln.registry import OPTIM_WRAPPERS
 
 __all__ = ["AmpOptimWrapper"]
 
+
 @contextmanager
 def _nested(outer: AbstractContextManager[Any], inner: AbstractContextManager[Any]) -> Iterator[None]:
     with outer, inner:
