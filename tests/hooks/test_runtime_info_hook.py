@@ -7,6 +7,7 @@ import types
 import torch
 
 from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook
+from torchkiln.logging.message_hub import MessageHub
 
 
 def _optim(**lrs):
@@ -46,9 +47,20 @@ def test_losses_stay_tensors(make_runner, drive):
     for key in ("train/loss", "train/loss_cls"):
         assert len(scalars[key]) == 2
         assert all(isinstance(v, torch.Tensor) for v in scalars[key])
-    # A value still attached to the graph is detached before the hub keeps it.
-    assert not any(v.requires_grad for v in scalars["train/loss"])
     assert torch.equal(scalars["train/loss"][0], torch.tensor(2.0))
+
+
+def test_a_real_hub_keeps_losses_detached(make_runner, drive):
+    """Losses still attached to the graph reach the hub, which keeps them detached (no
+    graph stays alive until the next log read)."""
+    runner = make_runner(max_epochs=1, iters_per_epoch=3)
+    runner.optim_wrapper = _optim(lr=[0.1])
+    runner.message_hub = MessageHub("runtime-info-test")
+    weight = torch.ones(1, requires_grad=True)
+    drive.train_epoch(runner, [RuntimeInfoHook()], outputs=lambda _r: {"loss": (weight * 2).sum()})
+    pending = [value for key, value, _ in runner.message_hub._pending.entries if key == "train/loss"]
+    assert len(pending) == 3 and not any(v.requires_grad for v in pending)
+    assert runner.message_hub.get_scalar("train/loss").mean() == 2.0
 
 
 def test_val_and_test_metrics(make_runner):

@@ -245,6 +245,24 @@ def test_get_last_value_follows_steps():
     assert values == [[b * 0.5 ** (t // 2) for b in BASES] for t in range(5)]
 
 
+def test_steps_that_keep_the_value_write_nothing_and_report_the_groups():
+    """Most steps of a step schedule change nothing: they leave the groups alone (a later
+    scheduler's change survives) and ``get_last_value`` reports the groups as they are."""
+    opt = make_optimizer()
+    step, exp = StepLR(opt, step_size=4, gamma=0.5), ExponentialLR(opt, gamma=0.9)
+    for t in range(1, 10):
+        step.step()
+        exp.step()
+        expected = [b * 0.5 ** (t // 4) * 0.9 ** t for b in BASES]
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx(expected, rel=1e-12)
+        written_by_step = [value / 0.9 for value in expected]  # before exp's step
+        last = expected if t % 4 else written_by_step
+        assert step.get_last_value() == pytest.approx(last, rel=1e-12)
+    quiet, loud = make_optimizer(), make_optimizer()
+    schedules = [MultiStepLR(quiet, milestones=[2, 5]), MultiStepLR(loud, milestones=[2, 5], verbose=True)]
+    assert run(schedules[0], quiet) == run(schedules[1], loud)
+
+
 # ---------------------------------------------------------------------------- chaining
 def test_chaining_overlapping_schedulers_multiply():
     opt = make_optimizer()

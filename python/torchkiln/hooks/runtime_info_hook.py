@@ -146,10 +146,9 @@ class RuntimeInfoHook(Hook):
         """
         if outputs:
             keys = self._train_keys
-            runner.message_hub.update_scalars({
-                keys[key]: value.detach() if getattr(value, "requires_grad", False) else value
-                for key, value in outputs.items()
-            })
+            update = runner.message_hub.update_scalar  # it detaches what needs it
+            for key, value in outputs.items():
+                update(keys[key], value)
 
     # ------------------------------------------------------------------ val and test
     def before_val(self, runner: Any) -> None:

@@ -188,8 +188,13 @@ class _ParamScheduler:
         if not self.begin <= self._global_step < self.end:
             self._last_value = None  # read from the groups when asked
             return
-        groups = self.optimizer.param_groups
         self.last_step += 1
+        if self._keeps_value() and not self.verbose:
+            # Most iteration-based steps of a step schedule change nothing: skip building
+            # and writing back the unchanged values (this runs every iteration).
+            self._last_value = None
+            return
+        groups = self.optimizer.param_groups
         values = self._get_value()
         name = self.param_name
         for group, value in zip(groups, values):
@@ -207,6 +212,14 @@ class _ParamScheduler:
             for group in self.optimizer.param_groups:
                 group["betas"] = (group["momentum"], *tuple(group["betas"])[1:])
 
+    def _keeps_value(self) -> bool:
+        """Whether the step to ``last_step`` leaves every value as it is (no writes needed).
+
+        A cheap check for schedules that change the value only now and then; the default
+        (``False``) always computes :meth:`_get_value`.
+        """
+        return False
+
     def _get_value(self) -> list[Any]:
         """New values from the groups' current values (chainable form)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _get_value()")
@@ -221,8 +234,9 @@ class _ParamScheduler:
     def get_last_value(self) -> list[Any]:
         """The values of the scheduled hyperparameter after the last :meth:`step`.
 
-        After a step outside ``[begin, end)``, which sets nothing, these are the groups'
-        current values (which later schedulers may have changed since).
+        After a step that sets nothing (outside ``[begin, end)``, or one that keeps the
+        value, like most steps of a step schedule) these are the groups' current values
+        (which later schedulers may have changed since).
         """
         if self._last_value is None:
             return self._current()
@@ -299,8 +313,11 @@ class StepParamScheduler(_ParamScheduler):
         if "step_size" in arguments:
             arguments["step_size"] = int(arguments["step_size"] * epoch_length)
 
+    def _keeps_value(self) -> bool:
+        return self.last_step == 0 or self.last_step % self.step_size != 0
+
     def _get_value(self) -> list[Any]:
-        if self.last_step == 0 or self.last_step % self.step_size != 0:
+        if self._keeps_value():
             return self._current()
         return [value * self.gamma for value in self._current()]
 
@@ -345,6 +362,9 @@ class MultiStepParamScheduler(_ParamScheduler):
     def _epoch_args_to_iters(cls, arguments: dict[str, Any], epoch_length: int) -> None:
         if "milestones" in arguments:
             arguments["milestones"] = [int(m * epoch_length) for m in arguments["milestones"]]
+
+    def _keeps_value(self) -> bool:
+        return self.last_step not in self.milestones
 
     def _get_value(self) -> list[Any]:
         count = self.milestones.get(self.last_step, 0)
