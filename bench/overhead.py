@@ -177,6 +177,11 @@ VARIANTS: dict[str, tuple[Callable[[list], None], str | None]] = {
 }
 
 
+# Short names for --variants.
+SHORT = {"raw": "raw PyTorch loop", "torchkiln": "torchkiln Runner", "mmengine": "MMEngine Runner",
+         "lightning": "Lightning Trainer", "ignite": "Ignite trainer"}
+
+
 def available(module: str | None) -> bool:
     if module is None:
         return True
@@ -212,19 +217,19 @@ def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, round
     return {name: (t_hi - t_lo) / (hi - lo) * 1e6 for name, (t_lo, t_hi) in best.items()}
 
 
-def _callgrind_child(lo: int, hi: int) -> None:
+def _callgrind_child(lo: int, hi: int, names: list[str]) -> None:
     """Runs under callgrind: count instructions of each variant's ``lo``- and ``hi``-step epochs."""
     pid = str(os.getpid())
 
     def control(*args: str) -> None:
         subprocess.run(["callgrind_control", *args, pid], capture_output=True, check=False)
 
-    variants = {"raw PyTorch loop": run_raw, "torchkiln Runner": run_torchkiln}
-    for fn in variants.values():
+    variants = [VARIANTS[SHORT[name]][0] for name in names]
+    for fn in variants:
         fn(make_batches(50))
     batches = {lo: make_batches(lo), hi: make_batches(hi)}
     control("-i", "on")
-    for index, fn in enumerate(variants.values()):
+    for index, fn in enumerate(variants):
         for n, data in batches.items():
             control("-z")
             fn(data)
@@ -232,20 +237,20 @@ def _callgrind_child(lo: int, hi: int) -> None:
     control("-i", "off")
 
 
-def count_instructions(lo: int, hi: int) -> dict[str, float] | None:
-    """Instructions per step of the raw loop and the torchkiln Runner, counted by valgrind's
-    callgrind (repeatable to a few parts in a million, whatever else the machine does).
+def count_instructions(lo: int, hi: int, names: list[str]) -> dict[str, float] | None:
+    """Instructions per step of each variant in ``names`` (short names), counted by valgrind's callgrind
+    (repeatable to a few parts in a million, whatever else the machine does).
 
     Both step counts should be at least the message hub's history length (1,000), so the
     final checkpoint holds the same amount of history in both runs. None without valgrind.
     """
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         return None
-    names = ["raw PyTorch loop", "torchkiln Runner"]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-               sys.executable, os.path.abspath(__file__), "--callgrind-child", "--steps", str(lo), str(hi)]
+               sys.executable, os.path.abspath(__file__), "--callgrind-child", "--steps", str(lo), str(hi),
+               "--variants", ",".join(names)]
         subprocess.run(cmd, env=dict(os.environ, PYTHONHASHSEED="0"), capture_output=True, check=True)
         counts: dict[str, int] = {}
         for path in Path(tmp).glob("callgrind.out.*"):
@@ -254,7 +259,8 @@ def count_instructions(lo: int, hi: int) -> dict[str, float] | None:
             total = re.search(r"^summary: (\d+)$", text, re.M)
             if label and total:
                 counts[label.group(1)] = int(total.group(1))
-    return {name: (counts[f"variant{i}-steps{hi}"] - counts[f"variant{i}-steps{lo}"]) / (hi - lo) for i, name in enumerate(names)}
+    return {SHORT[name]: (counts[f"variant{i}-steps{hi}"] - counts[f"variant{i}-steps{lo}"]) / (hi - lo)
+            for i, name in enumerate(names)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,18 +270,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--instructions", type=int, nargs=2, metavar=("LO", "HI"), default=None,
                         help="also count instructions per step under valgrind between LO and HI steps")
+    parser.add_argument("--variants", default=",".join(SHORT),
+                        help=f"comma-separated variants to run, of {','.join(SHORT)} (peers only when installed)")
     parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     lo, hi = args.steps
+    chosen = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in SHORT]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(SHORT)}")
+    chosen = ["raw", *(name for name in chosen if name != "raw")]  # the baseline always runs
     if args.callgrind_child:
-        _callgrind_child(lo, hi)
+        _callgrind_child(lo, hi, chosen)
         return 0
     logging.disable(logging.WARNING)
-    runnable = {name: fn for name, (fn, module) in VARIANTS.items() if available(module)}
+    requested = chosen
+    chosen = [name for name in chosen if available(VARIANTS[SHORT[name]][1])]
+    runnable = {SHORT[name]: VARIANTS[SHORT[name]][0] for name in chosen}
     per_step = measure(runnable, lo, hi, args.rounds)
     raw = per_step["raw PyTorch loop"]
     rows = []
-    for name in VARIANTS:
+    for name in (SHORT[short] for short in requested):
         if name not in per_step:
             rows.append((name, None, None, None, "not installed (pip install torchkiln[bench])"))
         else:
@@ -296,15 +311,23 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{name:20s} {step:8.1f} us/step  overhead {over:+7.1f} us  ratio {ratio:.3f}x")
     if args.instructions:
-        counts = count_instructions(*args.instructions)
+        i_lo, i_hi = args.instructions
+        counts = count_instructions(i_lo, i_hi, chosen)
         if counts is None:
             print("\n(instruction counts skipped: valgrind is not installed)")
         else:
-            raw_count, tk_count = counts["raw PyTorch loop"], counts["torchkiln Runner"]
-            i_lo, i_hi = args.instructions
-            print(f"\nInstructions per step (valgrind callgrind, slope between {i_lo} and {i_hi} steps): "
-                  f"raw loop {raw_count / 1e3:.1f}k, torchkiln Runner {tk_count / 1e3:.1f}k, "
-                  f"overhead {(tk_count - raw_count) / 1e3:+.1f}k ({tk_count / raw_count:.3f}x).")
+            raw_count = counts["raw PyTorch loop"]
+            print(f"\nInstructions per step (valgrind callgrind, slope between {i_lo} and {i_hi} steps; "
+                  "independent of machine load):\n")
+            if args.markdown:
+                print("| variant | instructions per step | overhead per step | ratio to raw |")
+                print("| --- | ---: | ---: | ---: |")
+            for name, count in counts.items():
+                over, ratio = (count - raw_count) / 1e3, count / raw_count
+                if args.markdown:
+                    print(f"| {name} | {count / 1e3:.1f}k | {over:+.1f}k | {ratio:.3f}x |")
+                else:
+                    print(f"{name:20s} {count / 1e3:8.1f}k instr/step  overhead {over:+7.1f}k  ratio {ratio:.3f}x")
     return 0
 
 

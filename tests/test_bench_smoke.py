@@ -31,3 +31,13 @@ def test_pre_batched_data_looks_like_a_dataloader(overhead):
     assert len(batches) == 3 and batches.dataset is batches
     batches.sampler.set_epoch(1)  # what seed hooks call
     assert batches.batch_sampler.sampler is batches.sampler
+
+
+def test_command_line_runs_the_chosen_variants(overhead, capsys):
+    assert overhead.main(["--steps", "5", "10", "--rounds", "1", "--variants", "torchkiln", "--markdown"]) == 0
+    table = capsys.readouterr().out
+    assert "| raw PyTorch loop |" in table and "| torchkiln Runner |" in table  # raw always runs
+    assert "MMEngine" not in table
+    with pytest.raises(SystemExit) as exc:
+        overhead.main(["--variants", "raw,tensorflow"])
+    assert exc.value.code == 2 and "tensorflow" in capsys.readouterr().err

@@ -57,6 +57,8 @@ class MessageHub:
         self.max_length = max_length
         self._store = new_log_buffer(max_length)
         self._pending = _Pending(self._store, pending_limit(max_length))
+        self._pending_entries = self._pending.entries  # the same list for the hub's lifetime
+        self._pending_limit = self._pending.limit
         # torch.Tensor when torch is loaded (runners import it first): 0-d tensors of exactly
         # this type take the short path; everything else is checked by the buffer.
         self._tensor_cls = getattr(sys.modules.get("torch"), "Tensor", None)
@@ -108,7 +110,15 @@ class MessageHub:
             cls = type(value)
             # The per-iteration path: a float or a plain 0-d tensor needs no conversion.
             if cls is float or (cls is self._tensor_cls and not value.ndim and not value.requires_grad):
-                self._pending.put(key, value, count)
+                # _Pending.put inlined (four calls per iteration): a float goes straight to
+                # the store unless values wait; anything else queues.
+                entries = self._pending_entries
+                if entries or cls is not float:
+                    entries.append((key, value, count))
+                    if len(entries) >= self._pending_limit:
+                        self._pending.flush()
+                else:
+                    self._store.update(key, value, count)
             else:
                 buffer.update(value, count)
             return

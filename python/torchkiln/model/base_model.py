@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 from abc import abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from torchkiln.errors import ConfigError
 from torchkiln.model.base_module import BaseModule
+from torchkiln.model.direct_forward import forwards_directly
 from torchkiln.registry import MODELS
 
 __all__ = ["BaseModel", "parse_losses", "run_forward"]
@@ -103,12 +103,14 @@ def _explain_mismatch(
 
 def parse_losses(
     losses: Any, owner: str = "model"
-) -> tuple[torch.Tensor, OrderedDict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sum the entries whose name contains ``'loss'``; return the total and detached log values.
 
     Each value is a tensor (its mean is used) or a list of tensors (the sum of their means).
     ``log_vars`` holds ``'loss'`` (the total) first, then every entry, all detached tensors on
     the device: nothing here waits for the device; the logger reads them at log intervals.
+    It is a plain ``dict`` (ordered, and cheaper to build every iteration than an
+    ``OrderedDict``).
 
     :param losses: what ``forward(mode='loss')`` returned.
     :param owner: the model's class name, for messages.
@@ -121,7 +123,7 @@ def parse_losses(
     if len(losses) == 1:  # the usual {'loss': scalar tensor}, without the general pass
         value = losses.get("loss")
         if type(value) is _TENSOR and not value.ndim and value.dtype.is_floating_point:
-            return value, OrderedDict(loss=value.detach())
+            return value, {"loss": value.detach()}
     # One pass, one detach per entry: this runs every iteration.
     reduced: dict[str, torch.Tensor] = {}
     total: torch.Tensor | None = None
@@ -146,7 +148,7 @@ def parse_losses(
             f"{owner}.forward(mode='loss') returned no entry whose name contains 'loss' "
             f"(got {list(reduced)}); the entries with 'loss' in their name are summed and optimised"
         )
-    log_vars: OrderedDict[str, torch.Tensor] = OrderedDict(loss=total.detach())
+    log_vars: dict[str, torch.Tensor] = {"loss": total.detach()}
     for name, v in reduced.items():
         if name != "loss":
             log_vars[name] = v.detach()
@@ -218,7 +220,7 @@ class BaseModel(BaseModule):
             ``'tensor'`` -> raw outputs.
         """
 
-    def train_step(self, data: Any, optim_wrapper: Any) -> OrderedDict[str, torch.Tensor]:
+    def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
         """One optimisation step: preprocess, forward in ``'loss'`` mode, update parameters.
 
         :param data: the collated batch from the dataloader.
@@ -226,7 +228,7 @@ class BaseModel(BaseModule):
         :return: detached log values (``'loss'`` first), still on the device.
         """
         with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
+            data = self._preprocess(data, True)
             losses = self._run_forward(data, mode="loss")
         parsed_losses, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(parsed_losses)
@@ -237,23 +239,29 @@ class BaseModel(BaseModule):
 
         :param data: the collated batch.
         """
-        data = self.data_preprocessor(data, False)
-        return self._run_forward(data, mode="predict")
+        return self._run_forward(self._preprocess(data, False), mode="predict")
 
     def test_step(self, data: Any) -> Any:
         """Preprocess (``training=False``) and forward in ``'predict'`` mode.
 
         :param data: the collated batch.
         """
-        data = self.data_preprocessor(data, False)
-        return self._run_forward(data, mode="predict")
+        return self._run_forward(self._preprocess(data, False), mode="predict")
 
-    def parse_losses(self, losses: Any) -> tuple[torch.Tensor, OrderedDict[str, torch.Tensor]]:
+    def parse_losses(self, losses: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and detached log values from ``forward(mode='loss')``'s dict.
 
         :param losses: name -> tensor or list of tensors.
         """
         return parse_losses(losses, type(self).__name__)
+
+    def _preprocess(self, data: Any, training: bool) -> Any:
+        """Run the data preprocessor (its ``forward`` directly when nothing hooks the call,
+        see :mod:`torchkiln.model.direct_forward`)."""
+        preprocessor = self.data_preprocessor
+        if forwards_directly(preprocessor):
+            return preprocessor.forward(data, training)
+        return preprocessor(data, training)
 
     def _run_forward(self, data: Any, mode: str) -> Any:
         """Unpack the batch into ``forward``: ``**`` for dicts, ``*`` for tuples and lists."""
@@ -261,8 +269,9 @@ class BaseModel(BaseModule):
         # run_forward handles the rest and explains a batch that does not fit.
         cls = type(data)
         if cls is dict or cls is tuple or cls is list:
+            call = self.forward if forwards_directly(self) else self
             try:
-                return self(**data, mode=mode) if cls is dict else self(*data, mode=mode)
+                return call(**data, mode=mode) if cls is dict else call(*data, mode=mode)
             except TypeError as exc:
                 _explain_batch_mismatch(exc, self.forward, type(self).__name__, data, mode)
                 raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -117,7 +116,7 @@ class KilnDistributedDataParallel(DistributedDataParallel):
             for tensor in [*self.module.parameters(), *self.module.buffers()]:
                 dist.broadcast(tensor.data, src=src, group=group)
 
-    def train_step(self, data: Any, optim_wrapper: Any) -> OrderedDict[str, torch.Tensor]:
+    def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
         """One optimisation step through DDP; returns detached log values.
 
         :param data: the collated batch.
