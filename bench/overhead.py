@@ -293,11 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     global _clock
     _clock = CLOCKS[args.clock]
-    logging.disable(logging.WARNING)
     requested = chosen
     chosen = [name for name in chosen if available(VARIANTS[SHORT[name]][1])]
     runnable = {SHORT[name]: VARIANTS[SHORT[name]][0] for name in chosen}
-    per_step = measure(runnable, lo, hi, args.rounds)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # peers' INFO chatter; restored for a caller in-process
+    try:
+        per_step = measure(runnable, lo, hi, args.rounds)
+    finally:
+        logging.disable(previous)
     raw = per_step["raw PyTorch loop"]
     rows = []
     for name in (SHORT[short] for short in requested):

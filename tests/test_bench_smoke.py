@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ def test_command_line_runs_the_chosen_variants(overhead, capsys):
     table = capsys.readouterr().out
     assert "| raw PyTorch loop |" in table and "| torchkiln Runner |" in table  # raw always runs
     assert "MMEngine" not in table
+    assert logging.root.manager.disable == logging.NOTSET  # the run left logging as it was
     with pytest.raises(SystemExit) as exc:
         overhead.main(["--variants", "raw,tensorflow"])
     assert exc.value.code == 2 and "tensorflow" in capsys.readouterr().err
