@@ -332,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raw_count = counts["raw PyTorch loop"]
             print(f"\nInstructions per step (valgrind callgrind, slope between {i_lo} and {i_hi} steps; "
-                  "independent of machine load):\n")
+                  "independent of machine load; repeated counts differ by a few thousand per step, "
+                  "garbage collection and allocator state):\n")
             if args.markdown:
                 print("| variant | instructions per step | overhead per step | ratio to raw |")
                 print("| --- | ---: | ---: | ---: |")
