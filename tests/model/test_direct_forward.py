@@ -5,32 +5,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from kiln_toys import ToyModel
 from torch import nn
 
-from torchkiln.model import BaseDataPreprocessor, BaseModel
+from torchkiln.model import BaseDataPreprocessor
 from torchkiln.model import direct_forward
 from torchkiln.model.direct_forward import forwards_directly
 from torchkiln.optim import OptimWrapper
 
 
-class Net(BaseModel):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(3, 2)
-
-    def forward(self, inputs, labels=None, mode="tensor"):
-        logits = self.fc(inputs)
-        if mode == "loss":
-            return {"loss": F.cross_entropy(logits, labels)}
-        return logits
-
-
 def batch():
-    return (torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+    return (torch.randn(4, 4), torch.tensor([0, 1, 2, 1]))
 
 
-def step(model: Net) -> dict:
+def step(model: ToyModel) -> dict:
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     return model.train_step(batch(), wrapper)
 
@@ -40,18 +28,18 @@ def test_supported_on_this_torch():
 
 
 def test_plain_modules_are_called_directly():
-    model = Net()
+    model = ToyModel()
     assert forwards_directly(model) and forwards_directly(model.data_preprocessor)
     # train_step still trains: the loss is finite and the weights moved.
-    before = model.fc.weight.detach().clone()
+    before = model.linear.weight.detach().clone()
     assert torch.isfinite(step(model)["loss"])
-    assert not torch.equal(before, model.fc.weight)
+    assert not torch.equal(before, model.linear.weight)
 
 
 @pytest.mark.parametrize("target", ["model", "preprocessor"])
 @pytest.mark.parametrize("kind", ["forward", "forward_pre", "full_backward", "full_backward_pre"])
 def test_module_hooks_run(target, kind):
-    model = Net()
+    model = ToyModel()
     module = model if target == "model" else model.data_preprocessor
     seen = []
 
@@ -72,7 +60,7 @@ def test_module_hooks_run(target, kind):
 @pytest.mark.parametrize("register", [nn.modules.module.register_module_forward_hook,
                                       nn.modules.module.register_module_forward_pre_hook])
 def test_global_module_hooks_run(register):
-    model = Net()
+    model = ToyModel()
     names = []
     handle = register(lambda module, *rest: names.append(type(module).__name__))
     try:
@@ -80,7 +68,7 @@ def test_global_module_hooks_run(register):
         step(model)
     finally:
         handle.remove()
-    assert "Net" in names and "BaseDataPreprocessor" in names
+    assert "ToyModel" in names and "BaseDataPreprocessor" in names
 
 
 def test_a_replaced_call_is_used():
@@ -91,7 +79,7 @@ def test_a_replaced_call_is_used():
             Counting.calls += 1
             return super().__call__(*args, **kwargs)
 
-    model = Net()
+    model = ToyModel()
     model.data_preprocessor = Counting()
     assert not forwards_directly(model.data_preprocessor)
     step(model)
@@ -107,15 +95,15 @@ def test_a_patched_module_call_is_used(monkeypatch):
         calls.append(type(self).__name__)
         return original(self, *args, **kwargs)
 
-    model = Net()
+    model = ToyModel()
     monkeypatch.setattr(nn.Module, "__call__", patched)
     assert not forwards_directly(model)
     step(model)
-    assert "Net" in calls and "BaseDataPreprocessor" in calls
+    assert "ToyModel" in calls and "BaseDataPreprocessor" in calls
 
 
 def test_profiler_and_tracing_use_call():
-    model = Net()
+    model = ToyModel()
     with torch.autograd.profiler.profile():
         assert not forwards_directly(model)
     assert forwards_directly(model)
@@ -132,7 +120,7 @@ def test_profiler_and_tracing_use_call():
 
 
 def test_compiled_in_place_uses_call():
-    model = Net()
+    model = ToyModel()
     model.compile(backend="eager")
     assert not forwards_directly(model)
     assert torch.isfinite(step(model)["loss"])

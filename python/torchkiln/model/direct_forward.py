@@ -43,7 +43,7 @@ SUPPORTED: bool = (
                      "_global_backward_hooks", "_global_backward_pre_hooks")
     )
     and all(
-        hasattr(nn.Linear(1, 1), name)
+        hasattr(nn.Module(), name)
         for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     )
 )
