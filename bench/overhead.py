@@ -168,18 +168,14 @@ def run_ignite(batches: list) -> None:
         trainer.run(batches, max_epochs=1)
 
 
-VARIANTS: dict[str, tuple[Callable[[list], None], str | None]] = {
-    "raw PyTorch loop": (run_raw, None),
-    "torchkiln Runner": (run_torchkiln, None),
-    "MMEngine Runner": (run_mmengine, "mmengine"),
-    "Lightning Trainer": (run_lightning, "lightning"),
-    "Ignite trainer": (run_ignite, "ignite"),
+# --variants name -> (display name, runner, module that must be installed or None).
+VARIANTS: dict[str, tuple[str, Callable[[list], None], str | None]] = {
+    "raw": ("raw PyTorch loop", run_raw, None),
+    "torchkiln": ("torchkiln Runner", run_torchkiln, None),
+    "mmengine": ("MMEngine Runner", run_mmengine, "mmengine"),
+    "lightning": ("Lightning Trainer", run_lightning, "lightning"),
+    "ignite": ("Ignite trainer", run_ignite, "ignite"),
 }
-
-
-# Short names for --variants.
-SHORT = {"raw": "raw PyTorch loop", "torchkiln": "torchkiln Runner", "mmengine": "MMEngine Runner",
-         "lightning": "Lightning Trainer", "ignite": "Ignite trainer"}
 
 
 def available(module: str | None) -> bool:
@@ -193,16 +189,16 @@ def available(module: str | None) -> bool:
 # The clock runs measure: process CPU time by default, so time the machine gives to other
 # processes does not count (the training threads are this process's: one torch thread).
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
-_clock = CLOCKS["cpu"]
 
 
-def timed(fn: Callable[[list], None], batches: list) -> float:
-    t0 = _clock()
+def timed(fn: Callable[[list], None], batches: list, clock: Callable[[], float] = time.process_time) -> float:
+    t0 = clock()
     fn(batches)
-    return _clock() - t0
+    return clock() - t0
 
 
-def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, rounds: int) -> dict[str, float]:
+def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, rounds: int,
+            clock: Callable[[], float] = time.process_time) -> dict[str, float]:
     """µs per step of each variant: the slope between the fastest ``lo``-step and the
     fastest ``hi``-step epoch over ``rounds`` rounds.
 
@@ -218,8 +214,8 @@ def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, round
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn = variants[name]
-            best[name][0] = min(best[name][0], timed(fn, small))
-            best[name][1] = min(best[name][1], timed(fn, large))
+            best[name][0] = min(best[name][0], timed(fn, small, clock))
+            best[name][1] = min(best[name][1], timed(fn, large, clock))
     return {name: (t_hi - t_lo) / (hi - lo) * 1e6 for name, (t_lo, t_hi) in best.items()}
 
 
@@ -230,7 +226,7 @@ def _callgrind_child(lo: int, hi: int, names: list[str]) -> None:
     def control(*args: str) -> None:
         subprocess.run(["callgrind_control", *args, pid], capture_output=True, check=False)
 
-    variants = [VARIANTS[SHORT[name]][0] for name in names]
+    variants = [VARIANTS[name][1] for name in names]
     for fn in variants:
         fn(make_batches(50))
     batches = {lo: make_batches(lo), hi: make_batches(hi)}
@@ -244,7 +240,7 @@ def _callgrind_child(lo: int, hi: int, names: list[str]) -> None:
 
 
 def count_instructions(lo: int, hi: int, names: list[str]) -> dict[str, float] | None:
-    """Instructions per step of each variant in ``names`` (short names), counted by valgrind's callgrind
+    """Instructions per step of each variant in ``names`` (``VARIANTS`` keys), counted by valgrind's callgrind
     (repeatable to a few parts in a million, whatever else the machine does).
 
     Both step counts should be at least the message hub's history length (1,000), so the
@@ -265,7 +261,7 @@ def count_instructions(lo: int, hi: int, names: list[str]) -> dict[str, float] |
             total = re.search(r"^summary: (\d+)$", text, re.M)
             if label and total:
                 counts[label.group(1)] = int(total.group(1))
-    return {SHORT[name]: (counts[f"variant{i}-steps{hi}"] - counts[f"variant{i}-steps{lo}"]) / (hi - lo)
+    return {VARIANTS[name][0]: (counts[f"variant{i}-steps{hi}"] - counts[f"variant{i}-steps{lo}"]) / (hi - lo)
             for i, name in enumerate(names)}
 
 
@@ -278,33 +274,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="also count instructions per step under valgrind between LO and HI steps")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                         help="cpu: this process's CPU time (robust on a shared machine); wall: elapsed time")
-    parser.add_argument("--variants", default=",".join(SHORT),
-                        help=f"comma-separated variants to run, of {','.join(SHORT)} (peers only when installed)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated variants to run, of {','.join(VARIANTS)} (peers only when installed)")
     parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     lo, hi = args.steps
-    chosen = [name.strip() for name in args.variants.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in SHORT]
+    requested = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in requested if name not in VARIANTS]
     if unknown:
-        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(SHORT)}")
-    chosen = ["raw", *(name for name in chosen if name != "raw")]  # the baseline always runs
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    requested = ["raw", *(name for name in requested if name != "raw")]  # the baseline always runs
     if args.callgrind_child:
-        _callgrind_child(lo, hi, chosen)
+        _callgrind_child(lo, hi, requested)
         return 0
-    global _clock
-    _clock = CLOCKS[args.clock]
-    requested = chosen
-    chosen = [name for name in chosen if available(VARIANTS[SHORT[name]][1])]
-    runnable = {SHORT[name]: VARIANTS[SHORT[name]][0] for name in chosen}
+    installed = [name for name in requested if available(VARIANTS[name][2])]
+    runnable = {VARIANTS[name][0]: VARIANTS[name][1] for name in installed}
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # peers' INFO chatter; restored for a caller in-process
     try:
-        per_step = measure(runnable, lo, hi, args.rounds)
+        per_step = measure(runnable, lo, hi, args.rounds, CLOCKS[args.clock])
     finally:
         logging.disable(previous)
     raw = per_step["raw PyTorch loop"]
     rows = []
-    for name in (SHORT[short] for short in requested):
+    for name in (VARIANTS[short][0] for short in requested):
         if name not in per_step:
             rows.append((name, None, None, None, "not installed (pip install torchkiln[bench])"))
         else:
@@ -326,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:20s} {step:8.1f} us/step  overhead {over:+7.1f} us  ratio {ratio:.3f}x")
     if args.instructions:
         i_lo, i_hi = args.instructions
-        counts = count_instructions(i_lo, i_hi, chosen)
+        counts = count_instructions(i_lo, i_hi, installed)
         if counts is None:
             print("\n(instruction counts skipped: valgrind is not installed)")
         else:
