@@ -1,11 +1,12 @@
 """The typed hook facade: the one place the runner calls mount points through.
 
-Each mount point is a method with the hookspec's arguments. The call list comes from the
-:class:`~torchkiln.plugin_host.host.HookHost` already ordered, with the argument selection of
-every implementation decided at registration.
+Each mount point is a method with the hookspec's arguments. It calls the mount point's
+dispatch function, which the :class:`~torchkiln.plugin_host.host.HookHost` generates from the
+ordered call list, with the argument selection of every implementation decided at
+registration (see :mod:`torchkiln.plugin_host.dispatch`).
 
-Cost (CPython 3.11, measured with ``timeit``): a mount point with no implementations is a
-method call, a dict lookup and a tuple truth test; each implementation adds one call.
+Cost: a mount point with no implementations is a method call, a dict lookup and a ``None``
+test; with implementations, one more call, and then one call per implementation.
 
 An exception in a hook becomes a :class:`HookError` naming the plugin, its distribution and
 the mount point, with the original as ``__cause__`` (its traceback is kept). Interrupts
@@ -16,6 +17,7 @@ errors (:class:`~torchkiln.errors.ConfigError` and subclasses, which only gain a
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.errors import ConfigError, PluginError, RunInterrupted, UsageError, did_you_mean
@@ -24,9 +26,9 @@ from torchkiln.plugin_host.discovery import SPEC_ARGS, unknown_mount_point
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping, Sequence
 
-    from torchkiln.plugin_host.host import CallEntry, HookHost, PluginRecord
+    from torchkiln.plugin_host.host import HookHost, PluginRecord
 
-__all__ = ["HookError", "HookFacade"]
+__all__ = ["DISPATCH_SIGNATURES", "PASS_THROUGH", "HookError", "HookFacade", "note_hook"]
 
 
 class HookError(PluginError):
@@ -61,43 +63,33 @@ class HookError(PluginError):
 
 
 # Exceptions a hook may raise on purpose that must reach the runner unchanged.
-_PASS_THROUGH = (HookError, ConfigError, RunInterrupted)
+PASS_THROUGH = (HookError, ConfigError, RunInterrupted)
 _NOTED = "_torchkiln_hook_noted"
 
 
-def _dispatch(calls: tuple[CallEntry, ...], mount_point: str, args: tuple[Any, ...]) -> None:
-    """Call every entry in order with its share of ``args``; attribute any exception."""
-    record = None
-    try:
-        for function, select, keywords, record in calls:
-            if select is None:
-                function(*args)
-            elif keywords:
-                function(*select(args), **{name: args[i] for name, i in keywords})
-            else:
-                function(*select(args))
-    except _PASS_THROUGH as exc:
-        if record is not None and not isinstance(exc, HookError) and not getattr(exc, _NOTED, False):
-            setattr(exc, _NOTED, True)
-            exc.add_note(f"raised by hook {record.label} ({record.source}) in {mount_point}")
-        raise
-    except Exception as exc:
-        assert record is not None
-        raise HookError(record, mount_point, exc) from exc
+def note_hook(exc: BaseException, record: PluginRecord, mount_point: str) -> None:
+    """Add a note naming the hook to a pass-through exception (once: nested calls re-raise it)."""
+    if not isinstance(exc, HookError) and not getattr(exc, _NOTED, False):
+        setattr(exc, _NOTED, True)
+        exc.add_note(f"raised by hook {record.label} ({record.source}) in {mount_point}")
 
 
 class HookFacade:
     """One method per mount point; calls the host's ordered implementations.
 
-    :param host: the host whose call lists this facade reads (live: registrations made
-        later are seen).
+    Each method calls its mount point's dispatch function (see
+    :mod:`torchkiln.plugin_host.dispatch`), which the host rebuilds whenever a registration
+    changes the call list; a mount point with no implementations has none.
+
+    :param host: the host whose dispatch functions this facade calls (live: registrations
+        made later are seen).
     """
 
-    __slots__ = ("_calls", "_host")
+    __slots__ = ("_dispatchers", "_host")
 
     def __init__(self, host: HookHost) -> None:
         self._host = host
-        self._calls = host.call_table
+        self._dispatchers = host.dispatchers
 
     def call(self, mount_point: str, **kwargs: Any) -> None:
         """Call ``mount_point`` with keyword arguments (MMEngine's ``call_hook``).
@@ -106,8 +98,7 @@ class HookFacade:
 
         :raises UsageError: an unknown mount point or argument.
         """
-        calls = self._calls.get(mount_point)
-        if calls is None:
+        if mount_point not in self._dispatchers:
             raise unknown_mount_point(mount_point)
         spec = SPEC_ARGS[mount_point]
         for key in kwargs:
@@ -116,145 +107,157 @@ class HookFacade:
                                  hint=(did_you_mean(key, spec) or "") + f" its arguments: {', '.join(spec)}")
         if "runner" not in kwargs:
             raise UsageError(f"calling mount point {mount_point} needs runner=...")
-        if calls:
-            _dispatch(calls, mount_point, tuple(kwargs.get(name) for name in spec))
+        dispatch = self._dispatchers[mount_point]
+        if dispatch is not None:
+            dispatch(*(kwargs.get(name) for name in spec))
 
     # ------------------------------------------------------------------ run
     def before_run(self, runner: Any) -> None:
         """Call the ``before_run`` hooks."""
-        calls = self._calls["before_run"]
-        if calls:
-            _dispatch(calls, "before_run", (runner,))
+        dispatch = self._dispatchers["before_run"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_run(self, runner: Any) -> None:
         """Call the ``after_run`` hooks."""
-        calls = self._calls["after_run"]
-        if calls:
-            _dispatch(calls, "after_run", (runner,))
+        dispatch = self._dispatchers["after_run"]
+        if dispatch is not None:
+            dispatch(runner)
 
     # ------------------------------------------------------------------ phases
     def before_train(self, runner: Any) -> None:
         """Call the ``before_train`` hooks."""
-        calls = self._calls["before_train"]
-        if calls:
-            _dispatch(calls, "before_train", (runner,))
+        dispatch = self._dispatchers["before_train"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_train(self, runner: Any) -> None:
         """Call the ``after_train`` hooks."""
-        calls = self._calls["after_train"]
-        if calls:
-            _dispatch(calls, "after_train", (runner,))
+        dispatch = self._dispatchers["after_train"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def before_val(self, runner: Any) -> None:
         """Call the ``before_val`` hooks."""
-        calls = self._calls["before_val"]
-        if calls:
-            _dispatch(calls, "before_val", (runner,))
+        dispatch = self._dispatchers["before_val"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_val(self, runner: Any) -> None:
         """Call the ``after_val`` hooks."""
-        calls = self._calls["after_val"]
-        if calls:
-            _dispatch(calls, "after_val", (runner,))
+        dispatch = self._dispatchers["after_val"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def before_test(self, runner: Any) -> None:
         """Call the ``before_test`` hooks."""
-        calls = self._calls["before_test"]
-        if calls:
-            _dispatch(calls, "before_test", (runner,))
+        dispatch = self._dispatchers["before_test"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_test(self, runner: Any) -> None:
         """Call the ``after_test`` hooks."""
-        calls = self._calls["after_test"]
-        if calls:
-            _dispatch(calls, "after_test", (runner,))
+        dispatch = self._dispatchers["after_test"]
+        if dispatch is not None:
+            dispatch(runner)
 
     # ------------------------------------------------------------------ checkpoints
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Call the ``after_load_checkpoint`` hooks."""
-        calls = self._calls["after_load_checkpoint"]
-        if calls:
-            _dispatch(calls, "after_load_checkpoint", (runner, checkpoint))
+        dispatch = self._dispatchers["after_load_checkpoint"]
+        if dispatch is not None:
+            dispatch(runner, checkpoint)
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Call the ``before_save_checkpoint`` hooks."""
-        calls = self._calls["before_save_checkpoint"]
-        if calls:
-            _dispatch(calls, "before_save_checkpoint", (runner, checkpoint))
+        dispatch = self._dispatchers["before_save_checkpoint"]
+        if dispatch is not None:
+            dispatch(runner, checkpoint)
 
     # ------------------------------------------------------------------ epochs
     def before_train_epoch(self, runner: Any) -> None:
         """Call the ``before_train_epoch`` hooks."""
-        calls = self._calls["before_train_epoch"]
-        if calls:
-            _dispatch(calls, "before_train_epoch", (runner,))
+        dispatch = self._dispatchers["before_train_epoch"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_train_epoch(self, runner: Any) -> None:
         """Call the ``after_train_epoch`` hooks."""
-        calls = self._calls["after_train_epoch"]
-        if calls:
-            _dispatch(calls, "after_train_epoch", (runner,))
+        dispatch = self._dispatchers["after_train_epoch"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def before_val_epoch(self, runner: Any) -> None:
         """Call the ``before_val_epoch`` hooks."""
-        calls = self._calls["before_val_epoch"]
-        if calls:
-            _dispatch(calls, "before_val_epoch", (runner,))
+        dispatch = self._dispatchers["before_val_epoch"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Call the ``after_val_epoch`` hooks."""
-        calls = self._calls["after_val_epoch"]
-        if calls:
-            _dispatch(calls, "after_val_epoch", (runner, metrics))
+        dispatch = self._dispatchers["after_val_epoch"]
+        if dispatch is not None:
+            dispatch(runner, metrics)
 
     def before_test_epoch(self, runner: Any) -> None:
         """Call the ``before_test_epoch`` hooks."""
-        calls = self._calls["before_test_epoch"]
-        if calls:
-            _dispatch(calls, "before_test_epoch", (runner,))
+        dispatch = self._dispatchers["before_test_epoch"]
+        if dispatch is not None:
+            dispatch(runner)
 
     def after_test_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Call the ``after_test_epoch`` hooks."""
-        calls = self._calls["after_test_epoch"]
-        if calls:
-            _dispatch(calls, "after_test_epoch", (runner, metrics))
+        dispatch = self._dispatchers["after_test_epoch"]
+        if dispatch is not None:
+            dispatch(runner, metrics)
 
     # ------------------------------------------------------------------ iterations (hot)
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Call the ``before_train_iter`` hooks."""
-        calls = self._calls["before_train_iter"]
-        if calls:
-            _dispatch(calls, "before_train_iter", (runner, batch_idx, data_batch))
+        dispatch = self._dispatchers["before_train_iter"]
+        if dispatch is not None:
+            dispatch(runner, batch_idx, data_batch)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Mapping[str, Any] | None = None) -> None:
         """Call the ``after_train_iter`` hooks."""
-        calls = self._calls["after_train_iter"]
-        if calls:
-            _dispatch(calls, "after_train_iter", (runner, batch_idx, data_batch, outputs))
+        dispatch = self._dispatchers["after_train_iter"]
+        if dispatch is not None:
+            dispatch(runner, batch_idx, data_batch, outputs)
 
     def before_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Call the ``before_val_iter`` hooks."""
-        calls = self._calls["before_val_iter"]
-        if calls:
-            _dispatch(calls, "before_val_iter", (runner, batch_idx, data_batch))
+        dispatch = self._dispatchers["before_val_iter"]
+        if dispatch is not None:
+            dispatch(runner, batch_idx, data_batch)
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                        outputs: Sequence[Any] | None = None) -> None:
         """Call the ``after_val_iter`` hooks."""
-        calls = self._calls["after_val_iter"]
-        if calls:
-            _dispatch(calls, "after_val_iter", (runner, batch_idx, data_batch, outputs))
+        dispatch = self._dispatchers["after_val_iter"]
+        if dispatch is not None:
+            dispatch(runner, batch_idx, data_batch, outputs)
 
     def before_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Call the ``before_test_iter`` hooks."""
-        calls = self._calls["before_test_iter"]
-        if calls:
-            _dispatch(calls, "before_test_iter", (runner, batch_idx, data_batch))
+        dispatch = self._dispatchers["before_test_iter"]
+        if dispatch is not None:
+            dispatch(runner, batch_idx, data_batch)
 
     def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                         outputs: Sequence[Any] | None = None) -> None:
         """Call the ``after_test_iter`` hooks."""
-        calls = self._calls["after_test_iter"]
-        if calls:
-            _dispatch(calls, "after_test_iter", (runner, batch_idx, data_batch, outputs))
+        dispatch = self._dispatchers["after_test_iter"]
+        if dispatch is not None:
+            dispatch(runner, batch_idx, data_batch, outputs)
+
+
+def _signature_source(method: Any) -> str:
+    """A facade method's parameters after ``self`` as source, defaults included."""
+    params = list(inspect.signature(method).parameters.values())[1:]
+    return ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params)
+
+
+#: Each mount point's parameter list as source (``"runner, batch_idx, data_batch=None"``):
+#: the dispatch functions take exactly what the facade's methods take.
+DISPATCH_SIGNATURES: dict[str, str] = {name: _signature_source(getattr(HookFacade, name)) for name in SPEC_ARGS}

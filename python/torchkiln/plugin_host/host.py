@@ -4,11 +4,11 @@ pluggy validates every implementation against its hookspec and keeps the registr
 plugins (``host.pm``), but it calls last-registered-first with only ``tryfirst``/``trylast``
 to steer. torchkiln orders by priority (0 first ... 100 last), then by registration, so the
 host keeps, per mount point, an ordered tuple of *call entries*:
-``(function, select, keywords, record)``. An entry says, once at registration, which of the
-mount point's arguments the implementation takes (``select`` is an ``itemgetter`` that
-returns them as a tuple, or None when it takes all of them in order, the common case), so a
-call is a tight loop (see :mod:`torchkiln.plugin_host.facade`)
-and a mount point with no implementations is an empty tuple.
+``(function, positional, keywords, record)``. An entry says, once at registration, which of
+the mount point's arguments the implementation takes (``positional``: their indices, or None
+when it takes all of them in order, the common case). From the entries the host generates
+the mount point's dispatch function (see :mod:`torchkiln.plugin_host.dispatch`), which the
+facade calls; a mount point with no implementations has an empty tuple and no function.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 import pluggy
@@ -37,18 +36,18 @@ from torchkiln.plugin_host.discovery import (
     implemented_mount_points,
     unknown_mount_point,
 )
-from torchkiln.plugin_host.facade import HookFacade
+from torchkiln.plugin_host.dispatch import build_dispatcher
+from torchkiln.plugin_host.facade import DISPATCH_SIGNATURES, PASS_THROUGH, HookError, HookFacade, note_hook
 from torchkiln.plugin_host.priority import get_priority
 
 __all__ = ["CallEntry", "HookHost", "PluginRecord"]
 
 _MOUNT_POINT_SET = frozenset(MOUNT_POINTS)
 
-# (function, select, keywords, record): the call is ``function(*args)`` when ``select`` is
-# None, else ``function(*select(args))``, plus ``**{name: args[i] for name, i in keywords}``
-# in the rare case ``keywords`` is not empty.
-CallEntry = tuple[Callable[..., Any], "Callable[[tuple[Any, ...]], tuple[Any, ...]] | None",
-                  "tuple[tuple[str, int], ...]", "PluginRecord"]
+# (function, positional, keywords, record): the call is ``function(*args)`` when
+# ``positional`` is None, else ``function(*(args[i] for i in positional))``, plus
+# ``**{name: args[i] for name, i in keywords}`` in the rare case ``keywords`` is not empty.
+CallEntry = tuple[Callable[..., Any], "tuple[int, ...] | None", "tuple[tuple[str, int], ...]", "PluginRecord"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,7 +139,7 @@ class _PluginManager(pluggy.PluginManager):
 
 def _call_plan(
     function: Callable[..., Any], mount_point: str, where: str
-) -> tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]] | None, tuple[tuple[str, int], ...]]:
+) -> tuple[tuple[int, ...] | None, tuple[tuple[str, int], ...]]:
     """Which mount-point arguments ``function`` takes, and how to pass them.
 
     Arguments are matched by name, as pluggy does; any subset in any order works. A
@@ -183,17 +182,10 @@ def _call_plan(
             hint=f"arguments are matched by name: write {mount_point}({', '.join(spec)}) (after self in a "
             "class), or any subset of these names",
         )
-    # None for every argument in order (called as is); else an itemgetter always returning
-    # a tuple: a slice for a leading run, indices for 2+ picks.
+    # None for every argument in order (called as is).
     if positional == list(range(len(spec))) and not keywords:
         return None, ()
-    if positional == list(range(len(positional))):
-        select = itemgetter(slice(0, len(positional)))
-    elif len(positional) == 1:
-        select = itemgetter(slice(positional[0], positional[0] + 1))
-    else:
-        select = itemgetter(*positional)
-    return select, tuple(keywords)
+    return tuple(positional), tuple(keywords)
 
 
 class HookHost:
@@ -209,8 +201,9 @@ class HookHost:
         self._records: dict[str, PluginRecord] = {}
         self._entries: dict[str, dict[str, CallEntry]] = {}  # plugin name -> mount point -> entry
         self._seq = itertools.count()
-        # Mutated in place, never replaced: the facade holds this very dict.
         self._calls: dict[str, tuple[CallEntry, ...]] = {name: () for name in MOUNT_POINTS}
+        # Mutated in place, never replaced: the facade holds this very dict.
+        self._dispatchers: dict[str, Callable[..., None] | None] = {name: None for name in MOUNT_POINTS}
         #: The typed facade the runner calls mount points through.
         self.facade = HookFacade(self)
 
@@ -266,8 +259,8 @@ class HookHost:
         for caller in self.pm.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin:
-                    select, keywords = plans[caller.name]
-                    entries[caller.name] = (impl.function, select, keywords, record)
+                    positional, keywords = plans[caller.name]
+                    entries[caller.name] = (impl.function, positional, keywords, record)
         self._records[name] = record
         self._entries[name] = entries
         self._rebuild(mount_points)
@@ -307,15 +300,24 @@ class HookHost:
     def _rebuild(self, mount_points: tuple[str, ...]) -> None:
         ordered = sorted(self._records.values(), key=lambda r: (r.priority, r.seq))
         for mount_point in mount_points:
-            self._calls[mount_point] = tuple(
-                self._entries[r.name][mount_point] for r in ordered if mount_point in self._entries[r.name]
-            )
+            calls = tuple(self._entries[r.name][mount_point] for r in ordered if mount_point in self._entries[r.name])
+            self._calls[mount_point] = calls
+            self._dispatchers[mount_point] = build_dispatcher(
+                mount_point, DISPATCH_SIGNATURES[mount_point], SPEC_ARGS[mount_point], calls,
+                PASS_THROUGH, note_hook, HookError,
+            ) if calls else None
 
     # ------------------------------------------------------------------ introspection
     @property
     def call_table(self) -> dict[str, tuple[CallEntry, ...]]:
-        """Mount point -> ordered call entries; the live dict the facade reads (do not modify)."""
+        """Mount point -> ordered call entries (do not modify)."""
         return self._calls
+
+    @property
+    def dispatchers(self) -> dict[str, Callable[..., None] | None]:
+        """Mount point -> its dispatch function, None without implementations; the live dict
+        the facade calls through (do not modify)."""
+        return self._dispatchers
 
     def has_impls(self, mount_point: str) -> bool:
         """Whether any plugin implements ``mount_point`` (a dict lookup)."""
