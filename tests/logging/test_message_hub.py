@@ -10,7 +10,8 @@ import torch
 from torchkiln.logging import LogProcessor, MessageHub
 from torchkiln.logging import message_hub as message_hub_module
 from torchkiln.logging._py_log_buffer import PyLogBuffer
-from torchkiln.logging.history_buffer import HistoryBuffer, pending_limit
+from torchkiln.logging import history_buffer
+from torchkiln.logging.history_buffer import HistoryBuffer, _read_batched, pending_limit
 
 try:
     from torchkiln._native import LogBuffer as NativeLogBuffer
@@ -93,7 +94,7 @@ def test_rejected_value_creates_no_key():
     assert "train/loss" not in hub.log_scalars
 
 
-def test_tensor_updates_never_sync_and_reads_convert_in_one_batch(sync_calls):
+def test_tensor_updates_never_sync_and_reads_convert_at_the_next_read(sync_calls):
     hub = MessageHub("h")
     processor = LogProcessor(window_size=5)
     runner = type("R", (), {})()
@@ -109,18 +110,37 @@ def test_tensor_updates_never_sync_and_reads_convert_in_one_batch(sync_calls):
         hub.update_scalar("train/time", 0.01)
         runner.iter = i
         if (i + 1) % 10 == 0:                      # a log interval
-            assert sum(sync_calls.values()) == 2 * reads  # nothing since the last read
+            assert sum(sync_calls.values()) == 30 * reads  # nothing since the last read
             tag, _ = processor.get_log_after_iter(runner, i, "train")
             reads += 1
-            # one transfer per (device, dtype): float32 losses and float64 grad norms
-            assert sync_calls["tolist"] == 2 * reads
+            # CPU tensors are read one by one, each once: 3 tensors for each of 10 iterations
+            assert sync_calls["item"] == 30 * reads
         else:
-            assert sync_calls["tolist"] == 2 * reads
-    assert {k: v for k, v in sync_calls.items() if v} == {"tolist": 4}
+            assert sync_calls["item"] == 30 * reads
+    assert {k: v for k, v in sync_calls.items() if v} == {"item": 60}
     assert tag["loss"] == pytest.approx(3 * sum(range(16, 21)) / 5)
     assert tag["loss_cls"] == pytest.approx(sum(range(16, 21)) / 5)
     assert hub.get_scalar("train/loss").count == 20
     assert hub.get_scalar("train/loss").global_mean == pytest.approx(3 * 10.5)
+
+
+def test_device_tensors_are_read_in_one_transfer_per_device_and_dtype(sync_calls):
+    # (CPU tensors stand in for device ones: _read_batched is what non-CPU tensors get.)
+    values = [torch.tensor(1.5), torch.tensor(2.5, dtype=torch.float64), torch.tensor(3.5), torch.tensor(4.5)]
+    assert _read_batched(values) == [1.5, 2.5, 3.5, 4.5]  # order kept across the groups
+    assert {k: v for k, v in sync_calls.items() if v} == {"tolist": 2}  # float32, float64
+    assert _read_batched(values[:1] + values[2:]) == [1.5, 3.5, 4.5]
+    assert sync_calls["tolist"] == 3  # one dtype: one transfer
+
+
+def test_cpu_tensors_are_read_one_by_one_and_others_batched(monkeypatch):
+    batched = []
+    monkeypatch.setattr(history_buffer, "_read_batched", lambda tensors: batched.append(tensors) or [9.0] * len(tensors))
+    assert history_buffer._to_floats([torch.tensor(1.0), torch.tensor(2.0)]) == [1.0, 2.0]
+    assert batched == []
+    meta = torch.empty((), device="meta")  # not on the CPU: the batched reader takes every value
+    assert history_buffer._to_floats([torch.tensor(1.0), meta]) == [9.0, 9.0]
+    assert len(batched) == 1 and len(batched[0]) == 2
 
 
 def test_pending_values_are_bounded(sync_calls):
@@ -130,7 +150,7 @@ def test_pending_values_are_bounded(sync_calls):
         hub.update_scalars({"train/loss": torch.tensor(float(i)), "train/lr": 0.1})
     # Both keys share one queue of at most ``limit`` entries: converted at every ``limit``
     # entries, the last 4 (2 iterations) still waiting.
-    assert sync_calls["tolist"] == 4
+    assert sync_calls["item"] == 2 * limit  # the loss values of four full queues, read on the CPU
     assert len(hub._pending.entries) == 4
     assert hub.get_scalar("train/loss").data == ([2 * limit - 2.0, 2 * limit - 1.0, 2 * limit, 2 * limit + 1.0], [1] * 4)
     assert hub.get_scalar("train/loss").count == 2 * limit + 2

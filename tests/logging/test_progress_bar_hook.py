@@ -87,8 +87,9 @@ def test_train_and_val_bars_with_the_loss_of_the_last_log_interval():
 
 def test_reading_for_the_bar_never_converts_pending_tensors(monkeypatch):
     calls = []
-    original = torch.Tensor.tolist
-    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: calls.append(1) or original(self))
+    for name in ("tolist", "item"):  # how the hub reads pending tensors (batched / one by one)
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, _o=original: calls.append(1) or _o(self))
     console, _ = _console()
     hook = ProgressBarHook(enable=True, refresh_interval=0, console=console)
     runner = _runner(iters=6, epochs=1)

@@ -98,10 +98,11 @@ class IterTimerHook(Hook):
         last["train"] = now
         hub = runner.message_hub
         hub.update_scalar("train/time", elapsed)
-        self._train_total += elapsed
+        total = self._train_total = self._train_total + elapsed
         # Counted here rather than read from the runner (two property chains per iteration).
         done = self._train_done = self._train_done + 1
-        hub.update_info("eta", self._train_total / done * max(self._train_to_go - done, 0))
+        left = self._train_to_go - done
+        hub.update_info("eta", total / done * left if left > 0 else 0.0)
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Record ``val/time`` and the validation ETA."""

@@ -8,7 +8,8 @@ backend.
 Tensors are not read when they arrive. ``update(tensor)`` keeps the detached tensor in a
 pending queue shared by every key of the buffer; the first statistic read afterwards (at a
 log interval) converts every pending tensor at once, with one ``torch.stack(...).tolist()``
-per device and dtype, and stores the whole queue with one call into the log buffer: one
+per device and dtype (CPU tensors, which need no synchronisation, are read one by one,
+which is cheaper), and stores the whole queue with one call into the log buffer: one
 synchronisation per log interval instead of one per iteration per key. Numbers that arrive
 while tensors wait are queued behind them (so each key keeps its order). The queue is
 converted when it reaches :func:`pending_limit` entries, so memory stays bounded even if
@@ -103,6 +104,22 @@ class _Pending:
 
 
 def _to_floats(tensors: list[Any]) -> list[float]:
+    """The values of 0-d tensors, in order.
+
+    CPU tensors are read one by one: ``item()`` waits for nothing there, and stacking would
+    cost a view per tensor (about 6,000 machine instructions each, against 2,000 for
+    ``item()``). Tensors on other devices go through :func:`_read_batched`, so each device
+    synchronises once.
+    """
+    values: list[float] = []
+    for t in tensors:
+        if not t.is_cpu:
+            return _read_batched(tensors)
+        values.append(t.item())
+    return values
+
+
+def _read_batched(tensors: list[Any]) -> list[float]:
     """The values of 0-d tensors, in order: one ``stack().tolist()`` per device and dtype."""
     torch = sys.modules["torch"]  # tensors exist, so torch is imported
     dtype = tensors[0].dtype
@@ -114,7 +131,7 @@ def _to_floats(tensors: list[Any]) -> list[float]:
     groups: dict[tuple[Any, Any], list[int]] = {}
     for i, t in enumerate(tensors):
         groups.setdefault((t.device, t.dtype), []).append(i)
-    values: list[float] = [0.0] * len(tensors)
+    values = [0.0] * len(tensors)
     for positions in groups.values():
         for i, value in zip(positions, torch.stack([tensors[i] for i in positions]).tolist()):
             values[i] = value

@@ -103,24 +103,28 @@ class MessageHub:
         :param count: how many samples ``value`` is the mean of.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
+        cls = type(value)
+        # The per-iteration path: a known key and a float or a plain 0-d tensor, which need
+        # no conversion. _Pending.put inlined (four calls per iteration): a float goes
+        # straight to the store unless values wait; anything else queues.
+        if (
+            count == 1
+            and key in self._log_scalars
+            and (cls is float or (cls is self._tensor_cls and not value.ndim and not value.requires_grad))
+        ):
+            entries = self._pending_entries
+            if entries or cls is not float:
+                entries.append((key, value, 1))
+                if len(entries) >= self._pending_limit:
+                    self._pending.flush()
+            else:
+                self._store.update(key, value, 1)
+            return
         if count != 1:
             check_count(count)
         buffer = self._log_scalars.get(key)
         if buffer is not None:
-            cls = type(value)
-            # The per-iteration path: a float or a plain 0-d tensor needs no conversion.
-            if cls is float or (cls is self._tensor_cls and not value.ndim and not value.requires_grad):
-                # _Pending.put inlined (four calls per iteration): a float goes straight to
-                # the store unless values wait; anything else queues.
-                entries = self._pending_entries
-                if entries or cls is not float:
-                    entries.append((key, value, count))
-                    if len(entries) >= self._pending_limit:
-                        self._pending.flush()
-                else:
-                    self._store.update(key, value, count)
-            else:
-                buffer.update(value, count)
+            buffer.update(value, count)
             return
         buffer = HistoryBuffer._view(self._store, key, self._pending)
         buffer.update(value, count)  # a rejected value creates no key

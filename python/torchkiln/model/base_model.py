@@ -258,7 +258,10 @@ class BaseModel(BaseModule):
     def _preprocess(self, data: Any, training: bool) -> Any:
         """Run the data preprocessor (its ``forward`` directly when nothing hooks the call,
         see :mod:`torchkiln.model.direct_forward`)."""
-        preprocessor = self.data_preprocessor
+        try:
+            preprocessor = self._modules["data_preprocessor"]  # the property's read, without its frame
+        except KeyError:
+            preprocessor = self.data_preprocessor  # raises the property's error
         if forwards_directly(preprocessor):
             return preprocessor.forward(data, training)
         return preprocessor(data, training)

@@ -54,12 +54,15 @@ def forwards_directly(module: nn.Module) -> bool:
 
     :param module: the module about to be called.
     """
+    # Read from the instance dict: every attribute read on a module goes through
+    # nn.Module's __getattr__ hook, which the interpreter cannot specialise.
+    state = module.__dict__
     return (
         SUPPORTED
         and type(module).__call__ is _MODULE_CALL
-        and module._compiled_call_impl is None
-        and not (module._forward_hooks or module._forward_pre_hooks
-                 or module._backward_hooks or module._backward_pre_hooks)
+        and state.get("_compiled_call_impl") is None  # set on the instance by module.compile()
+        and not (state["_forward_hooks"] or state["_forward_pre_hooks"]
+                 or state["_backward_hooks"] or state["_backward_pre_hooks"])
         and not (_module._global_forward_hooks or _module._global_forward_pre_hooks
                  or _module._global_backward_hooks or _module._global_backward_pre_hooks)
         and not _profiler._is_profiler_enabled
