@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,24 +200,26 @@ def timed(fn: Callable[[list], None], batches: list, clock: Callable[[], float] 
 
 def measure(variants: dict[str, Callable[[list], None]], lo: int, hi: int, rounds: int,
             clock: Callable[[], float] = time.process_time) -> dict[str, float]:
-    """µs per step of each variant: the slope between the fastest ``lo``-step and the
-    fastest ``hi``-step epoch over ``rounds`` rounds.
+    """µs per step of each variant: the median over ``rounds`` rounds of the slope between a
+    ``lo``-step and a ``hi``-step epoch run back to back.
 
     Rounds interleave the variants in a rotating order, so a slow spell of a shared machine
-    does not fall on one variant; the minimum keeps the runs least disturbed by it (noise
-    only ever adds time), as ``timeit`` does.
+    does not fall on one variant. Each round's slope comes from two runs made one after the
+    other, and the median drops the rounds a disturbance hit (taking the fastest ``lo`` and
+    the fastest ``hi`` run separately let one lucky run move the slope).
     """
     for fn in variants.values():
         fn(make_batches(50))  # warm-up: the first optimizer step imports torch._dynamo, etc.
     small, large = make_batches(lo), make_batches(hi)
     names = list(variants)
-    best = {name: [float("inf"), float("inf")] for name in names}
+    slopes: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn = variants[name]
-            best[name][0] = min(best[name][0], timed(fn, small, clock))
-            best[name][1] = min(best[name][1], timed(fn, large, clock))
-    return {name: (t_hi - t_lo) / (hi - lo) * 1e6 for name, (t_lo, t_hi) in best.items()}
+            t_lo = timed(fn, small, clock)
+            t_hi = timed(fn, large, clock)
+            slopes[name].append((t_hi - t_lo) / (hi - lo) * 1e6)
+    return {name: statistics.median(values) for name, values in slopes.items()}
 
 
 def _callgrind_child(lo: int, hi: int, names: list[str]) -> None:
@@ -268,7 +271,7 @@ def count_instructions(lo: int, hi: int, names: list[str]) -> dict[str, float] |
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs=2, default=[1000, 4000])
-    parser.add_argument("--rounds", "--repeats", type=int, default=7, help="interleaved rounds (fastest kept)")
+    parser.add_argument("--rounds", "--repeats", type=int, default=7, help="interleaved rounds (median slope kept)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--instructions", type=int, nargs=2, metavar=("LO", "HI"), default=None,
                         help="also count instructions per step under valgrind between LO and HI steps")
@@ -310,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {name} | – | – | {note} |")
             else:
                 print(f"| {name} | {step:.1f} | {over:+.1f} | {ratio:.3f}x |")
-        print(f"\nSlope between the fastest of {args.rounds} interleaved {lo}- and {hi}-step epochs per variant.")
+        print(f"\nMedian over {args.rounds} interleaved rounds of the slope between a {lo}- and a {hi}-step epoch.")
     else:
         for name, step, over, ratio, note in rows:
             if step is None:
