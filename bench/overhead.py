@@ -7,7 +7,7 @@ torchkiln Runner with every default hook on (logger every 50 iterations, checkpo
 end, a parameter scheduler, timer, sampler seed, runtime info), and, when installed,
 MMEngine's Runner, Lightning's Trainer and Ignite's trainer on the same model and data.
 
-    python bench/overhead.py [--markdown] [--rounds 7] [--steps 1000 4000] [--instructions 1000 1250]
+    python bench/overhead.py [--markdown] [--rounds 7] [--steps 1000 4000] [--instructions 1000 2000]
 
 ``--instructions`` adds a count of machine instructions per step (valgrind's callgrind), which
 does not depend on what else the machine is doing; wall-clock numbers on a shared machine do.

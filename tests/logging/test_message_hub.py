@@ -204,3 +204,13 @@ def test_state_round_trip_is_bounded_plain_data():
     copy = MessageHub("c", max_length=3)
     copy.load_state_dict(hub)
     assert copy.state_dict() == state
+
+
+def test_a_count_equal_to_one_is_stored_as_one():
+    hub = MessageHub("h")
+    hub.update_scalar("train/loss", 1.0)
+    hub.update_scalar("train/loss", 3.0, count=1.0)  # equal to 1: the per-iteration path
+    buffer = hub.get_scalar("train/loss")
+    assert buffer.count == 2 and buffer.data == ([1.0, 3.0], [1, 1])
+    with pytest.raises(ValueError, match="non-negative int"):
+        hub.update_scalar("train/loss", 3.0, count=2.5)

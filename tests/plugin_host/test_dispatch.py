@@ -92,3 +92,66 @@ def test_hosts_with_the_same_call_plans_share_compiled_code_but_not_hooks():
     assert first is not second and first.__code__ is second.__code__
     hosts[1].facade.after_train_iter(None, 9)
     assert logs == ([], [("x", 9)])
+
+
+def test_facade_parameters_are_the_hookspecs():
+    from torchkiln.plugin_host.discovery import SPEC_ARGS
+
+    for name in MOUNT_POINTS:
+        params = tuple(inspect.signature(getattr(HookFacade, name)).parameters)[1:]
+        assert params == SPEC_ARGS[name], name
+
+
+def test_an_unregistered_hook_is_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    host = HookHost()
+    hook = Recorder([], "gone")
+    ref = weakref.ref(hook)
+    host.register(hook, name="gone")
+    host.facade.after_train_iter(None, 0)
+    gc.disable()
+    try:
+        host.unregister("gone")
+        del hook
+        assert ref() is None  # nothing (such as a dispatch function's globals) holds it
+    finally:
+        gc.enable()
+
+
+def test_mixed_argument_plans_in_one_dispatch_and_a_note_from_a_later_hook():
+    from torchkiln.errors import ConfigError
+
+    seen = []
+
+    class KeywordOnly:
+        def after_val_iter(self, runner, *, outputs):
+            seen.append(("kw", runner, outputs))
+
+    class Positional:
+        def after_val_iter(self, batch_idx, runner):
+            seen.append(("pos", batch_idx, runner))
+
+    class Rest:
+        def after_val_iter(self, runner, **kwargs):
+            seen.append(("rest", runner, kwargs))
+            raise ConfigError("bad value")
+
+    host = HookHost()
+    host.register(KeywordOnly(), priority=10)
+    host.register(Positional(), priority=20)
+    host.register(Rest(), priority=30)
+    with pytest.raises(ConfigError) as info:
+        host.facade.after_val_iter("R", 4, "B", "O")
+    assert seen == [("kw", "R", "O"), ("pos", 4, "R"),
+                    ("rest", "R", {"batch_idx": 4, "data_batch": "B", "outputs": "O"})]
+    assert info.value.__notes__ == ["raised by hook Rest (user code) in after_val_iter"]
+
+
+def test_dispatch_functions_are_named_for_their_mount_point():
+    host = HookHost()
+    host.register(Recorder([], "x"))
+    dispatch = host.dispatchers["after_train_iter"]
+    assert dispatch.__name__ == "dispatch_after_train_iter"
+    assert dispatch.__module__ == "torchkiln.plugin_host.dispatch"

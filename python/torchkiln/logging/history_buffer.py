@@ -95,7 +95,7 @@ class _Pending:
             self.flush()
 
     def flush(self) -> None:
-        """Convert every pending tensor (one transfer per device and dtype) and store all."""
+        """Convert every pending tensor (see :func:`_to_floats`) and store all."""
         if not self.entries:
             return
         entries = self.entries[:]

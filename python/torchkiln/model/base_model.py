@@ -258,10 +258,11 @@ class BaseModel(BaseModule):
     def _preprocess(self, data: Any, training: bool) -> Any:
         """Run the data preprocessor (its ``forward`` directly when nothing hooks the call,
         see :mod:`torchkiln.model.direct_forward`)."""
-        try:
-            preprocessor = self._modules["data_preprocessor"]  # the property's read, without its frame
-        except KeyError:
-            preprocessor = self.data_preprocessor  # raises the property's error
+        modules = self._modules
+        if "data_preprocessor" in modules and type(self).data_preprocessor is BaseModel.data_preprocessor:
+            preprocessor = modules["data_preprocessor"]  # the property's read, without its frame
+        else:  # a subclass's own property, or none stored (the property raises)
+            preprocessor = self.data_preprocessor
         if forwards_directly(preprocessor):
             return preprocessor.forward(data, training)
         return preprocessor(data, training)

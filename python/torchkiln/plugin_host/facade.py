@@ -252,12 +252,18 @@ class HookFacade:
             dispatch(runner, batch_idx, data_batch, outputs)
 
 
-def _signature_source(method: Any) -> str:
-    """A facade method's parameters after ``self`` as source, defaults included."""
-    params = list(inspect.signature(method).parameters.values())[1:]
+def _signature_source(name: str) -> str:
+    """The facade method ``name``'s parameters after ``self`` as source, defaults included.
+
+    :raises AssertionError: the method's parameter names are not the hookspec's (the
+        dispatch functions pass the hookspec's names).
+    """
+    params = list(inspect.signature(getattr(HookFacade, name)).parameters.values())[1:]
+    if tuple(p.name for p in params) != SPEC_ARGS[name]:
+        raise AssertionError(f"HookFacade.{name} takes {[p.name for p in params]}, the hookspec {list(SPEC_ARGS[name])}")
     return ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params)
 
 
 #: Each mount point's parameter list as source (``"runner, batch_idx, data_batch=None"``):
 #: the dispatch functions take exactly what the facade's methods take.
-DISPATCH_SIGNATURES: dict[str, str] = {name: _signature_source(getattr(HookFacade, name)) for name in SPEC_ARGS}
+DISPATCH_SIGNATURES: dict[str, str] = {name: _signature_source(name) for name in SPEC_ARGS}
