@@ -55,9 +55,9 @@ def build_dispatcher(
     pass_through: tuple[type[BaseException], ...],
     note: Callable[[BaseException, Any, str], None],
     hook_error: Callable[[Any, str, BaseException], BaseException],
-) -> Callable[..., None]:
+) -> Callable[..., None] | None:
     """A function calling ``calls`` in order, with ``signature``; a hook's exception is
-    attributed to the hook that raised it.
+    attributed to the hook that raised it. None when ``calls`` is empty.
 
     :param mount_point: the mount point's name (the function is ``dispatch_<mount_point>``).
     :param signature: the parameter list as source, defaults included
@@ -72,6 +72,8 @@ def build_dispatcher(
     :param hook_error: builds the exception raised (from the original) for any other
         ``Exception``; ``BaseException`` that is not an ``Exception`` propagates unchanged.
     """
+    if not calls:
+        return None  # nothing to call: the facade skips the mount point
     if not mount_point.isidentifier() or not all(name.isidentifier() for name in params):
         raise ValueError(f"not a mount point name and parameters: {mount_point!r}, {list(params)!r}")
     if any(name.startswith(_PREFIX) for name in params):
@@ -84,27 +86,23 @@ def build_dispatcher(
         f"{_PREFIX}records": tuple(record for *_, record in calls),
     }
     function_name = f"dispatch_{mount_point}"
-    lines = [f"def {function_name}({signature}):"]
-    if not calls:
-        lines.append("    pass")
-    else:
-        lines += [f"    {_PREFIX}k = 0", "    try:"]
-        for index, (function, positional, keywords, _record) in enumerate(calls):
-            if any(keyword not in params for keyword, _ in keywords):
-                raise ValueError(f"keyword arguments {[k for k, _ in keywords]!r} are not all in {list(params)!r}")
-            name = f"{_PREFIX}h{index}"
-            namespace[name] = function
-            if index:
-                lines.append(f"        {_PREFIX}k = {index}")
-            lines.append("        " + _call_source(name, params, positional, keywords))
-        lines += [
-            f"    except {_PREFIX}PASS_THROUGH as {_PREFIX}exc:",
-            f"        {_PREFIX}note({_PREFIX}exc, {_PREFIX}records[{_PREFIX}k], {mount_point!r})",
-            "        raise",
-            f"    except Exception as {_PREFIX}exc:",
-            f"        raise {_PREFIX}hook_error({_PREFIX}records[{_PREFIX}k], {mount_point!r}, {_PREFIX}exc) "
-            f"from {_PREFIX}exc",
-        ]
+    lines = [f"def {function_name}({signature}):", f"    {_PREFIX}k = 0", "    try:"]
+    for index, (function, positional, keywords, _record) in enumerate(calls):
+        if any(keyword not in params for keyword, _ in keywords):
+            raise ValueError(f"keyword arguments {[k for k, _ in keywords]!r} are not all in {list(params)!r}")
+        name = f"{_PREFIX}h{index}"
+        namespace[name] = function
+        if index:
+            lines.append(f"        {_PREFIX}k = {index}")
+        lines.append("        " + _call_source(name, params, positional, keywords))
+    lines += [
+        f"    except {_PREFIX}PASS_THROUGH as {_PREFIX}exc:",
+        f"        {_PREFIX}note({_PREFIX}exc, {_PREFIX}records[{_PREFIX}k], {mount_point!r})",
+        "        raise",
+        f"    except Exception as {_PREFIX}exc:",
+        f"        raise {_PREFIX}hook_error({_PREFIX}records[{_PREFIX}k], {mount_point!r}, {_PREFIX}exc) "
+        f"from {_PREFIX}exc",
+    ]
     source = "\n".join(lines) + "\n"
     code = _compile(source)
     # The source, for tracebacks through the function (mtime None: linecache never checks it

@@ -305,7 +305,7 @@ class HookHost:
             self._dispatchers[mount_point] = build_dispatcher(
                 mount_point, DISPATCH_SIGNATURES[mount_point], SPEC_ARGS[mount_point], calls,
                 PASS_THROUGH, note_hook, HookError,
-            ) if calls else None
+            )
 
     # ------------------------------------------------------------------ introspection
     @property
