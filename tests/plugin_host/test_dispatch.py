@@ -58,6 +58,27 @@ def test_dispatchers_are_rebuilt_on_register_and_unregister():
     assert len(log) == 3
 
 
+def test_the_facade_attribute_is_the_dispatch_function_while_hooks_are_registered():
+    host = HookHost()
+    log: list = []
+    facade = host.facade
+    assert facade.after_train_iter.__func__ is HookFacade.after_train_iter  # the no-op method
+    host.register(Recorder(log, "a"), name="a")
+    assert facade.after_train_iter is host.dispatchers["after_train_iter"]  # no frame in between
+    facade.after_train_iter(runner=None, batch_idx=7, outputs={"loss": 1})  # by keyword too
+    host.register(Recorder(log, "b"), name="b", priority="HIGH")
+    assert facade.after_train_iter is host.dispatchers["after_train_iter"]  # the rebuilt one
+    facade.after_train_iter(None, 8)
+    assert log == [("a", 7), ("b", 8), ("a", 8)]
+    host.unregister("a")
+    host.unregister("b")
+    assert facade.after_train_iter.__func__ is HookFacade.after_train_iter
+    facade.after_train_iter(None, 9)
+    assert len(log) == 3
+    with pytest.raises(Exception, match="after_trian_iter"):
+        facade.install("after_trian_iter", None)
+
+
 def test_the_hook_that_raised_is_blamed_and_the_rest_do_not_run():
     host = HookHost()
     log: list = []

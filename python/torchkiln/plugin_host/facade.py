@@ -1,12 +1,15 @@
 """The typed hook facade: the one place the runner calls mount points through.
 
-Each mount point is a method with the hookspec's arguments. It calls the mount point's
-dispatch function, which the :class:`~torchkiln.plugin_host.host.HookHost` generates from the
-ordered call list, with the argument selection of every implementation decided at
-registration (see :mod:`torchkiln.plugin_host.dispatch`).
+Each mount point is a method with the hookspec's arguments. The
+:class:`~torchkiln.plugin_host.host.HookHost` generates one dispatch function per mount point
+from the ordered call list, with the argument selection of every implementation decided at
+registration (see :mod:`torchkiln.plugin_host.dispatch`), and installs it on the facade under
+the mount point's name: ``facade.after_train_iter`` *is* that function, with the same
+parameters as the method it shadows.
 
-Cost: a mount point with no implementations is a method call, a dict lookup and a ``None``
-test; with implementations, one more call, and then one call per implementation.
+Cost: a mount point with implementations is one call to its dispatch function, then one call
+per implementation; one with none is the method here (a call, a dict lookup and a ``None``
+test).
 
 An exception in a hook becomes a :class:`HookError` naming the plugin, its distribution and
 the mount point, with the original as ``__cause__`` (its traceback is kept). Interrupts
@@ -24,7 +27,7 @@ from torchkiln.errors import ConfigError, PluginError, RunInterrupted, UsageErro
 from torchkiln.plugin_host.discovery import SPEC_ARGS, unknown_mount_point
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from torchkiln.plugin_host.host import HookHost, PluginRecord
 
@@ -77,19 +80,38 @@ def note_hook(exc: BaseException, record: PluginRecord, mount_point: str) -> Non
 class HookFacade:
     """One method per mount point; calls the host's ordered implementations.
 
-    Each method calls its mount point's dispatch function (see
-    :mod:`torchkiln.plugin_host.dispatch`), which the host rebuilds whenever a registration
-    changes the call list; a mount point with no implementations has none.
+    The host rebuilds a mount point's dispatch function (see
+    :mod:`torchkiln.plugin_host.dispatch`) whenever a registration changes its call list and
+    :meth:`install`\ s it here, where it shadows the method of the same name: the runner's
+    ``hooks.after_train_iter(...)`` calls it without a frame in between (this runs every
+    iteration). A mount point with no implementations has no dispatch function; its method
+    here then does nothing.
 
     :param host: the host whose dispatch functions this facade calls (live: registrations
         made later are seen).
     """
 
-    __slots__ = ("_dispatchers", "_host")
+    # __dict__ holds the installed dispatch functions.
+    __slots__ = ("__dict__", "_dispatchers", "_host")
 
     def __init__(self, host: HookHost) -> None:
         self._host = host
         self._dispatchers = host.dispatchers
+        for mount_point, dispatch in self._dispatchers.items():
+            self.install(mount_point, dispatch)
+
+    def install(self, mount_point: str, dispatch: Callable[..., None] | None) -> None:
+        """Make ``dispatch`` the facade's ``mount_point`` (None: the method, a no-op, again).
+
+        :param mount_point: a mount point name.
+        :param dispatch: its dispatch function, taking exactly the method's parameters.
+        """
+        if mount_point not in SPEC_ARGS:
+            raise unknown_mount_point(mount_point)
+        if dispatch is None:
+            self.__dict__.pop(mount_point, None)
+        else:
+            self.__dict__[mount_point] = dispatch
 
     def call(self, mount_point: str, **kwargs: Any) -> None:
         """Call ``mount_point`` with keyword arguments (MMEngine's ``call_hook``).

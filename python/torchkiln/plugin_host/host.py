@@ -302,10 +302,12 @@ class HookHost:
         for mount_point in mount_points:
             calls = tuple(self._entries[r.name][mount_point] for r in ordered if mount_point in self._entries[r.name])
             self._calls[mount_point] = calls
-            self._dispatchers[mount_point] = build_dispatcher(
+            dispatch = build_dispatcher(
                 mount_point, DISPATCH_SIGNATURES[mount_point], SPEC_ARGS[mount_point], calls,
                 PASS_THROUGH, note_hook, HookError,
             )
+            self._dispatchers[mount_point] = dispatch
+            self.facade.install(mount_point, dispatch)
 
     # ------------------------------------------------------------------ introspection
     @property
