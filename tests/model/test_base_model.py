@@ -65,6 +65,31 @@ def test_train_step_matches_manual_sgd(make_optim_wrapper) -> None:
     assert torch.allclose(model.fc.weight.detach().squeeze(0), expected_w)
 
 
+def test_train_step_runs_preprocess_and_forward_inside_the_wrappers_context(make_optim_wrapper) -> None:
+    events: list[str] = []
+
+    class Context:
+        def __enter__(self):
+            events.append("enter")
+
+        def __exit__(self, *exc):
+            events.append("exit")
+
+    class Recording(ToyModel):
+        def forward(self, inputs, data_samples=None, mode="tensor"):
+            events.append("forward")
+            return super().forward(inputs, data_samples, mode)
+
+    model = Recording(data_preprocessor=RecordingPreprocessor())
+    ow = make_optim_wrapper(model.parameters())
+    ow.optim_context = lambda m: Context()  # e.g. autocast, or DDP's no_sync inside a window
+    update = ow.update_params
+    ow.update_params = lambda loss: (events.append("update"), update(loss))
+    model.train_step(batch(), ow)
+    assert model.data_preprocessor.calls == [True]
+    assert events == ["enter", "forward", "exit", "update"]
+
+
 def test_tuple_batches_unpack_positionally(make_optim_wrapper) -> None:
     model = ToyModel()
     ow = make_optim_wrapper(model.parameters())

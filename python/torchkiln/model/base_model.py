@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -227,9 +228,16 @@ class BaseModel(BaseModule):
         :param optim_wrapper: the optimizer wrapper (``optim_context``, ``update_params``).
         :return: detached log values (``'loss'`` first), still on the device.
         """
-        with optim_wrapper.optim_context(self):
+        context = optim_wrapper.optim_context(self)
+        if type(context) is nullcontext:
+            # The usual case (no AMP, nothing to skip under DDP): entering and leaving a
+            # nullcontext is two Python calls that do nothing, every iteration.
             data = self._preprocess(data, True)
             losses = self._run_forward(data, mode="loss")
+        else:
+            with context:
+                data = self._preprocess(data, True)
+                losses = self._run_forward(data, mode="loss")
         parsed_losses, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(parsed_losses)
         return log_vars
