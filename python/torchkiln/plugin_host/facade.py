@@ -82,7 +82,7 @@ class HookFacade:
 
     The host rebuilds a mount point's dispatch function (see
     :mod:`torchkiln.plugin_host.dispatch`) whenever a registration changes its call list and
-    :meth:`install`\ s it here, where it shadows the method of the same name: the runner's
+    installs it here (:meth:`install`), where it shadows the method of the same name: the runner's
     ``hooks.after_train_iter(...)`` calls it without a frame in between (this runs every
     iteration). A mount point with no implementations has no dispatch function; its method
     here then does nothing.
