@@ -8,8 +8,7 @@ the mount point's name: ``facade.after_train_iter`` *is* that function, with the
 parameters as the method it shadows.
 
 Cost: a mount point with implementations is one call to its dispatch function, then one call
-per implementation; one with none is the method here (a call, a dict lookup and a ``None``
-test).
+per implementation; one with none is a call to an empty method.
 
 An exception in a hook becomes a :class:`HookError` naming the plugin, its distribution and
 the mount point, with the original as ``__cause__`` (its traceback is kept). Interrupts
@@ -84,20 +83,18 @@ class HookFacade:
     :mod:`torchkiln.plugin_host.dispatch`) whenever a registration changes its call list and
     installs it here (:meth:`install`), where it shadows the method of the same name: the runner's
     ``hooks.after_train_iter(...)`` calls it without a frame in between (this runs every
-    iteration). A mount point with no implementations has no dispatch function; its method
-    here then does nothing.
+    iteration). A mount point with no implementations has no dispatch function, so its method
+    here runs, and does nothing.
 
-    :param host: the host whose dispatch functions this facade calls (live: registrations
-        made later are seen).
+    :param host: the host whose dispatch functions this facade starts with; the host installs
+        every later rebuild.
     """
 
-    # __dict__ holds the installed dispatch functions.
-    __slots__ = ("__dict__", "_dispatchers", "_host")
+    # Only __dict__, which holds the installed dispatch functions.
+    __slots__ = ("__dict__",)
 
     def __init__(self, host: HookHost) -> None:
-        self._host = host
-        self._dispatchers = host.dispatchers
-        for mount_point, dispatch in self._dispatchers.items():
+        for mount_point, dispatch in host.dispatchers.items():
             self.install(mount_point, dispatch)
 
     def install(self, mount_point: str, dispatch: Callable[..., None] | None) -> None:
@@ -120,7 +117,7 @@ class HookFacade:
 
         :raises UsageError: an unknown mount point or argument.
         """
-        if mount_point not in self._dispatchers:
+        if mount_point not in SPEC_ARGS:
             raise unknown_mount_point(mount_point)
         spec = SPEC_ARGS[mount_point]
         for key in kwargs:
@@ -129,149 +126,81 @@ class HookFacade:
                                  hint=(did_you_mean(key, spec) or "") + f" its arguments: {', '.join(spec)}")
         if "runner" not in kwargs:
             raise UsageError(f"calling mount point {mount_point} needs runner=...")
-        dispatch = self._dispatchers[mount_point]
-        if dispatch is not None:
-            dispatch(*(kwargs.get(name) for name in spec))
+        getattr(self, mount_point)(*(kwargs.get(name) for name in spec))
 
     # ------------------------------------------------------------------ run
     def before_run(self, runner: Any) -> None:
         """Call the ``before_run`` hooks."""
-        dispatch = self._dispatchers["before_run"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_run(self, runner: Any) -> None:
         """Call the ``after_run`` hooks."""
-        dispatch = self._dispatchers["after_run"]
-        if dispatch is not None:
-            dispatch(runner)
 
     # ------------------------------------------------------------------ phases
     def before_train(self, runner: Any) -> None:
         """Call the ``before_train`` hooks."""
-        dispatch = self._dispatchers["before_train"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_train(self, runner: Any) -> None:
         """Call the ``after_train`` hooks."""
-        dispatch = self._dispatchers["after_train"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def before_val(self, runner: Any) -> None:
         """Call the ``before_val`` hooks."""
-        dispatch = self._dispatchers["before_val"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_val(self, runner: Any) -> None:
         """Call the ``after_val`` hooks."""
-        dispatch = self._dispatchers["after_val"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def before_test(self, runner: Any) -> None:
         """Call the ``before_test`` hooks."""
-        dispatch = self._dispatchers["before_test"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_test(self, runner: Any) -> None:
         """Call the ``after_test`` hooks."""
-        dispatch = self._dispatchers["after_test"]
-        if dispatch is not None:
-            dispatch(runner)
 
     # ------------------------------------------------------------------ checkpoints
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Call the ``after_load_checkpoint`` hooks."""
-        dispatch = self._dispatchers["after_load_checkpoint"]
-        if dispatch is not None:
-            dispatch(runner, checkpoint)
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Call the ``before_save_checkpoint`` hooks."""
-        dispatch = self._dispatchers["before_save_checkpoint"]
-        if dispatch is not None:
-            dispatch(runner, checkpoint)
 
     # ------------------------------------------------------------------ epochs
     def before_train_epoch(self, runner: Any) -> None:
         """Call the ``before_train_epoch`` hooks."""
-        dispatch = self._dispatchers["before_train_epoch"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_train_epoch(self, runner: Any) -> None:
         """Call the ``after_train_epoch`` hooks."""
-        dispatch = self._dispatchers["after_train_epoch"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def before_val_epoch(self, runner: Any) -> None:
         """Call the ``before_val_epoch`` hooks."""
-        dispatch = self._dispatchers["before_val_epoch"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Call the ``after_val_epoch`` hooks."""
-        dispatch = self._dispatchers["after_val_epoch"]
-        if dispatch is not None:
-            dispatch(runner, metrics)
 
     def before_test_epoch(self, runner: Any) -> None:
         """Call the ``before_test_epoch`` hooks."""
-        dispatch = self._dispatchers["before_test_epoch"]
-        if dispatch is not None:
-            dispatch(runner)
 
     def after_test_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Call the ``after_test_epoch`` hooks."""
-        dispatch = self._dispatchers["after_test_epoch"]
-        if dispatch is not None:
-            dispatch(runner, metrics)
 
     # ------------------------------------------------------------------ iterations (hot)
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Call the ``before_train_iter`` hooks."""
-        dispatch = self._dispatchers["before_train_iter"]
-        if dispatch is not None:
-            dispatch(runner, batch_idx, data_batch)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Mapping[str, Any] | None = None) -> None:
         """Call the ``after_train_iter`` hooks."""
-        dispatch = self._dispatchers["after_train_iter"]
-        if dispatch is not None:
-            dispatch(runner, batch_idx, data_batch, outputs)
 
     def before_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Call the ``before_val_iter`` hooks."""
-        dispatch = self._dispatchers["before_val_iter"]
-        if dispatch is not None:
-            dispatch(runner, batch_idx, data_batch)
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                        outputs: Sequence[Any] | None = None) -> None:
         """Call the ``after_val_iter`` hooks."""
-        dispatch = self._dispatchers["after_val_iter"]
-        if dispatch is not None:
-            dispatch(runner, batch_idx, data_batch, outputs)
 
     def before_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         """Call the ``before_test_iter`` hooks."""
-        dispatch = self._dispatchers["before_test_iter"]
-        if dispatch is not None:
-            dispatch(runner, batch_idx, data_batch)
 
     def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                         outputs: Sequence[Any] | None = None) -> None:
         """Call the ``after_test_iter`` hooks."""
-        dispatch = self._dispatchers["after_test_iter"]
-        if dispatch is not None:
-            dispatch(runner, batch_idx, data_batch, outputs)
 
 
 def _signature_source(name: str) -> str:

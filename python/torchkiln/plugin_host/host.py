@@ -202,7 +202,7 @@ class HookHost:
         self._entries: dict[str, dict[str, CallEntry]] = {}  # plugin name -> mount point -> entry
         self._seq = itertools.count()
         self._calls: dict[str, tuple[CallEntry, ...]] = {name: () for name in MOUNT_POINTS}
-        # Mutated in place, never replaced: the facade holds this very dict.
+        # Kept in step with the facade: _rebuild installs each new function there.
         self._dispatchers: dict[str, Callable[..., None] | None] = {name: None for name in MOUNT_POINTS}
         #: The typed facade the runner calls mount points through.
         self.facade = HookFacade(self)
@@ -317,8 +317,8 @@ class HookHost:
 
     @property
     def dispatchers(self) -> dict[str, Callable[..., None] | None]:
-        """Mount point -> its dispatch function, None without implementations; the live dict
-        the facade calls through (do not modify)."""
+        """Mount point -> its dispatch function, None without implementations; each is
+        installed on :attr:`facade` (do not modify)."""
         return self._dispatchers
 
     def has_impls(self, mount_point: str) -> bool:
