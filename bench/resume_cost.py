@@ -120,7 +120,7 @@ def _make_checkpoints(folder: str) -> dict[int, str]:
     for n in POSITIONS:
         ckpt = dict(base)
         ckpt["meta"] = dict(base["meta"], iter=n, epoch_iter=n)
-        ckpt["meta"].pop("checkpoint_hook", None)
+        ckpt["meta"].pop("checkpointer", None)
         ckpt["dataloader"] = dict(base["dataloader"], batches=n)
         path = os.path.join(folder, f"at_{n}.pth")
         torch.save(ckpt, path)

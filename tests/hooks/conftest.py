@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import torch
 
+from torchkiln.runner.checkpointer import Checkpointer
+
 
 class FakeHub:
     """Records what hooks hand to the message hub (values kept exactly as given)."""
@@ -89,7 +91,7 @@ class FakeLoop:
 
 
 class FakeRunner:
-    """The attributes of the Runner API that hooks touch; ``save_checkpoint`` writes a file."""
+    """The attributes of the Runner API that hooks touch; its Checkpointer writes real files."""
 
     def __init__(self, work_dir: str, model: torch.nn.Module | None = None, **loop_kw: Any) -> None:
         self.work_dir = work_dir
@@ -113,6 +115,7 @@ class FakeRunner:
         self.test_loop = None
         self.hooks: list[Any] = []
         self.saved: list[dict[str, Any]] = []
+        self.checkpointer = RecordingCheckpointer(self)
 
     @property
     def epoch(self) -> int:
@@ -130,25 +133,56 @@ class FakeRunner:
     def max_iters(self) -> int:
         return self.train_loop.max_iters
 
-    def save_checkpoint(self, out_dir: str, filename: str, save_optimizer: bool = True,
-                        save_param_scheduler: bool = True, meta: Any = None, by_epoch: bool = True) -> str:
+    def save_checkpoint(self, out_dir: str, filename: str, **options: Any) -> str:
+        """As Runner.save_checkpoint: through the Checkpointer, in the foreground."""
+        return self.checkpointer.save(filename, out_dir, async_save=False, **options)
+
+    def use_rank(self, rank: int) -> None:
+        """Act as process ``rank`` (its Checkpointer writes only on rank 0)."""
+        self.rank = rank
+        self.checkpointer = RecordingCheckpointer(self, rank)
+
+
+class FakeState:
+    """Captures a small checkpoint of a FakeRunner (the Checkpointer's state source)."""
+
+    def __init__(self, runner: FakeRunner) -> None:
+        self.runner = runner
+
+    def capture(self, save_optimizer: bool, save_param_scheduler: bool, meta: Any, by_epoch: bool) -> dict[str, Any]:
+        runner = self.runner
         checkpoint: dict[str, Any] = {
-            "meta": {"epoch": self.epoch, "iter": self.iter, **(meta or {})},
-            "state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "message_hub": self.message_hub.state_dict(),
+            "meta": {"epoch": runner.epoch, "iter": runner.iter, **(meta or {})},
+            "state_dict": {k: v.detach().clone() for k, v in runner.model.state_dict().items()},
+            "message_hub": runner.message_hub.state_dict(),
         }
         if save_optimizer:
             checkpoint["optimizer"] = {"state": "opt"}
         if save_param_scheduler:
             checkpoint["param_schedulers"] = [{"last_step": 1}]
-        for hook in self.hooks:
-            hook.before_save_checkpoint(self, checkpoint)
-        path = os.path.join(out_dir, filename)
-        os.makedirs(out_dir, exist_ok=True)
-        torch.save(checkpoint, path)
-        self.saved.append({"filename": filename, "save_optimizer": save_optimizer,
-                           "save_param_scheduler": save_param_scheduler, "meta": meta,
-                           "by_epoch": by_epoch, "checkpoint": checkpoint})
+        for hook in runner.hooks:
+            hook.before_save_checkpoint(runner, checkpoint)
+        runner.saved.append({"save_optimizer": save_optimizer, "save_param_scheduler": save_param_scheduler,
+                             "meta": meta, "by_epoch": by_epoch, "checkpoint": checkpoint})
+        return checkpoint
+
+    def restore(self, checkpoint: dict[str, Any], filename: str, resume_optimizer: bool, resume_param_scheduler: bool) -> None:
+        """Nothing to restore: tests position the fake loop themselves."""
+
+    def load_weights(self, checkpoint: dict[str, Any], filename: str, strict: bool, revise_keys: Any) -> None:
+        self.runner.model.load_state_dict(checkpoint["state_dict"])
+
+
+class RecordingCheckpointer(Checkpointer):
+    """A real Checkpointer over a FakeState that also notes each file name in ``runner.saved``."""
+
+    def __init__(self, runner: FakeRunner, rank: int = 0) -> None:
+        super().__init__(runner.work_dir, FakeState(runner), rank=rank, logger=runner.logger, message_hub=runner.message_hub)
+        self._fake_runner = runner
+
+    def save(self, filename: str, out_dir: str | None = None, **options: Any) -> str:
+        path = super().save(filename, out_dir, **options)
+        self._fake_runner.saved[-1]["filename"] = filename
         return path
 
 

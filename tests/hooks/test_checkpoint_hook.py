@@ -9,6 +9,7 @@ import torch
 
 from torchkiln.errors import ConfigError
 from torchkiln.hooks.checkpoint_hook import CheckpointHook
+from torchkiln.runner.checkpointer import BestRecord
 
 
 def _files(folder: str) -> list[str]:
@@ -20,9 +21,14 @@ def _pointer(folder: str) -> str:
         return fh.read()
 
 
-def _train(runner, hook, drive, epochs, scores=None, key="accuracy"):
+def _start(runner, hook):
     runner.hooks = [hook]
+    hook.before_run(runner)
     hook.before_train(runner)
+
+
+def _train(runner, hook, drive, epochs, scores=None, key="accuracy"):
+    _start(runner, hook)
     for e in range(epochs):
         drive.train_epoch(runner, [hook])
         if scores is not None:
@@ -75,8 +81,7 @@ def test_max_keep_ckpts_keeps_best_and_latest(make_runner, drive):
     hook = CheckpointHook(interval=1, max_keep_ckpts=2, save_best="accuracy")
     _train(runner, hook, drive, 5, scores=[0.5, 0.9, 0.7, 0.6, 0.8])
     assert _files(runner.work_dir) == ["best_accuracy_epoch_2.pth", "epoch_4.pth", "epoch_5.pth"]
-    assert hook.keep_ckpt_ids == [4, 5]
-    assert runner.message_hub.get_info("keep_ckpt_ids") == [4, 5]
+    assert runner.checkpointer.record.periodic == ["epoch_4.pth", "epoch_5.pth"]
 
 
 def test_pruning_never_deletes_a_best_checkpoint(make_runner, drive):
@@ -90,21 +95,21 @@ def test_pruning_never_deletes_a_best_checkpoint(make_runner, drive):
 def test_pruning_never_deletes_the_pointer_target(make_runner, drive):
     runner = make_runner(max_epochs=2, iters_per_epoch=1)
     hook = CheckpointHook(interval=1, max_keep_ckpts=1)
-    runner.hooks = [hook]
-    hook.before_train(runner)
+    _start(runner, hook)
     drive.train_epoch(runner, [hook])
     epoch_1 = os.path.join(runner.work_dir, "epoch_1.pth")
     epoch_2 = os.path.join(runner.work_dir, "epoch_2.pth")
     assert _pointer(runner.work_dir) == epoch_1
-    # A newer tracked file appears while the pointer still names epoch_1 (the hook's own
+    # A newer tracked file appears while the pointer still names epoch_1 (the Checkpointer's
     # memory of its last save is cleared, so only the pointer file protects epoch_1).
     open(epoch_2, "wb").close()
-    hook.keep_ckpt_ids.append(2)
-    hook.last_ckpt = None
-    hook._prune(runner)
+    checkpointer = runner.checkpointer
+    checkpointer.record.periodic.append("epoch_2.pth")
+    checkpointer.last_saved = None
+    checkpointer._prune()
     assert os.path.isfile(epoch_1)
     assert not os.path.exists(epoch_2)
-    assert hook.keep_ckpt_ids == [1]
+    assert checkpointer.record.periodic == ["epoch_1.pth"]
 
 
 @pytest.mark.parametrize(
@@ -160,8 +165,7 @@ def test_best_less_rule_and_iteration_names(make_runner, drive):
 def test_several_best_keys(make_runner, drive):
     runner = make_runner(max_epochs=2, iters_per_epoch=1)
     hook = CheckpointHook(save_last=False, save_best=["acc", "loss"])
-    runner.hooks = [hook]
-    hook.before_train(runner)
+    _start(runner, hook)
     for metrics in ({"acc": 0.5, "loss": 1.0}, {"acc": 0.4, "loss": 0.5}):
         drive.train_epoch(runner, [hook])
         drive.val(runner, [hook], metrics)
@@ -181,8 +185,7 @@ def test_auto_picks_the_first_metric(make_runner, drive):
 def test_missing_best_key_is_a_clear_error(make_runner, drive):
     runner = make_runner(max_epochs=1, iters_per_epoch=1)
     hook = CheckpointHook(save_best="acc/top2")
-    runner.hooks = [hook]
-    hook.before_train(runner)
+    _start(runner, hook)
     with pytest.raises(ConfigError, match="acc/top2") as info:
         hook.after_val_epoch(runner, {"acc/top1": 0.5})
     assert "did you mean 'acc/top1'" in str(info.value)
@@ -198,28 +201,30 @@ def test_standalone_validation_saves_no_best(make_runner, drive):
 def test_state_survives_resume_through_checkpoint_meta(make_runner, drive):
     runner = make_runner(max_epochs=4, iters_per_epoch=1)
     hook = CheckpointHook(interval=1, max_keep_ckpts=2, save_best="acc")
-    runner.hooks = [hook]
-    hook.before_train(runner)
+    _start(runner, hook)
     for score in (0.6, 0.9):
         drive.train_epoch(runner, [hook])
         drive.val(runner, [hook], {"acc": score})
-    saved = torch.load(os.path.join(runner.work_dir, "epoch_2.pth"), weights_only=True)
-    state = saved["meta"]["checkpoint_hook"]
-    assert state["keep_ckpt_ids"] == [1, 2]
+    saved_path = os.path.join(runner.work_dir, "epoch_2.pth")
+    state = torch.load(saved_path, weights_only=True)["meta"]["checkpointer"]
+    assert state["periodic"] == ["epoch_1.pth", "epoch_2.pth"]
 
     # A new process: same work_dir, fresh runner and hook, resumed from epoch_2.
     resumed = make_runner(work_dir=runner.work_dir, max_epochs=4, iters_per_epoch=1)
     hook2 = CheckpointHook(interval=1, max_keep_ckpts=2, save_best="acc")
     resumed.hooks = [hook2]
+    hook2.before_run(resumed)
+    resumed.checkpointer.resume(saved_path)
     resumed.train_loop.epoch, resumed.train_loop.iter = 2, 2
-    hook2.after_load_checkpoint(resumed, saved)
     hook2.before_train(resumed)
     # epoch_2 was written before its validation (best 0.6 then); best_checkpoints.json
     # knows about the 0.9 written after it.
-    assert state["best_score"] == [0.6]
-    assert hook2.best_score == [0.9]
-    assert hook2.best_ckpt == [os.path.join(runner.work_dir, "best_acc_epoch_2.pth")]
-    assert hook2.keep_ckpt_ids == [1, 2]
+    assert state["best"]["acc"]["score"] == 0.6
+    best = resumed.checkpointer.best("acc")
+    assert best is not None and best.score == 0.9
+    assert best.path == os.path.join(runner.work_dir, "best_acc_epoch_2.pth")
+    assert resumed.checkpointer.record.periodic == ["epoch_1.pth", "epoch_2.pth"]
+    assert resumed.message_hub.get_info("best_score") == 0.9
     drive.train_epoch(resumed, [hook2])
     drive.val(resumed, [hook2], {"acc": 0.7})  # worse than 0.9: no new best
     assert _files(resumed.work_dir) == ["best_acc_epoch_2.pth", "epoch_2.pth", "epoch_3.pth"]
@@ -228,29 +233,31 @@ def test_state_survives_resume_through_checkpoint_meta(make_runner, drive):
     assert _files(resumed.work_dir) == ["best_acc_epoch_4.pth", "epoch_3.pth", "epoch_4.pth"]
 
 
-def test_state_from_message_hub(make_runner):
+def test_state_of_an_older_checkpoint_layout_is_read(make_runner, tmp_path):
     runner = make_runner()
-    runner.message_hub.update_info("best_score", 0.8)
-    runner.message_hub.update_info("best_ckpt", "/x/best_acc_epoch_1.pth")
-    runner.message_hub.update_info("keep_ckpt_ids", [3, 4])
-    hook = CheckpointHook(save_best="acc")
-    hook.before_train(runner)
-    assert hook.best_score == [0.8] and hook.best_ckpt == ["/x/best_acc_epoch_1.pth"]
-    assert hook.keep_ckpt_ids == [3, 4]
+    runner.hooks = [CheckpointHook(save_best="acc")]
+    older = {
+        "meta": {"epoch": 1, "iter": 4, "checkpoint_hook": {
+            "out_dir": runner.work_dir, "keys": ["acc"], "rules": ["greater"],
+            "best_score": [0.8], "best_ckpt": ["/x/best_acc_epoch_1.pth"], "keep_ckpt_ids": [1],
+        }},
+        "state_dict": runner.model.state_dict(),
+    }
+    path = str(tmp_path / "older.pth")
+    torch.save(older, path)
+    runner.checkpointer.resume(path)
+    assert runner.checkpointer.best("acc") == BestRecord(0.8, "/x/best_acc_epoch_1.pth", "greater")
 
 
 def test_checkpoint_of_another_run_leaves_state_alone(make_runner, drive, tmp_path):
     other = make_runner(max_epochs=1, iters_per_epoch=1)
     hook = CheckpointHook(interval=1, save_best="acc")
-    other.hooks = [hook]
-    hook.before_train(other)
+    _start(other, hook)
     drive.train_epoch(other, [hook])
     drive.val(other, [hook], {"acc": 0.99})
-    saved = torch.load(os.path.join(other.work_dir, "best_acc_epoch_1.pth"), weights_only=True)
     runner = make_runner()
-    fresh = CheckpointHook(interval=1, save_best="acc")
-    fresh.after_load_checkpoint(runner, saved)
-    assert fresh.best_score == [None] and fresh.keep_ckpt_ids == []
+    runner.checkpointer.resume(os.path.join(other.work_dir, "best_acc_epoch_1.pth"))
+    assert runner.checkpointer.best("acc") is None and runner.checkpointer.record.periodic == []
 
 
 def test_previous_best_outside_the_folder_is_not_deleted(make_runner, drive, tmp_path):
@@ -258,8 +265,7 @@ def test_previous_best_outside_the_folder_is_not_deleted(make_runner, drive, tmp
     foreign.mkdir()
     (foreign / "best_acc_epoch_1.pth").write_bytes(b"x")
     runner = make_runner(max_epochs=1, iters_per_epoch=1)
-    runner.message_hub.update_info("best_score", 0.1)
-    runner.message_hub.update_info("best_ckpt", str(foreign / "best_acc_epoch_1.pth"))
+    runner.checkpointer.record.best["acc"] = BestRecord(0.1, str(foreign / "best_acc_epoch_1.pth"), "greater")
     hook = CheckpointHook(save_last=False, save_best="acc")
     _train(runner, hook, drive, 1, scores=[0.5], key="acc")
     assert (foreign / "best_acc_epoch_1.pth").exists()
@@ -268,13 +274,14 @@ def test_previous_best_outside_the_folder_is_not_deleted(make_runner, drive, tmp
 
 def test_only_rank_zero_touches_files(make_runner, drive):
     runner = make_runner(max_epochs=3, iters_per_epoch=1)
-    runner.rank = 1
+    runner.use_rank(1)
     hook = CheckpointHook(interval=1, max_keep_ckpts=1)
     _train(runner, hook, drive, 3)
-    # The fake runner writes on every rank; the hook itself neither prunes nor points.
-    assert _files(runner.work_dir) == ["epoch_1.pth", "epoch_2.pth", "epoch_3.pth"]
+    # Every rank captures (captures may be collective) and keeps the same record; only rank 0 writes.
+    assert len(runner.saved) == 3
+    assert _files(runner.work_dir) == []
     assert not os.path.exists(os.path.join(runner.work_dir, "last_checkpoint"))
-    assert hook.keep_ckpt_ids == [3]
+    assert runner.checkpointer.record.periodic == ["epoch_3.pth"]
 
 
 def test_published_keys(make_runner, drive):
@@ -298,6 +305,5 @@ def test_a_fresh_run_ignores_an_old_best_record(make_runner, drive):
     with open(os.path.join(runner.work_dir, "best_checkpoints.json"), encoding="utf-8") as fh:
         assert '"score": 0.9' in fh.read()
     fresh = make_runner(work_dir=runner.work_dir, max_epochs=1, iters_per_epoch=1)
-    hook = CheckpointHook(save_last=False, save_best="acc")
-    hook.before_train(fresh)
-    assert hook.best_score == [None]
+    _start(fresh, CheckpointHook(save_last=False, save_best="acc"))
+    assert fresh.checkpointer.best("acc") is None

@@ -59,7 +59,7 @@ def train(cfg: dict[str, Any], *, resume: Any = False, stop_at: int | None = Non
 
 def weights(runner: Any) -> dict[str, torch.Tensor]:
     """The unwrapped model's state, copied."""
-    return {k: v.detach().clone() for k, v in runner._unwrapped_model().state_dict().items()}
+    return {k: v.detach().clone() for k, v in runner.unwrapped_model.state_dict().items()}
 
 
 def assert_bit_identical(a: dict[str, Any], b: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ def test_async_checkpoints_equal_sync_ones(tmp_path):
         b = _flat(torch.load(tmp_path / "async" / name, weights_only=True))
         assert set(a) == set(b)
         for key in a:
-            if key.startswith(("meta.time", "meta.cfg", "meta.experiment_name", "meta.checkpoint_hook.out_dir", "message_hub.")):
+            if key.startswith(("meta.time", "meta.cfg", "meta.experiment_name", "meta.checkpointer.out_dir", "message_hub.")):
                 continue
             same = torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
             assert same, key

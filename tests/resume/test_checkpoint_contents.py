@@ -45,13 +45,13 @@ def test_meta(saved):
     cfg = parse_yaml(meta["cfg"])
     assert cfg["train_cfg"]["max_epochs"] == 2
     assert cfg["model"]["type"] == "DigitsMLP"
-    assert meta["checkpoint_hook"]["out_dir"] == runner.work_dir
+    assert meta["checkpointer"]["out_dir"] == runner.work_dir
 
 
 def test_model_optimizer_scaler_and_schedulers(saved):
     runner, _, ckpt = saved
     # The model's own (source) weights; EMAHook keeps the average in state_dict.
-    assert set(ckpt["state_dict"]) == set(runner._unwrapped_model().state_dict())
+    assert set(ckpt["state_dict"]) == set(runner.unwrapped_model.state_dict())
     assert all(v.device.type == "cpu" for v in ckpt["state_dict"].values())
     assert {"steps", "module.backbone.0.weight", "module.head.weight"} <= set(ckpt["ema_state_dict"])
     assert "loss_scaler" not in ckpt["optimizer"]

@@ -51,7 +51,7 @@ def _worker(rank: int, init_file: str, folder: str, phase: str) -> None:
             out["code"] = exc.exit_code
             out["message"] = str(exc)
         out["iter"] = runner.iter
-        out["weights"] = {k: v.detach().clone() for k, v in runner._unwrapped_model().state_dict().items()}
+        out["weights"] = {k: v.detach().clone() for k, v in runner.unwrapped_model.state_dict().items()}
     finally:
         tdist.destroy_process_group()
     with open(f"{folder}/{phase}_rank{rank}.pkl", "wb") as fh:

@@ -50,7 +50,7 @@ def test_the_comparison_notices_a_lost_rng_state(tmp_path, monkeypatch):
     straight = train(cfg)
     cut = dict(cfg, work_dir=str(tmp_path / "cut"))
     train(cut, stop_at=12)
-    monkeypatch.setattr("torchkiln.runner.checkpointing.restore_rng_state", lambda state: None)
+    monkeypatch.setattr("torchkiln.runner.training_state.restore_rng_state", lambda state: None)
     resumed = train(cut, resume=True)
     with pytest.raises(AssertionError, match="differ"):
         assert_bit_identical(weights(straight), weights(resumed))

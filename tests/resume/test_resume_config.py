@@ -63,7 +63,7 @@ def test_resume_true_without_checkpoint_trains_from_scratch(tmp_path):
 def weights_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
     runner = train(config(str(folder), by_epoch=False, max_iters=2, interval=-1, progress=False))
-    state = runner._unwrapped_model().state_dict()
+    state = runner.unwrapped_model.state_dict()
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, folder / "ddp_style.pth")
     torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, folder / "prefixed.pth")
     partial = {k: v for k, v in state.items() if not k.startswith("head.")}
@@ -85,7 +85,7 @@ def _load(folder, load_from):
 def test_load_from_strips_module_prefix_by_default(weights_file):
     folder, state = weights_file
     runner, logs = _load(folder, str(folder / "ddp_style.pth"))
-    loaded = runner._unwrapped_model().state_dict()
+    loaded = runner.unwrapped_model.state_dict()
     assert all(torch.equal(loaded[k], state[k]) for k in state)
     assert any("all keys matched" in e["event"] for e in logs)
 
@@ -93,7 +93,7 @@ def test_load_from_strips_module_prefix_by_default(weights_file):
 def test_load_from_dict_with_revise_keys(weights_file):
     folder, state = weights_file
     runner, _ = _load(folder, {"path": str(folder / "prefixed.pth"), "revise_keys": [["^net\\.", ""]]})
-    loaded = runner._unwrapped_model().state_dict()
+    loaded = runner.unwrapped_model.state_dict()
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
 

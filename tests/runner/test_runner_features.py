@@ -137,9 +137,9 @@ def test_iter_based_validation_interval(tmp_path):
 
 def test_default_hooks_merge_and_remove(tmp_path):
     runner = _runner(tmp_path, default_hooks=dict(checkpoint=None, logger=dict(interval=3), timer=None))
-    names = [type(h).__name__ for h in runner._host.get_plugins()]
+    names = [type(h).__name__ for h in runner.hook_host.get_plugins()]
     assert "CheckpointHook" not in names and "IterTimerHook" not in names
-    logger = next(h for h in runner._host.get_plugins() if type(h).__name__ == "LoggerHook")
+    logger = next(h for h in runner.hook_host.get_plugins() if type(h).__name__ == "LoggerHook")
     assert logger.interval == 3
     assert {"RuntimeInfoHook", "ParamSchedulerHook", "DistSamplerSeedHook"} <= set(names)
 

@@ -116,6 +116,7 @@ class JsonlWriter:
         if folder:
             os.makedirs(folder, exist_ok=True)
         self._sink: Any = _sink_class()(self.path, flush_interval_s, max_buffered)
+        self._pid = os.getpid()
         with _registry_lock:
             _writers.add(self)
 
@@ -133,12 +134,19 @@ class JsonlWriter:
         self._sink.write(line)
 
     def flush(self) -> None:
-        """Write every queued line and return when it is in the file."""
-        self._sink.flush()
+        """Write every queued line and return when it is in the file (no-op in a forked copy)."""
+        if os.getpid() == self._pid:
+            self._sink.flush()
 
     def close(self) -> None:
-        """Flush and close; later calls do nothing."""
-        self._sink.close()
+        """Flush and close; later calls do nothing.
+
+        In a process forked from the one that opened the file, the writing thread does not
+        exist (fork copies only the calling thread): the copy is dropped, and the lines it
+        holds stay the parent's to write.
+        """
+        if os.getpid() == self._pid:
+            self._sink.close()
         with _registry_lock:
             _writers.discard(self)
 

@@ -11,6 +11,7 @@ from torchkiln.runner.checkpoint_io import (
     find_latest_checkpoint,
     load_checkpoint_file,
 )
+from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.eval_loops import TestLoop, ValLoop
 from torchkiln.runner.model_state import LoadReport, load_model_state
 from torchkiln.runner.runner import Runner
@@ -19,6 +20,7 @@ from torchkiln.runner.train_loops import EpochBasedTrainLoop, IterBasedTrainLoop
 __all__ = [
     "BaseLoop",
     "CheckpointError",
+    "Checkpointer",
     "CheckpointWriter",
     "EpochBasedTrainLoop",
     "IterBasedTrainLoop",

@@ -33,3 +33,11 @@ class BaseLoop:
     def run(self) -> Any:
         """Run the loop; subclasses define what it returns."""
         raise NotImplementedError
+
+    def restore_position(self, position: dict[str, Any], skip: int, replay: int) -> None:
+        """Resume at a checkpoint's ``epoch`` and ``iter`` (MMEngine's ``_epoch``/``_iter``
+        fields, for train loops written for MMEngine). The built-in loops also restore the
+        batch position (``skip``/``replay``) and a pending validation.
+        """
+        self._epoch = int(position.get("epoch", 0))
+        self._iter = int(position.get("iter", 0))

@@ -169,7 +169,7 @@ def _train(cfg: Any, stop_at: int) -> tuple[Any, float, str | None]:
     try:
         runner.train()
     except RunInterrupted:
-        checkpoint = runner._resume_path()
+        checkpoint = runner.checkpointer.latest()
     return runner, time.perf_counter() - start, checkpoint
 
 
@@ -216,8 +216,8 @@ def _check(config_path: str, iters: int, cfg_options: Sequence[str], root: str) 
     second, t_second, _ = _train(_run_config(config_path, cfg_options, resumed_dir, "resumed", checkpoint), 2 * n)
     lines.append(f"  resumed run:         {second.iter - first.iter} more iterations in {t_second:.1f} s, ends at {second.iter}")
 
-    a = {k: v.detach().cpu() for k, v in straight._unwrapped_model().state_dict().items()}
-    b = {k: v.detach().cpu() for k, v in second._unwrapped_model().state_dict().items()}
+    a = {k: v.detach().cpu() for k, v in straight.unwrapped_model.state_dict().items()}
+    b = {k: v.detach().cpu() for k, v in second.unwrapped_model.state_dict().items()}
     total, differing, first_key, diff = compare_states(a, b)
     if straight.iter != second.iter:
         differing = max(differing, 1)

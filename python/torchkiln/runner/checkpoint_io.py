@@ -36,6 +36,7 @@ __all__ = [
     "atomic_write_text",
     "find_latest_checkpoint",
     "load_checkpoint_file",
+    "read_pointer",
     "remove_stale_temp_files",
     "stage_on_cpu",
 ]
@@ -150,7 +151,8 @@ class CheckpointWriter:
     ``save`` or ``wait``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._error_path: str | None = None
@@ -169,23 +171,23 @@ class CheckpointWriter:
         :param background: stage the tensors as CPU copies and write in a background thread.
         :param on_written: called with ``path`` once the file is complete (in the writing thread).
         """
-        start = time.perf_counter()
+        start = self._clock()
         self.wait()
         if not background:
             self._write(obj, path, on_written)
-            return time.perf_counter() - start
+            return self._clock() - start
         staged = stage_on_cpu(obj)
         thread = threading.Thread(
             target=self._background, args=(staged, path, on_written), name="torchkiln-checkpoint-writer", daemon=True
         )
         self._thread = thread
         thread.start()
-        return time.perf_counter() - start
+        return self._clock() - start
 
     def _write(self, obj: Any, path: str, on_written: Callable[[str], None] | None) -> None:
-        start = time.perf_counter()
+        start = self._clock()
         atomic_save(obj, path)
-        self.last_write_s = time.perf_counter() - start
+        self.last_write_s = self._clock() - start
         if on_written is not None:
             on_written(path)
 
@@ -268,15 +270,23 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
     return obj
 
 
-def find_latest_checkpoint(work_dir: str) -> str | None:
-    """The checkpoint ``work_dir/last_checkpoint`` points to, or None when there is none."""
-    pointer = os.path.join(work_dir, LAST_CHECKPOINT)
-    if not os.path.isfile(pointer):
+def read_pointer(folder: str) -> str | None:
+    """The absolute path ``folder/last_checkpoint`` names, or None without a (non-empty) pointer.
+
+    The file it names may not exist; callers decide what that means.
+    """
+    pointer = os.path.join(folder, LAST_CHECKPOINT)
+    try:
+        with open(pointer, encoding="utf-8") as fh:
+            target = fh.read().strip()
+    except OSError:
         return None
-    with open(pointer, encoding="utf-8") as fh:
-        target = fh.read().strip()
     if not target:
         return None
-    if not os.path.isabs(target):
-        target = os.path.join(work_dir, target)
-    return target if os.path.isfile(target) else None
+    return target if os.path.isabs(target) else os.path.join(folder, target)
+
+
+def find_latest_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint ``work_dir/last_checkpoint`` points to, or None when there is none."""
+    target = read_pointer(work_dir)
+    return target if target is not None and os.path.isfile(target) else None

@@ -96,12 +96,7 @@ def train(cfg: Any, args: Any) -> int:
 def _limit_for_dry_run(runner: Any) -> None:
     loop = runner.train_loop
     loop.dataloader = _LimitedLoader(loop.dataloader, 1)
-    if hasattr(loop, "_max_epochs"):
-        loop._max_epochs = 1
-    loop._max_iters = 1
-    loop.val_begin = 1
-    loop.val_interval = 1
-    loop.dynamic_milestones, loop.dynamic_intervals = [0], [1]
+    loop.limit_to_one_iteration()
     if runner.val_loop is not None:
         runner.val_loop.dataloader = _LimitedLoader(runner.val_loop.dataloader, 1)
 

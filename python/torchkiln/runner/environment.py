@@ -8,7 +8,9 @@ from typing import Any
 
 from torchkiln.errors import ConfigError
 
-__all__ = ["capture_rng_state", "restore_rng_state", "set_random_seed", "setup_env", "use_deterministic_algorithms"]
+__all__ = [
+    "RunEnvironment",
+    "capture_rng_state", "restore_rng_state", "set_random_seed", "setup_env", "use_deterministic_algorithms"]
 
 
 def set_random_seed(seed: int | None = None, deterministic: bool = False, diff_rank_seed: bool = False) -> int:
@@ -129,3 +131,54 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RunEnvironment:
+    """A run's process environment: distribution (``launcher``), ``env_cfg`` and randomness.
+
+    Built first by the Runner, before anything random is: it joins or starts the process
+    group, applies ``env_cfg`` (multiprocessing start method, thread counts, cudnn) and seeds
+    every generator.
+
+    :param launcher: ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+    :param env_cfg: ``{dist_cfg, mp_cfg, cudnn_benchmark}``.
+    :param randomness: ``{seed, deterministic, diff_rank_seed}``.
+    """
+
+    LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+
+    def __init__(self, launcher: str, env_cfg: dict[str, Any] | None, randomness: dict[str, Any] | None) -> None:
+        from torchkiln.dist import get_dist_info, init_dist, is_distributed
+
+        self.launcher = launcher or "none"
+        env_cfg = env_cfg or {}
+        if self.launcher not in self.LAUNCHERS:
+            raise ConfigError(f"unknown launcher {self.launcher!r}", where="launcher", hint="use none, pytorch, slurm or mpi")
+        if self.launcher != "none" and not is_distributed():
+            init_dist(self.launcher, **dict(env_cfg.get("dist_cfg") or {}))
+        elif self.launcher == "none" and not is_distributed() and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            import warnings
+
+            warnings.warn(
+                f"this process was started by a launcher (WORLD_SIZE={os.environ['WORLD_SIZE']}) but launcher is "
+                "'none': every process trains alone on the whole dataset; pass --launcher pytorch (torchrun), "
+                "slurm or mpi to train together",
+                stacklevel=4,
+            )
+        self.rank, self.world_size = get_dist_info()
+        self.distributed = self.world_size > 1 or is_distributed()
+        setup_env(env_cfg)
+        randomness = randomness or {}
+        self.deterministic = bool(randomness.get("deterministic", False))
+        self.diff_rank_seed = bool(randomness.get("diff_rank_seed", False))
+        self.seed = set_random_seed(randomness.get("seed"), self.deterministic, self.diff_rank_seed)
+
+    def device(self) -> Any:
+        """The device this process trains on: its local GPU, else the CPU."""
+        import torch
+
+        if torch.cuda.is_available():
+            from torchkiln.dist import get_local_rank
+
+            return torch.device("cuda", get_local_rank() if self.distributed else torch.cuda.current_device())
+        return torch.device("cpu")

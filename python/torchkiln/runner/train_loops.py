@@ -18,6 +18,7 @@ validation before training on.
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ def check_train_outputs(model: Any, outputs: Any) -> None:
 IDLE = "idle"
 ITER_END = "iter_end"  # after_train_iter hooks run: the iteration is done, not yet counted
 EPOCH_END = "epoch_end"  # after_train_epoch hooks run: the epoch is done, not yet counted
+_PHASE_OF_MOUNT_POINT = {"after_train_iter": ITER_END, "after_train_epoch": EPOCH_END}
 
 
 def set_epoch_everywhere(dataloader: Any, epoch: int) -> None:
@@ -147,6 +149,13 @@ class _TrainLoopMixin:
         self._pass_pos = 0
         self._pass_generator_state = None
 
+    def _next_pass(self) -> Iterator[Any]:
+        """Count the finished pass as an epoch and start the next one."""
+        self._epoch += 1
+        self._end_pass()
+        set_epoch_everywhere(self.dataloader, self._epoch)
+        return self._start_pass()
+
     # ------------------------------------------------------------------ validation
     def _validation_due_after_epoch(self, epochs_done: int) -> bool:
         return False
@@ -218,6 +227,48 @@ class _TrainLoopMixin:
         self._resume_skip = int(skip)
         self._resume_replay = int(replay)
         self._phase = IDLE
+
+    @contextlib.contextmanager
+    def finishing(self, mount_point: str) -> Iterator[None]:
+        """While ``after_train_iter``/``after_train_epoch`` hooks run outside :meth:`run_iter`
+        (a custom loop calling them through ``runner.call_hook``): the running iteration or
+        epoch counts as finished for checkpoints taken meanwhile. Other mount points: no effect.
+        """
+        phase = _PHASE_OF_MOUNT_POINT.get(mount_point)
+        if phase is None or self._phase != IDLE:
+            yield
+            return
+        self._phase = phase
+        try:
+            yield
+        finally:
+            self._phase = IDLE
+
+    def limit_to_one_iteration(self) -> None:
+        """Train one iteration and validate after it (``torchkiln train --dry-run``)."""
+        self._limit_length()
+        self.val_begin = 1
+        self.val_interval = 1
+        self.dynamic_milestones, self.dynamic_intervals = [0], [1]
+
+    def _limit_length(self) -> None:
+        raise NotImplementedError
+
+    def _train_one(self, idx: int, data_batch: Any) -> None:
+        """One training iteration: hooks, ``train_step``, hooks; then count it."""
+        runner = self._runner
+        hooks = runner.hooks
+        hooks.before_train_iter(runner, idx, data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        if not self._outputs_checked:
+            check_train_outputs(runner.model, outputs)
+            self._outputs_checked = True
+        self._phase = ITER_END
+        try:
+            hooks.after_train_iter(runner, idx, data_batch, outputs)
+        finally:
+            self._phase = IDLE
+        self._iter += 1
 
 
 @LOOPS.register_module()
@@ -304,19 +355,11 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
 
     def run_iter(self, idx: int, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks."""
-        runner = self._runner
-        hooks = runner.hooks
-        hooks.before_train_iter(runner, idx, data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        if not self._outputs_checked:
-            check_train_outputs(runner.model, outputs)
-            self._outputs_checked = True
-        self._phase = ITER_END
-        try:
-            hooks.after_train_iter(runner, idx, data_batch, outputs)
-        finally:
-            self._phase = IDLE
-        self._iter += 1
+        self._train_one(idx, data_batch)
+
+    def _limit_length(self) -> None:
+        self._max_epochs = 1
+        self._max_iters = 1
 
 
 class _InfiniteLoader:
@@ -327,16 +370,12 @@ class _InfiniteLoader:
         self._iterator = loop._start_pass()
 
     def __next__(self) -> Any:
-        loop = self._loop
         try:
             batch = next(self._iterator)
         except StopIteration:
-            loop._epoch += 1
-            loop._end_pass()
-            set_epoch_everywhere(loop.dataloader, loop._epoch)
-            self._iterator = loop._start_pass()
+            self._iterator = self._loop._next_pass()
             batch = next(self._iterator)
-        loop._pass_pos += 1
+        self._loop._pass_pos += 1
         return batch
 
 
@@ -407,18 +446,8 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         return self._validation_due_after_iter(self._iter)
 
     def run_iter(self, data_batch: Any) -> None:
-        """One training iteration: hooks, ``train_step``, hooks."""
-        runner = self._runner
-        hooks = runner.hooks
-        idx = self._iter
-        hooks.before_train_iter(runner, idx, data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        if not self._outputs_checked:
-            check_train_outputs(runner.model, outputs)
-            self._outputs_checked = True
-        self._phase = ITER_END
-        try:
-            hooks.after_train_iter(runner, idx, data_batch, outputs)
-        finally:
-            self._phase = IDLE
-        self._iter += 1
+        """One training iteration: hooks, ``train_step``, hooks (``batch_idx`` is the iteration)."""
+        self._train_one(self._iter, data_batch)
+
+    def _limit_length(self) -> None:
+        self._max_iters = 1
