@@ -58,8 +58,9 @@ from torchkiln import BaseModel, Hook, Runner
 TARGET_RATIO = 0.99
 PRECISIONS = ("fp32", "bf16", "fp16")
 SYNC_MESSAGE = "called a synchronizing CUDA operation"
-TORCHKILN_DIR = str(Path(torchkiln.__file__).resolve().parent)
-TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+# Package folders with a trailing separator, so ".../torch/" is no prefix of ".../torchkiln/".
+TORCHKILN_DIR = os.path.join(str(Path(torchkiln.__file__).resolve().parent), "")
+TORCH_DIR = os.path.join(str(Path(torch.__file__).resolve().parent), "")
 SECTIONS = ("throughput", "host_syncs", "tiny_step_rate", "amp_overflow", "scaler_resume")
 
 
@@ -521,7 +522,17 @@ class SyncEvent:
     stack: list[str] = field(default_factory=list)  # frames outside torch, outermost first
 
 
-_STDLIB_WARNINGS = warnings.__file__
+_WARNINGS_DIR = os.path.join(str(Path(warnings.__file__).resolve().parent), "")
+_WARNINGS_FILES = ("warnings.py", "_py_warnings.py")  # the warnings module's own frames
+
+
+def _under(frame: traceback.FrameSummary, folder: str) -> bool:
+    return os.path.realpath(frame.filename).startswith(folder)
+
+
+def _is_warnings_machinery(frame: traceback.FrameSummary) -> bool:
+    path = os.path.realpath(frame.filename)
+    return path.startswith(_WARNINGS_DIR) and os.path.basename(path) in _WARNINGS_FILES
 
 
 def _frame_text(frame: traceback.FrameSummary) -> str:
@@ -530,17 +541,13 @@ def _frame_text(frame: traceback.FrameSummary) -> str:
 
 def describe_sync(stack: list[traceback.FrameSummary]) -> SyncEvent:
     """Attribute a synchronisation to the innermost frame that is not torch's own code."""
-    outside = [
-        f
-        for f in stack
-        if not f.filename.startswith(TORCH_DIR) and not f.filename.startswith(_STDLIB_WARNINGS)
-    ]
+    outside = [f for f in stack if not _under(f, TORCH_DIR) and not _is_warnings_machinery(f)]
     culprit = outside[-1] if outside else stack[-1]
-    engine = [f for f in stack if f.filename.startswith(TORCHKILN_DIR)]
+    engine = [f for f in stack if _under(f, TORCHKILN_DIR)]
     return SyncEvent(
         culprit=_frame_text(culprit),
         engine_frame=_frame_text(engine[-1]) if engine else None,
-        in_engine=culprit.filename.startswith(TORCHKILN_DIR),
+        in_engine=_under(culprit, TORCHKILN_DIR),
         stack=[_frame_text(f) for f in outside[-12:]],
     )
 

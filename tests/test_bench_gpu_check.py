@@ -153,14 +153,18 @@ def test_a_sync_is_attributed_to_the_innermost_frame_outside_torch(gpu_check):
 
     stack = [
         frame("/work/train.py", "main"),
-        frame(f"{gpu_check.TORCHKILN_DIR}/runner/runner.py", "train"),
-        frame(f"{gpu_check.TORCHKILN_DIR}/optim/optimizer/amp_optim_wrapper.py", "step"),
-        frame(f"{gpu_check.TORCH_DIR}/amp/grad_scaler.py", "step"),
+        frame(gpu_check.TORCHKILN_DIR + "runner/runner.py", "train"),
+        frame(gpu_check.TORCHKILN_DIR + "optim/optimizer/amp_optim_wrapper.py", "step"),
+        frame(gpu_check.TORCH_DIR + "amp/grad_scaler.py", "step"),
     ]
     event = gpu_check.describe_sync(stack)
     assert "amp_optim_wrapper.py:7 in step" in event.culprit
     assert event.in_engine is True and event.engine_frame == event.culprit
     assert len(event.stack) == 3  # torch's own frames are left out
+    sibling = (
+        gpu_check.TORCH_DIR.rstrip("/") + "kiln_like/x.py"
+    )  # ".../torchkiln_like": not torch's
+    assert gpu_check.describe_sync([*stack[:3], frame(sibling, "f")]).culprit.startswith(sibling)
     model_sync = gpu_check.describe_sync([*stack[:2], frame("/work/model.py", "forward"), stack[3]])
     assert model_sync.in_engine is False and "runner.py" in model_sync.engine_frame
 
