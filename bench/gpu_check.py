@@ -1030,6 +1030,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"<!-- {where}; torch {env['torch']}; Python {env['python']}; {report['seconds']:.0f} s -->"
     ]
+    if report["quick"]:
+        lines += [
+            "",
+            "_Quick form (`--quick`): a smoke run with tiny sizes; its rates and ratios mean nothing._",
+        ]
     if not env["cuda_available"]:
         lines += [
             "",

@@ -57,6 +57,7 @@ def test_quick_form_reports_every_section(gpu_check, quick_report):
         assert "GPU numbers: not measured" in table
     else:
         assert report["throughput"]["status"] == report["host_syncs"]["status"] == "ran"
+    assert report["quick"] is True and "Quick form" in table
 
 
 def test_tiny_step_rate_ran(quick_report):
