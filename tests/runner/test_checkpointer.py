@@ -159,3 +159,15 @@ def test_only_rank_zero_writes(tmp_path):
     checkpointer.save_periodic("epoch_1.pth")
     assert state.captures == 1  # every rank captures: captures may be collective
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_listeners_hear_each_complete_file_and_cannot_break_saving(tmp_path):
+    checkpointer, _, _ = _checkpointer(tmp_path)
+    heard: list[tuple[str, str]] = []
+    checkpointer.add_listener(lambda path, kind: heard.append((os.path.basename(path), kind)))
+    checkpointer.add_listener(lambda path, kind: 1 / 0)
+    checkpointer.save_periodic("epoch_1.pth")
+    checkpointer.save_best("acc", 0.5, "greater", "best_acc_epoch_1.pth")
+    checkpointer.save_on_stop(3)
+    assert heard == [("epoch_1.pth", "periodic"), ("best_acc_epoch_1.pth", "best"), ("iter_3.pth", "stop")]
+    assert all(os.path.isfile(os.path.join(checkpointer.out_dir, name)) for name, _ in heard)

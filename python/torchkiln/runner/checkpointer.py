@@ -156,6 +156,7 @@ class Checkpointer:
         self._stop_template: str | None = None
         self.record = CheckpointRecord()
         self.last_saved: str | None = None
+        self._listeners: list[Callable[[str, str], None]] = []
 
     # ------------------------------------------------------------------ settings
     def configure(
@@ -192,6 +193,23 @@ class Checkpointer:
     def is_writer(self) -> bool:
         """Whether this process writes files (rank 0)."""
         return self._rank == 0
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(path, kind)`` on rank 0 once each checkpoint file is complete.
+
+        ``kind`` is ``periodic``, ``best``, ``stop`` or ``other``. Listeners run in the thread
+        that wrote the file (a background writer thread with ``async_save``), so they must be
+        quick or hand work to a thread of their own (e.g. a tracker uploading an artifact).
+        An exception in a listener is logged, never raised: a checkpoint on disk counts.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, path: str, kind: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(path, kind)
+            except Exception as exc:  # noqa: BLE001 - the file is written; a listener must not undo that
+                self._warning(f"checkpoint listener {listener!r} failed for {path}: {type(exc).__name__}: {exc}")
 
     def prepare_out_dir(self) -> None:
         """Before training: remove temporary files an interrupted save left, say where files go."""
@@ -235,6 +253,7 @@ class Checkpointer:
         by_epoch: bool = True,
         async_save: bool | None = None,
         on_written: Callable[[str], None] | None = None,
+        kind: str = "other",
     ) -> str:
         """Capture the state and write it to ``out_dir/filename``; return the path.
 
@@ -249,7 +268,13 @@ class Checkpointer:
         if not self.is_writer:
             return path
         background = self.async_save if async_save is None else async_save
-        stall = self._writer.save(checkpoint, path, background=background, on_written=on_written)
+
+        def written(done: str) -> None:
+            if on_written is not None:
+                on_written(done)
+            self._notify(done, kind)
+
+        stall = self._writer.save(checkpoint, path, background=background, on_written=written)
         if background:
             if self._hub is not None:
                 self._hub.update_info("checkpoint_stall_time", stall, resumed=False)
@@ -264,7 +289,7 @@ class Checkpointer:
         if filename in self.record.periodic:
             self.record.periodic.remove(filename)
         self.record.periodic.append(filename)
-        path = self.save(filename, on_written=self._point_to, **options)
+        path = self.save(filename, on_written=self._point_to, kind="periodic", **options)
         self.last_saved = path
         self._prune()
         self._drop_stop_checkpoint()
@@ -289,7 +314,7 @@ class Checkpointer:
             if previous is not None and _real(previous.path) != _real(done):
                 self._remove(previous.path)
 
-        return self.save(filename, on_written=written, **options)
+        return self.save(filename, on_written=written, kind="best", **options)
 
     def save_on_stop(self, step: int) -> str:
         """Save a resumable checkpoint after iteration ``step`` (training stops on a request)
@@ -308,7 +333,7 @@ class Checkpointer:
             filename = f"iter_{step}.pth"
             previous_stop = self.record.stop
             self.record.stop = os.path.join(self._out_dir, filename)
-        path = self.save(filename, async_save=False, by_epoch=False)
+        path = self.save(filename, async_save=False, by_epoch=False, kind="stop")
         if self.is_writer:
             self._point_to(path)
         self.last_saved = path
