@@ -11,6 +11,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
+from torchkiln.hooks._phase_length import loader_len
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
@@ -18,17 +19,6 @@ __all__ = ["IterTimerHook"]
 
 # Hub keys per mode, built once: (data time, iteration time).
 _KEYS = {mode: (f"{mode}/data_time", f"{mode}/time") for mode in ("train", "val", "test")}
-
-
-def _loader_len(runner: Any, mode: str) -> int | None:
-    loop = getattr(runner, f"{mode}_loop", None)
-    loader = getattr(loop, "dataloader", None)
-    if loader is None:
-        loader = getattr(runner, f"{mode}_dataloader", None)
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
 
 
 @HOOKS.register_module()
@@ -128,7 +118,7 @@ class IterTimerHook(Hook):
 
     def _after_eval_iter(self, runner: Any, mode: str, batch_idx: int) -> None:
         self._eval_total += self._record_time(runner, mode)
-        total = _loader_len(runner, mode)
+        total = loader_len(runner, mode)
         if total is not None:
             left = max(total - batch_idx - 1, 0)
             runner.message_hub.update_info("eta", self._eval_total / (batch_idx + 1) * left)

@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchkiln.errors import ConfigError
+from torchkiln.hooks._phase_length import loader_len
+from torchkiln.logging.scalars import is_scalar
 from torchkiln.hooks.hook import Hook
 from torchkiln.logging.sinks import JsonlWriter, to_jsonable
 from torchkiln.registry import HOOKS
@@ -39,18 +41,6 @@ __all__ = ["LoggerHook"]
 SCALARS_FILE = "scalars.jsonl"
 METRICS_FILE = "metrics.json"
 _WHERE = "default_hooks.logger"
-
-
-def _is_scalar(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return True
-    numel = getattr(value, "numel", None)
-    if callable(numel):
-        return numel() == 1
-    size = getattr(value, "size", None)
-    return isinstance(size, int) and size == 1
 
 
 def _run_context(runner: Any) -> dict[str, Any]:
@@ -67,17 +57,6 @@ def _run_context(runner: Any) -> dict[str, Any]:
         "iter": runner.iter + 1 if train else runner.iter,
         "mode": mode,
     }
-
-
-def _loader_len(runner: Any, mode: str) -> int:
-    loop = getattr(runner, f"{mode}_loop", None)
-    loader = getattr(loop, "dataloader", None)
-    if loader is None:
-        loader = getattr(runner, f"{mode}_dataloader", None)
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return 0
 
 
 @HOOKS.register_module()
@@ -205,10 +184,10 @@ class LoggerHook(Hook):
         self._after_eval_epoch(runner, "test", metrics)
 
     def _after_eval_epoch(self, runner: Any, mode: str, metrics: Mapping[str, Any] | None) -> None:
-        tag, line = runner.log_processor.get_log_after_epoch(runner, _loader_len(runner, mode), mode)
+        tag, line = runner.log_processor.get_log_after_epoch(runner, loader_len(runner, mode) or 0, mode)
         runner.logger.info(line)
         head = {"step": runner.iter, "epoch": runner.epoch, "mode": mode}
-        scalar_metrics = {k: v for k, v in (metrics or {}).items() if _is_scalar(v)}
+        scalar_metrics = {k: v for k, v in (metrics or {}).items() if is_scalar(v)}
         self._write_record(runner, head, {**scalar_metrics, **tag})
         self._latest_metrics[mode] = {**head, **to_jsonable(dict(metrics or {}))}
         if getattr(runner, "rank", 0) == 0:

@@ -18,33 +18,10 @@ from typing import Any
 
 from torchkiln.errors import ConfigError
 from torchkiln.hooks.hook import Hook
+from torchkiln.optim.scheduler.collection import iter_schedulers
 from torchkiln.registry import HOOKS
 
 __all__ = ["ParamSchedulerHook", "iter_schedulers", "needs_val_metrics"]
-
-
-def iter_schedulers(param_schedulers: Any) -> Iterator[Any]:
-    """Every scheduler in ``runner.param_schedulers``: None, a list, one scheduler, or a dict
-    of optimizer name to list (for an OptimWrapperDict). Configs not built yet (dicts with a
-    ``type`` key, e.g. in a run that only validates) are skipped."""
-    if param_schedulers is None:
-        return
-    if isinstance(param_schedulers, Mapping):
-        if "type" in param_schedulers:
-            return
-        for group in param_schedulers.values():
-            yield from iter_schedulers(group)
-    elif isinstance(param_schedulers, (list, tuple)):
-        for scheduler in param_schedulers:
-            yield from iter_schedulers(scheduler)
-    elif callable(getattr(param_schedulers, "step", None)):
-        yield param_schedulers
-    else:
-        raise ConfigError(
-            f"runner.param_schedulers must be a scheduler, a list of them or a dict of lists, "
-            f"got {type(param_schedulers).__name__}",
-            where="param_scheduler",
-        )
 
 
 def needs_val_metrics(scheduler: Any) -> bool:

@@ -25,6 +25,7 @@ from time import perf_counter
 from typing import Any
 
 from torchkiln.errors import ConfigError
+from torchkiln.hooks._phase_length import loader_len
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
@@ -32,15 +33,6 @@ __all__ = ["ProgressBarHook"]
 
 _WHERE = "default_hooks.progress_bar"
 _ENABLE = ("auto", True, False)
-
-
-def _loader_len(runner: Any, mode: str) -> int | None:
-    loop = getattr(runner, f"{mode}_loop", None)
-    loader = getattr(loop, "dataloader", None)
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
 
 
 def _columns() -> list[Any]:
@@ -239,7 +231,7 @@ class ProgressBarHook(Hook):
             return
         self._start(mode)
         epoch = getattr(runner, "epoch", 0) if mode == "val" and self._owner == "train" else 0
-        self._add_task(mode, f"{mode} epoch {epoch}" if epoch else mode, _loader_len(runner, mode))
+        self._add_task(mode, f"{mode} epoch {epoch}" if epoch else mode, loader_len(runner, mode))
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Count the validation batch; redraw when due."""

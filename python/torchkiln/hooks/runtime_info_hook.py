@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from torchkiln.hooks.hook import Hook
+from torchkiln.logging.scalars import is_scalar
 from torchkiln.registry import HOOKS
 
 __all__ = ["RuntimeInfoHook"]
@@ -22,19 +23,6 @@ def _runner_value(runner: Any, name: str) -> Any:
         return getattr(runner, name)
     except Exception:  # a property that needs a train loop raises without one
         return None
-
-
-def _is_scalar(value: Any) -> bool:
-    """A number or a one-element tensor/array: something a scalar history can hold."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return True
-    numel = getattr(value, "numel", None)
-    if callable(numel):  # torch.Tensor
-        return numel() == 1
-    size = getattr(value, "size", None)
-    return isinstance(size, int) and size == 1 and hasattr(value, "dtype")  # numpy
 
 
 class _PrefixedKeys(dict):
@@ -66,7 +54,7 @@ def _metric_updates(prefix: str, metrics: Mapping[str, Any] | None) -> tuple[dic
     scalars: dict[str, Any] = {}
     infos: dict[str, Any] = {}
     for key, value in (metrics or {}).items():
-        (scalars if _is_scalar(value) else infos)[f"{prefix}/{key}"] = value
+        (scalars if is_scalar(value) else infos)[f"{prefix}/{key}"] = value
     return scalars, infos
 
 

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.plain import config_text, plain
+from torchkiln.optim.scheduler.collection import iter_schedulers
 from torchkiln.runner.checkpoint_io import CheckpointError
 from torchkiln.runner.config_diff import config_changes
 from torchkiln.runner.data_position import capture_data_position, restore_data_position
@@ -289,12 +290,7 @@ class TrainingState:
         )
 
     def _schedulers(self) -> list[Any]:
-        schedulers = self._runner.param_schedulers or []
-        if isinstance(schedulers, Mapping):
-            return [s for group in schedulers.values() for s in group]
-        if not isinstance(schedulers, (list, tuple)):
-            return [schedulers]
-        return list(schedulers)
+        return list(iter_schedulers(self._runner.param_schedulers))
 
     def _load_schedulers(self, states: Any) -> None:
         """Load each scheduler's state; a scheduler whose config changed keeps its new config.
