@@ -179,24 +179,30 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _validated(args: argparse.Namespace) -> Any:
-    """Load and validate ``args.config``; print warnings; raise all errors together."""
+def _validated(args: argparse.Namespace, command: str | None = None) -> tuple[Any, Any]:
+    """Load ``args.config`` (with the run flags of ``command`` folded in) and validate it in
+    one pass; print warnings; raise all errors together. Returns the config and its typed form.
+    """
     from torchkiln.config.loader import load
     from torchkiln.config.report import ConfigWarning
-    from torchkiln.config.validation import ConfigValidationError, validate
+    from torchkiln.config.validation import check
 
     cfg = load(args.config, args.cfg_options)
+    if command is not None:
+        from torchkiln.config.run_flags import apply_run_flags
+
+        cfg = apply_run_flags(cfg, args, command)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConfigWarning)
-        errors = validate(cfg)
-    for w in caught:
-        if issubclass(w.category, ConfigWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    if errors:
-        raise ConfigValidationError(errors)
-    return cfg
+        try:
+            run_config = check(cfg)
+        finally:
+            for w in caught:
+                if issubclass(w.category, ConfigWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return cfg, run_config
 
 
 def _cmd_config_validate(args: argparse.Namespace) -> int:
@@ -206,7 +212,7 @@ def _cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    cfg = _validated(args)
+    cfg, run_config = _validated(args, args.command)
     nproc = getattr(args, "nproc", None)
     if nproc is not None:
         from torchkiln.dist.torchrun import in_launched_process, launch_local
@@ -221,7 +227,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from torchkiln.runner import entry
 
     handler = getattr(entry, args.command)
-    return int(handler(cfg, args) or 0)
+    return int(handler(cfg, args, run_config) or 0)
 
 
 def _cmd_check_resume(args: argparse.Namespace) -> int:

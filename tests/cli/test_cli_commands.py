@@ -203,7 +203,7 @@ def fake_entry(monkeypatch):
     calls = []
     entry = types.ModuleType("torchkiln.runner.entry")
     for name in ("train", "val", "test"):
-        entry.__dict__[name] = (lambda n: lambda cfg, args: calls.append((n, cfg, args)) or 0)(name)
+        entry.__dict__[name] = (lambda n: lambda cfg, args, run_config: calls.append((n, cfg, args)) or 0)(name)
     runner = types.ModuleType("torchkiln.runner")
     runner.entry = entry
     monkeypatch.setitem(sys.modules, "torchkiln.runner", runner)
@@ -213,18 +213,27 @@ def fake_entry(monkeypatch):
 
 def test_train_loads_validates_and_calls_the_runner(capsys, tmp_path, fake_entry):
     cfg = write(tmp_path, "t.yaml", "model: {type: TkCliNet, depth: 50}\n")
-    code, _, err = run_cli(capsys, "train", cfg, "--work-dir", tmp_path / "w", "--resume", "--amp", "--dry-run",
+    code, _, err = run_cli(capsys, "train", cfg, "--work-dir", tmp_path / "w", "--resume", "--dry-run",
                            "--launcher", "none", "--cfg-options", "model.depth=18")
     assert code == 0, err
     [(name, loaded, args)] = fake_entry
     assert name == "train"
     assert loaded.model.depth == 18 and loaded.filename == str(cfg)
-    assert (args.work_dir, args.resume, args.amp, args.dry_run, args.launcher) == (
-        str(tmp_path / "w"), "auto", True, True, "none")
+    assert (args.work_dir, args.resume, args.dry_run, args.launcher) == (str(tmp_path / "w"), "auto", True, "none")
+    # The flags are folded into the config before the one validation pass.
+    assert (loaded["work_dir"], loaded["resume"], loaded["launcher"]) == (str(tmp_path / "w"), True, "none")
+    assert loaded["default_hooks"]["checkpoint"] is None  # a dry run saves nothing
     run_cli(capsys, "train", cfg, "--resume", "ckpt.pth")
     assert fake_entry[-1][2].resume == "ckpt.pth"
     run_cli(capsys, "train", cfg)
     assert fake_entry[-1][2].resume is None
+
+
+def test_amp_without_an_optimizer_stops_before_the_run(capsys, tmp_path, fake_entry):
+    cfg = write(tmp_path, "t.yaml", "model: {type: TkCliNet, depth: 50}\n")
+    code, _, err = run_cli(capsys, "train", cfg, "--amp")
+    assert code == 2 and fake_entry == []
+    assert "--amp needs an optim_wrapper" in err
 
 
 def test_val_and_test_pass_the_checkpoint(capsys, tmp_path, fake_entry):
@@ -245,10 +254,10 @@ def test_interrupt_exits_130_and_internal_errors_exit_1(capsys, tmp_path, monkey
     cfg = write(tmp_path, "t.yaml", "model: {type: TkCliNet, depth: 50}\n")
     entry = types.ModuleType("torchkiln.runner.entry")
 
-    def interrupted(cfg, args):
+    def interrupted(cfg, args, run_config):
         raise KeyboardInterrupt
 
-    def broken(cfg, args):
+    def broken(cfg, args, run_config):
         raise RuntimeError("boom")
 
     runner = types.ModuleType("torchkiln.runner")

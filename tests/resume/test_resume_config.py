@@ -112,7 +112,9 @@ def test_load_from_errors(weights_file):
     folder, _ = weights_file
     with pytest.raises(CheckpointError, match="none of the weights in .*prefixed.pth fit DigitsMLP"):
         _load(folder, str(folder / "prefixed.pth"))
-    with pytest.raises(ConfigError, match="load_from has no key 'stric'"):
+    with pytest.raises(ConfigError, match="(?s)unknown key 'load_from.stric'.*did you mean 'strict'"):
         _load(folder, {"path": str(folder / "partial.pth"), "stric": True})
-    with pytest.raises(ConfigError, match="revise_keys items must be"):
+    with pytest.raises(ConfigError, match="revise_keys.0': expected a list"):
         _load(folder, {"path": str(folder / "partial.pth"), "revise_keys": ["^net"]})
+    with pytest.raises(ConfigError, match="revise_keys': items must be \\[pattern, replacement\\] pairs"):
+        _load(folder, {"path": str(folder / "partial.pth"), "revise_keys": [["^net", "", "x"]]})

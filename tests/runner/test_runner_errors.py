@@ -35,7 +35,7 @@ def test_val_dataloader_without_evaluator(tmp_path):
 
 
 def test_train_cfg_type_and_by_epoch(tmp_path):
-    with pytest.raises(ConfigError, match="either 'type'"):
+    with pytest.raises(ConfigError, match="both 'type' and 'by_epoch'"):
         Runner(**_base(tmp_path, train_cfg=dict(type="EpochBasedTrainLoop", by_epoch=True, max_epochs=1)))
 
 
@@ -85,5 +85,5 @@ def test_batch_structure_the_model_cannot_take(tmp_path):
 
 
 def test_unknown_launcher(tmp_path):
-    with pytest.raises(ConfigError, match="unknown launcher"):
+    with pytest.raises(ConfigError, match="must be one of 'none', 'pytorch', 'slurm', 'mpi'; got 'mpirun'"):
         Runner(**_base(tmp_path, launcher="mpirun"))

@@ -160,13 +160,23 @@ class AutoScaleLRCfg:
     enable: bool = False
 
 
+def _revise_pairs(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for item in value or ():
+        if len(item) != 2:
+            raise FieldValueError(
+                attribute.name,
+                f"items must be [pattern, replacement] pairs of strings, got {list(item)!r}; "
+                "e.g. revise_keys: [['^backbone\\\\.', '']]",
+            )
+
+
 @frozen
 class LoadFromCfg:
     """``load_from`` as a dict: weights to load, how strictly, and key renames."""
 
     path: str
     strict: bool = False
-    revise_keys: list[list[str]] | None = None
+    revise_keys: list[list[str]] | None = attrs.field(default=None, validator=_revise_pairs)
 
 
 @frozen

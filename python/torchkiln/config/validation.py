@@ -18,12 +18,14 @@ from typing import Any
 
 from torchkiln.config.config import Config
 from torchkiln.config.report import ConfigWarning, Reporter, dotted, lookup_provenance
-from torchkiln.config.schema import top_level_keys
+from torchkiln.config.schema import RunConfig, top_level_keys
 from torchkiln.errors import EXIT_CONFIG, ConfigError, TorchkilnError, did_you_mean
 
 __all__ = [
     "ConfigValidationError",
     "ConfigWarning",
+    "check",
+    "check_arguments",
     "check_top_level",
     "load_and_validate",
     "validate",
@@ -88,15 +90,17 @@ def check_top_level(cfg: Config, reporter: Reporter) -> dict[str, Any]:
     return owned
 
 
-def _check_schema(owned: Mapping[str, Any], reporter: Reporter) -> None:
+def _check_schema(owned: Mapping[str, Any], reporter: Reporter) -> RunConfig | None:
+    """Structure ``owned`` into the typed :class:`RunConfig`; report every problem."""
     from torchkiln.config.converter import structure_issues
 
-    _, issues = structure_issues(owned)
+    typed, issues = structure_issues(owned)
     for issue in issues:
         if issue.unknown_key:
             reporter.error(issue.path, f"unknown key {dotted(issue.path)!r}", hint=issue.hint)
         else:
             reporter.error(issue.path, f"invalid value for {dotted(issue.path)!r}: {issue.message}", hint=issue.hint)
+    return typed
 
 
 def _check_train_cfg(value: Any, reporter: Reporter) -> None:
@@ -166,21 +170,13 @@ def _custom_imports(data: Mapping[str, Any], reporter: Reporter) -> None:
                                hint="install the module, fix the name, or set allow_failed_imports: true")
 
 
-def validate(cfg: Config | Mapping[str, Any], *, components: bool = True) -> list[TorchkilnError]:
-    """Every problem of ``cfg``, as a list of errors (empty when the config is valid).
-
-    Warnings (unused values of ``.py`` configs, failed optional imports) are emitted as
-    :class:`ConfigWarning`.
-
-    :param cfg: a loaded :class:`Config` (with provenance) or a plain mapping.
-    :param components: also look up component types and check their arguments (imports
-        the component modules, and ``custom_imports`` first).
-    """
+def _run_checks(cfg: Config | Mapping[str, Any], components: bool) -> tuple[RunConfig | None, list[TorchkilnError]]:
+    """The one validation pass: top-level keys, typed schema, rules across keys, components."""
     if not isinstance(cfg, Config):
         cfg = Config(cfg)
     reporter = Reporter(cfg.provenance)
     owned = check_top_level(cfg, reporter)
-    _check_schema(owned, reporter)
+    typed = _check_schema(owned, reporter)
     _check_train_cfg(owned.get("train_cfg"), reporter)
     _check_sets(owned, reporter)
     if components:
@@ -196,7 +192,72 @@ def validate(cfg: Config | Mapping[str, Any], *, components: bool = True) -> lis
             ComponentChecker(reporter).check(owned)
         finally:
             _index.set_default_scope(previous)
-    return reporter.errors
+    return typed, reporter.errors
+
+
+def validate(cfg: Config | Mapping[str, Any], *, components: bool = True) -> list[TorchkilnError]:
+    """Every problem of ``cfg``, as a list of errors (empty when the config is valid).
+
+    Warnings (unused values of ``.py`` configs, failed optional imports) are emitted as
+    :class:`ConfigWarning`.
+
+    :param cfg: a loaded :class:`Config` (with provenance) or a plain mapping.
+    :param components: also look up component types and check their arguments (imports
+        the component modules, and ``custom_imports`` first).
+    """
+    return _run_checks(cfg, components)[1]
+
+
+def check(cfg: Config | Mapping[str, Any], *, components: bool = True) -> RunConfig:
+    """Validate ``cfg`` (the same pass as :func:`validate`) and return the typed run config.
+
+    ``torchkiln config validate``, ``torchkiln train`` and :meth:`Runner.from_cfg
+    <torchkiln.runner.Runner.from_cfg>` all go through here; the Runner builds from the result.
+
+    :raises ConfigValidationError: with every error found.
+    """
+    typed, errors = _run_checks(cfg, components)
+    if errors:
+        raise ConfigValidationError(errors)
+    assert typed is not None  # no schema error means the structuring succeeded
+    return typed
+
+
+def check_arguments(arguments: Mapping[str, Any]) -> RunConfig:
+    """The Runner's constructor arguments through the same pass (schema and rules).
+
+    Built objects (a DataLoader, a loop, an OptimWrapper) count as present for the
+    train/val/test sets but are not structured; config dicts and plain values are.
+
+    :raises ConfigValidationError: with every error found.
+    """
+    data: dict[str, Any] = {}
+    presence: dict[str, Any] = {}
+    for key, value in arguments.items():
+        if value is None:
+            continue
+        presence[key] = True
+        if _is_config_data(value):
+            data[key] = value
+    reporter = Reporter(None)
+    typed = _check_schema(data, reporter)
+    _check_train_cfg(data.get("train_cfg"), reporter)
+    _check_sets(presence, reporter)
+    if reporter.errors:
+        raise ConfigValidationError(reporter.errors)
+    assert typed is not None
+    return typed
+
+
+def _is_config_data(value: Any) -> bool:
+    """Plain config data (nested dicts, lists, scalars), not a built object."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, Mapping):
+        return all(_is_config_data(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_is_config_data(v) for v in value)
+    return False
 
 
 def load_and_validate(path: str, overrides: Iterable[str] = ()) -> Config:

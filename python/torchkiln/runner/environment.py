@@ -140,20 +140,16 @@ class RunEnvironment:
     group, applies ``env_cfg`` (multiprocessing start method, thread counts, cudnn) and seeds
     every generator.
 
-    :param launcher: ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+    :param launcher: ``none``, ``pytorch``, ``slurm`` or ``mpi`` (checked by the config schema).
     :param env_cfg: ``{dist_cfg, mp_cfg, cudnn_benchmark}``.
     :param randomness: ``{seed, deterministic, diff_rank_seed}``.
     """
-
-    LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 
     def __init__(self, launcher: str, env_cfg: dict[str, Any] | None, randomness: dict[str, Any] | None) -> None:
         from torchkiln.dist import get_dist_info, init_dist, is_distributed
 
         self.launcher = launcher or "none"
         env_cfg = env_cfg or {}
-        if self.launcher not in self.LAUNCHERS:
-            raise ConfigError(f"unknown launcher {self.launcher!r}", where="launcher", hint="use none, pytorch, slurm or mpi")
         if self.launcher != "none" and not is_distributed():
             init_dist(self.launcher, **dict(env_cfg.get("dist_cfg") or {}))
         elif self.launcher == "none" and not is_distributed() and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:

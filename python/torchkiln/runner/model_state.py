@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from torchkiln.errors import ConfigError
+from torchkiln.config.schema import LoadFromCfg
 from torchkiln.runner.checkpoint_io import CheckpointError
 
-__all__ = ["LoadReport", "load_model_state", "parse_load_from", "revise_state_dict"]
+__all__ = ["LoadReport", "load_model_state", "revise_state_dict", "weights_to_load"]
 
 DEFAULT_REVISE_KEYS: tuple[tuple[str, str], ...] = ((r"^module\.", ""),)
 
@@ -84,42 +83,11 @@ def load_model_state(
     return report
 
 
-def parse_load_from(load_from: Any) -> tuple[str, bool, list[tuple[str, str]]] | None:
-    """``(path, strict, revise_keys)`` from ``load_from``: a path, or ``{path, strict, revise_keys}``.
-
-    :raises ConfigError: an unknown key or a malformed value.
-    """
+def weights_to_load(load_from: str | LoadFromCfg | None) -> tuple[str, bool, list[tuple[str, str]]] | None:
+    """``(path, strict, revise_keys)`` from the validated ``load_from``, or None for none."""
     if load_from is None or load_from == "":
         return None
-    if isinstance(load_from, (str, os.PathLike)):
-        return os.fspath(load_from), False, [tuple(pair) for pair in DEFAULT_REVISE_KEYS]
-    if not isinstance(load_from, Mapping):
-        raise ConfigError(
-            f"load_from must be a checkpoint path or {{path, strict, revise_keys}}, got {type(load_from).__name__}",
-            where="load_from",
-        )
-    allowed = ("path", "strict", "revise_keys")
-    for key in load_from:
-        if key not in allowed:
-            from torchkiln.errors import did_you_mean
-
-            raise ConfigError(
-                f"load_from has no key {key!r}", where=f"load_from.{key}",
-                hint=did_you_mean(str(key), allowed) or f"accepted: {', '.join(allowed)}",
-            )
-    path = load_from.get("path")
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ConfigError("load_from needs a 'path'", where="load_from.path")
-    strict = load_from.get("strict", False)
-    if not isinstance(strict, bool):
-        raise ConfigError(f"load_from.strict must be true or false, got {strict!r}", where="load_from.strict")
-    revise = load_from.get("revise_keys", DEFAULT_REVISE_KEYS)
-    pairs: list[tuple[str, str]] = []
-    for item in revise or ():
-        if not isinstance(item, (list, tuple)) or len(item) != 2 or not all(isinstance(x, str) for x in item):
-            raise ConfigError(
-                f"load_from.revise_keys items must be [pattern, replacement] pairs of strings, got {item!r}",
-                where="load_from.revise_keys", hint="e.g. revise_keys: [['^backbone\\\\.', '']]",
-            )
-        pairs.append((item[0], item[1]))
-    return os.fspath(path), strict, pairs
+    if isinstance(load_from, str):
+        return load_from, False, [(a, b) for a, b in DEFAULT_REVISE_KEYS]
+    revise = DEFAULT_REVISE_KEYS if load_from.revise_keys is None else load_from.revise_keys
+    return load_from.path, load_from.strict, [(a, b) for a, b in revise]

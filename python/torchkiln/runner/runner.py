@@ -21,23 +21,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchkiln.config.plain import config_text, plain
+from torchkiln.config.schema import CustomImportsCfg, RunConfig
 from torchkiln.errors import EXIT_TERMINATED, ConfigError, RunInterrupted, UsageError
 from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, loop_is_by_epoch, register_hook
 from torchkiln.runner.environment import RunEnvironment
-from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, parse_load_from
+from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, weights_to_load
 from torchkiln.runner.stop_control import StopController
 from torchkiln.runner.training_state import TrainingState
 
 __all__ = ["Runner"]
-
-_TRIPLES = (
-    ("train_dataloader", "train_cfg", "optim_wrapper"),
-    ("val_dataloader", "val_cfg", "val_evaluator"),
-    ("test_dataloader", "test_cfg", "test_evaluator"),
-)
-
 
 @RUNNERS.register_module()
 class Runner:
@@ -97,19 +91,28 @@ class Runner:
         model_wrapper_cfg: Mapping[str, Any] | None = None,
         plugins: Mapping[str, Any] | None = None,
         custom_imports: Mapping[str, Any] | None = None,
+        *,
+        run_config: RunConfig | None = None,
     ) -> None:
         self.cfg = cfg
-        _check_triples(
-            train_dataloader=train_dataloader, train_cfg=train_cfg, optim_wrapper=optim_wrapper,
-            val_dataloader=val_dataloader, val_cfg=val_cfg, val_evaluator=val_evaluator,
-            test_dataloader=test_dataloader, test_cfg=test_cfg, test_evaluator=test_evaluator,
-        )
+        if run_config is None:
+            # The same pass as `torchkiln config validate`, over the arguments that are configs.
+            from torchkiln.config.validation import check_arguments
+
+            run_config = check_arguments({
+                "model": model, "work_dir": work_dir, "train_dataloader": train_dataloader,
+                "val_dataloader": val_dataloader, "test_dataloader": test_dataloader, "train_cfg": train_cfg,
+                "val_cfg": val_cfg, "test_cfg": test_cfg, "auto_scale_lr": auto_scale_lr,
+                "optim_wrapper": optim_wrapper, "param_scheduler": param_scheduler, "val_evaluator": val_evaluator,
+                "test_evaluator": test_evaluator, "default_hooks": default_hooks, "custom_hooks": custom_hooks,
+                "data_preprocessor": data_preprocessor, "load_from": load_from, "resume": resume,
+                "launcher": launcher, "env_cfg": env_cfg, "log_processor": log_processor, "log_level": log_level,
+                "visualizer": visualizer, "default_scope": default_scope, "randomness": randomness,
+                "experiment_name": experiment_name, "compile": compile, "model_wrapper_cfg": model_wrapper_cfg,
+                "plugins": plugins, "custom_imports": custom_imports,
+            })
+        self.run_config = run_config
         train_cfg = plain(train_cfg)
-        if train_cfg is not None and "type" in train_cfg and "by_epoch" in train_cfg:
-            raise ConfigError(
-                "train_cfg takes either 'type' (a custom loop) or 'by_epoch', not both",
-                where="train_cfg", hint="drop by_epoch and pick EpochBasedTrainLoop or IterBasedTrainLoop as type",
-            )
         self._train_dataloader = train_dataloader
         self._val_dataloader = val_dataloader
         self._test_dataloader = test_dataloader
@@ -121,7 +124,7 @@ class Runner:
         self._val_evaluator = val_evaluator
         self._test_evaluator = test_evaluator
         self._auto_scale_lr = plain(auto_scale_lr)
-        self._load_from = parse_load_from(plain(load_from))
+        self._load_from = weights_to_load(run_config.load_from)
         self._resume = resume
         self._compile = plain(compile)
         self._plugins_cfg = plain(plugins) or {}
@@ -134,11 +137,11 @@ class Runner:
 
         if default_scope is not None:
             set_default_scope(default_scope)
-        if custom_imports:
-            _import_custom(plain(custom_imports))
+        if run_config.custom_imports is not None:
+            _import_custom(run_config.custom_imports)
 
         # Environment, distribution and seeds come before anything random is built.
-        self._env = RunEnvironment(launcher, plain(env_cfg), plain(randomness))
+        self._env = RunEnvironment(run_config.launcher, plain(env_cfg), plain(randomness))
         self.launcher = self._env.launcher
         self._build = ComponentBuilder(self, self._env)
         self._stop = StopController(self._env.distributed, self._on_stop_decided)
@@ -179,11 +182,20 @@ class Runner:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_cfg(cls, cfg: Any) -> Runner:
-        """Build a runner from a whole config (a :class:`~torchkiln.config.Config` or dict)."""
+    def from_cfg(cls, cfg: Any, run_config: RunConfig | None = None) -> Runner:
+        """Build a runner from a whole config (a :class:`~torchkiln.config.Config` or dict).
+
+        :param run_config: ``cfg`` as :func:`torchkiln.config.check` typed it, when the
+            caller validated it already (``torchkiln train`` does); else it is checked here.
+        """
         get = cfg.get
         if get("work_dir") is None:
             raise ConfigError("the config has no work_dir", hint="add work_dir: work_dirs/<name> or pass --work-dir")
+        if run_config is None:
+            from torchkiln.config.validation import check
+
+            run_config = check(cfg, components=False)
+        extra = {"run_config": run_config} if _accepts_run_config(cls) else {}
         return cls(
             model=plain(get("model")),
             work_dir=get("work_dir"),
@@ -216,6 +228,7 @@ class Runner:
             model_wrapper_cfg=plain(get("model_wrapper_cfg")),
             plugins=plain(get("plugins")),
             custom_imports=plain(get("custom_imports")),
+            **extra,
         )
 
     def _default_experiment_name(self) -> str:
@@ -637,27 +650,21 @@ class Runner:
         return f"Runner(work_dir={self._work_dir!r}, model={type(self.model).__name__})"
 
 
-def _check_triples(**given: Any) -> None:
-    for names in _TRIPLES:
-        present = [n for n in names if given[n] is not None]
-        if present and len(present) != 3:
-            missing = [n for n in names if given[n] is None]
-            raise ConfigError(
-                f"{', '.join(present)} given without {', '.join(missing)}",
-                hint=f"{', '.join(names)} go together: give all three or none",
-            )
+def _accepts_run_config(cls: type) -> bool:
+    """Whether ``cls`` (a Runner subclass written for MMEngine, perhaps) takes ``run_config``."""
+    import inspect
+
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return any(p.name == "run_config" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
-def _import_custom(custom_imports: Mapping[str, Any]) -> None:
+def _import_custom(custom_imports: CustomImportsCfg) -> None:
     import importlib
 
-    imports = custom_imports.get("imports", [])
-    if isinstance(imports, str):
-        imports = [imports]
-    allow_failed = bool(custom_imports.get("allow_failed_imports", False))
-    for name in imports:
+    imports = custom_imports.imports
+    for name in [imports] if isinstance(imports, str) else imports:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            if not allow_failed:
+            if not custom_imports.allow_failed_imports:
                 raise ConfigError(f"custom_imports: cannot import {name!r}: {exc}", where="custom_imports.imports") from None
