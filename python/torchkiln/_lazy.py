@@ -1,7 +1,7 @@
 """Lazy re-exports for package ``__init__`` modules (PEP 562 ``__getattr__``/``__dir__``).
 
 Packages re-export their public names without importing the defining modules (and so
-torch) until a name is first used; the registry reads component tables without paying for it.
+torch) until a name is first used.
 """
 
 from __future__ import annotations

@@ -264,27 +264,12 @@ def after_test_iter(runner: Runner, batch_idx: int, data_batch: Any, outputs: Se
     """
 
 
-MOUNT_POINTS: tuple[str, ...] = (
-    "before_run",
-    "after_run",
-    "before_train",
-    "after_train",
-    "before_val",
-    "after_val",
-    "before_test",
-    "after_test",
-    "after_load_checkpoint",
-    "before_save_checkpoint",
-    "before_train_epoch",
-    "after_train_epoch",
-    "before_val_epoch",
-    "after_val_epoch",
-    "before_test_epoch",
-    "after_test_epoch",
-    "before_train_iter",
-    "after_train_iter",
-    "before_val_iter",
-    "after_val_iter",
-    "before_test_iter",
-    "after_test_iter",
-)
+def _declared_mount_points() -> tuple[str, ...]:
+    """The hookspecs above, in the order they are written (module globals keep it)."""
+    marker = f"{PROJECT_NAME}_spec"  # the attribute pluggy's HookspecMarker sets
+    return tuple(name for name, value in globals().items() if callable(value) and hasattr(value, marker))
+
+
+#: Every mount point, in lifecycle order: the functions marked ``@hookspec`` in this module.
+#: Adding a mount point is one hookspec here plus the runner's call of it.
+MOUNT_POINTS: tuple[str, ...] = _declared_mount_points()

@@ -10,10 +10,13 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from torchkiln.data import DefaultSampler, DigitsDataset, InfiniteSampler, build_dataloader, worker_init_fn
-from torchkiln.data._components import COMPONENTS
+from torchkiln.registry._index import builtin_components
 from torchkiln.errors import BuildError
 from torchkiln.registry import ALL_REGISTRIES
 from torchkiln.registry.registry import _import_target
+
+
+COMPONENTS = {group.upper(): builtin_components(f"torchkiln.{group}") for group in ("data_samplers", "datasets", "functions")}
 
 
 def _registry(const: str):

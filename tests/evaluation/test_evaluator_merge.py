@@ -7,7 +7,7 @@ import torch
 
 from torchkiln.errors import BuildError, ConfigError
 from torchkiln.evaluation import Accuracy, BaseMetric, Evaluator, build_evaluator
-from torchkiln.evaluation import _components
+from torchkiln.registry._index import builtin_components
 from torchkiln.registry import EVALUATOR, METRICS
 from torchkiln.registry.registry import _import_target
 
@@ -40,7 +40,7 @@ class Element:
 
 
 def test_component_table_resolves():
-    assert METRICS.get("Accuracy") is _import_target(_components.COMPONENTS["METRICS"]["Accuracy"])
+    assert METRICS.get("Accuracy") is _import_target(builtin_components("torchkiln.metrics")["Accuracy"])
     assert EVALUATOR.get("Evaluator") is Evaluator
 
 

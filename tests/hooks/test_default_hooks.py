@@ -9,7 +9,7 @@ import pytest
 
 from torchkiln.errors import ConfigError
 from torchkiln.hooks import DEFAULT_HOOKS, Hook, get_priority, merge_default_hooks
-from torchkiln.hooks._components import COMPONENTS
+from torchkiln.registry._index import builtin_components
 from torchkiln.plugin_host.discovery import find_misspellings, implemented_mount_points
 from torchkiln.registry import HOOKS
 
@@ -82,10 +82,10 @@ def test_every_default_builds():
         assert isinstance(HOOKS.build(cfg), Hook)
 
 
-@pytest.mark.parametrize("name", sorted(COMPONENTS["HOOKS"]))
+@pytest.mark.parametrize("name", sorted(builtin_components("torchkiln.hooks")))
 def test_component_table_resolves(name):
     cls = HOOKS.get(name)
-    module, _, attr = COMPONENTS["HOOKS"][name].partition(":")
+    module, _, attr = builtin_components("torchkiln.hooks")[name].partition(":")
     assert cls.__module__ == module and cls.__name__ == attr
     assert issubclass(cls, Hook)
     assert get_priority(cls.priority) == get_priority(EXPECTED_PRIORITIES[name])
@@ -96,7 +96,7 @@ def test_component_table_resolves(name):
 
 def test_component_table_and_defaults_do_not_import_torch():
     code = (
-        "import sys, torchkiln.hooks._components, torchkiln.hooks.defaults, torchkiln.hooks; "
+        "import sys, torchkiln.hooks.defaults, torchkiln.hooks; from torchkiln.registry import HOOKS; HOOKS.names(); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

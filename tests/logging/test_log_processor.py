@@ -154,8 +154,8 @@ def test_config_errors(kwargs, message):
 
 
 def test_registered_lazily_in_log_processors():
-    from torchkiln.logging._components import COMPONENTS
+    from torchkiln.registry._index import builtin_components
 
-    assert COMPONENTS == {"LOG_PROCESSORS": {"LogProcessor": "torchkiln.logging.log_processor:LogProcessor"}}
+    assert builtin_components("torchkiln.log_processors") == {"LogProcessor": "torchkiln.logging.log_processor:LogProcessor"}
     built = LOG_PROCESSORS.build({"type": "LogProcessor", "window_size": 20, "by_epoch": False})
     assert isinstance(built, LogProcessor) and built.window_size == 20 and not built.by_epoch

@@ -26,7 +26,7 @@ from torchkiln.optim import (
     StepParamScheduler,
     build_param_schedulers,
 )
-from torchkiln.optim import _components
+from torchkiln.registry._index import builtin_components
 from torchkiln.registry import PARAM_SCHEDULERS
 
 
@@ -337,7 +337,7 @@ def test_iteration_based_training_accepts_converted_epoch_schedulers():
 
 # ---------------------------------------------------------------------------- registry
 def test_every_component_resolves_and_variant_signatures_drop_param_name():
-    table = _components.COMPONENTS["PARAM_SCHEDULERS"]
+    table = builtin_components("torchkiln.param_schedulers")
     assert len(table) == 30
     for name, target in table.items():
         cls = PARAM_SCHEDULERS.get(name)

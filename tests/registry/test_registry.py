@@ -176,22 +176,45 @@ def test_broken_plugin_is_a_plugin_error(reg: Registry, monkeypatch: pytest.Monk
     assert info.value.exit_code == 3
 
 
-def test_every_builtin_table_entry_resolves() -> None:
-    """Each name in a subpackage's _components.py imports and is the registered object."""
+def test_every_builtin_entry_point_resolves() -> None:
+    """Each component torchkiln declares as an entry point imports and is the registered object."""
     from torchkiln.registry import ALL_REGISTRIES
 
     _index.clear_cache()
-    tables = _index._builtin_components()
-    assert tables, "no built-in component tables found"
-    by_const = {name.upper(): reg for name, reg in ALL_REGISTRIES.items()}
-    for reg_const, entries in tables.items():
-        registry = by_const[reg_const]
-        for name, target in entries.items():
+    assert _index.builtins_installed(), "torchkiln's own entry points are not installed: run make setup"
+    for registry in ALL_REGISTRIES.values():
+        for name, target in _index.builtin_components(registry.entry_point_group).items():
             obj = registry.get(f"torchkiln::{name}")
-            assert obj is not None, (reg_const, name)
             module_name, _, attr = target.partition(":")
             mod = sys.modules[module_name]
             assert getattr(mod, attr) is obj or registry.get(name) is obj
+
+
+def test_installed_entry_points_are_the_ones_pyproject_declares() -> None:
+    """A stale install (pyproject.toml changed, torchkiln not reinstalled) is caught here."""
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["entry-points"]
+    _index.clear_cache()
+    installed = {group: _index.builtin_components(group) for group in declared}
+    assert installed == declared, "reinstall torchkiln (make setup) to pick up pyproject.toml's entry points"
+    from torchkiln.registry import ALL_REGISTRIES
+
+    groups = {r.entry_point_group for r in ALL_REGISTRIES.values()}
+    assert set(declared) <= groups, set(declared) - groups
+
+
+def test_unknown_name_says_when_torchkilns_own_entry_points_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchkiln.errors import BuildError
+
+    reg = Registry("models")
+    monkeypatch.setattr(_index, "entry_points_by_group", lambda: {})
+    monkeypatch.setattr(_index, "providers", lambda name, group: {})
+    with pytest.raises(BuildError) as info:
+        reg.get("DigitsMLP")
+    assert "reinstall torchkiln" in str(info.value)
 
 
 def test_builtin_tables_do_not_import_torch() -> None:

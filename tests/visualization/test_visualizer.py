@@ -12,7 +12,7 @@ import torch
 from torchkiln.errors import BuildError, ConfigError
 from torchkiln.registry import VISBACKENDS
 from torchkiln.visualization import LocalVisBackend, TensorboardVisBackend, Visualizer, build_visualizer
-from torchkiln.visualization._components import COMPONENTS
+from torchkiln.registry._index import builtin_components
 from torchkiln.visualization.vis_backend import BaseVisBackend, to_hwc_uint8
 
 
@@ -49,10 +49,10 @@ class Recorder(BaseVisBackend):
         self.calls.append(("close",))
 
 
-@pytest.mark.parametrize("name", sorted(COMPONENTS["VISBACKENDS"]))
+@pytest.mark.parametrize("name", sorted(builtin_components("torchkiln.vis_backends")))
 def test_component_table_resolves(name):
     cls = VISBACKENDS.get(name)
-    module, _, attr = COMPONENTS["VISBACKENDS"][name].partition(":")
+    module, _, attr = builtin_components("torchkiln.vis_backends")[name].partition(":")
     assert (cls.__module__, cls.__name__) == (module, attr) and issubclass(cls, BaseVisBackend)
 
 

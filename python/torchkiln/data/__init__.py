@@ -1,7 +1,6 @@
 """Data: resumable samplers, collate functions, the dataloader builder and the demo dataset.
 
-Names resolve lazily: the registry imports ``torchkiln.data._components`` (and so this
-package) without pulling in torch.
+Names resolve lazily, so importing the package does not import torch.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Evaluation: the Evaluator, the BaseMetric contract and built-in metrics.
 
-Names resolve lazily: the registry imports ``torchkiln.evaluation._components`` (and so this
-package) without pulling in torch.
+Names resolve lazily, so importing the package does not import torch.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Any method of a hook named after a mount point is called there (see
 :mod:`torchkiln.hookspecs`); ``priority`` orders hooks at each mount point.
 
-Names are resolved lazily on first access, so reading the component table
-(``torchkiln.hooks._components``) or the default hooks does not import torch.
+Names are resolved lazily on first access, so importing the package or reading the
+default hooks does not import torch.
 """
 
 from __future__ import annotations

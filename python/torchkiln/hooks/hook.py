@@ -1,9 +1,11 @@
 """The ``Hook`` base class: a plain class whose methods named after mount points are hooks.
 
-A subclass overrides any of the mount-point methods below (see :mod:`torchkiln.hookspecs`
-for when each is called); no decorator is needed, so MMEngine hooks port unchanged. The
-base versions do nothing and are marked, so the plugin host skips every method a subclass
-did not override: a hook costs nothing at the mount points it does not implement.
+A subclass overrides any mount point of :mod:`torchkiln.hookspecs` (which says when each is
+called) by defining a method of that name; no decorator is needed, so MMEngine hooks port
+unchanged. The base class has one method per hookspec, made from the hookspec when this
+module is imported; they do nothing and are marked, so the plugin host skips every method a
+subclass did not override: a hook costs nothing at the mount points it does not implement.
+They exist so that ``super().after_train_iter(...)`` works as in MMEngine.
 
 As in MMEngine, the twelve epoch and iteration mount points of the base class hand over to
 four generic methods, ``_before_epoch``, ``_after_epoch``, ``_before_iter`` and
@@ -15,13 +17,12 @@ itself, generated when the class is created, so hooks written that way run uncha
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from collections.abc import Sized
+import re
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any
 
-from torchkiln.plugin_host.discovery import impl_function
-from torchkiln.plugin_host.discovery import implemented_mount_points
-from torchkiln.plugin_host.discovery import mark_noop as _noop
+from torchkiln.hookspecs import MOUNT_POINTS
+from torchkiln.plugin_host.discovery import SPEC_ARGS, impl_function, implemented_mount_points, mark_noop
 from torchkiln.plugin_host.priority import PRIORITIES, get_priority, priority_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,51 +30,45 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PRIORITIES", "Hook", "get_priority", "priority_label"]
 
-_MODES = ("train", "val", "test")
+# before_train_epoch -> ("_before_epoch", "train"): the generic method and its mode.
+_EPOCH_OR_ITER = re.compile(r"(before|after)_(train|val|test)_(epoch|iter)")
 
 
-def _before_epoch_for(mode: str) -> Callable[..., None]:
-    def method(self: Hook, runner: Runner) -> None:
-        self._before_epoch(runner, mode=mode)
+def _generic_of(mount_point: str) -> tuple[str, str] | None:
+    """The generic method a mount point hands over to, and the mode; None for the others."""
+    match = _EPOCH_OR_ITER.fullmatch(mount_point)
+    return (f"_{match[1]}_{match[3]}", match[2]) if match else None
 
+
+def _mount_point_method(mount_point: str) -> Callable[..., None]:
+    """A method taking ``mount_point``'s arguments (as the hookspec names them; all but
+    ``runner`` default to ``None``) that hands over to the generic method, if there is one,
+    and otherwise does nothing."""
+    params = SPEC_ARGS[mount_point]
+    generic = _generic_of(mount_point)
+
+    def method(self: Hook, *args: Any, **kwargs: Any) -> None:
+        if generic is None:
+            return
+        name, mode = generic
+        values = dict(zip(params, args), **kwargs)
+        # The generic methods take the mount point's arguments but ``metrics``, runner first.
+        passed = {key: values.get(key) for key in params[1:] if key != "metrics"}
+        getattr(self, name)(values.get("runner"), **passed, mode=mode)
+
+    method.__name__ = mount_point
+    method.__doc__ = f"See :func:`torchkiln.hookspecs.{mount_point}`."
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                             default=inspect.Parameter.empty if name == "runner" else None)
+           for name in params]
+    )
     return method
 
 
-def _after_epoch_for(mode: str) -> Callable[..., None]:
-    if mode == "train":
-
-        def method(self: Hook, runner: Runner) -> None:
-            self._after_epoch(runner, mode=mode)
-
-    else:
-
-        def method(self: Hook, runner: Runner, metrics: dict[str, Any] | None = None) -> None:  # type: ignore[misc]
-            self._after_epoch(runner, mode=mode)
-
-    return method
-
-
-def _before_iter_for(mode: str) -> Callable[..., None]:
-    def method(self: Hook, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._before_iter(runner, batch_idx=batch_idx, data_batch=data_batch, mode=mode)
-
-    return method
-
-
-def _after_iter_for(mode: str) -> Callable[..., None]:
-    def method(self: Hook, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._after_iter(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs, mode=mode)
-
-    return method
-
-
-# generic method -> (mount point, mode, factory of the method that hands over to it)
-_GENERIC: dict[str, tuple[tuple[str, str, Callable[[str], Callable[..., None]]], ...]] = {
-    "_before_epoch": tuple((f"before_{m}_epoch", m, _before_epoch_for) for m in _MODES),
-    "_after_epoch": tuple((f"after_{m}_epoch", m, _after_epoch_for) for m in _MODES),
-    "_before_iter": tuple((f"before_{m}_iter", m, _before_iter_for) for m in _MODES),
-    "_after_iter": tuple((f"after_{m}_iter", m, _after_iter_for) for m in _MODES),
-}
+#: The generic methods the epoch and iteration mount points hand over to.
+_GENERIC: frozenset[str] = frozenset(g[0] for g in map(_generic_of, MOUNT_POINTS) if g is not None)
 
 
 class Hook:
@@ -94,17 +89,15 @@ class Hook:
         generic method keeps the cost-free no-ops.
         """
         super().__init_subclass__(**kwargs)
-        for generic, mount_points in _GENERIC.items():
-            if not inspect.isfunction(cls.__dict__.get(generic)):
+        for name in MOUNT_POINTS:
+            generic = _generic_of(name)
+            if generic is None or not inspect.isfunction(cls.__dict__.get(generic[0])):
                 continue
-            for name, mode, factory in mount_points:
-                if impl_function(cls, name) is not None:
-                    continue
-                method = factory(mode)
-                method.__name__ = name
+            if impl_function(cls, name) is None:
+                method = _mount_point_method(name)
                 method.__qualname__ = f"{cls.__qualname__}.{name}"
                 method.__module__ = cls.__module__
-                method.__doc__ = f"Calls ``self.{generic}(..., mode={mode!r})``."
+                method.__doc__ = f"Calls ``self.{generic[0]}(..., mode={generic[1]!r})``."
                 setattr(cls, name, method)
 
     # ------------------------------------------------------------ generic methods (no-ops)
@@ -121,107 +114,6 @@ class Hook:
         self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None, mode: str = "train"
     ) -> None:
         """Called after every iteration of ``mode``."""
-
-    # ------------------------------------------------------------ mount points (no-ops)
-    @_noop
-    def before_run(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_run`."""
-
-    @_noop
-    def after_run(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.after_run`."""
-
-    @_noop
-    def before_train(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_train`."""
-
-    @_noop
-    def after_train(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.after_train`."""
-
-    @_noop
-    def before_val(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_val`."""
-
-    @_noop
-    def after_val(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.after_val`."""
-
-    @_noop
-    def before_test(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_test`."""
-
-    @_noop
-    def after_test(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.after_test`."""
-
-    @_noop
-    def after_load_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
-        """See :func:`torchkiln.hookspecs.after_load_checkpoint`."""
-
-    @_noop
-    def before_save_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
-        """See :func:`torchkiln.hookspecs.before_save_checkpoint`."""
-
-    @_noop
-    def before_train_epoch(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_train_epoch`."""
-        self._before_epoch(runner, mode="train")
-
-    @_noop
-    def after_train_epoch(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.after_train_epoch`."""
-        self._after_epoch(runner, mode="train")
-
-    @_noop
-    def before_val_epoch(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_val_epoch`."""
-        self._before_epoch(runner, mode="val")
-
-    @_noop
-    def after_val_epoch(self, runner: Runner, metrics: dict[str, Any] | None = None) -> None:
-        """See :func:`torchkiln.hookspecs.after_val_epoch`."""
-        self._after_epoch(runner, mode="val")
-
-    @_noop
-    def before_test_epoch(self, runner: Runner) -> None:
-        """See :func:`torchkiln.hookspecs.before_test_epoch`."""
-        self._before_epoch(runner, mode="test")
-
-    @_noop
-    def after_test_epoch(self, runner: Runner, metrics: dict[str, Any] | None = None) -> None:
-        """See :func:`torchkiln.hookspecs.after_test_epoch`."""
-        self._after_epoch(runner, mode="test")
-
-    @_noop
-    def before_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
-        """See :func:`torchkiln.hookspecs.before_train_iter`."""
-        self._before_iter(runner, batch_idx=batch_idx, data_batch=data_batch, mode="train")
-
-    @_noop
-    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        """See :func:`torchkiln.hookspecs.after_train_iter`."""
-        self._after_iter(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs, mode="train")
-
-    @_noop
-    def before_val_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
-        """See :func:`torchkiln.hookspecs.before_val_iter`."""
-        self._before_iter(runner, batch_idx=batch_idx, data_batch=data_batch, mode="val")
-
-    @_noop
-    def after_val_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        """See :func:`torchkiln.hookspecs.after_val_iter`."""
-        self._after_iter(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs, mode="val")
-
-    @_noop
-    def before_test_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None) -> None:
-        """See :func:`torchkiln.hookspecs.before_test_iter`."""
-        self._before_iter(runner, batch_idx=batch_idx, data_batch=data_batch, mode="test")
-
-    @_noop
-    def after_test_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        """See :func:`torchkiln.hookspecs.after_test_iter`."""
-        self._after_iter(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs, mode="test")
 
     # ------------------------------------------------------------ helpers for subclasses
     def every_n_epochs(self, runner: Runner, n: int, start: int = 0) -> bool:
@@ -263,3 +155,11 @@ class Hook:
     def get_triggered_stages(self) -> list[str]:
         """The mount points this hook implements, in lifecycle order."""
         return implemented_mount_points(self)
+
+
+# The base class's mount points: one marked no-op per hookspec.
+for _name in MOUNT_POINTS:
+    _method = mark_noop(_mount_point_method(_name))
+    _method.__qualname__ = f"Hook.{_name}"
+    setattr(Hook, _name, _method)
+del _name, _method

@@ -12,7 +12,6 @@ the runner makes its own with ``MessageHub.get_instance(name)``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -57,11 +56,6 @@ class MessageHub:
         self.max_length = max_length
         self._store = new_log_buffer(max_length)
         self._pending = _Pending(self._store, pending_limit(max_length))
-        self._pending_entries = self._pending.entries  # the same list for the hub's lifetime
-        self._pending_limit = self._pending.limit
-        # torch.Tensor when torch is loaded (runners import it first): 0-d tensors of exactly
-        # this type take the short path; everything else is checked by the buffer.
-        self._tensor_cls = getattr(sys.modules.get("torch"), "Tensor", None)
         self._log_scalars: dict[str, HistoryBuffer] = {}
         self._runtime_info: dict[str, Any] = {}
         self._resumed_keys: dict[str, bool] = {}
@@ -103,33 +97,18 @@ class MessageHub:
         :param count: how many samples ``value`` is the mean of.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
-        cls = type(value)
-        # The per-iteration path: a known key and a float or a plain 0-d tensor, which need
-        # no conversion. _Pending.put inlined (four calls per iteration): a float goes
-        # straight to the store unless values wait; anything else queues.
-        if (
-            count == 1
-            and key in self._log_scalars
-            and (cls is float or (cls is self._tensor_cls and not value.ndim and not value.requires_grad))
-        ):
-            entries = self._pending_entries
-            if entries or cls is not float:
-                entries.append((key, value, 1))
-                if len(entries) >= self._pending_limit:
-                    self._pending.flush()
-            else:
-                self._store.update(key, value, 1)
-            return
-        if count != 1:
+        if count == 1:
+            count = 1  # also for 1.0: the store takes an int
+        else:
             check_count(count)
         buffer = self._log_scalars.get(key)
-        if buffer is not None:
-            buffer.update(value, count)
+        if buffer is None:
+            buffer = HistoryBuffer._view(self._store, key, self._pending)
+            buffer.update(value, count)  # a rejected value creates no key
+            self._log_scalars[key] = buffer
+            self._resumed_keys[key] = resumed
             return
-        buffer = HistoryBuffer._view(self._store, key, self._pending)
-        buffer.update(value, count)  # a rejected value creates no key
-        self._log_scalars[key] = buffer
-        self._resumed_keys[key] = resumed
+        buffer.update(value, count)
 
     def update_scalars(self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True) -> None:
         """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``."""

@@ -1,7 +1,6 @@
 """Models: BaseModule and initializers, BaseModel, data preprocessors, wrappers, averaged models.
 
-Names are resolved lazily on first access, so reading the component table
-(``torchkiln.model._components``) does not import torch.
+Names are resolved lazily on first access, so importing the package does not import torch.
 """
 
 from __future__ import annotations

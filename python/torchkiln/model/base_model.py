@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -228,16 +227,9 @@ class BaseModel(BaseModule):
         :param optim_wrapper: the optimizer wrapper (``optim_context``, ``update_params``).
         :return: detached log values (``'loss'`` first), still on the device.
         """
-        context = optim_wrapper.optim_context(self)
-        if type(context) is nullcontext:
-            # The usual case (no AMP, nothing to skip under DDP): entering and leaving a
-            # nullcontext is two Python calls that do nothing, every iteration.
+        with optim_wrapper.optim_context(self):
             data = self._preprocess(data, True)
             losses = self._run_forward(data, mode="loss")
-        else:
-            with context:
-                data = self._preprocess(data, True)
-                losses = self._run_forward(data, mode="loss")
         parsed_losses, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(parsed_losses)
         return log_vars
@@ -266,25 +258,14 @@ class BaseModel(BaseModule):
     def _preprocess(self, data: Any, training: bool) -> Any:
         """Run the data preprocessor (its ``forward`` directly when nothing hooks the call,
         see :mod:`torchkiln.model.direct_forward`)."""
-        modules = self._modules
-        if "data_preprocessor" in modules and type(self).data_preprocessor is BaseModel.data_preprocessor:
-            preprocessor = modules["data_preprocessor"]  # the property's read, without its frame
-        else:  # a subclass's own property, or none stored (the property raises)
-            preprocessor = self.data_preprocessor
+        preprocessor = self.data_preprocessor
         if forwards_directly(preprocessor):
             return preprocessor.forward(data, training)
         return preprocessor(data, training)
 
     def _run_forward(self, data: Any, mode: str) -> Any:
-        """Unpack the batch into ``forward``: ``**`` for dicts, ``*`` for tuples and lists."""
-        # The two common batch types are called here directly (this runs every iteration);
-        # run_forward handles the rest and explains a batch that does not fit.
-        cls = type(data)
-        if cls is dict or cls is tuple or cls is list:
-            call = self.forward if forwards_directly(self) else self
-            try:
-                return call(**data, mode=mode) if cls is dict else call(*data, mode=mode)
-            except TypeError as exc:
-                _explain_batch_mismatch(exc, self.forward, type(self).__name__, data, mode)
-                raise
-        return run_forward(self, data, mode, self.forward, type(self).__name__)
+        """Unpack the batch into ``forward``: ``**`` for dicts, ``*`` for tuples and lists
+        (``forward`` directly when nothing hooks the call, see
+        :mod:`torchkiln.model.direct_forward`)."""
+        call = self.forward if forwards_directly(self) else self
+        return run_forward(call, data, mode, self.forward, type(self).__name__)

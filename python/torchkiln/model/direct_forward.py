@@ -1,11 +1,11 @@
 """When a module's ``forward`` may be called directly instead of through ``nn.Module.__call__``.
 
 ``nn.Module.__call__`` reaches ``forward`` through two Python frames that pack and unpack
-``*args, **kwargs``, even when the module has no hooks: about 8,000 machine instructions per
-call (callgrind, CPython 3.11, torch 2.x), several microseconds. ``BaseModel.train_step``
-makes two such calls every iteration (the data preprocessor and the model itself), so it
-calls ``forward`` directly whenever :func:`forwards_directly` says that ``__call__`` would do
-nothing else.
+``*args, **kwargs``, even when the module has no hooks. ``BaseModel.train_step`` makes two
+such calls every iteration (the data preprocessor and the model itself), so it calls
+``forward`` directly whenever :func:`forwards_directly` says that ``__call__`` would do
+nothing else. Kept because it saves more than 1% of a raw training step (measured in
+docs/benchmarks.md, "Hot-path shortcuts").
 
 ``__call__`` does something else when any of these holds, and then it is used:
 
@@ -54,15 +54,12 @@ def forwards_directly(module: nn.Module) -> bool:
 
     :param module: the module about to be called.
     """
-    # Read from the instance dict: every attribute read on a module goes through
-    # nn.Module's __getattr__ hook, which the interpreter cannot specialise.
-    state = module.__dict__
     return (
         SUPPORTED
         and type(module).__call__ is _MODULE_CALL
-        and state.get("_compiled_call_impl") is None  # set on the instance by module.compile()
-        and not (state["_forward_hooks"] or state["_forward_pre_hooks"]
-                 or state["_backward_hooks"] or state["_backward_pre_hooks"])
+        and getattr(module, "_compiled_call_impl", None) is None  # set by module.compile()
+        and not (module._forward_hooks or module._forward_pre_hooks
+                 or module._backward_hooks or module._backward_pre_hooks)
         and not (_module._global_forward_hooks or _module._global_forward_pre_hooks
                  or _module._global_backward_hooks or _module._global_backward_pre_hooks)
         and not _profiler._is_profiler_enabled

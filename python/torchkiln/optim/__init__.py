@@ -1,7 +1,6 @@
 """Optimisation: optimizer wrappers, their constructors, and parameter schedulers.
 
-Names are resolved lazily, so importing ``torchkiln.optim`` (the registry does, to read
-``_components``) does not import torch.
+Names are resolved lazily, so importing ``torchkiln.optim`` does not import torch.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 pluggy validates every implementation against its hookspec and keeps the registry of
 plugins (``host.pm``), but it calls last-registered-first with only ``tryfirst``/``trylast``
 to steer. torchkiln orders by priority (0 first ... 100 last), then by registration, so the
-host keeps, per mount point, an ordered tuple of *call entries*:
-``(function, positional, keywords, record)``. An entry says, once at registration, which of
-the mount point's arguments the implementation takes (``positional``: their indices, or None
-when it takes all of them in order, the common case). From the entries the host generates
-the mount point's dispatch function (see :mod:`torchkiln.plugin_host.dispatch`), which the
-facade calls; a mount point with no implementations has an empty tuple and no function.
+host keeps, per mount point, an ordered tuple of *call entries* ``(record, function)``.
+Which of the mount point's arguments an implementation takes is decided once, at
+registration: ``function`` is the implementation itself when it takes all of them in order
+(the common case), else a wrapper passing just what it takes. From the entries the host
+builds the mount point's dispatch function (see :mod:`torchkiln.plugin_host.dispatch`) and
+installs it on the facade.
 """
 
 from __future__ import annotations
@@ -36,18 +36,17 @@ from torchkiln.plugin_host.discovery import (
     implemented_mount_points,
     unknown_mount_point,
 )
-from torchkiln.plugin_host.dispatch import build_dispatcher
-from torchkiln.plugin_host.facade import DISPATCH_SIGNATURES, PASS_THROUGH, HookError, HookFacade, note_hook
+from torchkiln.plugin_host.dispatch import build_dispatcher, select_arguments
+from torchkiln.plugin_host.facade import HookFacade
 from torchkiln.plugin_host.priority import get_priority
 
 __all__ = ["CallEntry", "HookHost", "PluginRecord"]
 
 _MOUNT_POINT_SET = frozenset(MOUNT_POINTS)
 
-# (function, positional, keywords, record): the call is ``function(*args)`` when
-# ``positional`` is None, else ``function(*(args[i] for i in positional))``, plus
-# ``**{name: args[i] for name, i in keywords}`` in the rare case ``keywords`` is not empty.
-CallEntry = tuple[Callable[..., Any], "tuple[int, ...] | None", "tuple[tuple[str, int], ...]", "PluginRecord"]
+# (record, function): ``function(*args)`` runs the implementation with the mount point's
+# full argument tuple (see dispatch.select_arguments).
+CallEntry = tuple["PluginRecord", Callable[..., Any]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,10 +201,8 @@ class HookHost:
         self._entries: dict[str, dict[str, CallEntry]] = {}  # plugin name -> mount point -> entry
         self._seq = itertools.count()
         self._calls: dict[str, tuple[CallEntry, ...]] = {name: () for name in MOUNT_POINTS}
-        # Kept in step with the facade: _rebuild installs each new function there.
-        self._dispatchers: dict[str, Callable[..., None] | None] = {name: None for name in MOUNT_POINTS}
-        #: The typed facade the runner calls mount points through.
-        self.facade = HookFacade(self)
+        #: The facade the runner calls mount points through.
+        self.facade = HookFacade()
 
     # ------------------------------------------------------------------ registration
     def register(self, plugin: Any, priority: int | str | None = None, name: str | None = None,
@@ -259,8 +256,7 @@ class HookHost:
         for caller in self.pm.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin:
-                    positional, keywords = plans[caller.name]
-                    entries[caller.name] = (impl.function, positional, keywords, record)
+                    entries[caller.name] = (record, select_arguments(impl.function, *plans[caller.name]))
         self._records[name] = record
         self._entries[name] = entries
         self._rebuild(mount_points)
@@ -302,24 +298,13 @@ class HookHost:
         for mount_point in mount_points:
             calls = tuple(self._entries[r.name][mount_point] for r in ordered if mount_point in self._entries[r.name])
             self._calls[mount_point] = calls
-            dispatch = build_dispatcher(
-                mount_point, DISPATCH_SIGNATURES[mount_point], SPEC_ARGS[mount_point], calls,
-                PASS_THROUGH, note_hook, HookError,
-            )
-            self._dispatchers[mount_point] = dispatch
-            self.facade.install(mount_point, dispatch)
+            self.facade.install(mount_point, build_dispatcher(mount_point, calls))
 
     # ------------------------------------------------------------------ introspection
     @property
     def call_table(self) -> dict[str, tuple[CallEntry, ...]]:
         """Mount point -> ordered call entries (do not modify)."""
         return self._calls
-
-    @property
-    def dispatchers(self) -> dict[str, Callable[..., None] | None]:
-        """Mount point -> its dispatch function, None without implementations; each is
-        installed on :attr:`facade` (do not modify)."""
-        return self._dispatchers
 
     def has_impls(self, mount_point: str) -> bool:
         """Whether any plugin implements ``mount_point`` (a dict lookup)."""
@@ -349,7 +334,7 @@ class HookHost:
         """The plugins called at ``mount_point``, in call order."""
         if mount_point not in self._calls:
             raise unknown_mount_point(mount_point)
-        return [entry[3] for entry in self._calls[mount_point]]
+        return [record for record, _ in self._calls[mount_point]]
 
     def __contains__(self, name: object) -> bool:
         return name in self._records

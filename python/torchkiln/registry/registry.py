@@ -235,6 +235,10 @@ class Registry:
             hint_parts.append(suggestion)
         hint_parts.append(f"known {self.name}: " + (", ".join(names[:30]) + (" ..." if len(names) > 30 else "") or "none"))
         hint_parts.append("installed plugin distributions: " + (", ".join(dists) or "none"))
+        if not _index.builtins_installed():
+            hint_parts.append("torchkiln's own components are declared as entry points of its installed "
+                              "distribution, and none are installed: reinstall torchkiln (`make setup`, or "
+                              "`pip install -e .` in its source tree)")
         return BuildError(f"unknown type {key!r} in registry {self.name}", hint="; ".join(hint_parts))
 
     # ------------------------------------------------------------------ building
