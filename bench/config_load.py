@@ -218,8 +218,7 @@ def run_corpus(corpus: Path, limit: int | None = None) -> dict[str, Any] | None:
         from mmengine.config import Config as MMConfig
     except ImportError:
         return None
-    from torchkiln.config import load
-    from torchkiln.config import pyconfig
+    from torchkiln.config import load, pyconfig
 
     entries = corpus_entries(corpus)[:limit]
     counts = {"equal": 0, "differ": 0, "fail": 0, "mmengine_fails": 0}
@@ -229,15 +228,15 @@ def run_corpus(corpus: Path, limit: int | None = None) -> dict[str, Any] | None:
     load(entries[0]) if entries else None  # imports and first-use set-up out of the timings
     for path in entries:
         try:
-            mm_ms, mm_cfg = _timed(lambda: MMConfig.fromfile(str(path), import_custom_modules=False))
+            mm_ms, mm_cfg = _timed(lambda p=path: MMConfig.fromfile(str(p), import_custom_modules=False))
             theirs = mm_cfg.to_dict()
         except Exception:  # noqa: BLE001 - MMEngine's own failures are not ours to match
             counts["mmengine_fails"] += 1
             continue
         pyconfig._CACHE.clear()
         try:
-            cold_ms, cfg = _timed(lambda: load(path))
-            warm_ms, _ = _timed(lambda: load(path))
+            cold_ms, cfg = _timed(lambda p=path: load(p))
+            warm_ms, _ = _timed(lambda p=path: load(p))
         except Exception:  # noqa: BLE001 - counted, listed
             counts["fail"] += 1
             differing.append(f"{path.relative_to(corpus)} (fails)")
