@@ -207,3 +207,54 @@ def test_new_style_configs_are_refused_with_a_hint(tmp_path, text):
     with pytest.raises(ConfigError) as info:
         load(path)
     assert "new-style" in info.value.message and "_base_ = [" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("empty.yaml", b"", "the config file is empty"),
+        ("comments.yaml", b"# only a comment\n", "holds no keys"),
+        ("list.yaml", b"- 1\n- 2\n", "must be a mapping, not a list"),
+        ("scalar.json", b"3", "must be a mapping, not a int"),
+        ("binary.yaml", b"\x89PNG\r\n\x1a\n\x00\x00", "binary data (a NUL byte at offset 8)"),
+        ("binary.py", b"a = 1\n\x00", "binary data (a NUL byte at offset 6)"),
+        ("latin1.py", b"a = '\xe9'\n", "not UTF-8 text"),
+    ],
+)
+def test_bad_config_files_name_the_file_and_exit_2(tmp_path, capsys, name, data, says):
+    from torchkiln.cli import main
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert main(["config", "show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and name in err
+    assert "Traceback" not in err
+
+
+def test_an_empty_python_config_is_an_empty_config(tmp_path):
+    # as in MMEngine: an empty .py file is valid Python with no values
+    path = write(tmp_path, "", "empty.py")
+    assert load(path).to_dict() == {}
+
+
+def test_config_show_round_trips_tuples(tmp_path, capsys):
+    from torchkiln.cli import main
+
+    path = write(
+        tmp_path, "scale = (1333, 800)\nscales = [(1, 2), dict(s=(3,))]\nempty = ()\nlst = [1]\n"
+    )
+    assert main(["config", "show", path]) == 0
+    out = capsys.readouterr().out
+    assert "scale: !!python/tuple [1333, 800]\n" in out and "empty: !!python/tuple []\n" in out
+    again = write(tmp_path, out, "dumped.yaml")
+    assert (
+        load(again).to_dict()
+        == load(path).to_dict()
+        == {
+            "scale": (1333, 800),
+            "scales": [(1, 2), {"s": (3,)}],
+            "empty": (),
+            "lst": [1],
+        }
+    )

@@ -192,9 +192,16 @@ impl<'h> Loader<'h> {
     fn read(&mut self, path: &Path, name: &str) -> Result<Value> {
         let id = self.record_file(name);
         let format = Format::from_path(path).ok_or_else(|| unknown_format(path))?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(format!("cannot read config file: {e}")).in_file(name))?;
-        parse_text(&text, format, SourceRef { id, name })
+        let bytes =
+            std::fs::read(path).map_err(|e| ConfigError::new(format!("cannot read config file: {e}")).in_file(name))?;
+        let text = config_text(bytes, format).map_err(|e| e.in_file(name))?;
+        let v = parse_text(&text, format, SourceRef { id, name })?;
+        if matches!(v.kind, Kind::Null) {
+            return Err(ConfigError::new("the config file holds no keys (only comments or an empty document)")
+                .in_file(name)
+                .hint("write the config's keys into it, or stop naming it as a config or base"));
+        }
+        Ok(v)
     }
 
     fn with_bases(&mut self, mut raw: Value, dir: &Path, name: &str) -> Result<Value> {
@@ -303,6 +310,30 @@ impl<'h> Loader<'h> {
             }
         }
     }
+}
+
+/// The text of a config file, or an error saying why the bytes are not config text: empty,
+/// binary (a NUL byte) or not UTF-8.
+fn config_text(bytes: Vec<u8>, format: Format) -> Result<String> {
+    let what = format.name();
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(ConfigError::new(format!(
+            "the config file holds binary data (a NUL byte at offset {at}), not {what} text"
+        ))
+        .hint("check that the path names a config file"));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(format!(
+            "the config file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+        .hint("save the config as UTF-8, or check that the path names a config file")
+    })?;
+    if text.trim().is_empty() {
+        return Err(ConfigError::new("the config file is empty")
+            .hint("write the config's keys into it, or stop naming it as a config or base"));
+    }
+    Ok(text)
 }
 
 /// Whether `path` names a Python config.
@@ -507,6 +538,28 @@ mod tests {
         let mut l = Loader::new(&mut h);
         assert_eq!(l.load_file(&c).unwrap(), y("num_classes: 80\nhead: {n: 80}\n"));
         assert!(l.referenced.contains("num_classes"));
+    }
+
+    #[test]
+    fn empty_binary_and_comment_only_files_say_so() {
+        let d = TempDir::new("badfiles");
+        for (name, text, want) in [
+            ("empty.yaml", "", "the config file is empty"),
+            ("blank.json", "  \n\n", "the config file is empty"),
+            ("comments.yaml", "# nothing here\n", "holds no keys"),
+            ("nul.yaml", "a: 1\0\n", "binary data (a NUL byte at offset 4), not YAML text"),
+        ] {
+            let p = d.write(name, text);
+            let e = load(&p).unwrap_err();
+            assert!(e.message.contains(want), "{name}: {e}");
+            assert!(e.file.as_deref().unwrap().ends_with(name), "{name}: {e}");
+        }
+        let p = d.0.join("latin1.toml");
+        std::fs::write(&p, b"a = '\xe9'\n").unwrap();
+        assert!(load(&p).unwrap_err().message.contains("not UTF-8 text (invalid byte at offset 5)"));
+        // as a base, the including file is named by the error's chain
+        let c = d.write("c.yaml", "_base_: empty.yaml\n");
+        assert!(load(&c).unwrap_err().message.contains("the config file is empty"));
     }
 
     #[test]
