@@ -74,78 +74,83 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 impl Converter<'_, '_> {
-fn convert(&self, obj: &Bound<'_, PyAny>, path: &mut Vec<String>, depth: usize) -> Result<Value, ConvError> {
-    if depth > MAX_DEPTH {
-        return Err(err(format!("nesting deeper than {MAX_DEPTH} levels (a container that contains itself?)"), path));
+    fn convert(&self, obj: &Bound<'_, PyAny>, path: &mut Vec<String>, depth: usize) -> Result<Value, ConvError> {
+        if depth > MAX_DEPTH {
+            return Err(err(
+                format!("nesting deeper than {MAX_DEPTH} levels (a container that contains itself?)"),
+                path,
+            ));
+        }
+        let kind = if obj.is_none() {
+            Kind::Null
+        } else if let Ok(b) = obj.cast::<PyBool>() {
+            Kind::Bool(b.is_true())
+        } else if obj.is_instance_of::<PyInt>() {
+            Kind::Int(obj.extract::<i64>().map_err(|_| err("integer does not fit in 64 bits".to_string(), path))?)
+        } else if let Ok(f) = obj.cast::<PyFloat>() {
+            Kind::Float(f.value())
+        } else if let Ok(s) = obj.cast::<PyString>() {
+            Kind::Str(s.to_str().map_err(|e| err(format!("invalid string: {e}"), path))?.to_string())
+        } else if let Ok(d) = obj.cast::<PyDict>() {
+            let mut m = Map::with_capacity(d.len());
+            for (k, v) in d.iter() {
+                let key = key_string(&k, path)?;
+                path.push(key);
+                let v = self.convert(&v, path, depth + 1)?;
+                let key = path.pop().expect("pushed above");
+                m.insert(key, v);
+            }
+            Kind::Map(m)
+        } else if let Ok(l) = obj.cast::<PyList>() {
+            let mut items = Vec::with_capacity(l.len());
+            for (i, item) in l.iter().enumerate() {
+                path.push(i.to_string());
+                items.push(self.convert(&item, path, depth + 1)?);
+                path.pop();
+            }
+            Kind::List(items)
+        } else if let Ok(t) = obj.cast::<PyTuple>() {
+            let mut items = Vec::with_capacity(t.len());
+            for (i, item) in t.iter().enumerate() {
+                path.push(i.to_string());
+                items.push(self.convert(&item, path, depth + 1)?);
+                path.pop();
+            }
+            Kind::Tuple(items)
+        } else if let Ok(mapping) = obj.cast::<PyMapping>() {
+            let items = mapping.items().map_err(|e| err(format!("cannot read mapping items: {e}"), path))?;
+            let mut m = Map::new();
+            for pair in items.iter() {
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                    pair.extract().map_err(|e| err(format!("bad mapping item: {e}"), path))?;
+                let key = key_string(&k, path)?;
+                path.push(key);
+                let v = self.convert(&v, path, depth + 1)?;
+                let key = path.pop().expect("pushed above");
+                m.insert(key, v);
+            }
+            Kind::Map(m)
+        } else if obj.hasattr("__index__").unwrap_or(false) {
+            Kind::Int(
+                obj.extract::<i64>().map_err(|_| err(format!("cannot use a {} as an int", type_name(obj)), path))?,
+            )
+        } else if let Some(fallback) = self.fallback {
+            let plain = fallback.call1((obj,)).map_err(|e| err(e.value(obj.py()).to_string(), path))?;
+            if plain.is(obj) {
+                return Err(err(format!("a {} cannot be stored in a config", type_name(obj)), path));
+            }
+            return Converter { fallback: None }.convert(&plain, path, depth + 1);
+        } else {
+            return Err(err(
+                format!(
+                    "a {} cannot be stored in a config (only dict, list, tuple, str, int, float, bool and None)",
+                    type_name(obj)
+                ),
+                path,
+            ));
+        };
+        Ok(Value::new(kind))
     }
-    let kind = if obj.is_none() {
-        Kind::Null
-    } else if let Ok(b) = obj.cast::<PyBool>() {
-        Kind::Bool(b.is_true())
-    } else if obj.is_instance_of::<PyInt>() {
-        Kind::Int(obj.extract::<i64>().map_err(|_| err("integer does not fit in 64 bits".to_string(), path))?)
-    } else if let Ok(f) = obj.cast::<PyFloat>() {
-        Kind::Float(f.value())
-    } else if let Ok(s) = obj.cast::<PyString>() {
-        Kind::Str(s.to_str().map_err(|e| err(format!("invalid string: {e}"), path))?.to_string())
-    } else if let Ok(d) = obj.cast::<PyDict>() {
-        let mut m = Map::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            let key = key_string(&k, path)?;
-            path.push(key);
-            let v = self.convert(&v, path, depth + 1)?;
-            let key = path.pop().expect("pushed above");
-            m.insert(key, v);
-        }
-        Kind::Map(m)
-    } else if let Ok(l) = obj.cast::<PyList>() {
-        let mut items = Vec::with_capacity(l.len());
-        for (i, item) in l.iter().enumerate() {
-            path.push(i.to_string());
-            items.push(self.convert(&item, path, depth + 1)?);
-            path.pop();
-        }
-        Kind::List(items)
-    } else if let Ok(t) = obj.cast::<PyTuple>() {
-        let mut items = Vec::with_capacity(t.len());
-        for (i, item) in t.iter().enumerate() {
-            path.push(i.to_string());
-            items.push(self.convert(&item, path, depth + 1)?);
-            path.pop();
-        }
-        Kind::Tuple(items)
-    } else if let Ok(mapping) = obj.cast::<PyMapping>() {
-        let items = mapping.items().map_err(|e| err(format!("cannot read mapping items: {e}"), path))?;
-        let mut m = Map::new();
-        for pair in items.iter() {
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                pair.extract().map_err(|e| err(format!("bad mapping item: {e}"), path))?;
-            let key = key_string(&k, path)?;
-            path.push(key);
-            let v = self.convert(&v, path, depth + 1)?;
-            let key = path.pop().expect("pushed above");
-            m.insert(key, v);
-        }
-        Kind::Map(m)
-    } else if obj.hasattr("__index__").unwrap_or(false) {
-        Kind::Int(obj.extract::<i64>().map_err(|_| err(format!("cannot use a {} as an int", type_name(obj)), path))?)
-    } else if let Some(fallback) = self.fallback {
-        let plain = fallback.call1((obj,)).map_err(|e| err(e.value(obj.py()).to_string(), path))?;
-        if plain.is(obj) {
-            return Err(err(format!("a {} cannot be stored in a config", type_name(obj)), path));
-        }
-        return Converter { fallback: None }.convert(&plain, path, depth + 1);
-    } else {
-        return Err(err(
-            format!(
-                "a {} cannot be stored in a config (only dict, list, tuple, str, int, float, bool and None)",
-                type_name(obj)
-            ),
-            path,
-        ));
-    };
-    Ok(Value::new(kind))
-}
 }
 
 fn key_string(k: &Bound<'_, PyAny>, path: &[String]) -> Result<String, ConvError> {

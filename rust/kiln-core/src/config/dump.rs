@@ -240,6 +240,17 @@ nested:
     }
 
     #[test]
+    fn tuples_round_trip_with_their_tag() {
+        let v = y("t: !!python/tuple [1, [2, !!python/tuple []], {a: !!python/tuple [x]}]\nl: [!!python/tuple [3]]\n");
+        let d = dump_yaml(&v);
+        assert_eq!(
+            d,
+            "t: !!python/tuple [1, [2, !!python/tuple []], {a: !!python/tuple [x]}]\nl:\n  - !!python/tuple [3]\n"
+        );
+        assert_eq!(y(&d), v);
+    }
+
+    #[test]
     fn top_level_scalars_and_empty() {
         assert_eq!(dump_yaml(&Value::empty_map()), "{}\n");
         assert_eq!(dump_yaml(&Value::new(Kind::Int(3))), "3\n");

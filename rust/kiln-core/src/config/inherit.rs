@@ -155,7 +155,8 @@ impl<'h> Loader<'h> {
     /// A `.py` config: its bases are loaded first, then the file runs with them as `_base_`.
     fn load_python(&mut self, path: &Path, dir: &Path, name: &str) -> Result<Value> {
         let id = self.record_file(name);
-        let in_file = |e: ConfigError| if e.file.is_none() && e.kind == ErrorKind::Config { e.in_file(name) } else { e };
+        let in_file =
+            |e: ConfigError| if e.file.is_none() && e.kind == ErrorKind::Config { e.in_file(name) } else { e };
         let origin = Origin::File { file: id, line: 0, col: 0 };
         let (bases, reads_base) = self.host.python_bases(path).map_err(in_file)?;
         let specs = match bases {

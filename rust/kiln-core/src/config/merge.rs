@@ -97,7 +97,9 @@ mod tests {
     #[test]
     fn delete_false_merges_and_delete_without_a_base_key_stays() {
         let base = y("a: {x: 1}\nb: {x: 1, k: {v: 0}}\n");
-        let child = y("a: {_delete_: false, y: 2}\nn: {_delete_: true, k: {_delete_: true, v: 1}}\nb: {_delete_: 1, k: {_delete_: true}}\n");
+        let child = y(
+            "a: {_delete_: false, y: 2}\nn: {_delete_: true, k: {_delete_: true, v: 1}}\nb: {_delete_: 1, k: {_delete_: true}}\n",
+        );
         assert_eq!(
             merge(base, child),
             y("a: {x: 1, y: 2}\nb: {k: {_delete_: true}}\nn: {_delete_: true, k: {_delete_: true, v: 1}}\n")

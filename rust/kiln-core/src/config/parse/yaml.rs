@@ -315,10 +315,7 @@ mod tests {
         assert_eq!(v.get_path("b").unwrap().kind, Kind::Float(3.0));
         let t = p("a: !!python/tuple [1, [2, !!python/tuple []]]\n").unwrap();
         let inner = Kind::List(vec![Value::new(Kind::Int(2)), Value::new(Kind::Tuple(vec![]))]);
-        assert_eq!(
-            t.get_path("a").unwrap().kind,
-            Kind::Tuple(vec![Value::new(Kind::Int(1)), Value::new(inner)])
-        );
+        assert_eq!(t.get_path("a").unwrap().kind, Kind::Tuple(vec![Value::new(Kind::Int(1)), Value::new(inner)]));
         let e = p("a: !!python/list [1, 2]\n").unwrap_err();
         assert!(e.message.contains("unsupported YAML tag"), "{e}");
         assert!(p("a: !!python/tuple {x: 1}\n").is_err());
