@@ -13,6 +13,15 @@ bases, merges, interpolates and applies three overrides:
 - ``mmengine``: ``mmengine.Config.fromfile`` on the same set written as ``.py`` files
   (``configs/bench/py/``) and ``merge_from_dict`` with the same overrides, when installed.
 
+A second table covers a real corpus of OpenMMLab configs (``--corpus``, by default
+``shared/openmmlab-configs/mmpretrain`` next to or above the repository) when MMEngine is
+installed: every entry config (each ``.py`` outside ``_base_`` folders) is loaded by
+``mmengine.Config.fromfile(path, import_custom_modules=False)`` and by
+``torchkiln.config.load``, the two ``to_dict()`` results are compared (tuples included), and
+the per-file median times are reported: *cold* with torchkiln's compiled-config cache
+emptied before each load, *warm* loading the same file again. Files MMEngine itself cannot
+load are counted apart.
+
 Run ``python bench/config_load.py`` (``--markdown`` for a table to paste into
 docs/benchmarks.md). Timings never gate tests.
 """
@@ -25,6 +34,7 @@ import platform
 import re
 import statistics
 import sys
+import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -179,13 +189,111 @@ def measure(call: Callable[[], Any], number: int, repeat: int) -> list[float]:
     return [t / number * 1000.0 for t in times]
 
 
+# ---------------------------------------------------------------------- the OpenMMLab corpus
+def default_corpus() -> Path | None:
+    """``shared/openmmlab-configs/mmpretrain`` in the repository or a folder above it."""
+    for folder in (ROOT, *ROOT.parents):
+        candidate = folder / "shared" / "openmmlab-configs" / "mmpretrain"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def corpus_entries(corpus: Path) -> list[Path]:
+    """Every entry config of ``corpus``: the ``.py`` files outside ``_base_`` folders."""
+    return sorted(p for p in corpus.rglob("*.py") if "_base_" not in p.relative_to(corpus).parts)
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = call()
+    return (time.perf_counter() - start) * 1000.0, out
+
+
+def run_corpus(corpus: Path, limit: int | None = None) -> dict[str, Any] | None:
+    """Load every entry of ``corpus`` with both loaders; counts and per-file median times."""
+    import warnings
+
+    try:
+        from mmengine.config import Config as MMConfig
+    except ImportError:
+        return None
+    from torchkiln.config import load, pyconfig
+
+    entries = corpus_entries(corpus)[:limit]
+    counts = {"equal": 0, "differ": 0, "fail": 0, "mmengine_fails": 0}
+    differing: list[str] = []
+    times: dict[str, list[float]] = {"mm": [], "cold": [], "warm": []}
+    warnings.simplefilter("ignore")
+    load(entries[0]) if entries else None  # imports and first-use set-up out of the timings
+    for path in entries:
+        try:
+            mm_ms, mm_cfg = _timed(lambda p=path: MMConfig.fromfile(str(p), import_custom_modules=False))
+            theirs = mm_cfg.to_dict()
+        except Exception:  # noqa: BLE001 - MMEngine's own failures are not ours to match
+            counts["mmengine_fails"] += 1
+            continue
+        pyconfig._CACHE.clear()
+        try:
+            cold_ms, cfg = _timed(lambda p=path: load(p))
+            warm_ms, _ = _timed(lambda p=path: load(p))
+        except Exception:  # noqa: BLE001 - counted, listed
+            counts["fail"] += 1
+            differing.append(f"{path.relative_to(corpus)} (fails)")
+            continue
+        if cfg.to_dict() == theirs:
+            counts["equal"] += 1
+        else:
+            counts["differ"] += 1
+            differing.append(str(path.relative_to(corpus)))
+        times["mm"].append(mm_ms)
+        times["cold"].append(cold_ms)
+        times["warm"].append(warm_ms)
+    medians = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
+    return {"entries": len(entries), "counts": counts, "differing": differing, "medians": medians}
+
+
+def print_corpus(result: dict[str, Any], corpus: Path, markdown: bool) -> None:
+    """The corpus table: agreement counts, per-file medians and the speed ratios."""
+    c, m = result["counts"], result["medians"]
+    compared = c["equal"] + c["differ"] + c["fail"]
+    title = (
+        f"OpenMMLab corpus {corpus.name}: {result['entries']} entry configs, {compared} loadable by MMEngine "
+        f"({c['mmengine_fails']} fail inside MMEngine); equal {c['equal']}, differ {c['differ']}, fail {c['fail']}"
+    )
+    rows = [
+        ("mmengine.Config.fromfile", m["mm"], 1.0),
+        ("torchkiln.config.load, cold", m["cold"], m["mm"] / m["cold"]),
+        ("torchkiln.config.load, warm", m["warm"], m["mm"] / m["warm"]),
+    ]
+    if markdown:
+        print(f"<!-- {title} -->")
+        print(f"{title}.")
+        print()
+        print("| path | median per file (ms) | MMEngine / this |")
+        print("| --- | ---: | ---: |")
+        for label, ms, ratio in rows:
+            print(f"| {label} | {ms:.3f} | {ratio:.1f}x |")
+    else:
+        print(title)
+        for label, ms, ratio in rows:
+            print(f"{label.ljust(30)}  {ms:9.3f} ms  {ratio:6.1f}x")
+    for name in result["differing"][:20]:
+        print(f"- not equal: {name}" if markdown else f"not equal: {name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=20, help="calls per timing sample")
     parser.add_argument("--repeat", type=int, default=30, help="timing samples per contender")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--corpus", type=Path, default=default_corpus(), help="OpenMMLab config folder")
+    parser.add_argument("--corpus-only", action="store_true", help="only the corpus comparison")
+    parser.add_argument("--limit", type=int, default=None, help="first N corpus entries only")
     args = parser.parse_args(argv)
+    if args.corpus_only:
+        return corpus_section(args)
 
     rows = []
     found, skipped = contenders()
@@ -220,6 +328,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"same result from torchkiln and pure Python: {agree}")
     for note in skipped:
         print(f"- skipped: {note}" if args.markdown else f"skipped: {note}")
+    print()
+    corpus_section(args)
+    return 0
+
+
+def corpus_section(args: argparse.Namespace) -> int:
+    """Print the corpus comparison, or why it was skipped."""
+    if args.corpus is None or not Path(args.corpus).is_dir():
+        print("corpus: no OpenMMLab config folder found (pass --corpus)")
+        return 1
+    result = run_corpus(Path(args.corpus), args.limit)
+    if result is None:
+        print("corpus: skipped, mmengine is not installed (pip install 'torchkiln[dev]')")
+        return 1
+    print_corpus(result, Path(args.corpus), args.markdown)
     return 0
 
 

@@ -3,14 +3,16 @@
 Config engine
 -------------
 ``load_config`` runs, in order: read the file (YAML/JSON/TOML by extension; ``.py`` through
-``load_python``), load and merge its ``_base_`` files (later bases win, the file merges on
-top; MMEngine ``{{_base_.x}}`` and ``{{$ENV:default}}`` placeholders are substituted here),
-apply ``overrides``, then interpolate ``${...}``. Overrides come before interpolation, so
-``${a}`` sees an overridden ``a``.
+``python_bases``, then ``run_python`` with its merged bases), load and merge its ``_base_``
+files (later bases win, the file merges on top; MMEngine ``{{_base_.x}}`` and
+``{{$ENV:default}}`` placeholders are substituted here), apply ``overrides``, then
+interpolate ``${...}``. Overrides come before interpolation, so ``${a}`` sees an overridden
+``a``.
 
-Merge rules: maps merge key by key, anything else (lists included) replaces, and a child map
-with ``_delete_: true`` replaces its base map. ``_base_`` and ``_delete_`` never reach the
-result.
+Merge rules (MMEngine's): maps merge key by key, anything else (lists and tuples included)
+replaces, and a child map whose ``_delete_`` is true replaces its base map. ``_delete_`` is
+removed where a child map meets a base map and kept elsewhere; ``_base_`` never reaches the
+result. Tuples stay tuples (``!!python/tuple [1, 2]`` in YAML).
 
 Interpolation: a string that is exactly ``${a.b.0}`` takes the referenced value with its type
 (maps and lists included); inside a longer string the value is written as Python's ``str()``
@@ -73,7 +75,10 @@ def load_config(
     overrides: Sequence[str] | None = None,
     *,
     resolve_package: Callable[[str], str | PathLike[str] | None] | None = None,
-    load_python: Callable[[str], Mapping[str, Any]] | None = None,
+    python_bases: Callable[[str], tuple[Any, bool]] | None = None,
+    run_python: Callable[[str, dict[str, Any] | None], tuple[Mapping[str, Any], Mapping[str, Any] | None]]
+    | None = None,
+    plain_value: Callable[[Any], Any] | None = None,
 ) -> LoadedConfig:
     """Load a config file with its ``_base_`` chain, overrides and interpolation.
 
@@ -81,7 +86,14 @@ def load_config(
     :param overrides: ``--cfg-options`` items, applied in order.
     :param resolve_package: ``pkg -> directory`` for ``pkg::path/in/package.yaml`` bases;
         returning None means "unknown package".
-    :param load_python: ``path -> dict`` executing a ``.py`` config.
+    :param python_bases: ``path -> (bases, reads_base)``: a ``.py`` config's ``_base_`` entry
+        (None, a path or a list of paths), read without running it, and whether the file
+        reads ``_base_`` as a value.
+    :param run_python: ``(path, base) -> (values, base)``: run a ``.py`` config with ``base``
+        (its merged bases when it reads them, else None) bound to ``_base_``; returns its
+        values and the bases as it left them (None when it did not read them).
+    :param plain_value: ``obj -> plain value`` for objects in a ``.py`` config's values that
+        are not plain data; an exception it raises becomes the error message.
     :raises ConfigLoadError: for any config mistake.
     :raises Exception: an exception raised by a callback propagates unchanged.
     """
@@ -93,7 +105,10 @@ def loads_config(
     *,
     base_dir: str | PathLike[str] | None = None,
     resolve_package: Callable[[str], str | PathLike[str] | None] | None = None,
-    load_python: Callable[[str], Mapping[str, Any]] | None = None,
+    python_bases: Callable[[str], tuple[Any, bool]] | None = None,
+    run_python: Callable[[str, dict[str, Any] | None], tuple[Mapping[str, Any], Mapping[str, Any] | None]]
+    | None = None,
+    plain_value: Callable[[Any], Any] | None = None,
 ) -> LoadedConfig:
     """Like :func:`load_config` for text in ``fmt`` (``yaml``/``yml``, ``json``, ``toml``).
 
@@ -105,7 +120,7 @@ def loads_config(
 
 def merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """A new dict: ``child`` merged onto ``base`` with the config rules (``_delete_`` honoured
-    and removed). Tuples become lists.
+    where a map meets a map). Tuples stay tuples.
 
     :raises TypeError: for values a config cannot hold.
     """

@@ -162,7 +162,7 @@ def test_python_config_with_yaml_base_and_base_references(tmp_path):
     """)
     cfg = Config.fromfile(path)
     assert cfg.to_dict() == {
-        "model": {"type": "Net", "depth": 101, "stages": [1, 2]},
+        "model": {"type": "Net", "depth": 101, "stages": (1, 2)},
         "train_cfg": {"by_epoch": True, "max_epochs": 12},
         "test_cfg": {"fp16": True},
         "epochs": 12,

@@ -134,7 +134,7 @@ def test_merge_from_dict_merges_dicts_unless_delete():
 
 
 def test_merge_from_dict_follows_the_file_merge_for_delete():
-    """Only ``_delete_: true`` replaces; no ``_delete_`` survives anywhere: as _native.merge."""
+    """A true ``_delete_`` replaces; it is dropped where a dict meets a key: as _native.merge."""
     from torchkiln import _native
 
     base = {"model": {"backbone": {"depth": 50, "frozen": 1}, "head": 3}}
@@ -143,6 +143,7 @@ def test_merge_from_dict_follows_the_file_merge_for_delete():
         {"backbone": {"_delete_": 1, "type": "Swin"}},
         {"backbone": {"_delete_": True, "type": "Swin", "norm": {"_delete_": True, "t": "GN"}}},
         {"head": {"_delete_": True, "x": [{"_delete_": False, "y": 1}]}},
+        {"neck": {"_delete_": True, "x": 1}},
     ):
         cfg = Config(copy.deepcopy(base))
         cfg.merge_from_dict({"model": child})

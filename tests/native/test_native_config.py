@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from torchkiln import _native as native
 
 
@@ -143,12 +141,16 @@ def test_package_bases_and_python_configs(tmp_path: Path) -> None:
         seen.append(pkg)
         return str(tmp_path / "pkgroot") if pkg == "mypkg" else None
 
-    def load_py(path: str) -> dict[str, Any]:
+    def py_bases(path: str) -> tuple[Any, bool]:
         assert path == str(py_cfg)
-        return {"b": {"c": 2}, "t": (1, 2), "shared": "py"}
+        return None, False
 
-    loaded = native.load_config(child, resolve_package=resolve, load_python=load_py)
-    assert loaded.data == {"a": 1, "shared": "py", "b": {"c": 2}, "t": [1, 2], "d": 2}
+    def run_py(path: str, base: Any) -> tuple[dict[str, Any], Any]:
+        assert path == str(py_cfg) and base is None
+        return {"b": {"c": 2}, "t": (1, [2]), "shared": "py"}, None
+
+    loaded = native.load_config(child, resolve_package=resolve, python_bases=py_bases, run_python=run_py)
+    assert loaded.data == {"a": 1, "shared": "py", "b": {"c": 2}, "t": (1, [2]), "d": 2}
     assert seen == ["mypkg"]
     assert loaded.provenance["b.c"] == str(py_cfg)
     assert "b.c" in loaded.referenced
@@ -175,22 +177,37 @@ def test_callback_exceptions_propagate_unchanged(tmp_path: Path) -> None:
         native.load_config(child, resolve_package=resolve)
     assert info.value is err
 
-    def bad_py(path: str) -> dict[str, Any]:
+    def bad_py(path: str, base: Any) -> tuple[dict[str, Any], Any]:
         raise KeyError("inside the config")
+
+    def no_bases(path: str) -> tuple[Any, bool]:
+        return None, False
 
     write(tmp_path, "x.py", "")
     with pytest.raises(KeyError, match="inside the config"):
-        native.load_config(tmp_path / "x.py", load_python=bad_py)
+        native.load_config(tmp_path / "x.py", python_bases=no_bases, run_python=bad_py)
 
     # A value Python configs cannot hand over is a ConfigLoadError naming the key.
     with pytest.raises(native.ConfigLoadError) as info2:
-        native.load_config(tmp_path / "x.py", load_python=lambda p: {"model": {"type": object()}})
+        native.load_config(
+            tmp_path / "x.py", python_bases=no_bases, run_python=lambda p, b: ({"model": {"type": object()}}, None)
+        )
     assert info2.value.key_path == "model.type"
     assert info2.value.file == str(tmp_path / "x.py")
+    # ... unless plain_value gives a stand-in for it
+    loaded = native.load_config(
+        tmp_path / "x.py",
+        python_bases=no_bases,
+        run_python=lambda p, b: ({"model": {"type": object}}, None),
+        plain_value=lambda obj: obj.__name__,
+    )
+    assert loaded.data == {"model": {"type": "object"}}
     with pytest.raises(native.ConfigLoadError, match="Python configs"):
         native.load_config(tmp_path / "x.py")
     with pytest.raises(TypeError):
-        native.load_config(tmp_path / "x.py", load_python=3)
+        native.load_config(tmp_path / "x.py", python_bases=3, run_python=bad_py)
+    with pytest.raises(TypeError, match="together"):
+        native.load_config(tmp_path / "x.py", python_bases=no_bases)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -267,7 +284,9 @@ def test_override_errors(detection: Path) -> None:
 def test_merge_delete_and_copies() -> None:
     base = {"opt": {"type": "SGD", "lr": 0.1, "momentum": 0.9}, "keep": [1, 2]}
     child = {"opt": {"_delete_": True, "type": "AdamW"}, "keep": (3,)}
-    assert native.merge(base, child) == {"opt": {"type": "AdamW"}, "keep": [3]}
+    assert native.merge(base, child) == {"opt": {"type": "AdamW"}, "keep": (3,)}
+    # as in MMEngine, a marker with nothing to delete stays
+    assert native.merge({}, {"opt": {"_delete_": True}}) == {"opt": {"_delete_": True}}
     assert native.merge(base, {"opt": {"lr": 0.2}})["opt"] == {"type": "SGD", "lr": 0.2, "momentum": 0.9}
     assert base["opt"]["lr"] == 0.1  # inputs are not modified
     with pytest.raises(TypeError, match="must be a dict"):

@@ -17,7 +17,7 @@ from typing import Any
 
 from torchkiln.config.config import Config
 from torchkiln.config.packages import resolve_package
-from torchkiln.config.pyconfig import load_python
+from torchkiln.config.pyconfig import plain_value, python_bases, run_python
 from torchkiln.errors import ConfigError, TorchkilnError
 
 __all__ = ["display_path", "dump_yaml", "escape_refs", "load", "loads", "native", "parse_yaml"]
@@ -76,7 +76,12 @@ def _convert(exc: BaseException) -> TorchkilnError:
 
 
 def _callbacks() -> dict[str, Any]:
-    return {"resolve_package": resolve_package, "load_python": load_python}
+    return {
+        "resolve_package": resolve_package,
+        "python_bases": python_bases,
+        "run_python": run_python,
+        "plain_value": plain_value,
+    }
 
 
 def _wrap(loaded: Any, filename: str | None) -> Config:

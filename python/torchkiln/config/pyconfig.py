@@ -1,28 +1,48 @@
-"""MMEngine-style ``.py`` configs: run the file, keep its top-level plain values.
+"""MMEngine-style ``.py`` configs: read their ``_base_`` list, then run them with the bases.
 
-The file runs in a fresh namespace. MMEngine's ``{{_base_.a.b}}`` and ``{{$NAME:default}}``
-tokens are not Python, so before running, each one outside a string literal becomes a string
-holding the same text, which the loader resolves after merging (a whole-string reference
-keeps the referenced value's type). Modules, functions, classes and private names (except
-``_base_``) are left out; tuples become lists; a class or function nested inside a value
-becomes its dotted import path, which registries accept as a ``type``.
+A ``.py`` config loads in two steps, both called by the Rust core:
+
+1. :func:`python_bases` reads the file's ``_base_ = ...`` entry without running the file (the
+   first top-level assignment, evaluated on its own, as MMEngine does);
+2. after the core has loaded and merged those bases, :func:`run_python` runs the file with
+   ``_base_`` bound to the merged bases as a :class:`~torchkiln.config.config.ConfigDict`.
+   The file reads them (``_base_.model``, ``_base_['x']``) and may change them in place
+   (``_base_.train_dataloader.dataset.pipeline = ...``); what it changed is what it inherits.
+   Values taken from ``_base_`` are references, not copies, exactly like in MMEngine.
+
+The file's top-level names are its values, in the order they were first assigned; names
+starting with ``__``, modules, functions and classes are left out. Tuples stay tuples.
+MMEngine's text tokens work too: ``{{_base_.a.b}}`` and ``{{$NAME:default}}`` outside string
+literals become strings the core resolves after merging, and ``{{fileDirname}}``,
+``{{fileBasename}}``, ``{{fileBasenameNoExtension}}`` and ``{{fileExtname}}`` are replaced
+by the file's own name. New-style configs (``with read_base():``, relative imports) are
+rejected with a message saying what to write instead.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import tokenize
 import types
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from torchkiln.config.config import ConfigDict, _wrap
 from torchkiln.errors import ConfigError
 
-__all__ = ["load_python", "quote_base_tokens"]
+__all__ = ["plain_value", "python_bases", "quote_base_tokens", "run_python"]
 
-_TOKEN = re.compile(r"\{\{\s*(?:_base_\.[A-Za-z0-9_.\[\]]+|\$[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?)\s*\}\}")
+_TOKEN = re.compile(
+    r"\{\{\s*(?:_base_\.[A-Za-z0-9_.\[\]]+|\$[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?)\s*\}\}"
+)
+_PREDEFINED = re.compile(
+    r"\{\{\s*(fileDirname|fileBasename|fileBasenameNoExtension|fileExtname)\s*\}\}"
+)
+_BASE_ASSIGN = re.compile(r"^([ \t]*)_base_[ \t]*=(?!=)", re.MULTILINE)
+_BASE_USE = re.compile(r"\b_base_\b")
+_NEW_STYLE = re.compile(r"^[ \t]*(?:with[ \t]+read_base[ \t]*\(|from[ \t]+\.)", re.MULTILINE)
 
 
 def _string_spans(source: str) -> list[tuple[int, int]]:
@@ -59,98 +79,169 @@ def quote_base_tokens(source: str) -> str:
     return _TOKEN.sub(replace, source)
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+def _predefined(source: str, filename: str) -> str:
+    """``{{fileDirname}}`` and the other file-name tokens replaced by their text."""
+    if "{{" not in source:
+        return source
+    base = os.path.basename(filename)
+    values = {
+        "fileDirname": os.path.dirname(filename),
+        "fileBasename": base,
+        "fileBasenameNoExtension": os.path.splitext(base)[0],
+        "fileExtname": os.path.splitext(base)[1],
+    }
+    return _PREDEFINED.sub(lambda m: values[m.group(1)], source)
 
 
-def _plain_value(value: Any, key_path: str, filename: str) -> Any:
-    if type(value) in _SCALARS or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                if isinstance(k, (int, float, bool)):
-                    k = str(k)
-                else:
-                    raise ConfigError(
-                        f"config key {k!r} under {key_path!r} is not a string",
-                        where=filename,
-                        hint="config keys must be strings",
-                    )
-            out[k] = _plain_value(v, f"{key_path}.{k}", filename)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_plain_value(v, f"{key_path}.{i}", filename) for i, v in enumerate(value)]
-    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
-        module = getattr(value, "__module__", None)
-        qualname = getattr(value, "__qualname__", None)
-        if module and qualname and "<" not in qualname and module != "__torchkiln_config__":
-            return f"{module}.{qualname}"
-    # numpy scalars and 0-d arrays: keep them as the plain scalar they hold
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "shape", None) == ():
-        converted = item()
-        if isinstance(converted, (bool, int, float, str)):
-            return converted
-    raise ConfigError(
-        f"config value {key_path!r} is a {type(value).__name__}, which a config cannot hold",
-        where=filename,
-        hint="use plain values (dict, list, str, int, float, bool, None); write classes as their "
-        "dotted import path, e.g. type='torch.nn.Linear'",
-    )
+class _Prepared(NamedTuple):
+    code: types.CodeType
+    bases: Any
+    reads_base: bool
 
 
-def _is_collected(name: str, value: Any) -> bool:
-    if name == "_base_":
-        return True
-    if name.startswith("_"):
-        return False
-    return not isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))
-
-
-# Compiled configs by (path, text): compiling is most of the cost of a .py config, and a
+# Prepared configs by (path, text): compiling is most of the cost of a .py config, and a
 # process often loads the same bases again (bases shared by configs, tests, notebooks).
-_CODE_CACHE: dict[tuple[str, str], types.CodeType] = {}
-_CODE_CACHE_SIZE = 256
+_CACHE: dict[tuple[str, str], _Prepared] = {}
+_CACHE_SIZE = 512
 
 
-def _compiled(filename: str) -> types.CodeType:
+def _read(filename: str) -> str:
     try:
-        source = Path(filename).read_text(encoding="utf-8")
+        data = open(filename, "rb").read()  # noqa: SIM115 - read whole, closed by refcount
     except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror or exc}", where=filename) from None
-    key = (filename, source)
-    cached = _CODE_CACHE.get(key)
-    if cached is not None:
-        return cached
-    if re.search(r"^\s*with\s+read_base\s*\(\s*\)\s*:", source, re.MULTILINE):
         raise ConfigError(
-            "lazy-import style configs ('with read_base():') are not supported",
+            f"cannot read config file: {exc.strerror or exc}", where=filename
+        ) from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(
+            f"the config file holds binary data (a NUL byte at offset {nul}), not Python text",
             where=filename,
-            hint="write the bases as _base_ = [...] (MMEngine's plain .py style) or convert the config to YAML",
+            hint="check that the path names a config file",
         )
     try:
-        code = compile(quote_base_tokens(source), filename, "exec")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the config file is not UTF-8 text (invalid byte at offset {exc.start})",
+            where=filename,
+            hint="save the config as UTF-8, or check that the path names a config file",
+        ) from None
+
+
+def _statement_end(lines: list[str], first: int, expr_start: str) -> tuple[int, str]:
+    """The index after the last line of the assignment starting on ``lines[first]`` and its
+    value expression (``expr_start`` is the text after ``=`` on that line)."""
+    text = expr_start
+    for last in range(first, len(lines)):
+        if last > first:
+            text += lines[last]
+        try:
+            compile(text.strip() or "None", "<_base_>", "eval")
+        except SyntaxError:
+            continue
+        return last + 1, text
+    return first + 1, expr_start
+
+
+def _prepare(filename: str) -> _Prepared:
+    source = _read(filename)
+    key = (filename, source)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    if "read_base" in source or "from ." in source or "from\t." in source:
+        found = _NEW_STYLE.search(source)
+        if found:
+            line = source.count("\n", 0, found.start()) + 1
+            raise ConfigError(
+                "MMEngine's new-style (pure Python) configs are not supported: "
+                "'with read_base():' and relative imports load bases as Python modules",
+                where=f"{filename}:{line}",
+                hint="write the bases as _base_ = ['../_base_/x.py', ...] and classes as import paths, "
+                "e.g. type='torch.optim.SGD' (see docs/migration.md), or convert the config to YAML",
+            )
+    source = quote_base_tokens(_predefined(source, filename))
+    bases: Any = None
+    reads_base = False
+    if "_base_" in source:
+        lines = source.splitlines(keepends=True)
+        line_starts = [0]
+        for line in lines:
+            line_starts.append(line_starts[-1] + len(line))
+        blanked: dict[int, str] = {}
+        for match in _BASE_ASSIGN.finditer(source):
+            first = source.count("\n", 0, match.start())
+            offset = match.end() - line_starts[first]
+            end, expr = _statement_end(lines, first, lines[first][offset:])
+            if bases is None and not match.group(1):
+                bases = _eval_bases(expr, filename, first + 1)
+            # MMEngine drops every `_base_ = ...` statement; `pass` keeps blocks and line numbers.
+            blanked[first] = match.group(1) + "pass\n"
+            for i in range(first + 1, end):
+                blanked[i] = "\n"
+        rest = "".join(blanked.get(i, line) for i, line in enumerate(lines))
+        reads_base = _BASE_USE.search(re.sub(r"'\{\{_base_\.[^']*\}\}'", "", rest)) is not None
+        source = rest
+    try:
+        code = compile(source, filename, "exec")
     except SyntaxError as exc:
         where = f"{filename}:{exc.lineno}" + (f":{exc.offset}" if exc.offset else "")
         raise ConfigError(f"invalid Python in config: {exc.msg}", where=where) from None
-    if len(_CODE_CACHE) >= _CODE_CACHE_SIZE:
-        _CODE_CACHE.pop(next(iter(_CODE_CACHE)))
-    _CODE_CACHE[key] = code
-    return code
+    prepared = _Prepared(code, bases, reads_base)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = prepared
+    return prepared
 
 
-def load_python(path: str) -> dict[str, Any]:
-    """Run the ``.py`` config at ``path`` and return its top-level plain values, in order.
+def _eval_bases(expr: str, filename: str, line: int) -> Any:
+    try:
+        return eval(compile(expr.strip(), filename, "eval"), {})  # as MMEngine reads _base_
+    except Exception as exc:  # noqa: BLE001 - any failure is the config's
+        raise ConfigError(
+            f"cannot read _base_: {type(exc).__name__}: {exc}",
+            where=f"{filename}:{line}",
+            hint="_base_ must be a path or a list of paths written out, e.g. _base_ = ['../_base_/x.py']",
+        ) from None
 
-    :raises ConfigError: when the file does not run (with its line) or holds values that
-        a config cannot (objects other than plain data).
+
+def python_bases(path: str) -> tuple[Any, bool]:
+    """The ``_base_`` entry of the ``.py`` config at ``path`` (``None`` when it has none) and
+    whether the file reads ``_base_`` as a value; the file is not run.
+
+    :raises ConfigError: when the file cannot be read or is not valid Python.
+    """
+    prepared = _prepare(str(path))
+    return prepared.bases, prepared.reads_base
+
+
+def _is_collected(value: Any) -> bool:
+    return not isinstance(
+        value,
+        (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, type),
+    )
+
+
+def run_python(
+    path: str, base: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], ConfigDict | None]:
+    """Run the ``.py`` config at ``path`` with ``_base_`` bound to ``base`` (its merged bases).
+
+    :returns: the file's top-level values in first-assignment order, and the bases as the
+        file left them when it read ``_base_`` (``None`` otherwise).
+    :raises ConfigError: when the file does not run (with its line).
     """
     filename = str(path)
-    code = _compiled(filename)
-    namespace: dict[str, Any] = {"__file__": filename, "__name__": "__torchkiln_config__", "__builtins__": __builtins__}
+    prepared = _prepare(filename)
+    bound = _wrap(base) if base is not None else ConfigDict()
+    namespace: dict[str, Any] = {
+        "__file__": filename,
+        "__name__": "__torchkiln_config__",
+        "_base_": bound,
+    }
     try:
-        exec(code, namespace)  # noqa: S102 - running the config is the point of a .py config
+        exec(prepared.code, namespace)  # noqa: S102 - running the config is the point of a .py config
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code is a config error
@@ -159,13 +250,38 @@ def load_python(path: str) -> dict[str, Any]:
             f"running the config failed: {type(exc).__name__}: {exc}",
             where=f"{filename}:{line}" if line else filename,
         ) from None
-    out: dict[str, Any] = {}
-    for name, value in namespace.items():
-        if name.startswith("__"):
-            continue
-        if _is_collected(name, value):
-            out[name] = _plain_value(value, name, filename)
-    return out
+    values = {
+        name: value
+        for name, value in namespace.items()
+        if not name.startswith("__") and name != "_base_" and _is_collected(value)
+    }
+    values.pop("_deprecation_", None)
+    return values, (bound if prepared.reads_base and base is not None else None)
+
+
+def plain_value(value: Any) -> Any:
+    """A plain stand-in for a config value that is not plain data.
+
+    Classes and functions become their dotted import path (registries accept it as a
+    ``type``); numpy scalars and 0-d arrays become the number they hold.
+
+    :raises TypeError: for anything else, naming what it is and what to write instead.
+    """
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        module = getattr(value, "__module__", None)
+        qualname = getattr(value, "__qualname__", None)
+        if module and qualname and "<" not in qualname and module != "__torchkiln_config__":
+            return f"{module}.{qualname}"
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        converted = item()
+        if isinstance(converted, (bool, int, float, str)):
+            return converted
+    raise TypeError(
+        f"a {type(value).__name__} cannot be stored in a config; use plain values (dict, list, tuple, "
+        "str, int, float, bool, None) and write classes as their dotted import path, e.g. "
+        "type='torch.nn.Linear'"
+    )
 
 
 def _user_line(exc: BaseException, filename: str) -> int | None:

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{from_py, map_to_py, to_py};
 use crate::errors::{config_error, conv_type_error, no_panic};
-use crate::host::PyHost;
+use crate::host::{PyHost, PythonCallbacks};
 
 /// The result of `load_config`: the final tree, where each leaf came from, which paths were
 /// referenced by interpolation, and which files were read.
@@ -58,6 +58,21 @@ fn loaded_to_py(py: Python<'_>, l: core::Loaded) -> PyResult<LoadedConfig> {
     })
 }
 
+fn python_callbacks<'py>(
+    bases: Option<Bound<'py, PyAny>>,
+    run: Option<Bound<'py, PyAny>>,
+    plain: Option<Bound<'py, PyAny>>,
+) -> PyResult<Option<PythonCallbacks<'py>>> {
+    let bases = optional_callable(bases, "python_bases")?;
+    let run = optional_callable(run, "run_python")?;
+    let plain = optional_callable(plain, "plain_value")?;
+    match (bases, run) {
+        (Some(bases), Some(run)) => Ok(Some(PythonCallbacks { bases, run, plain })),
+        (None, None) => Ok(None),
+        _ => Err(PyTypeError::new_err("python_bases and run_python must be given together")),
+    }
+}
+
 fn optional_callable<'py>(obj: Option<Bound<'py, PyAny>>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
     match obj {
         Some(o) if o.is_none() => Ok(None),
@@ -68,17 +83,19 @@ fn optional_callable<'py>(obj: Option<Bound<'py, PyAny>>, name: &str) -> PyResul
 
 /// Load a config file: read it, resolve `_base_`, merge, apply overrides, interpolate.
 #[pyfunction]
-#[pyo3(signature = (path, overrides = None, *, resolve_package = None, load_python = None))]
+#[pyo3(signature = (path, overrides = None, *, resolve_package = None, python_bases = None, run_python = None, plain_value = None))]
 pub fn load_config<'py>(
     py: Python<'py>,
     path: PathBuf,
     overrides: Option<Vec<String>>,
     resolve_package: Option<Bound<'py, PyAny>>,
-    load_python: Option<Bound<'py, PyAny>>,
+    python_bases: Option<Bound<'py, PyAny>>,
+    run_python: Option<Bound<'py, PyAny>>,
+    plain_value: Option<Bound<'py, PyAny>>,
 ) -> PyResult<LoadedConfig> {
     let mut host = PyHost::new(
         optional_callable(resolve_package, "resolve_package")?,
-        optional_callable(load_python, "load_python")?,
+        python_callbacks(python_bases, run_python, plain_value)?,
     );
     let overrides = overrides.unwrap_or_default();
     no_panic(py, || match core::load_file(&path, &overrides, &mut host) {
@@ -90,7 +107,8 @@ pub fn load_config<'py>(
 /// Load a config given as text (`fmt`: yaml, json or toml); relative `_base_` paths start at
 /// `base_dir` (the current directory when None).
 #[pyfunction]
-#[pyo3(signature = (text, fmt = "yaml", overrides = None, *, base_dir = None, resolve_package = None, load_python = None))]
+#[pyo3(signature = (text, fmt = "yaml", overrides = None, *, base_dir = None, resolve_package = None, python_bases = None, run_python = None, plain_value = None))]
+#[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one to one
 pub fn loads_config<'py>(
     py: Python<'py>,
     text: &str,
@@ -98,14 +116,16 @@ pub fn loads_config<'py>(
     overrides: Option<Vec<String>>,
     base_dir: Option<PathBuf>,
     resolve_package: Option<Bound<'py, PyAny>>,
-    load_python: Option<Bound<'py, PyAny>>,
+    python_bases: Option<Bound<'py, PyAny>>,
+    run_python: Option<Bound<'py, PyAny>>,
+    plain_value: Option<Bound<'py, PyAny>>,
 ) -> PyResult<LoadedConfig> {
     let format = Format::from_name(fmt).ok_or_else(|| {
         PyValueError::new_err(format!("unknown config format {fmt:?}: expected 'yaml', 'json' or 'toml'"))
     })?;
     let mut host = PyHost::new(
         optional_callable(resolve_package, "resolve_package")?,
-        optional_callable(load_python, "load_python")?,
+        python_callbacks(python_bases, run_python, plain_value)?,
     );
     let overrides = overrides.unwrap_or_default();
     no_panic(py, || match core::load_str(text, format, base_dir.as_deref(), &overrides, &mut host) {

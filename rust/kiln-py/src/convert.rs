@@ -14,8 +14,8 @@ pub struct ConvError {
     pub key_path: String,
 }
 
-/// The value tree as native Python objects: dict (insertion-ordered), list, str, int,
-/// float, bool, None.
+/// The value tree as native Python objects: dict (insertion-ordered), list, tuple, str,
+/// int, float, bool, None.
 pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match &v.kind {
         Kind::Null => py.None().into_bound(py),
@@ -29,6 +29,10 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
                 list.append(to_py(py, item)?)?;
             }
             list.into_any()
+        }
+        Kind::Tuple(items) => {
+            let items = items.iter().map(|item| to_py(py, item)).collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, items)?.into_any()
         }
         Kind::Map(m) => map_to_py(py, m)?.into_any(),
     })
@@ -44,10 +48,21 @@ pub fn map_to_py<'py>(py: Python<'py>, m: &Map) -> PyResult<Bound<'py, PyDict>> 
 }
 
 /// A Python object as a value tree. Dict keys must be str (int, float, bool and None keys
-/// are turned into their `str()`); lists and tuples become lists.
+/// are turned into their `str()`); lists stay lists and tuples stay tuples.
 pub fn from_py(obj: &Bound<'_, PyAny>) -> Result<Value, ConvError> {
+    from_py_with(obj, None)
+}
+
+/// Like [`from_py`], asking `fallback(obj)` for a plain replacement of any object that is not
+/// plain data (a class as its import path, a numpy scalar as the number); an exception it
+/// raises becomes the conversion error's message.
+pub fn from_py_with(obj: &Bound<'_, PyAny>, fallback: Option<&Bound<'_, PyAny>>) -> Result<Value, ConvError> {
     let mut path = Vec::new();
-    convert(obj, &mut path, 0)
+    Converter { fallback }.convert(obj, &mut path, 0)
+}
+
+struct Converter<'a, 'py> {
+    fallback: Option<&'a Bound<'py, PyAny>>,
 }
 
 fn err(message: String, path: &[String]) -> ConvError {
@@ -58,71 +73,84 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_string())
 }
 
-fn convert(obj: &Bound<'_, PyAny>, path: &mut Vec<String>, depth: usize) -> Result<Value, ConvError> {
-    if depth > MAX_DEPTH {
-        return Err(err(format!("nesting deeper than {MAX_DEPTH} levels (a container that contains itself?)"), path));
+impl Converter<'_, '_> {
+    fn convert(&self, obj: &Bound<'_, PyAny>, path: &mut Vec<String>, depth: usize) -> Result<Value, ConvError> {
+        if depth > MAX_DEPTH {
+            return Err(err(
+                format!("nesting deeper than {MAX_DEPTH} levels (a container that contains itself?)"),
+                path,
+            ));
+        }
+        let kind = if obj.is_none() {
+            Kind::Null
+        } else if let Ok(b) = obj.cast::<PyBool>() {
+            Kind::Bool(b.is_true())
+        } else if obj.is_instance_of::<PyInt>() {
+            Kind::Int(obj.extract::<i64>().map_err(|_| err("integer does not fit in 64 bits".to_string(), path))?)
+        } else if let Ok(f) = obj.cast::<PyFloat>() {
+            Kind::Float(f.value())
+        } else if let Ok(s) = obj.cast::<PyString>() {
+            Kind::Str(s.to_str().map_err(|e| err(format!("invalid string: {e}"), path))?.to_string())
+        } else if let Ok(d) = obj.cast::<PyDict>() {
+            let mut m = Map::with_capacity(d.len());
+            for (k, v) in d.iter() {
+                let key = key_string(&k, path)?;
+                path.push(key);
+                let v = self.convert(&v, path, depth + 1)?;
+                let key = path.pop().expect("pushed above");
+                m.insert(key, v);
+            }
+            Kind::Map(m)
+        } else if let Ok(l) = obj.cast::<PyList>() {
+            let mut items = Vec::with_capacity(l.len());
+            for (i, item) in l.iter().enumerate() {
+                path.push(i.to_string());
+                items.push(self.convert(&item, path, depth + 1)?);
+                path.pop();
+            }
+            Kind::List(items)
+        } else if let Ok(t) = obj.cast::<PyTuple>() {
+            let mut items = Vec::with_capacity(t.len());
+            for (i, item) in t.iter().enumerate() {
+                path.push(i.to_string());
+                items.push(self.convert(&item, path, depth + 1)?);
+                path.pop();
+            }
+            Kind::Tuple(items)
+        } else if let Ok(mapping) = obj.cast::<PyMapping>() {
+            let items = mapping.items().map_err(|e| err(format!("cannot read mapping items: {e}"), path))?;
+            let mut m = Map::new();
+            for pair in items.iter() {
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                    pair.extract().map_err(|e| err(format!("bad mapping item: {e}"), path))?;
+                let key = key_string(&k, path)?;
+                path.push(key);
+                let v = self.convert(&v, path, depth + 1)?;
+                let key = path.pop().expect("pushed above");
+                m.insert(key, v);
+            }
+            Kind::Map(m)
+        } else if obj.hasattr("__index__").unwrap_or(false) {
+            Kind::Int(
+                obj.extract::<i64>().map_err(|_| err(format!("cannot use a {} as an int", type_name(obj)), path))?,
+            )
+        } else if let Some(fallback) = self.fallback {
+            let plain = fallback.call1((obj,)).map_err(|e| err(e.value(obj.py()).to_string(), path))?;
+            if plain.is(obj) {
+                return Err(err(format!("a {} cannot be stored in a config", type_name(obj)), path));
+            }
+            return Converter { fallback: None }.convert(&plain, path, depth + 1);
+        } else {
+            return Err(err(
+                format!(
+                    "a {} cannot be stored in a config (only dict, list, tuple, str, int, float, bool and None)",
+                    type_name(obj)
+                ),
+                path,
+            ));
+        };
+        Ok(Value::new(kind))
     }
-    let kind = if obj.is_none() {
-        Kind::Null
-    } else if let Ok(b) = obj.cast::<PyBool>() {
-        Kind::Bool(b.is_true())
-    } else if obj.is_instance_of::<PyInt>() {
-        Kind::Int(obj.extract::<i64>().map_err(|_| err("integer does not fit in 64 bits".to_string(), path))?)
-    } else if let Ok(f) = obj.cast::<PyFloat>() {
-        Kind::Float(f.value())
-    } else if let Ok(s) = obj.cast::<PyString>() {
-        Kind::Str(s.to_str().map_err(|e| err(format!("invalid string: {e}"), path))?.to_string())
-    } else if let Ok(d) = obj.cast::<PyDict>() {
-        let mut m = Map::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            let key = key_string(&k, path)?;
-            path.push(key);
-            let v = convert(&v, path, depth + 1)?;
-            let key = path.pop().expect("pushed above");
-            m.insert(key, v);
-        }
-        Kind::Map(m)
-    } else if let Ok(l) = obj.cast::<PyList>() {
-        let mut items = Vec::with_capacity(l.len());
-        for (i, item) in l.iter().enumerate() {
-            path.push(i.to_string());
-            items.push(convert(&item, path, depth + 1)?);
-            path.pop();
-        }
-        Kind::List(items)
-    } else if let Ok(t) = obj.cast::<PyTuple>() {
-        let mut items = Vec::with_capacity(t.len());
-        for (i, item) in t.iter().enumerate() {
-            path.push(i.to_string());
-            items.push(convert(&item, path, depth + 1)?);
-            path.pop();
-        }
-        Kind::List(items)
-    } else if let Ok(mapping) = obj.cast::<PyMapping>() {
-        let items = mapping.items().map_err(|e| err(format!("cannot read mapping items: {e}"), path))?;
-        let mut m = Map::new();
-        for pair in items.iter() {
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                pair.extract().map_err(|e| err(format!("bad mapping item: {e}"), path))?;
-            let key = key_string(&k, path)?;
-            path.push(key);
-            let v = convert(&v, path, depth + 1)?;
-            let key = path.pop().expect("pushed above");
-            m.insert(key, v);
-        }
-        Kind::Map(m)
-    } else if obj.hasattr("__index__").unwrap_or(false) {
-        Kind::Int(obj.extract::<i64>().map_err(|_| err(format!("cannot use a {} as an int", type_name(obj)), path))?)
-    } else {
-        return Err(err(
-            format!(
-                "a {} cannot be stored in a config (only dict, list, tuple, str, int, float, bool and None)",
-                type_name(obj)
-            ),
-            path,
-        ));
-    };
-    Ok(Value::new(kind))
 }
 
 fn key_string(k: &Bound<'_, PyAny>, path: &[String]) -> Result<String, ConvError> {

@@ -3,23 +3,35 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_core::config::{ConfigError, ErrorKind, Host, Value};
+use kiln_core::config::{ConfigError, ErrorKind, Host, PythonRun, Value};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
-use crate::convert::from_py;
+use crate::convert::{from_py_with, to_py};
 use crate::errors::config_error;
+
+/// The Python callables that read and run `.py` configs.
+pub struct PythonCallbacks<'py> {
+    /// `path -> (None | str | list, bool)`: the `_base_` entry, read without running the
+    /// file, and whether the file reads `_base_` as a value.
+    pub bases: Bound<'py, PyAny>,
+    /// `(path, base dict | None) -> (values dict, base dict | None)`: run the file.
+    pub run: Bound<'py, PyAny>,
+    /// `obj -> plain value`: a replacement for a value that is not plain data.
+    pub plain: Option<Bound<'py, PyAny>>,
+}
 
 /// Python callables given by the caller of `load_config`.
 pub struct PyHost<'py> {
     resolve_package: Option<Bound<'py, PyAny>>,
-    load_python: Option<Bound<'py, PyAny>>,
+    python: Option<PythonCallbacks<'py>>,
     /// The exception a callback raised, to be re-raised as is.
     pending: Option<PyErr>,
 }
 
 impl<'py> PyHost<'py> {
-    pub fn new(resolve_package: Option<Bound<'py, PyAny>>, load_python: Option<Bound<'py, PyAny>>) -> Self {
-        PyHost { resolve_package, load_python, pending: None }
+    pub fn new(resolve_package: Option<Bound<'py, PyAny>>, python: Option<PythonCallbacks<'py>>) -> Self {
+        PyHost { resolve_package, python, pending: None }
     }
 
     /// The Python exception for a failed load: a callback's own exception when it raised
@@ -59,17 +71,61 @@ impl Host for PyHost<'_> {
         })
     }
 
-    fn load_python(&mut self, path: &Path) -> Result<Value, ConfigError> {
-        let Some(f) = self.load_python.clone() else {
-            return Err(ConfigError::new("Python configs (.py) need a load_python callable")
-                .hint("pass load_python=... to load_config, or convert the config to YAML"));
-        };
+    fn python_bases(&mut self, path: &Path) -> Result<(Option<Value>, bool), ConfigError> {
+        let f = self.python_callbacks()?.bases.clone();
         let out = match f.call1((path.display().to_string(),)) {
             Ok(o) => o,
-            Err(e) => return Err(self.raised(e, "load_python")),
+            Err(e) => return Err(self.raised(e, "python_bases")),
         };
-        from_py(&out).map_err(|e| {
-            ConfigError::new(format!("value from the Python config cannot be used: {}", e.message)).key(e.key_path)
+        let (bases, reads_base): (Bound<'_, PyAny>, bool) = out.extract().map_err(|_| {
+            ConfigError::new(format!("python_bases must return a (bases, reads_base) pair, not {}", out.get_type()))
+        })?;
+        let bases = if bases.is_none() { None } else { Some(self.plain_value(&bases, "_base_")?) };
+        Ok((bases, reads_base))
+    }
+
+    fn run_python(&mut self, path: &Path, base: Option<&Value>) -> Result<PythonRun, ConfigError> {
+        let f = self.python_callbacks()?.run.clone();
+        let py = f.py();
+        let base_obj = match base {
+            Some(b) => match to_py(py, b) {
+                Ok(o) => o,
+                Err(e) => return Err(self.raised(e, "run_python")),
+            },
+            None => py.None().into_bound(py),
+        };
+        let out = match f.call1((path.display().to_string(), base_obj)) {
+            Ok(o) => o,
+            Err(e) => return Err(self.raised(e, "run_python")),
+        };
+        let pair = out.cast::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
+            ConfigError::new(format!("run_python must return a (values, base) pair, not {}", out.get_type()))
+        })?;
+        let values = self.plain_value(&pair.get_item(0).expect("length checked"), "")?;
+        let base_out = pair.get_item(1).expect("length checked");
+        let base = if base_out.is_none() { None } else { Some(self.plain_value(&base_out, "_base_")?) };
+        Ok(PythonRun { values, base })
+    }
+}
+
+impl<'py> PyHost<'py> {
+    fn python_callbacks(&self) -> Result<&PythonCallbacks<'py>, ConfigError> {
+        self.python.as_ref().ok_or_else(|| {
+            ConfigError::new("Python configs (.py) need the python_bases and run_python callables")
+                .hint("pass them to load_config (torchkiln.config.load does), or convert the config to YAML")
+        })
+    }
+
+    /// A value from a Python config as a tree; `prefix` names where it sits.
+    fn plain_value(&self, obj: &Bound<'_, PyAny>, prefix: &str) -> Result<Value, ConfigError> {
+        let plain = self.python.as_ref().and_then(|p| p.plain.as_ref());
+        from_py_with(obj, plain).map_err(|e| {
+            let key = match (prefix.is_empty(), e.key_path.is_empty()) {
+                (true, _) => e.key_path,
+                (false, true) => prefix.to_string(),
+                (false, false) => format!("{prefix}.{}", e.key_path),
+            };
+            ConfigError::new(format!("a value of the Python config cannot be used: {}", e.message)).key(key)
         })
     }
 }

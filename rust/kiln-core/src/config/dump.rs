@@ -2,6 +2,9 @@
 //! quoted whenever a YAML reader (1.2 or 1.1) could read them as anything but that string, so
 //! reading the dump back gives the same tree.
 //!
+//! Tuples are written in flow style with PyYAML's tag, `!!python/tuple [1, 2]`, which the
+//! loader reads back as a tuple.
+//!
 //! [`dump_yaml`] writes plain data. A config dump ([`dump_config_yaml`]) must also survive the
 //! loader's own string syntax: it writes `\${` for a literal `${` and `\{{` for a literal `{{`,
 //! so interpolation and MMEngine placeholders leave the reloaded strings as they were.
@@ -109,7 +112,7 @@ fn write_inline(out: &mut String, v: &Value, esc: bool) {
         Kind::Float(f) => out.push_str(&yaml_float(*f)),
         Kind::Str(s) if esc => write_str(out, &escape_refs(s)),
         Kind::Str(s) => write_str(out, s),
-        Kind::List(_) | Kind::Map(_) => write_flow_with(out, v, esc),
+        Kind::List(_) | Kind::Tuple(_) | Kind::Map(_) => write_flow_with(out, v, esc),
     }
 }
 
@@ -120,7 +123,10 @@ pub fn write_flow(out: &mut String, v: &Value) {
 
 fn write_flow_with(out: &mut String, v: &Value, esc: bool) {
     match &v.kind {
-        Kind::List(items) => {
+        Kind::List(items) | Kind::Tuple(items) => {
+            if matches!(v.kind, Kind::Tuple(_)) {
+                out.push_str("!!python/tuple ");
+            }
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -231,6 +237,17 @@ nested:
         let back = y(&d);
         assert_eq!(back, v, "dump was:\n{d}");
         assert_eq!(dump_yaml(&back), d);
+    }
+
+    #[test]
+    fn tuples_round_trip_with_their_tag() {
+        let v = y("t: !!python/tuple [1, [2, !!python/tuple []], {a: !!python/tuple [x]}]\nl: [!!python/tuple [3]]\n");
+        let d = dump_yaml(&v);
+        assert_eq!(
+            d,
+            "t: !!python/tuple [1, [2, !!python/tuple []], {a: !!python/tuple [x]}]\nl:\n  - !!python/tuple [3]\n"
+        );
+        assert_eq!(y(&d), v);
     }
 
     #[test]

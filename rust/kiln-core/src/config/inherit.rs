@@ -18,12 +18,24 @@ pub const BASE_KEY: &str = "_base_";
 /// comparison cannot see).
 const MAX_BASE_DEPTH: usize = 64;
 
+/// What running a `.py` config gave: its own top-level values, and the merged bases as the
+/// config left them when it changed them through `_base_` (`None` when it did not use them).
+#[derive(Debug)]
+pub struct PythonRun {
+    pub values: Value,
+    pub base: Option<Value>,
+}
+
 /// What the config engine needs from its embedder.
 pub trait Host {
     /// The directory holding the config files of package `package` (for `pkg::path` bases).
     fn resolve_package(&mut self, package: &str) -> Result<PathBuf>;
-    /// Execute a `.py` config and return its top-level values as a map.
-    fn load_python(&mut self, path: &Path) -> Result<Value>;
+    /// The `_base_` entry of a `.py` config (a path or a list of paths; `None` when it has
+    /// none), read without running the file, and whether the file reads `_base_` as a value.
+    fn python_bases(&mut self, path: &Path) -> Result<(Option<Value>, bool)>;
+    /// Run a `.py` config with `base` (its merged bases, `None` when it has none) readable as
+    /// `_base_`, and return its top-level values.
+    fn run_python(&mut self, path: &Path, base: Option<&Value>) -> Result<PythonRun>;
 }
 
 /// A host that supports neither packages nor Python configs.
@@ -35,7 +47,11 @@ impl Host for NoHost {
         Err(ConfigError::new(format!("cannot resolve package '{package}': no package resolver was given")))
     }
 
-    fn load_python(&mut self, path: &Path) -> Result<Value> {
+    fn python_bases(&mut self, path: &Path) -> Result<(Option<Value>, bool)> {
+        Err(ConfigError::new(format!("cannot load '{}': Python configs need a Python loader", path.display())))
+    }
+
+    fn run_python(&mut self, path: &Path, _base: Option<&Value>) -> Result<PythonRun> {
         Err(ConfigError::new(format!("cannot load '{}': Python configs need a Python loader", path.display())))
     }
 }
@@ -82,9 +98,7 @@ impl<'h> Loader<'h> {
                 .hint("check the path; relative paths are relative to the current directory"));
         }
         self.root_dir = canonical.parent().map(Path::to_path_buf);
-        let mut v = self.load_path(&canonical, None)?;
-        super::merge::strip_delete(&mut v);
-        Ok(v)
+        self.load_path(&canonical, None)
     }
 
     /// Load a config given as text; its relative bases are resolved from `base_dir`.
@@ -93,9 +107,7 @@ impl<'h> Loader<'h> {
         let name = "<string>";
         let id = self.sources.add_file(name);
         let raw = parse_text(text, format, SourceRef { id, name })?;
-        let mut v = self.with_bases(raw, base_dir, name)?;
-        super::merge::strip_delete(&mut v);
-        Ok(v)
+        self.with_bases(raw, base_dir, name)
     }
 
     fn display(&self, p: &Path) -> String {
@@ -126,32 +138,71 @@ impl<'h> Loader<'h> {
             return Err(self.site_error(site, e));
         }
         let name = path.display().to_string();
-        let raw = self.read(path, &name)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if is_python(path) {
+            self.stack.push(path.to_path_buf());
+            let r = self.load_python(path, &dir, &name);
+            self.stack.pop();
+            return r;
+        }
+        let raw = self.read(path, &name)?;
         self.stack.push(path.to_path_buf());
         let r = self.with_bases(raw, &dir, &name);
         self.stack.pop();
         r
     }
 
-    fn read(&mut self, path: &Path, name: &str) -> Result<Value> {
+    /// A `.py` config: its bases are loaded first, then the file runs with them as `_base_`.
+    fn load_python(&mut self, path: &Path, dir: &Path, name: &str) -> Result<Value> {
+        let id = self.record_file(name);
+        let in_file =
+            |e: ConfigError| if e.file.is_none() && e.kind == ErrorKind::Config { e.in_file(name) } else { e };
+        let origin = Origin::File { file: id, line: 0, col: 0 };
+        let (bases, reads_base) = self.host.python_bases(path).map_err(in_file)?;
+        let specs = match bases {
+            Some(mut bases) => {
+                bases.set_origin_deep(origin);
+                self.base_specs(Some(bases))?
+            }
+            None => Vec::new(),
+        };
+        let merged = self.load_bases(&specs, dir, name)?;
+        let given = if reads_base { merged.as_ref() } else { None };
+        let run = self.host.run_python(path, given).map_err(in_file)?;
+        let mut raw = run.values;
+        raw.set_origin_deep(origin);
+        let merged = match (run.base, merged) {
+            (Some(mut changed), Some(before)) => {
+                keep_origins(&mut changed, &before, origin);
+                Some(changed)
+            }
+            (_, merged) => merged,
+        };
+        self.finish_file(raw, merged, name)
+    }
+
+    /// Register `name` as read; its source id.
+    fn record_file(&mut self, name: &str) -> u32 {
         let id = self.sources.add_file(name);
         if !self.files.iter().any(|f| f == name) {
             self.files.push(name.to_string());
         }
-        let is_py = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("py"));
-        if is_py {
-            let mut v = self
-                .host
-                .load_python(path)
-                .map_err(|e| if e.file.is_none() && e.kind == ErrorKind::Config { e.in_file(name) } else { e })?;
-            v.set_origin_deep(Origin::File { file: id, line: 0, col: 0 });
-            return Ok(v);
-        }
+        id
+    }
+
+    fn read(&mut self, path: &Path, name: &str) -> Result<Value> {
+        let id = self.record_file(name);
         let format = Format::from_path(path).ok_or_else(|| unknown_format(path))?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(format!("cannot read config file: {e}")).in_file(name))?;
-        parse_text(&text, format, SourceRef { id, name })
+        let bytes =
+            std::fs::read(path).map_err(|e| ConfigError::new(format!("cannot read config file: {e}")).in_file(name))?;
+        let text = config_text(bytes, format).map_err(|e| e.in_file(name))?;
+        let v = parse_text(&text, format, SourceRef { id, name })?;
+        if matches!(v.kind, Kind::Null) {
+            return Err(ConfigError::new("the config file holds no keys (only comments or an empty document)")
+                .in_file(name)
+                .hint("write the config's keys into it, or stop naming it as a config or base"));
+        }
+        Ok(v)
     }
 
     fn with_bases(&mut self, mut raw: Value, dir: &Path, name: &str) -> Result<Value> {
@@ -163,10 +214,17 @@ impl<'h> Loader<'h> {
             return Err(e.at_origin(raw.origin, &self.sources).in_file(name));
         };
         let bases = map.shift_remove(BASE_KEY);
-        let specs = match bases {
+        let specs = self.base_specs(bases)?;
+        let merged = self.load_bases(&specs, dir, name)?;
+        self.finish_file(raw, merged, name)
+    }
+
+    /// The entries of a `_base_` value: (path, where it was written, key path).
+    fn base_specs(&self, bases: Option<Value>) -> Result<Vec<(String, Origin, String)>> {
+        Ok(match bases {
             None => Vec::new(),
             Some(Value { kind: Kind::Str(s), origin }) => vec![(s, origin, BASE_KEY.to_string())],
-            Some(Value { kind: Kind::List(items), .. }) => {
+            Some(Value { kind: Kind::List(items) | Kind::Tuple(items), .. }) => {
                 let mut out = Vec::new();
                 for (i, item) in items.into_iter().enumerate() {
                     match item.kind {
@@ -191,9 +249,13 @@ impl<'h> Loader<'h> {
                 .at_origin(other.origin, &self.sources)
                 .key(BASE_KEY));
             }
-        };
+        })
+    }
+
+    /// Load the bases named by `specs` and merge them in order; `None` when there are none.
+    fn load_bases(&mut self, specs: &[(String, Origin, String)], dir: &Path, name: &str) -> Result<Option<Value>> {
         let mut merged: Option<Value> = None;
-        for (spec, origin, key) in &specs {
+        for (spec, origin, key) in specs {
             let site = Site { file: name.to_string(), origin: *origin, key: key.clone() };
             let path = self.resolve_base(spec, dir, &site)?;
             let v = self.load_path(&path, Some(&site))?;
@@ -202,17 +264,25 @@ impl<'h> Loader<'h> {
                 Some(m) => merge_into(m, v),
             }
         }
+        Ok(merged)
+    }
+
+    /// Substitute `{{...}}` placeholders of a file's own values from its bases, then merge
+    /// the values on top of the bases.
+    fn finish_file(&mut self, mut raw: Value, merged: Option<Value>, name: &str) -> Result<Value> {
+        if !matches!(raw.kind, Kind::Map(_)) {
+            let e = ConfigError::new(format!("the top level of a config must be a mapping, not a {}", raw.type_name()));
+            return Err(e.in_file(name));
+        }
         if has_placeholder(&raw) {
             let mut path = Vec::new();
             substitute_mmengine(&mut raw, merged.as_ref(), &self.sources, &mut self.referenced, &mut path)?;
         }
-        Ok(match merged {
-            None => raw,
-            Some(mut base) => {
-                merge_into(&mut base, raw);
-                base
-            }
-        })
+        // MMEngine merges a file's values into an empty base when it has none, which leaves
+        // `_delete_` markers in place; merging into an empty map does the same here.
+        let mut base = merged.unwrap_or_else(Value::empty_map);
+        merge_into(&mut base, raw);
+        Ok(base)
     }
 
     fn resolve_base(&mut self, spec: &str, dir: &Path, site: &Site) -> Result<PathBuf> {
@@ -243,11 +313,87 @@ impl<'h> Loader<'h> {
     }
 }
 
+/// The text of a config file, or an error saying why the bytes are not config text: empty,
+/// binary (a NUL byte) or not UTF-8.
+fn config_text(bytes: Vec<u8>, format: Format) -> Result<String> {
+    let what = format.name();
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(ConfigError::new(format!(
+            "the config file holds binary data (a NUL byte at offset {at}), not {what} text"
+        ))
+        .hint("check that the path names a config file"));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(format!(
+            "the config file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+        .hint("save the config as UTF-8, or check that the path names a config file")
+    })?;
+    if text.trim().is_empty() {
+        return Err(ConfigError::new("the config file is empty")
+            .hint("write the config's keys into it, or stop naming it as a config or base"));
+    }
+    Ok(text)
+}
+
+/// Whether `path` names a Python config.
+fn is_python(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("py"))
+}
+
+/// Give every node of `changed` that still equals the node at the same place in `before`
+/// that node's origin, and `fallback` to the rest (values the config set through `_base_`).
+fn keep_origins(changed: &mut Value, before: &Value, fallback: Origin) {
+    if changed == before {
+        copy_origins(changed, before);
+        return;
+    }
+    changed.origin = before.origin;
+    match (&mut changed.kind, &before.kind) {
+        (Kind::Map(cm), Kind::Map(bm)) => {
+            for (k, v) in cm.iter_mut() {
+                match bm.get(k) {
+                    Some(b) => keep_origins(v, b, fallback),
+                    None => v.set_origin_deep(fallback),
+                }
+            }
+        }
+        (Kind::List(ci) | Kind::Tuple(ci), Kind::List(bi) | Kind::Tuple(bi)) => {
+            for (i, v) in ci.iter_mut().enumerate() {
+                match bi.get(i) {
+                    Some(b) => keep_origins(v, b, fallback),
+                    None => v.set_origin_deep(fallback),
+                }
+            }
+        }
+        _ => changed.set_origin_deep(fallback),
+    }
+}
+
+/// Copy the origins of `from` onto the equal tree `to`.
+fn copy_origins(to: &mut Value, from: &Value) {
+    to.origin = from.origin;
+    match (&mut to.kind, &from.kind) {
+        (Kind::Map(tm), Kind::Map(fm)) => {
+            for ((_, t), (_, f)) in tm.iter_mut().zip(fm.iter()) {
+                copy_origins(t, f);
+            }
+        }
+        (Kind::List(ti) | Kind::Tuple(ti), Kind::List(fi) | Kind::Tuple(fi)) => {
+            for (t, f) in ti.iter_mut().zip(fi.iter()) {
+                copy_origins(t, f);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether any string below `v` contains `{{` (MMEngine placeholders are rare: skip the walk).
 fn has_placeholder(v: &Value) -> bool {
     match &v.kind {
         Kind::Str(s) => s.contains("{{"),
-        Kind::List(items) => items.iter().any(has_placeholder),
+        Kind::List(items) | Kind::Tuple(items) => items.iter().any(has_placeholder),
         Kind::Map(m) => m.values().any(has_placeholder),
         _ => false,
     }
@@ -307,8 +453,9 @@ mod tests {
         d.write("base.yaml", "optim: {type: SGD, lr: 0.1, momentum: 0.9}\n");
         let c = d.write("c.yaml", "_base_: base.yaml\noptim: {_delete_: true, type: AdamW, lr: 0.001}\n");
         assert_eq!(load(&c).unwrap(), y("optim: {type: AdamW, lr: 0.001}\n"));
+        // As in MMEngine, the marker stays where there is nothing to delete.
         let plain = d.write("plain.yaml", "a: {_delete_: true, x: 1}\n");
-        assert_eq!(load(&plain).unwrap(), y("a: {x: 1}\n"));
+        assert_eq!(load(&plain).unwrap(), y("a: {_delete_: true, x: 1}\n"));
     }
 
     #[test]
@@ -361,8 +508,12 @@ mod tests {
             fn resolve_package(&mut self, p: &str) -> Result<PathBuf> {
                 if p == "mypkg" { Ok(self.0.clone()) } else { Err(ConfigError::new(format!("unknown package '{p}'"))) }
             }
-            fn load_python(&mut self, _: &Path) -> Result<Value> {
-                Ok(y("from_py: 1\n"))
+            fn python_bases(&mut self, _: &Path) -> Result<(Option<Value>, bool)> {
+                Ok((None, false))
+            }
+            fn run_python(&mut self, _: &Path, base: Option<&Value>) -> Result<PythonRun> {
+                assert!(base.is_none());
+                Ok(PythonRun { values: y("from_py: 1\n"), base: None })
             }
         }
         let d = TempDir::new("pkg");
@@ -388,6 +539,28 @@ mod tests {
         let mut l = Loader::new(&mut h);
         assert_eq!(l.load_file(&c).unwrap(), y("num_classes: 80\nhead: {n: 80}\n"));
         assert!(l.referenced.contains("num_classes"));
+    }
+
+    #[test]
+    fn empty_binary_and_comment_only_files_say_so() {
+        let d = TempDir::new("badfiles");
+        for (name, text, want) in [
+            ("empty.yaml", "", "the config file is empty"),
+            ("blank.json", "  \n\n", "the config file is empty"),
+            ("comments.yaml", "# nothing here\n", "holds no keys"),
+            ("nul.yaml", "a: 1\0\n", "binary data (a NUL byte at offset 4), not YAML text"),
+        ] {
+            let p = d.write(name, text);
+            let e = load(&p).unwrap_err();
+            assert!(e.message.contains(want), "{name}: {e}");
+            assert!(e.file.as_deref().unwrap().ends_with(name), "{name}: {e}");
+        }
+        let p = d.0.join("latin1.toml");
+        std::fs::write(&p, b"a = '\xe9'\n").unwrap();
+        assert!(load(&p).unwrap_err().message.contains("not UTF-8 text (invalid byte at offset 5)"));
+        // as a base, the including file is named by the error's chain
+        let c = d.write("c.yaml", "_base_: empty.yaml\n");
+        assert!(load(&c).unwrap_err().message.contains("the config file is empty"));
     }
 
     #[test]

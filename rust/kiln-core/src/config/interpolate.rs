@@ -68,7 +68,7 @@ fn find_interpolated<'v>(v: &'v Value, path: &mut Vec<(Option<&'v str>, usize)>,
                 path.pop();
             }
         }
-        Kind::List(items) => {
+        Kind::List(items) | Kind::Tuple(items) => {
             for (i, child) in items.iter().enumerate() {
                 path.push((None, i));
                 find_interpolated(child, path, out);
@@ -83,7 +83,7 @@ fn get_segs<'v>(mut v: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
     for s in segs {
         v = match (&v.kind, s) {
             (Kind::Map(m), Seg::Key(k)) => m.get(k)?,
-            (Kind::List(l), Seg::Index(i)) => l.get(*i)?,
+            (Kind::List(l) | Kind::Tuple(l), Seg::Index(i)) => l.get(*i)?,
             _ => return None,
         };
     }
@@ -94,7 +94,7 @@ fn get_segs_mut<'v>(mut v: &'v mut Value, segs: &[Seg]) -> Option<&'v mut Value>
     for s in segs {
         v = match (&mut v.kind, s) {
             (Kind::Map(m), Seg::Key(k)) => m.get_mut(k)?,
-            (Kind::List(l), Seg::Index(i)) => l.get_mut(*i)?,
+            (Kind::List(l) | Kind::Tuple(l), Seg::Index(i)) => l.get_mut(*i)?,
             _ => return None,
         };
     }
@@ -208,7 +208,7 @@ impl<'a> Interpolator<'a> {
                 }
                 Ok(Value::at(Kind::Map(out), node.origin))
             }
-            Kind::List(items) => {
+            Kind::List(items) | Kind::Tuple(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, v) in items.iter().enumerate() {
                     let len = push_seg(path, &i.to_string());
@@ -216,7 +216,8 @@ impl<'a> Interpolator<'a> {
                     path.truncate(len);
                     out.push(r?);
                 }
-                Ok(Value::at(Kind::List(out), node.origin))
+                let kind = if matches!(node.kind, Kind::Tuple(_)) { Kind::Tuple(out) } else { Kind::List(out) };
+                Ok(Value::at(kind, node.origin))
             }
             _ => Ok(node.clone()),
         }
@@ -305,8 +306,9 @@ impl<'a> Interpolator<'a> {
         let at = if walked.is_empty() { "the top level".to_string() } else { format!("'{walked}'") };
         let msg = match &node.kind {
             Kind::Map(_) => format!("reference '${{{target}}}' not found: {at} has no key '{seg}'"),
-            Kind::List(l) => format!(
-                "reference '${{{target}}}' not found: {at} is a list of {} items, '{seg}' is not an index into it",
+            Kind::List(l) | Kind::Tuple(l) => format!(
+                "reference '${{{target}}}' not found: {at} is a {} of {} items, '{seg}' is not an index into it",
+                node.type_name(),
                 l.len()
             ),
             _ => format!("reference '${{{target}}}' not found: {at} is a {}", node.type_name()),
@@ -386,7 +388,7 @@ pub fn substitute_mmengine(
             }
             Ok(())
         }
-        Kind::List(items) => {
+        Kind::List(items) | Kind::Tuple(items) => {
             for (i, v) in items.iter_mut().enumerate() {
                 path.push(i.to_string());
                 let r = substitute_mmengine(v, base, sources, referenced, path);

@@ -1,38 +1,60 @@
-//! Recursive merge: maps merge key by key, anything else replaces, `_delete_: true` in a
-//! child map replaces the base map instead of merging into it.
+//! Recursive merge with MMEngine's rules: maps merge key by key, anything else replaces, and
+//! `_delete_` (any true value) in a child map that meets a base map replaces the base map
+//! instead of merging into it.
+//!
+//! `_delete_` is consumed only where a child map meets an existing base key; elsewhere (a key
+//! the base does not have, or a config without bases) it stays in the tree, as in MMEngine.
 
-use super::value::{Kind, Value};
+use super::value::{Kind, Map, Value};
 
 /// The key that asks a child map to replace its base instead of merging.
 pub const DELETE_KEY: &str = "_delete_";
 
-/// Merge `child` on top of `base`, in place. `_delete_` keys never reach the result.
+/// Merge `child` on top of `base`, in place.
 ///
 /// Existing keys keep their position in `base`; new keys are appended in `child`'s order.
-pub fn merge_into(base: &mut Value, mut child: Value) {
-    let replace = match (&mut base.kind, &mut child.kind) {
-        (Kind::Map(_), Kind::Map(cm)) => take_delete_flag(cm),
-        _ => true,
-    };
-    if replace {
-        strip_delete(&mut child);
-        *base = child;
-        return;
-    }
-    let Kind::Map(cm) = child.kind else { unreachable!("checked above") };
-    if child.origin != Default::default() {
-        base.origin = child.origin;
-    }
-    let Kind::Map(bm) = &mut base.kind else { unreachable!("checked above") };
-    for (k, cv) in cm {
-        match bm.get_mut(&k) {
-            Some(bv) => merge_into(bv, cv),
-            None => {
-                let mut cv = cv;
-                strip_delete(&mut cv);
-                bm.insert(k, cv);
+pub fn merge_into(base: &mut Value, child: Value) {
+    let Value { kind, origin } = child;
+    match (&mut base.kind, kind) {
+        (Kind::Map(bm), Kind::Map(cm)) => {
+            if origin != Default::default() {
+                base.origin = origin;
+            }
+            for (k, cv) in cm {
+                merge_entry(bm, k, cv);
             }
         }
+        (_, kind) => *base = Value { kind, origin },
+    }
+}
+
+/// Set `key` of `base` to `child`: merged into the base value when both are maps and the
+/// child does not ask for replacement, else replacing it.
+fn merge_entry(base: &mut Map, key: String, mut child: Value) {
+    let Some(slot) = base.get_mut(&key) else {
+        base.insert(key, child);
+        return;
+    };
+    if let Kind::Map(cm) = &mut child.kind {
+        let replace = cm.shift_remove(DELETE_KEY).is_some_and(|flag| is_truthy(&flag));
+        if !replace && matches!(slot.kind, Kind::Map(_)) {
+            merge_into(slot, child);
+            return;
+        }
+    }
+    *slot = child;
+}
+
+/// Python's truthiness, which decides whether a `_delete_` value asks for replacement.
+fn is_truthy(v: &Value) -> bool {
+    match &v.kind {
+        Kind::Null => false,
+        Kind::Bool(b) => *b,
+        Kind::Int(i) => *i != 0,
+        Kind::Float(f) => *f != 0.0,
+        Kind::Str(s) => !s.is_empty(),
+        Kind::List(items) | Kind::Tuple(items) => !items.is_empty(),
+        Kind::Map(m) => !m.is_empty(),
     }
 }
 
@@ -40,23 +62,6 @@ pub fn merge_into(base: &mut Value, mut child: Value) {
 pub fn merge(mut base: Value, child: Value) -> Value {
     merge_into(&mut base, child);
     base
-}
-
-/// Remove `_delete_` from `map`; true when it asked for replacement.
-fn take_delete_flag(map: &mut super::value::Map) -> bool {
-    matches!(map.shift_remove(DELETE_KEY).map(|v| v.kind), Some(Kind::Bool(true)))
-}
-
-/// Remove every `_delete_` key below `v`.
-pub fn strip_delete(v: &mut Value) {
-    match &mut v.kind {
-        Kind::Map(m) => {
-            m.shift_remove(DELETE_KEY);
-            m.values_mut().for_each(strip_delete);
-        }
-        Kind::List(items) => items.iter_mut().for_each(strip_delete),
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -90,10 +95,21 @@ mod tests {
     }
 
     #[test]
-    fn delete_false_merges_and_delete_keys_never_survive() {
-        let base = y("a: {x: 1}\n");
-        let child = y("a: {_delete_: false, y: 2}\nn: {_delete_: true, k: {_delete_: true, v: 1}}\n");
-        assert_eq!(merge(base, child), y("a: {x: 1, y: 2}\nn: {k: {v: 1}}\n"));
+    fn delete_false_merges_and_delete_without_a_base_key_stays() {
+        let base = y("a: {x: 1}\nb: {x: 1, k: {v: 0}}\n");
+        let child = y(
+            "a: {_delete_: false, y: 2}\nn: {_delete_: true, k: {_delete_: true, v: 1}}\nb: {_delete_: 1, k: {_delete_: true}}\n",
+        );
+        assert_eq!(
+            merge(base, child),
+            y("a: {x: 1, y: 2}\nb: {k: {_delete_: true}}\nn: {_delete_: true, k: {_delete_: true, v: 1}}\n")
+        );
+    }
+
+    #[test]
+    fn a_map_over_a_scalar_replaces_it() {
+        assert_eq!(merge(y("a: 3\n"), y("a: {x: 1}\n")), y("a: {x: 1}\n"));
+        assert_eq!(merge(y("a: {x: 1}\n"), y("a: !!python/tuple [1]\n")), y("a: !!python/tuple [1]\n"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use indexmap::IndexMap;
 
 pub use dump::{dump_config_yaml, dump_yaml};
 pub use error::{ConfigError, ErrorKind, Result};
-pub use inherit::{Host, Loader, NoHost};
+pub use inherit::{Host, Loader, NoHost, PythonRun};
 pub use parse::Format;
 pub use provenance::Sources;
 pub use value::{Kind, Map, Origin, Value};

@@ -68,7 +68,7 @@ fn parse_key(key: &str, text: &str) -> Result<Vec<String>> {
 /// Levels of collections in `v` (a scalar is 0); `v` comes from a depth-capped parse.
 fn depth(v: &Value) -> usize {
     match &v.kind {
-        Kind::List(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Kind::List(items) | Kind::Tuple(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
         Kind::Map(m) => 1 + m.values().map(depth).max().unwrap_or(0),
         _ => 0,
     }
@@ -170,7 +170,7 @@ fn not_a_container(node: &Value, seg: &str, path: &[String]) -> ConfigError {
 }
 
 fn step<'a>(node: &'a mut Value, seg: &str, path: &[String], create: bool) -> Result<&'a mut Value> {
-    if !matches!(node.kind, Kind::Map(_) | Kind::List(_)) {
+    if !matches!(node.kind, Kind::Map(_) | Kind::List(_) | Kind::Tuple(_)) {
         return Err(not_a_container(node, seg, path));
     }
     match &mut node.kind {
@@ -183,7 +183,7 @@ fn step<'a>(node: &'a mut Value, seg: &str, path: &[String], create: bool) -> Re
             }
             Ok(m.get_mut(seg).expect("present"))
         }
-        Kind::List(items) => {
+        Kind::List(items) | Kind::Tuple(items) => {
             let len = items.len();
             match list_index(seg, len) {
                 Some(i) => Ok(&mut items[i]),
@@ -206,7 +206,7 @@ fn set_child(node: &mut Value, seg: &str, value: Value, path: &[String], create:
             }
             Ok(())
         }
-        Kind::List(items) => {
+        Kind::List(items) | Kind::Tuple(items) => {
             let len = items.len();
             match list_index(seg, len) {
                 Some(i) => items[i] = value,
@@ -225,7 +225,7 @@ fn delete_child(node: &mut Value, seg: &str, path: &[String]) -> Result<()> {
             Some(_) => Ok(()),
             None => Err(missing_key(m, seg, path, false)),
         },
-        Kind::List(items) => {
+        Kind::List(items) | Kind::Tuple(items) => {
             let len = items.len();
             match list_index(seg, len) {
                 Some(i) => {

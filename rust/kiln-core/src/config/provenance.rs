@@ -82,7 +82,7 @@ fn walk(node: &Value, path: &mut String, sources: &Sources, out: &mut IndexMap<S
                 path.truncate(len);
             }
         }
-        Kind::List(l) if !l.is_empty() => {
+        Kind::List(l) | Kind::Tuple(l) if !l.is_empty() => {
             let mut buf = itoa_buf();
             for (i, child) in l.iter().enumerate() {
                 let len = push_seg(path, format_index(&mut buf, i));

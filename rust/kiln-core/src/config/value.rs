@@ -32,6 +32,8 @@ pub enum Kind {
     Float(f64),
     Str(String),
     List(Vec<Value>),
+    /// A sequence that must stay a tuple (Python configs write them; `!!python/tuple` in YAML).
+    Tuple(Vec<Value>),
     Map(Map),
 }
 
@@ -52,7 +54,7 @@ impl PartialEq for Kind {
             (Kind::Int(a), Kind::Int(b)) => a == b,
             (Kind::Float(a), Kind::Float(b)) => a == b || (a.is_nan() && b.is_nan()),
             (Kind::Str(a), Kind::Str(b)) => a == b,
-            (Kind::List(a), Kind::List(b)) => a == b,
+            (Kind::List(a), Kind::List(b)) | (Kind::Tuple(a), Kind::Tuple(b)) => a == b,
             // Order matters for configs: a dump must reproduce it.
             (Kind::Map(a), Kind::Map(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y),
             _ => false,
@@ -107,6 +109,7 @@ impl Value {
             Kind::Float(_) => "float",
             Kind::Str(_) => "string",
             Kind::List(_) => "list",
+            Kind::Tuple(_) => "tuple",
             Kind::Map(_) => "map",
         }
     }
@@ -127,6 +130,14 @@ impl Value {
         }
     }
 
+    /// The items, if this value is a list or a tuple.
+    pub fn as_seq(&self) -> Option<&Vec<Value>> {
+        match &self.kind {
+            Kind::List(items) | Kind::Tuple(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// The string, if this value is one.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
@@ -139,7 +150,7 @@ impl Value {
     pub fn set_origin_deep(&mut self, origin: Origin) {
         self.origin = origin;
         match &mut self.kind {
-            Kind::List(items) => items.iter_mut().for_each(|v| v.set_origin_deep(origin)),
+            Kind::List(items) | Kind::Tuple(items) => items.iter_mut().for_each(|v| v.set_origin_deep(origin)),
             Kind::Map(map) => map.values_mut().for_each(|v| v.set_origin_deep(origin)),
             _ => {}
         }
@@ -161,7 +172,7 @@ impl Value {
     pub fn child(&self, seg: &str) -> Option<&Value> {
         match &self.kind {
             Kind::Map(m) => m.get(seg),
-            Kind::List(items) => list_index(seg, items.len()).map(|i| &items[i]),
+            Kind::List(items) | Kind::Tuple(items) => list_index(seg, items.len()).map(|i| &items[i]),
             _ => None,
         }
     }
@@ -176,7 +187,7 @@ impl Value {
             Kind::Int(i) => i.to_string(),
             Kind::Float(f) => float_repr(*f),
             Kind::Str(s) => s.clone(),
-            Kind::List(_) | Kind::Map(_) => {
+            Kind::List(_) | Kind::Tuple(_) | Kind::Map(_) => {
                 let mut out = String::new();
                 crate::config::dump::write_flow(&mut out, self);
                 out

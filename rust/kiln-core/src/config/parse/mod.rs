@@ -33,6 +33,15 @@ impl Format {
         }
     }
 
+    /// The format's name as people write it: `YAML`, `JSON`, `TOML`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "YAML",
+            Format::Json => "JSON",
+            Format::Toml => "TOML",
+        }
+    }
+
     /// The format of `path` by its extension.
     pub fn from_path(path: &Path) -> Option<Format> {
         path.extension().and_then(|e| e.to_str()).and_then(Format::from_name)

@@ -14,6 +14,13 @@ use crate::config::value::{Kind, Map, Origin, Seg, Value, join_path};
 
 const CORE_TAG: &str = "tag:yaml.org,2002:";
 
+/// The tag of a sequence that is a tuple (`!!python/tuple [1, 2]`), as PyYAML writes it.
+pub const TUPLE_TAG_SUFFIX: &str = "python/tuple";
+
+fn is_tuple_tag(tag: Option<&Tag>) -> bool {
+    tag.is_some_and(|t| t.handle == CORE_TAG && t.suffix == TUPLE_TAG_SUFFIX)
+}
+
 /// Parse one YAML document. An empty document is `null`; a second document is an error.
 pub fn parse(text: &str, src: SourceRef<'_>) -> Result<Value> {
     let mut b = Builder { parser: Parser::new_from_str(text), src, anchors: HashMap::new(), path: Vec::new() };
@@ -86,7 +93,10 @@ impl Builder<'_> {
                 (Value::at(kind, self.origin(mark)), anchor)
             }
             Event::SequenceStart(anchor, tag) => {
-                self.check_collection_tag(tag.as_ref(), "seq", mark)?;
+                let tuple = is_tuple_tag(tag.as_ref());
+                if !tuple {
+                    self.check_collection_tag(tag.as_ref(), "seq", mark)?;
+                }
                 let mut items = Vec::new();
                 loop {
                     let (ev, m) = self.next()?;
@@ -98,7 +108,8 @@ impl Builder<'_> {
                     self.path.pop();
                     items.push(item);
                 }
-                (Value::at(Kind::List(items), self.origin(mark)), anchor)
+                let kind = if tuple { Kind::Tuple(items) } else { Kind::List(items) };
+                (Value::at(kind, self.origin(mark)), anchor)
             }
             Event::MappingStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_ref(), "map", mark)?;
@@ -302,8 +313,12 @@ mod tests {
         let v = p("a: !!str 12\nb: !!float 3\n").unwrap();
         assert_eq!(v.get_path("a").unwrap().kind, Kind::Str("12".into()));
         assert_eq!(v.get_path("b").unwrap().kind, Kind::Float(3.0));
-        let e = p("a: !!python/tuple [1, 2]\n").unwrap_err();
+        let t = p("a: !!python/tuple [1, [2, !!python/tuple []]]\n").unwrap();
+        let inner = Kind::List(vec![Value::new(Kind::Int(2)), Value::new(Kind::Tuple(vec![]))]);
+        assert_eq!(t.get_path("a").unwrap().kind, Kind::Tuple(vec![Value::new(Kind::Int(1)), Value::new(inner)]));
+        let e = p("a: !!python/list [1, 2]\n").unwrap_err();
         assert!(e.message.contains("unsupported YAML tag"), "{e}");
+        assert!(p("a: !!python/tuple {x: 1}\n").is_err());
         assert!(p("a: !!int x\n").is_err());
     }
 
