@@ -19,7 +19,7 @@ $(PY):
 	$(VENV)/bin/pip install --quiet --upgrade uv
 
 $(STAMPS)/deps: pyproject.toml | $(PY)
-	$(UV) pip install --quiet --python $(PY) -r pyproject.toml --extra dev --extra demo maturin
+	$(UV) pip install --quiet --python $(PY) -r pyproject.toml --extra dev --extra demo --extra vision maturin
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/native: $(STAMPS)/deps $(RUST_SOURCES)

@@ -37,6 +37,9 @@ BENCHMARKS: list[tuple[str, str, list[str], str, str]] = [
      "time from start to first trained batch when resuming at iteration 10, 1,000 and 10,000"),
     ("ddp_step", "ddp_step.py", [], "Distributed step time",
      "per-step time of 1 vs 2 processes (CPU, gloo) on the quickstart"),
+    ("vision_pipeline", "vision_pipeline.py", [], "Vision input pipeline",
+     "images/s of torchkiln-vision's ImageFolder + pipeline + ClsDataPreprocessor against a hand-written "
+     "torchvision ImageFolder/DataLoader loop on the same generated PNGs; target >= 0.98x"),
     ("import_time", "import_time.py", [], "Start-up time",
      "median wall time of fresh interpreters; the CLI's config and plugin commands never import torch"),
     ("gpu_check", "gpu_check.py", ["--out", "work_dirs/gpu_check"], "GPU check",
