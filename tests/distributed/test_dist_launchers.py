@@ -184,7 +184,7 @@ def test_nproc_inside_a_launched_worker_trains_in_place(env, monkeypatch):
     from torchkiln.runner import entry
 
     trained = []
-    monkeypatch.setattr(entry, "train", lambda cfg, args: trained.append(args.launcher) or 0)
+    monkeypatch.setattr(entry, "train", lambda cfg, args, run_config: trained.append(args.launcher) or 0)
     monkeypatch.setattr(torchrun, "launch_local", lambda *a: pytest.fail("relaunched inside a worker"))
     _set(env, RANK="1", LOCAL_RANK="1", WORLD_SIZE="2")
     assert cli.main(["train", CONFIG, "--nproc", "2", "--launcher", "pytorch"]) == 0
