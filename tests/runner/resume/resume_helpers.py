@@ -17,7 +17,7 @@ from torchkiln.errors import RunInterrupted
 from torchkiln.hooks.hook import Hook
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = HERE.parents[2]
 
 
 class StopAt(Hook):

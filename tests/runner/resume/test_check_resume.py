@@ -9,7 +9,7 @@ import pytest
 from torchkiln.errors import UsageError
 from torchkiln.runner.check_resume import compare_states, main
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 @pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart_iter.yaml"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
 CUDA = torch.cuda.is_available()
 
 
