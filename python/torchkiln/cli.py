@@ -22,6 +22,7 @@ from torchkiln.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USER_CODE,
     TorchkilnError,
     UsageError,
     did_you_mean,
@@ -414,10 +415,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, with the traceback
+    except Exception as exc:  # noqa: BLE001 - user code's error, or a torchkiln bug: say which
+        from torchkiln.error_origin import find_user_frame, format_user_error
+
+        _report_to_launcher(exc)
+        frame = find_user_frame(exc)
+        if frame is not None:
+            if debug:
+                traceback.print_exc()
+            print(format_user_error(exc, frame), file=sys.stderr)
+            return EXIT_USER_CODE
         traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        _report_to_launcher(exc)
         return EXIT_INTERNAL
 
 

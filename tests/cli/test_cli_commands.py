@@ -14,6 +14,7 @@ import pytest
 
 import torchkiln
 from torchkiln.cli import main
+from torchkiln.errors import did_you_mean
 from torchkiln.registry import MODELS
 
 PYTHON_DIR = str(Path(torchkiln.__file__).resolve().parents[1])
@@ -258,7 +259,9 @@ def test_interrupt_exits_130_and_internal_errors_exit_1(capsys, tmp_path, monkey
         raise KeyboardInterrupt
 
     def broken(cfg, args, run_config):
-        raise RuntimeError("boom")
+        # torchkiln's own code raising (a user's or plugin's error would exit 4, see
+        # test_user_code_errors.py)
+        return did_you_mean(None, None)
 
     runner = types.ModuleType("torchkiln.runner")
     runner.entry = entry
@@ -270,7 +273,7 @@ def test_interrupt_exits_130_and_internal_errors_exit_1(capsys, tmp_path, monkey
     entry.train = broken
     code, _, err = run_cli(capsys, "train", cfg)
     assert code == 1
-    assert "internal error: RuntimeError: boom" in err and "Traceback" in err
+    assert "internal error: TypeError" in err and "Traceback" in err
 
 
 def test_validate_prints_warnings_for_python_configs(capsys, tmp_path):

@@ -101,3 +101,23 @@ def test_component_table_and_defaults_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_misspelled_default_key_is_refused_not_added_twice():
+    from torchkiln.hooks.defaults import merge_default_hooks
+
+    with pytest.raises(ConfigError, match="adds a second CheckpointHook next to the default one under 'checkpoint'") as info:
+        merge_default_hooks({"chekpoint": {"type": "CheckpointHook", "interval": 2}})
+    assert "did you mean 'checkpoint'?" in str(info.value)
+    # A key that only looks alike but adds another kind of hook is fine.
+    assert "loggers" in merge_default_hooks({"loggers": {"type": "EMAHook"}})
+
+
+def test_config_validate_reports_the_misspelled_default_key(tmp_path, capsys):
+    from torchkiln.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: {type: DigitsMLP}\ndefault_hooks:\n  chekpoint: {type: CheckpointHook, interval: 2}\n")
+    assert main(["config", "validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "default_hooks.chekpoint" in err and "did you mean 'checkpoint'?" in err

@@ -171,3 +171,16 @@ def test_listeners_hear_each_complete_file_and_cannot_break_saving(tmp_path):
     checkpointer.save_on_stop(3)
     assert heard == [("epoch_1.pth", "periodic"), ("best_acc_epoch_1.pth", "best"), ("iter_3.pth", "stop")]
     assert all(os.path.isfile(os.path.join(checkpointer.out_dir, name)) for name, _ in heard)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_follow_the_umask(tmp_path, umask, mode):
+    checkpointer, _, _ = _checkpointer(tmp_path)
+    previous = os.umask(umask)
+    try:
+        checkpointer.save_periodic("epoch_1.pth")
+        checkpointer.save_best("acc", 0.5, "greater", "best_acc_epoch_1.pth")
+    finally:
+        os.umask(previous)
+    for name in ("epoch_1.pth", "last_checkpoint", "best_acc_epoch_1.pth", "best_checkpoints.json"):
+        assert os.stat(os.path.join(checkpointer.out_dir, name)).st_mode & 0o777 == mode, name

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigError, did_you_mean
 
 __all__ = ["DEFAULT_HOOKS", "merge_default_hooks"]
 
@@ -32,6 +32,18 @@ def _type_name(hook_type: Any) -> Any:
     if isinstance(hook_type, str):
         return hook_type.rpartition("::")[2]
     return hook_type
+
+
+def _refuse_misspelled_default(name: str, entry: Mapping[str, Any], where: str) -> None:
+    """A key one typo away from a default key, with that default's hook type, would add a
+    second hook of that type next to the default one (``chekpoint`` beside ``checkpoint``)."""
+    for default, cfg in DEFAULT_HOOKS.items():
+        if _type_name(entry.get("type")) == _type_name(cfg["type"]) and did_you_mean(name, [default]):
+            raise ConfigError(
+                f"{where} adds a second {cfg['type']} next to the default one under '{default}'",
+                where=where,
+                hint=f"did you mean '{default}'? To change the default hook, use default_hooks.{default}",
+            )
 
 
 def merge_default_hooks(user: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -77,7 +89,8 @@ def merge_default_hooks(user: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(
                 f"{where} is not a default hook, so it needs a 'type'",
                 where=where,
-                hint=f"add type: <HookName>, or use one of the default keys: {known}",
+                hint=did_you_mean(str(name), DEFAULT_HOOKS) or f"add type: <HookName>, or use one of the default keys: {known}",
             )
+        _refuse_misspelled_default(str(name), entry, where)
         merged[name] = entry
     return merged

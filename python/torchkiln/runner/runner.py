@@ -551,7 +551,7 @@ class Runner:
             path = self.checkpointer.save_on_stop(self.iter)
             reason = self._stop.reason or "a stop request"
             message = (
-                f"training stopped by {reason} after iteration {self.iter} (epoch {self.epoch}); "
+                f"training stopped by {reason} after iteration {self.iter} ({self._epoch_words()}); "
                 f"a resumable checkpoint was saved to {path}"
             )
             self.logger.warning(message)
@@ -559,6 +559,14 @@ class Runner:
                 message, exit_code=self._stop.exit_code, hint="continue with `torchkiln train CONFIG --resume` (or resume: true)"
             )
         return result
+
+    def _epoch_words(self) -> str:
+        """Where in the epochs training stands, counted as the log counts them (from 1)."""
+        loop = self._train_loop
+        position = loop.checkpoint_position() if hasattr(loop, "checkpoint_position") else {"epoch_iter": 1}
+        if position.get("epoch_iter", 0):
+            return f"in epoch {self.epoch + 1}"
+        return f"at the end of epoch {self.epoch}"
 
     def val(self) -> dict[str, Any]:
         """Validate the model once; return the metrics."""
@@ -614,15 +622,23 @@ class Runner:
             pass
 
     def _log_run_header(self, phase: str) -> None:
+        """One line about the run, the plugins and the hooks at INFO; the hook table at DEBUG."""
         from torchkiln.plugin_host import format_hook_table
 
         self.logger.info(
             f"torchkiln {phase}: work_dir={self._work_dir} seed={self.seed} world_size={self.world_size} "
             f"deterministic={self.deterministic}"
         )
+        if phase == "train":
+            self.logger.info(_precision_line(self.optim_wrapper))
         if self._entry_point_plugins:
             self.logger.info("plugins: " + ", ".join(f"{n} ({d})" for n, d in self._entry_point_plugins))
-        self.logger.info("hooks in call order:\n" + format_hook_table(self._host))
+        hooks = self._host.get_plugins()
+        self.logger.info(
+            f"hooks: {len(hooks)} ({', '.join(type(h).__name__ for h in hooks)}); "
+            "the call order per mount point is logged at DEBUG (log_level: DEBUG)"
+        )
+        self.logger.debug("hooks in call order:\n" + format_hook_table(self._host))
 
     def _maybe_compile(self) -> None:
         if not self._compile:
@@ -648,6 +664,20 @@ class Runner:
 
     def __repr__(self) -> str:
         return f"Runner(work_dir={self._work_dir!r}, model={type(self.model).__name__})"
+
+
+def _precision_line(optim_wrapper: Any) -> str:
+    """``mixed precision: ...`` for the run header (on or off, dtype and loss scaling)."""
+    wrappers = list(optim_wrapper.values()) if hasattr(optim_wrapper, "values") else [optim_wrapper]
+    parts = []
+    for wrapper in wrappers:
+        dtype = getattr(wrapper, "cast_dtype", None)
+        if dtype is None:
+            continue
+        scaler = getattr(wrapper, "loss_scaler", None)
+        scaling = "no loss scaling" if scaler is None else f"loss scale {float(scaler.get_scale()):g}"
+        parts.append(f"{type(wrapper).__name__} autocast to {str(dtype).removeprefix('torch.')} ({scaling})")
+    return "mixed precision: " + ("; ".join(parts) if parts else "off (float32)")
 
 
 def _accepts_run_config(cls: type) -> bool:
