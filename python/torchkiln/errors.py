@@ -31,7 +31,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_CONFIG = 2
 EXIT_PLUGIN = 3
-EXIT_USER_CODE = 4  # an exception raised in the user's or a plugin's code (not a torchkiln bug)
+EXIT_USER_CODE = 5  # an exception raised in the user's or a plugin's code (not a torchkiln bug)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 

@@ -259,7 +259,7 @@ def test_interrupt_exits_130_and_internal_errors_exit_1(capsys, tmp_path, monkey
         raise KeyboardInterrupt
 
     def broken(cfg, args, run_config):
-        # torchkiln's own code raising (a user's or plugin's error would exit 4, see
+        # torchkiln's own code raising (a user's or plugin's error would exit 5, see
         # test_user_code_errors.py)
         return did_you_mean(None, None)
 

@@ -1,4 +1,4 @@
-"""Errors raised in user or plugin code are reported as such (exit 4), not as torchkiln bugs."""
+"""Errors raised in user or plugin code are reported as such (exit 5), not as torchkiln bugs."""
 
 from __future__ import annotations
 

@@ -104,3 +104,15 @@ def test_plot_command_imports_no_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["2", "False"]
+
+
+def test_without_matplotlib_plot_names_the_extra(tmp_path, capsys, monkeypatch):
+    _write_run(str(tmp_path / "20240101_000000"), _records())
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    code = main(["plot", str(tmp_path), "--out", str(tmp_path / "c.png")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "matplotlib, which is not installed" in err and "pip install 'torchkiln[plot]'" in err
+    assert "Traceback" not in err and "internal error" not in err

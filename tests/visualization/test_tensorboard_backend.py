@@ -47,3 +47,16 @@ def test_a_run_that_logged_nothing_still_records_its_config(tmp_path):
     vis.close()
     acc = _accumulator(tmp_path / "vis_data")
     assert "config/text_summary" in acc.Tags()["tensors"]
+
+
+def test_without_tensorboard_the_error_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from torchkiln.errors import ConfigError
+    from torchkiln.visualization.tensorboard_backend import TensorboardVisBackend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(ConfigError, match="needs the tensorboard package") as info:
+        TensorboardVisBackend(str(tmp_path))
+    assert "pip install 'torchkiln[tensorboard]'" in str(info.value)

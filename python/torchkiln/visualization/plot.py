@@ -176,8 +176,15 @@ def plot_scalars(
     resolved = [_resolve(k, known, source) for k in wanted]
     out = os.fspath(out) if out is not None else os.path.join(os.path.dirname(source), DEFAULT_OUT)
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError(
+            "torchkiln plot draws with matplotlib, which is not installed",
+            where="torchkiln plot",
+            hint="pip install 'torchkiln[plot]' (or pip install matplotlib)",
+        ) from None
 
     fig = Figure(figsize=(8.0, 2.4 * len(resolved) + 0.6), layout="constrained")
     FigureCanvasAgg(fig)

@@ -41,7 +41,7 @@ class TensorboardVisBackend(BaseVisBackend):
             raise ConfigError(
                 "TensorboardVisBackend needs the tensorboard package",
                 where="visualizer.vis_backends",
-                hint="pip install tensorboard (or torchkiln[dev]), or remove the backend",
+                hint="pip install 'torchkiln[tensorboard]' (or pip install tensorboard), or remove the backend",
             )
         self.flush_secs = flush_secs
         self.max_queue = max_queue
