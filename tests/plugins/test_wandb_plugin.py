@@ -16,7 +16,7 @@ except (md.PackageNotFoundError, ImportError):  # pragma: no cover - depends on 
     pytest.skip("torchkiln-wandb and wandb are not installed", allow_module_level=True)
 
 from torchkiln.errors import ConfigError
-from torchkiln_wandb.offline import offline_run_files, read_config, read_history
+from torchkiln_wandb.offline import offline_run_files, read_config, read_history, read_records
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,20 @@ def _next_second() -> None:
     time.sleep(1.01 - time.time() % 1)
 
 
+def _wait_written(wandb_dir, run_id, timeout: float = 30.0) -> None:
+    """Wait until every run file of ``run_id`` ends with its exit record: wandb's writer
+    process may still be writing when ``finish()`` has returned in this process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = offline_run_files(wandb_dir, run_id)
+        kinds = [[r.WhichOneof("record_type") for r in read_records(f)] for f in files]
+        if files and all("exit" in k for k in kinds):
+            return
+        time.sleep(0.1)
+
+
 def _rows(wandb_dir, run_id, key="loss") -> list[tuple[int, float]]:
+    _wait_written(wandb_dir, run_id)
     rows = []
     for path in offline_run_files(wandb_dir, run_id):
         rows += [(r["step"], r[key]) for r in read_history(path) if key in r]
@@ -57,6 +70,7 @@ def test_run_logs_config_metrics_and_checkpoints(kiln_run, tmp_path):
     assert result.exit_code == 0
     saved = torch.load(result.work_dir / "iter_8.pth", weights_only=True)
     run_id = saved["meta"]["tracking"]["wandb"]["run_id"]
+    _wait_written(tmp_path / "wb", run_id)
     (path,) = offline_run_files(tmp_path / "wb", run_id)
     config = read_config(path)
     assert config["optim_wrapper.optimizer.lr"] == "0.1"
@@ -80,6 +94,7 @@ def test_stop_and_resume_continue_one_run(kiln_run, tmp_path):
         "wandb"
     ]["run_id"]
     _next_second()
+    _wait_written(tmp_path / "wb", run_id)
     second = kiln_run(fragment, resume=True)
     assert second.exit_code == 0
     last = torch.load(second.work_dir / "iter_8.pth", weights_only=True)["meta"]["tracking"][
@@ -97,6 +112,7 @@ def test_replayed_iterations_are_not_logged_twice(kiln_run, tmp_path):
     ]["run_id"]
     before = _rows(tmp_path / "wb", run_id)
     _next_second()
+    _wait_written(tmp_path / "wb", run_id)  # the resumed part reads these files
     again = kiln_run({**fragment, "resume": str(first.work_dir / "iter_4.pth")})
     assert again.exit_code == 0 and again.train_steps() == [6, 8]
     assert _rows(tmp_path / "wb", run_id) == before
