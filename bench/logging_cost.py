@@ -12,6 +12,14 @@ Part 2, the log buffer alone: ``torchkiln._native.LogBuffer`` (Rust) against
 ``PyLogBuffer`` (the pure-Python fallback, deques): updates, window statistics and the
 checkpoint state, on a full ring of 1,000 entries.
 
+Part 3, experiment trackers (when torchkiln-mlflow / torchkiln-wandb are installed): one
+logged record (the five values ``LoggerHook`` hands the visualizer each log interval) through
+a visualizer with ``LocalVisBackend`` alone, and with ``MLflowVisBackend`` (local ``file:``
+store) or ``WandbVisBackend`` (``WANDB_MODE=offline``) beside it: the time the training
+thread spends in ``add_scalars`` per logged iteration, and the time until the store holds
+every record (the tracker's worker thread included), per record. ``--trackers only`` runs
+this part alone.
+
 Run ``python bench/logging_cost.py`` (``--markdown`` for tables). Timings never gate tests.
 """
 
@@ -128,6 +136,67 @@ def _time(fn: Callable[[], Any], number: int, repeat: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
+# ---------------------------------------------------------------------- part 3: trackers
+def _tracker_backends(tmp: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    import importlib.util
+
+    local = {"type": "LocalVisBackend"}
+    setups = [("LocalVisBackend", [local])]
+    if importlib.util.find_spec("torchkiln_mlflow") and importlib.util.find_spec("mlflow"):
+        uri = "file:" + os.path.join(tmp, "mlruns")
+        setups.append(("+ MLflowVisBackend (file:)", [local, {"type": "MLflowVisBackend", "tracking_uri": uri}]))
+    if importlib.util.find_spec("torchkiln_wandb") and importlib.util.find_spec("wandb"):
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        wandb_cfg = {"type": "WandbVisBackend", "init_kwargs": {"project": "bench", "dir": os.path.join(tmp, "wb")}}
+        setups.append(("+ WandbVisBackend (offline)", [local, wandb_cfg]))
+    return setups
+
+
+def _tracker_cost(backends: list[dict[str, Any]], log_dir: str, records: int, repeat: int) -> tuple[float, float]:
+    """(training-thread seconds per record, seconds per record until the store holds it), medians."""
+    import statistics
+    import time
+
+    from torchkiln.visualization import Visualizer, build_visualizer
+
+    caller, total = [], []
+    for r in range(repeat):
+        Visualizer.reset_instances()
+        vis = build_visualizer({"type": "Visualizer", "vis_backends": backends}, log_dir=os.path.join(log_dir, str(r)))
+        vis.add_scalars({"loss": 1.0}, step=0)  # opens files and runs outside the timing
+        vis.flush()
+        start = time.perf_counter()
+        for i in range(1, records + 1):
+            vis.add_scalars({"loss": 1.0 / i, "lr": 0.1, "time": 0.01, "data_time": 0.001, "memory": 100.0}, step=i)
+        mid = time.perf_counter()
+        vis.flush()
+        end = time.perf_counter()
+        vis.close()
+        caller.append((mid - start) / records)
+        total.append((end - start) / records)
+    return statistics.median(caller), statistics.median(total)
+
+
+def _trackers(records: int, repeat: int, markdown: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [(name, *_tracker_cost(b, os.path.join(tmp, str(i)), records, repeat))
+                for i, (name, b) in enumerate(_tracker_backends(tmp))]
+    base = rows[0][1]
+    note = f"{records} records of 5 values x {repeat} samples, medians; Python {platform.python_version()}"
+    if markdown:
+        print(f"<!-- {note} -->")
+        print("| visualizer backends | training thread per logged iteration (µs) | vs local | until stored, per record (µs) |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, caller, total in rows:
+            print(f"| {name} | {caller * 1e6:.1f} | {caller / base:.2f}x | {total * 1e6:.1f} |")
+    else:
+        print(f"tracker cost per logged iteration ({note})")
+        for name, caller, total in rows:
+            print(f"  {name:<30} training thread {caller * 1e6:9.1f} us ({caller / base:5.2f}x)  "
+                  f"until stored {total * 1e6:9.1f} us")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both parts and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -135,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=2000, help="timed iterations per sample (part 1)")
     parser.add_argument("--repeat", type=int, default=5, help="samples per measurement")
     parser.add_argument("--histories", type=int, nargs="+", default=[1000, 1_000_000], help="history lengths (part 1)")
+    parser.add_argument("--trackers", choices=["auto", "only", "off"], default="auto",
+                        help="part 3 (installed tracker plugins): with the rest, alone, or not")
+    parser.add_argument("--records", type=int, default=500, help="logged records per sample (part 3)")
     args = parser.parse_args(argv)
+    if args.trackers == "only":
+        _trackers(args.records, args.repeat, args.markdown)
+        return 0
     if args.iters % INTERVAL:
         parser.error(f"--iters must be a multiple of the log interval ({INTERVAL})")
 
@@ -176,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, native, python in buffer_rows:
             print(f"  {name.ljust(width)}  rust {native * 1e6:9.3f} us  python {python * 1e6:9.3f} us  "
                   f"python/rust {python / native:6.1f}x")
+    if args.trackers == "auto":
+        print()
+        _trackers(args.records, args.repeat, args.markdown)
     return 0
 
 

@@ -1,0 +1,20 @@
+"""The plugin author's test kit: run a tiny training with a config fragment, see what happened.
+
+``pytest`` loads :mod:`torchkiln.testing.plugin` by itself once torchkiln is installed (the
+``pytest11`` entry point), which gives every test suite the fixtures:
+
+- ``kiln_run``: ``kiln_run(fragment, **options)`` trains a small MLP on the bundled digits
+  for a few iterations in a fresh work dir under ``tmp_path`` and returns a
+  :class:`TrainingResult` (work dir, the logged scalars, the mount points each hook was
+  called at, the checkpoints, the exit code).
+- ``kiln_config``: the base config those runs start from (a fresh dict per test).
+
+The same is importable for scripts: :func:`run_training`, :func:`tiny_config`,
+:func:`merge_config`.
+"""
+
+from __future__ import annotations
+
+from torchkiln.testing.runs import TrainingResult, merge_config, run_training, tiny_config
+
+__all__ = ["TrainingResult", "merge_config", "run_training", "tiny_config"]
