@@ -94,15 +94,28 @@ def _wrap(loaded: Any, filename: str | None) -> Config:
     )
 
 
+def _engine_keys_may_be_new(override: str) -> str:
+    """``key=value`` for a key the run schema defines becomes ``+key=value``: the engine's
+    keys have defaults, so MMEngine lets them be set whether the config wrote them or not."""
+    if override.startswith(("+", "~")) or "=" not in override:
+        return override
+    from torchkiln.config.schema import is_engine_key
+
+    key = override.split("=", 1)[0].strip()
+    return f"+{override}" if key and is_engine_key(key.split(".")) else override
+
+
 def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     """Load a config file with its ``_base_`` chain, interpolation and overrides.
 
     :param path: a ``.yaml``/``.yml``, ``.json``, ``.toml`` or ``.py`` file.
-    :param overrides: ``a.b=value`` (existing key), ``+a.b=value`` (new key), ``~a.b`` (delete).
+    :param overrides: ``a.b=value`` (an existing key, or any key of the run schema such as
+        ``load_from`` or ``val_cfg.fp16``, set or not), ``+a.b=value`` (a new key),
+        ``~a.b`` (delete).
     :raises ConfigError: with file, line, column and key path when anything is wrong.
     """
     filename = str(path)
-    overrides = [str(o) for o in overrides]
+    overrides = [_engine_keys_may_be_new(str(o)) for o in overrides]
     suffix = Path(filename).suffix.lower()
     if suffix not in _SUFFIX_FORMATS:
         raise ConfigError(

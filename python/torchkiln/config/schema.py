@@ -251,3 +251,31 @@ class RunConfig:
 def top_level_keys() -> list[str]:
     """Every top-level key the engine owns, in declaration order."""
     return [a.name for a in attrs.fields(RunConfig)]
+
+
+def _attrs_class_of(annotation: Any) -> type | None:
+    """The attrs class a field holds (``X``, ``X | None``, ``Union[X, bool]``), if exactly one."""
+    import typing
+
+    if isinstance(annotation, str):
+        annotation = eval(annotation, globals())  # noqa: S307 - this module's own annotations
+    if isinstance(annotation, type) and attrs.has(annotation):
+        return annotation
+    found = [a for a in typing.get_args(annotation) if isinstance(a, type) and attrs.has(a)]
+    return found[0] if len(found) == 1 else None
+
+
+def is_engine_key(path: list[str]) -> bool:
+    """Whether the schema itself defines ``path`` (``load_from``, ``val_cfg.fp16``,
+    ``env_cfg.dist_cfg.backend``), so an override may set it even when the config leaves it
+    out. Paths into component dicts (``model.depth``) are not the schema's.
+    """
+    cls: type | None = RunConfig
+    for segment in path:
+        if cls is None:
+            return False
+        field = attrs.fields_dict(cls).get(segment)
+        if field is None:
+            return False
+        cls = _attrs_class_of(field.type)
+    return True
