@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+from kiln_toys import ModelSteps
 
 import torchkiln
 from torchkiln.cli import main
@@ -21,7 +22,7 @@ PYTHON_DIR = str(Path(torchkiln.__file__).resolve().parents[1])
 
 
 @MODELS.register_module(force=True)
-class TkCliNet:
+class TkCliNet(ModelSteps):
     def __init__(self, depth, width=8):
         self.depth = depth
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kiln_toys import ModelSteps
 
 from torchkiln.config import Config, validate
 from torchkiln.errors import BuildError, PluginError
@@ -25,13 +26,13 @@ YAML = "/proj/model.yaml"
 
 
 @MODELS.register_module(force=True)
-class TkCheckNet:
+class TkCheckNet(ModelSteps):
     def __init__(self, depth, width=64, init_cfg=None):
         self.depth = depth
 
 
 @MODELS.register_module(force=True)
-class TkCheckAnything:
+class TkCheckAnything(ModelSteps):
     def __init__(self, **kwargs):
         self.kwargs = kwargs
 
@@ -248,9 +249,10 @@ def test_param_scheduler_dict_of_lists():
 
 def test_custom_imports_run_before_lookups(tmp_path, monkeypatch):
     (tmp_path / "tk_custom_mod.py").write_text(
+        "from kiln_toys import ModelSteps\n"
         "from torchkiln.registry import MODELS\n"
         "@MODELS.register_module(force=True)\n"
-        "class TkImportedNet:\n"
+        "class TkImportedNet(ModelSteps):\n"
         "    def __init__(self, size):\n"
         "        self.size = size\n"
     )

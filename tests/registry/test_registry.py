@@ -196,7 +196,11 @@ def test_installed_entry_points_are_the_ones_pyproject_declares() -> None:
     from pathlib import Path
 
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-    declared = tomllib.loads(pyproject.read_text())["project"]["entry-points"]
+    declared = {
+        group: names
+        for group, names in tomllib.loads(pyproject.read_text())["project"]["entry-points"].items()
+        if group.startswith("torchkiln.")  # pytest11 is the test kit's, not a registry's
+    }
     _index.clear_cache()
     installed = {group: _index.builtin_components(group) for group in declared}
     assert installed == declared, "reinstall torchkiln (make setup) to pick up pyproject.toml's entry points"

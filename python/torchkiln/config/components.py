@@ -130,7 +130,7 @@ class ComponentChecker:
     # ------------------------------------------------------------------ the config
     def check(self, data: Mapping[str, Any]) -> None:
         """Check every component dict of ``data`` whose registry is known."""
-        self.component(data.get("model"), reg.MODELS, ("model",))
+        self.model(data.get("model"))
         self.component(data.get("data_preprocessor"), reg.MODELS, ("data_preprocessor",), required=False)
         for split in ("train", "val", "test"):
             self.dataloader(data.get(f"{split}_dataloader"), (f"{split}_dataloader",))
@@ -258,10 +258,27 @@ class ComponentChecker:
             for i, item in enumerate(custom_hooks):
                 self.component(item, reg.HOOKS, ("custom_hooks", i), engine_keys=("priority",))
 
+    def model(self, value: Any) -> None:
+        """The model: a registered type that is a BaseModel (it has ``train_step``)."""
+        cls = self.component(value, reg.MODELS, ("model",))
+        if isinstance(cls, type):
+            from torchkiln.model.model_checks import plain_module_message
+
+            problem = plain_module_message(cls)
+            if problem is not None:
+                message, hint = problem
+                self.reporter.error(("model", "type"), message, hint=hint)
+
     def visualizer(self, value: Any, path: KeyPath) -> None:
-        """The visualizer's ``vis_backends``."""
+        """The visualizer's type and its ``vis_backends``."""
         if not isinstance(value, Mapping):
             return
+        from torchkiln.visualization.visualizer import visualizer_class
+
+        try:
+            visualizer_class(value.get("type"))
+        except ConfigError as exc:
+            self.reporter.error((*tuple(path), "type"), exc.message, hint=exc.hint)
         backends = value.get("vis_backends")
         if isinstance(backends, list):
             for i, item in enumerate(backends):

@@ -94,15 +94,23 @@ def _wrap(loaded: Any, filename: str | None) -> Config:
     )
 
 
-def _engine_keys_may_be_new(override: str) -> str:
-    """``key=value`` for a key the run schema defines becomes ``+key=value``: the engine's
-    keys have defaults, so MMEngine lets them be set whether the config wrote them or not."""
-    if override.startswith(("+", "~")) or "=" not in override:
-        return override
+def _engine_key_to_add(message: str, overrides: list[str]) -> list[str] | None:
+    """When ``key=value`` failed because the config does not set ``key`` and the run schema
+    defines it, the overrides with that one as ``+key=value`` (the engine's keys have
+    defaults, so MMEngine lets them be set whether the config wrote them or not); else None.
+    Only then: an override of a key the config has keeps its own text in the provenance.
+    """
     from torchkiln.config.schema import is_engine_key
 
-    key = override.split("=", 1)[0].strip()
-    return f"+{override}" if key and is_engine_key(key.split(".")) else override
+    for index, override in enumerate(overrides):
+        if override.startswith(("+", "~")) or "=" not in override:
+            continue
+        if f"override '{override.strip()}'" not in message or "does not exist" not in message:
+            continue
+        key = override.split("=", 1)[0].strip()
+        if key and is_engine_key(key.split(".")):
+            return [*overrides[:index], f"+{override}", *overrides[index + 1 :]]
+    return None
 
 
 def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
@@ -115,7 +123,7 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     :raises ConfigError: with file, line, column and key path when anything is wrong.
     """
     filename = str(path)
-    overrides = [_engine_keys_may_be_new(str(o)) for o in overrides]
+    overrides = [str(o) for o in overrides]
     suffix = Path(filename).suffix.lower()
     if suffix not in _SUFFIX_FORMATS:
         raise ConfigError(
@@ -126,11 +134,16 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     if not Path(filename).is_file():
         raise ConfigError("config file not found", where=display_path(filename), hint="check the path")
     mod = native()
-    try:
-        loaded = mod.load_config(os.path.abspath(filename), overrides, **_callbacks())
-    except (mod.ConfigLoadError, TorchkilnError) as exc:
-        raise _convert(exc) from None
-    return _wrap(loaded, os.path.abspath(filename))
+    while True:
+        try:
+            loaded = mod.load_config(os.path.abspath(filename), overrides, **_callbacks())
+        except (mod.ConfigLoadError, TorchkilnError) as exc:
+            retry = _engine_key_to_add(str(exc), overrides)
+            if retry is None:
+                raise _convert(exc) from None
+            overrides = retry
+            continue
+        return _wrap(loaded, os.path.abspath(filename))
 
 
 def loads(

@@ -53,6 +53,11 @@ class ComponentBuilder:
             model = MODELS.build(model_cfg)
         if not isinstance(model, torch.nn.Module):
             raise ConfigError(f"model must be an nn.Module or a model config, got {type(model).__name__}", where="model")
+        from torchkiln.model.model_checks import plain_module_message
+
+        problem = plain_module_message(model)
+        if problem is not None:
+            raise ConfigError(problem[0], where="model", hint=problem[1])
         device = self._env.device()
         model = model.to(device)
         if not self._env.distributed:

@@ -113,24 +113,25 @@ class _StopAfter:
 
 
 def _record_calls(runner: Any, calls: dict[str, list[str]]) -> None:
-    """Wrap each dispatched mount point of the runner's facade to note the hooks it reaches."""
+    """Wrap each mount point of the runner's facade that has hooks, to note the hooks it reaches."""
+    from torchkiln.hookspecs import MOUNT_POINTS
+
     host = runner.hook_host
     facade = runner.hooks
-    for mount_point, dispatch in host.dispatchers.items():
-        if dispatch is None:
+    for mount_point in MOUNT_POINTS:
+        names = [record.name for record in host.call_order(mount_point)]
+        if not names:
             continue
-        names = [entry[3].name for entry in host.call_table[mount_point]]
+        dispatch = getattr(facade, mount_point)
 
-        def recorded(
-            *args: Any, _dispatch: Any = dispatch, _mp: str = mount_point, _names: Any = names
-        ) -> None:
+        def recorded(*args: Any, _dispatch: Any = dispatch, _mp: str = mount_point, _names: Any = names, **kwargs: Any) -> None:
             for name in _names:
                 seen = calls.setdefault(name, [])
                 if _mp not in seen:
                     seen.append(_mp)
-            _dispatch(*args)
+            _dispatch(*args, **kwargs)
 
-        facade.__dict__[mount_point] = recorded
+        facade.install(mount_point, recorded)
 
 
 def _read_scalars(path: Path, offset: int = 0) -> list[dict[str, Any]]:

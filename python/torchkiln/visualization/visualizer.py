@@ -196,7 +196,11 @@ class Visualizer:
 _TYPE_NAMES = ("Visualizer",)
 
 
-def _visualizer_class(type_: Any) -> type:
+def visualizer_class(type_: Any) -> type:
+    """The Visualizer class ``type_`` names (``None``: :class:`Visualizer`).
+
+    :raises ConfigError: an unknown name, a path that does not import, not a Visualizer.
+    """
     if type_ is None:
         return Visualizer
     if isinstance(type_, type):
@@ -215,7 +219,7 @@ def _visualizer_class(type_: Any) -> type:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"cannot import visualizer type {type_!r}: {exc}", where="visualizer.type") from None
-        return _visualizer_class(cls)
+        return visualizer_class(cls)
     raise ConfigError(
         f"unknown visualizer type {type_!r}",
         where="visualizer.type",
@@ -245,7 +249,7 @@ def build_visualizer(
         cfg = DEFAULT_VISUALIZER
     if isinstance(cfg, Mapping):
         args = dict(cfg)
-        cls = _visualizer_class(args.pop("type", None))
+        cls = visualizer_class(args.pop("type", None))
         args.pop("_scope_", None)
         if name is not None:
             args.setdefault("name", name)
