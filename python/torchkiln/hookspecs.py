@@ -209,6 +209,35 @@ def before_train_iter(runner: Runner, batch_idx: int, data_batch: Any) -> None:
 
 
 @hookspec
+def after_backward(runner: Runner, optim_wrapper: Any) -> None:
+    """Called after each backward pass of a training step (every micro-batch of an
+    accumulation window), by the optimizer wrapper.
+
+    :param runner: the runner.
+    :param optim_wrapper: the :class:`~torchkiln.optim.OptimWrapper` that ran the backward
+        pass; its optimizer's parameters hold the gradients accumulated so far (scaled by
+        the loss scaler under AMP float16).
+
+    Only when some hook implements it does the wrapper call it: no cost otherwise.
+    """
+
+
+@hookspec
+def before_optimizer_step(runner: Runner, optim_wrapper: Any) -> None:
+    """Called once per real optimizer step, when the gradients of the accumulation window are
+    complete: after the loss scaler unscaled them (AMP float16) and before clipping and
+    ``optimizer.step()``. Not called for a window that is skipped (a non-finite loss).
+
+    :param runner: the runner.
+    :param optim_wrapper: the :class:`~torchkiln.optim.OptimWrapper` about to step.
+
+    The place for gradient inspection (norms, non-finite values): reading a gradient value
+    synchronises with the device, so do it at an interval. Only when some hook implements
+    it does the wrapper call it: no cost otherwise.
+    """
+
+
+@hookspec
 def after_train_iter(runner: Runner, batch_idx: int, data_batch: Any, outputs: Mapping[str, Any] | None) -> None:
     """Called after each training step (forward, backward and optimizer update).
 

@@ -28,6 +28,7 @@ EXPECTED_PRIORITIES = {
     "ProfilerHook": "VERY_LOW",
     "NonFiniteLossHook": "NORMAL",
     "CheckInvalidLossHook": "NORMAL",
+    "GradientMonitorHook": "NORMAL",
 }
 
 REQUIRED_ARGS = {"EarlyStoppingHook": {"monitor": "acc"}}

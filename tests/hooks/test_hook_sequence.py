@@ -57,8 +57,8 @@ def test_exact_hook_sequence(tmp_path) -> None:
 
     epoch = [
         ("before_train_epoch",),
-        ("before_train_iter", 0), ("after_train_iter", 0),
-        ("before_train_iter", 1), ("after_train_iter", 1),
+        ("before_train_iter", 0), ("after_backward",), ("before_optimizer_step",), ("after_train_iter", 0),
+        ("before_train_iter", 1), ("after_backward",), ("before_optimizer_step",), ("after_train_iter", 1),
         ("after_train_epoch",),
         ("before_save_checkpoint",),
         ("before_val",), ("before_val_epoch",),

@@ -21,7 +21,7 @@ def test_mount_points_are_the_hookspecs_in_source_order():
         and any(isinstance(d, ast.Name) and d.id == "hookspec" for d in node.decorator_list)
     ]
     assert list(MOUNT_POINTS) == decorated
-    assert len(MOUNT_POINTS) == 22
+    assert len(MOUNT_POINTS) == 24
 
 
 def test_the_facade_has_every_mount_point_and_nothing_else_hand_written():

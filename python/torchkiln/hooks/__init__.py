@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "NonFiniteLossHook": "torchkiln.hooks.loss_guard_hook",
     "CheckInvalidLossHook": "torchkiln.hooks.loss_guard_hook",
     "NonFiniteLossError": "torchkiln.hooks.loss_guard_hook",
+    "GradientMonitorHook": "torchkiln.hooks.gradient_monitor_hook",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.hooks.early_stopping_hook import EarlyStoppingHook
     from torchkiln.hooks.ema_hook import EMAHook
     from torchkiln.hooks.empty_cache_hook import EmptyCacheHook
+    from torchkiln.hooks.gradient_monitor_hook import GradientMonitorHook
     from torchkiln.hooks.hook import PRIORITIES, Hook, get_priority
     from torchkiln.hooks.iter_timer_hook import IterTimerHook
     from torchkiln.hooks.logger_hook import LoggerHook

@@ -537,6 +537,7 @@ class Runner:
         _ = self.train_loop  # first: says clearly when the runner has nothing to train
         self.optim_wrapper = self.build_optim_wrapper(self._optim_wrapper_cfg)
         self.scale_lr(self.optim_wrapper, self._auto_scale_lr)
+        self._observe_optimizer_steps()
         self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
         _ = self.val_loop  # build validation now so config errors surface before training
         self._maybe_compile()
@@ -559,6 +560,22 @@ class Runner:
                 message, exit_code=self._stop.exit_code, hint="continue with `torchkiln train CONFIG --resume` (or resume: true)"
             )
         return result
+
+    def _observe_optimizer_steps(self) -> None:
+        """Let the optimizer wrapper(s) call ``after_backward``/``before_optimizer_step`` when
+        a hook implements either (otherwise the update path stays as it is)."""
+        host = self._host
+        if not (host.has_impls("after_backward") or host.has_impls("before_optimizer_step")):
+            return
+        hooks = self.hooks
+
+        def observer(mount_point: str, optim_wrapper: Any) -> None:
+            getattr(hooks, mount_point)(self, optim_wrapper)
+
+        wrappers = self.optim_wrapper.values() if hasattr(self.optim_wrapper, "values") else [self.optim_wrapper]
+        for wrapper in wrappers:
+            if callable(getattr(wrapper, "observe_steps", None)):
+                wrapper.observe_steps(observer)
 
     def _epoch_words(self) -> str:
         """Where in the epochs training stands, counted as the log counts them (from 1)."""

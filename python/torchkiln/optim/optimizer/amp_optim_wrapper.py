@@ -142,14 +142,19 @@ class AmpOptimWrapper(OptimWrapper):
             loss = self.loss_scaler.scale(loss)
         loss.backward(**kwargs)
         self._inner_count += 1
+        if self._observer is not None:
+            self._observer("after_backward", self)
 
     def step(self, **kwargs: Any) -> None:
         """Unscale and clip (if configured), then step through the scaler and update it."""
         if self.loss_scaler is None:
             super().step(**kwargs)
             return
-        if self._clip is not None:
+        if self._clip is not None or self._observer is not None:
             self.loss_scaler.unscale_(self.optimizer)
+        if self._observer is not None:
+            self._observer("before_optimizer_step", self)
+        if self._clip is not None:
             self._clip_grad()
         self.loss_scaler.step(self.optimizer, **kwargs)
         self.loss_scaler.update(self._fixed_scale)

@@ -9,7 +9,7 @@ device value back to the host: the gradient norm is kept as a detached tensor.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -138,8 +138,19 @@ class OptimWrapper:
         self._drop_window = False
         self._clip_key: tuple[tuple[int, int], ...] | None = None
         self._clip_list: list[torch.Tensor] = []
+        # Called at after_backward / before_optimizer_step when hooks implement them.
+        self._observer: Callable[[str, OptimWrapper], None] | None = None
         # update_params may skip the backward/step/zero_grad methods (see there).
         self._direct = type(self) is OptimWrapper and accumulative_counts == 1
+
+    def observe_steps(self, observer: Callable[[str, OptimWrapper], None] | None) -> None:
+        """Call ``observer(mount_point, self)`` at ``after_backward`` (after each backward
+        pass) and ``before_optimizer_step`` (once per real step, gradients complete and
+        unscaled, before clipping); ``None`` stops it. The runner installs one only when a
+        hook implements either mount point.
+        """
+        self._observer = observer
+        self._direct = type(self) is OptimWrapper and self._accumulative_counts == 1 and observer is None
 
     # ------------------------------------------------------------------ the update cycle
     def update_params(
@@ -202,9 +213,13 @@ class OptimWrapper:
         """Run ``loss.backward(**kwargs)`` and count the pass."""
         loss.backward(**kwargs)
         self._inner_count += 1
+        if self._observer is not None:
+            self._observer("after_backward", self)
 
     def step(self, **kwargs: Any) -> None:
         """Clip gradients (if configured) and step the optimizer."""
+        if self._observer is not None:
+            self._observer("before_optimizer_step", self)
         if self._clip is not None:
             self._clip_grad()
         self.optimizer.step(**kwargs)
