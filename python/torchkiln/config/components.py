@@ -147,6 +147,7 @@ class ComponentChecker:
             data.get("log_processor"), reg.LOG_PROCESSORS, ("log_processor",), default_type="LogProcessor"
         )
         self.visualizer(data.get("visualizer"), ("visualizer",))
+        self.plugin_options(data.get("plugins"))
         self.component(
             data.get("model_wrapper_cfg"), reg.MODEL_WRAPPERS, ("model_wrapper_cfg",), injected=("module",),
             required=False,
@@ -268,6 +269,18 @@ class ComponentChecker:
             if problem is not None:
                 message, hint = problem
                 self.reporter.error(("model", "type"), message, hint=hint)
+
+    def plugin_options(self, value: Any) -> None:
+        """``plugins.options`` names installed hook plugins."""
+        if not isinstance(value, Mapping) or not isinstance(value.get("options"), Mapping):
+            return
+        from torchkiln.plugin_host.entry_points import GROUP, check_option_names
+        from torchkiln.registry import _index
+
+        try:
+            check_option_names(value["options"], _index.entry_points_by_group().get(GROUP, []))
+        except ConfigError as exc:
+            self.reporter.error(tuple(str(exc.where).split(".")), exc.message, hint=exc.hint)
 
     def visualizer(self, value: Any, path: KeyPath) -> None:
         """The visualizer's type and its ``vis_backends``."""

@@ -203,10 +203,12 @@ class CustomImportsCfg:
 class PluginsCfg:
     """``plugins``: which ``torchkiln.plugins`` entry-point plugins load at run start.
 
-    ``disable`` names plugins (entry-point or distribution names) never to load.
+    ``disable`` names plugins (entry-point or distribution names) never to load; ``options``
+    gives the arguments a plugin that is a Hook class is built with, by entry-point name.
     """
 
     disable: list[str] = attrs.Factory(list)
+    options: dict[str, dict[str, Any]] = attrs.Factory(dict)
 
 
 # ---------------------------------------------------------------------- the top level

@@ -154,6 +154,7 @@ class ComponentBuilder:
         default_hooks: Mapping[str, Any] | None,
         custom_hooks: Sequence[Any] | None,
         disabled_plugins: Sequence[str],
+        plugin_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[tuple[str, str]]:
         """Register the default hooks, the custom hooks and the installed hook plugins on
         ``host``; return the plugins loaded from entry points as ``(name, distribution)``.
@@ -165,7 +166,7 @@ class ComponentBuilder:
             register_hook(host, hook_cfg)
         for hook in custom_hooks or ():
             register_hook(host, plain(hook))
-        return list(load_entry_point_plugins(host, disabled=set(disabled_plugins)))
+        return list(load_entry_point_plugins(host, disabled=set(disabled_plugins), options=plugin_options))
 
 
 def register_hook(host: HookHost, hook: Any, priority: int | str | None = None) -> None:

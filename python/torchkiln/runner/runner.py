@@ -173,7 +173,8 @@ class Runner:
         self._host = HookHost()
         self.hooks = self._host.facade
         self._entry_point_plugins = self._build.hooks(
-            self._host, plain(default_hooks), custom_hooks, self._plugins_cfg.get("disable", []) or []
+            self._host, plain(default_hooks), custom_hooks, self._plugins_cfg.get("disable", []) or [],
+            self._plugins_cfg.get("options") or {},
         )
         self.checkpointer = Checkpointer(
             self._work_dir, TrainingState(self), rank=self.rank, logger=self.logger, message_hub=self.message_hub
