@@ -52,4 +52,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.model import BaseDataPreprocessor, BaseModel, BaseModule, ImgDataPreprocessor
     from torchkiln.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
     from torchkiln.registry import Registry
-    from torchkiln.runner import BaseLoop, EpochBasedTrainLoop, IterBasedTrainLoop, Runner, TestLoop, ValLoop
+    from torchkiln.runner import (
+        BaseLoop,
+        EpochBasedTrainLoop,
+        IterBasedTrainLoop,
+        Runner,
+        TestLoop,
+        ValLoop,
+    )

@@ -39,7 +39,9 @@ def pseudo_collate(data_batch: Sequence[Any]) -> Any:
     :raises ValueError: samples whose sequences differ in length.
     """
     if not _is_sequence(data_batch):
-        raise TypeError(f"pseudo_collate expects a sequence of samples, got {type(data_batch).__name__}")
+        raise TypeError(
+            f"pseudo_collate expects a sequence of samples, got {type(data_batch).__name__}"
+        )
     if len(data_batch) == 0:
         return []
     first = data_batch[0]
@@ -52,7 +54,9 @@ def pseudo_collate(data_batch: Sequence[Any]) -> Any:
     if _is_sequence(first):
         length = len(first)
         if any(len(sample) != length for sample in data_batch):
-            raise ValueError("pseudo_collate: every sample in the batch must have the same number of fields")
+            raise ValueError(
+                "pseudo_collate: every sample in the batch must have the same number of fields"
+            )
         columns = [pseudo_collate(list(column)) for column in zip(*data_batch)]
         if isinstance(first, tuple) and hasattr(first, "_fields"):  # namedtuple
             return type(first)(*columns)

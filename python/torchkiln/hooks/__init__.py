@@ -51,7 +51,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.hooks.hook import PRIORITIES, Hook, get_priority
     from torchkiln.hooks.iter_timer_hook import IterTimerHook
     from torchkiln.hooks.logger_hook import LoggerHook
-    from torchkiln.hooks.loss_guard_hook import CheckInvalidLossHook, NonFiniteLossError, NonFiniteLossHook
+    from torchkiln.hooks.loss_guard_hook import (
+        CheckInvalidLossHook,
+        NonFiniteLossError,
+        NonFiniteLossHook,
+    )
     from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook
     from torchkiln.hooks.progress_bar_hook import ProgressBarHook
     from torchkiln.hooks.profiler_hook import ProfilerHook

@@ -62,7 +62,9 @@ def _to_python(value: Any) -> Any:
     if hasattr(value, "detach"):  # a torch.Tensor: shape checks read metadata only
         if value.ndim:  # stored 0-d, so a read stacks them without reshaping each
             if value.numel() != 1:
-                raise ValueError(f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}"
+                )
             value = value.reshape(())
         return value.detach() if value.requires_grad else value  # detach() costs a new tensor
     return float(value)
@@ -166,7 +168,9 @@ class HistoryBuffer:
         values = list(log_history)
         counts = list(count_history) if count_history is not None else [1] * len(values)
         if len(counts) != len(values):
-            raise ValueError(f"log_history has {len(values)} values but count_history {len(counts)}")
+            raise ValueError(
+                f"log_history has {len(values)} values but count_history {len(counts)}"
+            )
         for value, count in zip(values, counts):
             self.update(value, count)
 

@@ -110,7 +110,9 @@ class JsonlWriter:
     ``write(record)`` costs one ``json.dumps`` and a memory copy; it never waits on the disk.
     """
 
-    def __init__(self, path: str | os.PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000
+    ) -> None:
         self.path = os.fspath(path)
         folder = os.path.dirname(self.path)
         if folder:

@@ -72,7 +72,11 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from torchkiln.model.base_model import BaseModel
     from torchkiln.model.base_module import BaseModule, ModuleDict, ModuleList, Sequential
-    from torchkiln.model.data_preprocessor import BaseDataPreprocessor, ImgDataPreprocessor, stack_batch
+    from torchkiln.model.data_preprocessor import (
+        BaseDataPreprocessor,
+        ImgDataPreprocessor,
+        stack_batch,
+    )
     from torchkiln.model.demo_models import DigitsCNN, DigitsMLP
     from torchkiln.model.weight_init import (
         BaseInit,

@@ -92,7 +92,9 @@ class _UpdatePlan:
         self.move: list[bool] | None = None
         self.move_bufs: list[bool] = []
 
-    def source_tensors(self, averaged: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    def source_tensors(
+        self, averaged: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """``(source, averaged buffers, source buffers)``, sources on the averaged tensors' devices.
 
         Which tensors need a copy is decided once, and again when the source model moved.
@@ -107,8 +109,13 @@ class _UpdatePlan:
             self.move_bufs = [s.device != a.device for a, s in zip(avg_bufs, source_bufs)]
             self.any_move = any(self.move) or any(self.move_bufs)
         if self.any_move:
-            source = [_to_device(s, a.device) if m else s for a, s, m in zip(averaged, source, self.move)]
-            source_bufs = [_to_device(s, a.device) if m else s for a, s, m in zip(avg_bufs, source_bufs, self.move_bufs)]
+            source = [
+                _to_device(s, a.device) if m else s for a, s, m in zip(averaged, source, self.move)
+            ]
+            source_bufs = [
+                _to_device(s, a.device) if m else s
+                for a, s, m in zip(avg_bufs, source_bufs, self.move_bufs)
+            ]
         return source, avg_bufs, source_bufs
 
 
@@ -138,7 +145,9 @@ class BaseAveragedModel(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(interval, int) or interval < 1:
-            raise ConfigError(f"{type(self).__name__}: interval must be a positive int, got {interval!r}")
+            raise ConfigError(
+                f"{type(self).__name__}: interval must be a positive int, got {interval!r}"
+            )
         self.module = copy.deepcopy(_unwrap(model)).requires_grad_(False)
         self.interval = interval
         if device is not None:
@@ -197,7 +206,9 @@ class BaseAveragedModel(nn.Module):
         return dict(zip(names, tensors))
 
     # ------------------------------------------------------------------ averaging
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(
+        self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int
+    ) -> None:
         """Fold ``source_param`` into ``averaged_param`` in place.
 
         :param averaged_param: the averaged tensor.
@@ -261,7 +272,9 @@ class BaseAveragedModel(nn.Module):
             self._copy_plan = plan
         dst = plan[1].tensors()
         src = plan[2].tensors()
-        _copy_all(dst, [s if s.device == d.device else _to_device(s, d.device) for d, s in zip(dst, src)])
+        _copy_all(
+            dst, [s if s.device == d.device else _to_device(s, d.device) for d, s in zip(dst, src)]
+        )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the averaged model."""
@@ -330,7 +343,9 @@ class ExponentialMovingAverage(BaseAveragedModel):
     def _momentum(self, steps: int) -> float:
         return self.momentum
 
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(
+        self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int
+    ) -> None:
         """``averaged += momentum * (source - averaged)``."""
         averaged_param.lerp_(source_param, self._momentum(steps))
 
@@ -379,7 +394,9 @@ class StochasticWeightAverage(BaseAveragedModel):
     ``averaged += (model - averaged) / (steps // interval + 1)``.
     """
 
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(
+        self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int
+    ) -> None:
         """Running-mean update."""
         averaged_param.lerp_(source_param, 1.0 / (steps // self.interval + 1))
 

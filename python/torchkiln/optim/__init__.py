@@ -36,7 +36,11 @@ _EXPORTS: dict[str, str] = {
     "INF": _SCHEDULER,
     "_ParamScheduler": _SCHEDULER,
     "build_param_schedulers": _SCHEDULER,
-    **{f"{name}{kind}": _SCHEDULER for name in _SCHEDULE_NAMES for kind in ("ParamScheduler", "LR", "Momentum")},
+    **{
+        f"{name}{kind}": _SCHEDULER
+        for name in _SCHEDULE_NAMES
+        for kind in ("ParamScheduler", "LR", "Momentum")
+    },
 }
 
 __all__ = sorted(_EXPORTS)

@@ -36,13 +36,17 @@ class HookError(PluginError):
         self.mount_point = mount_point
         self.original = original
         if record.dist:
-            hint = (f"the plugin comes from the distribution {record.dist!r}: update or report it, or "
-                    f"disable it with `plugins: {{disable: [{record.name}]}}`")
+            hint = (
+                f"the plugin comes from the distribution {record.dist!r}: update or report it, or "
+                f"disable it with `plugins: {{disable: [{record.name}]}}`"
+            )
         elif self.dist == "built-in":
             hint = "the original traceback is chained above; if it ends in torchkiln itself, please report it"
         else:
             hint = "the original traceback is chained above (the CLI prints it with --debug)"
-        reason = f"{type(original).__name__}: {original}" if str(original) else type(original).__name__
+        reason = (
+            f"{type(original).__name__}: {original}" if str(original) else type(original).__name__
+        )
         super().__init__(
             f"hook {record.label} ({self.dist}) failed in {mount_point}: {reason}",
             where=f"plugin {record.name!r}, distribution {self.dist}, mount point {mount_point}",

@@ -76,7 +76,11 @@ def providers(registry_name: str, group: str) -> dict[str, dict[str, str]]:
 
 def builtin_components(group: str) -> dict[str, str]:
     """torchkiln's own entries in one entry-point group (``torchkiln.hooks``): ``{Name: "module:attr"}``."""
-    return {ep.name: ep.value for ep in entry_points_by_group().get(group, []) if _dist_of(ep) == BUILTIN_SCOPE}
+    return {
+        ep.name: ep.value
+        for ep in entry_points_by_group().get(group, [])
+        if _dist_of(ep) == BUILTIN_SCOPE
+    }
 
 
 def _builtin_components() -> dict[str, dict[str, str]]:

@@ -33,7 +33,11 @@ def _register_torch_optimizers(registry: Registry) -> None:
 
     for name in dir(torch.optim):
         obj = getattr(torch.optim, name)
-        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer:
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, torch.optim.Optimizer)
+            and obj is not torch.optim.Optimizer
+        ):
             if name not in registry._entries:
                 registry._entries[name] = {"torch": obj}
 
@@ -60,8 +64,23 @@ FUNCTIONS = Registry("functions")
 ALL_REGISTRIES: dict[str, Registry] = {
     r.name: r
     for r in (
-        RUNNERS, LOOPS, HOOKS, DATASETS, DATA_SAMPLERS, TRANSFORMS, MODELS, MODEL_WRAPPERS,
-        WEIGHT_INITIALIZERS, OPTIMIZERS, OPTIM_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
-        PARAM_SCHEDULERS, METRICS, EVALUATOR, VISBACKENDS, LOG_PROCESSORS, FUNCTIONS,
+        RUNNERS,
+        LOOPS,
+        HOOKS,
+        DATASETS,
+        DATA_SAMPLERS,
+        TRANSFORMS,
+        MODELS,
+        MODEL_WRAPPERS,
+        WEIGHT_INITIALIZERS,
+        OPTIMIZERS,
+        OPTIM_WRAPPERS,
+        OPTIM_WRAPPER_CONSTRUCTORS,
+        PARAM_SCHEDULERS,
+        METRICS,
+        EVALUATOR,
+        VISBACKENDS,
+        LOG_PROCESSORS,
+        FUNCTIONS,
     )
 }

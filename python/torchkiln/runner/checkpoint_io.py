@@ -71,7 +71,9 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync folder)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.path.basename(path)}.", suffix=_TEMP_SUFFIX, dir=folder)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{os.path.basename(path)}.", suffix=_TEMP_SUFFIX, dir=folder
+    )
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -164,7 +166,12 @@ class CheckpointWriter:
         return self._thread is not None and self._thread.is_alive()
 
     def save(
-        self, obj: Any, path: str, *, background: bool = False, on_written: Callable[[str], None] | None = None
+        self,
+        obj: Any,
+        path: str,
+        *,
+        background: bool = False,
+        on_written: Callable[[str], None] | None = None,
     ) -> float:
         """Write ``obj`` to ``path``; return how long the caller was held up, in seconds.
 
@@ -178,7 +185,10 @@ class CheckpointWriter:
             return self._clock() - start
         staged = stage_on_cpu(obj)
         thread = threading.Thread(
-            target=self._background, args=(staged, path, on_written), name="torchkiln-checkpoint-writer", daemon=True
+            target=self._background,
+            args=(staged, path, on_written),
+            name="torchkiln-checkpoint-writer",
+            daemon=True,
         )
         self._thread = thread
         thread.start()
@@ -220,7 +230,9 @@ def _first_sentence(exc: BaseException) -> str:
     return text.splitlines()[0].split(". ")[0].rstrip(".")[:200]
 
 
-def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
+def load_checkpoint_file(
+    path: str, map_location: Any = "cpu", weights_only: bool = True
+) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True`` by default), with clear errors.
 
     Raises :class:`CheckpointError` (naming the file) when it is missing, truncated or
@@ -232,7 +244,10 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
     import torch
 
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint file not found: {path}", hint="check the path, or use resume: true to pick up work_dir/last_checkpoint")
+        raise CheckpointError(
+            f"checkpoint file not found: {path}",
+            hint="check the path, or use resume: true to pick up work_dir/last_checkpoint",
+        )
     with open(path, "rb") as fh:
         head = fh.read(4)
     is_zip = head[:4] == b"PK\x03\x04"
@@ -245,8 +260,19 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes about pickle protocols of odd files
             obj = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, TypeError,
-            AttributeError, ImportError, IndexError, KeyError, UnicodeDecodeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        UnicodeDecodeError,
+    ) as exc:
         text = str(exc)
         blocked = re.search(r"GLOBAL ([\w.]+)", text)
         if blocked:
@@ -266,7 +292,9 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
             hint="pick an earlier checkpoint; torchkiln writes checkpoints atomically, so a torn file was not written by it",
         ) from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} is not a checkpoint: it holds a {type(obj).__name__}, expected a dict")
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it holds a {type(obj).__name__}, expected a dict"
+        )
     return obj
 
 

@@ -38,7 +38,9 @@ def position_target(dataloader: Any) -> tuple[Any, int]:
     sampler = getattr(batch_sampler, "sampler", None)
     if sampler is None:
         sampler = getattr(dataloader, "sampler", None)
-    per_batch = getattr(batch_sampler, "batch_size", None) or getattr(dataloader, "batch_size", None) or 1
+    per_batch = (
+        getattr(batch_sampler, "batch_size", None) or getattr(dataloader, "batch_size", None) or 1
+    )
     return sampler, int(per_batch)
 
 
@@ -50,7 +52,9 @@ def capture_data_position(loop: Any, batches: int) -> dict[str, Any]:
     state_dict = getattr(target, "state_dict", None)
     if callable(state_dict):
         state["sampler"] = state_dict()
-        world_size = state["sampler"].get("world_size") if isinstance(state["sampler"], dict) else None
+        world_size = (
+            state["sampler"].get("world_size") if isinstance(state["sampler"], dict) else None
+        )
         if world_size is not None:
             state["world_size"] = int(world_size)
     generator = getattr(dataloader, "generator", None)

@@ -69,7 +69,12 @@ def _evaluate(cfg: Any, run_config: Any, mode: str) -> int:
     runner = _build_runner(cfg, run_config)
     metrics = runner.val() if mode == "val" else runner.test()
     if isinstance(metrics, Mapping):
-        runner.logger.info(f"{mode} metrics: " + "  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
+        runner.logger.info(
+            f"{mode} metrics: "
+            + "  ".join(
+                f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()
+            )
+        )
     return 0
 
 

@@ -33,6 +33,7 @@ from torchkiln.runner.training_state import TrainingState
 
 __all__ = ["Runner"]
 
+
 @RUNNERS.register_module()
 class Runner:
     """Train, validate and test a model, with hooks around every step.
@@ -99,18 +100,40 @@ class Runner:
             # The same pass as `torchkiln config validate`, over the arguments that are configs.
             from torchkiln.config.validation import check_arguments
 
-            run_config = check_arguments({
-                "model": model, "work_dir": work_dir, "train_dataloader": train_dataloader,
-                "val_dataloader": val_dataloader, "test_dataloader": test_dataloader, "train_cfg": train_cfg,
-                "val_cfg": val_cfg, "test_cfg": test_cfg, "auto_scale_lr": auto_scale_lr,
-                "optim_wrapper": optim_wrapper, "param_scheduler": param_scheduler, "val_evaluator": val_evaluator,
-                "test_evaluator": test_evaluator, "default_hooks": default_hooks, "custom_hooks": custom_hooks,
-                "data_preprocessor": data_preprocessor, "load_from": load_from, "resume": resume,
-                "launcher": launcher, "env_cfg": env_cfg, "log_processor": log_processor, "log_level": log_level,
-                "visualizer": visualizer, "default_scope": default_scope, "randomness": randomness,
-                "experiment_name": experiment_name, "compile": compile, "model_wrapper_cfg": model_wrapper_cfg,
-                "plugins": plugins, "custom_imports": custom_imports,
-            })
+            run_config = check_arguments(
+                {
+                    "model": model,
+                    "work_dir": work_dir,
+                    "train_dataloader": train_dataloader,
+                    "val_dataloader": val_dataloader,
+                    "test_dataloader": test_dataloader,
+                    "train_cfg": train_cfg,
+                    "val_cfg": val_cfg,
+                    "test_cfg": test_cfg,
+                    "auto_scale_lr": auto_scale_lr,
+                    "optim_wrapper": optim_wrapper,
+                    "param_scheduler": param_scheduler,
+                    "val_evaluator": val_evaluator,
+                    "test_evaluator": test_evaluator,
+                    "default_hooks": default_hooks,
+                    "custom_hooks": custom_hooks,
+                    "data_preprocessor": data_preprocessor,
+                    "load_from": load_from,
+                    "resume": resume,
+                    "launcher": launcher,
+                    "env_cfg": env_cfg,
+                    "log_processor": log_processor,
+                    "log_level": log_level,
+                    "visualizer": visualizer,
+                    "default_scope": default_scope,
+                    "randomness": randomness,
+                    "experiment_name": experiment_name,
+                    "compile": compile,
+                    "model_wrapper_cfg": model_wrapper_cfg,
+                    "plugins": plugins,
+                    "custom_imports": custom_imports,
+                }
+            )
         self.run_config = run_config
         train_cfg = plain(train_cfg)
         self._train_dataloader = train_dataloader
@@ -160,7 +183,11 @@ class Runner:
         from torchkiln.visualization.visualizer import build_visualizer
 
         self.visualizer = build_visualizer(
-            visualizer, log_dir=self._log_dir, rank=self.rank, config=self.cfg, name=self._experiment_name
+            visualizer,
+            log_dir=self._log_dir,
+            rank=self.rank,
+            config=self.cfg,
+            name=self._experiment_name,
         )
 
         # Model: build, initialise lazily, move to the device, wrap for distribution.
@@ -173,10 +200,17 @@ class Runner:
         self._host = HookHost()
         self.hooks = self._host.facade
         self._entry_point_plugins = self._build.hooks(
-            self._host, plain(default_hooks), custom_hooks, self._plugins_cfg.get("disable", []) or []
+            self._host,
+            plain(default_hooks),
+            custom_hooks,
+            self._plugins_cfg.get("disable", []) or [],
         )
         self.checkpointer = Checkpointer(
-            self._work_dir, TrainingState(self), rank=self.rank, logger=self.logger, message_hub=self.message_hub
+            self._work_dir,
+            TrainingState(self),
+            rank=self.rank,
+            logger=self.logger,
+            message_hub=self.message_hub,
         )
         self._dump_config()
 
@@ -190,7 +224,10 @@ class Runner:
         """
         get = cfg.get
         if get("work_dir") is None:
-            raise ConfigError("the config has no work_dir", hint="add work_dir: work_dirs/<name> or pass --work-dir")
+            raise ConfigError(
+                "the config has no work_dir",
+                hint="add work_dir: work_dirs/<name> or pass --work-dir",
+            )
         if run_config is None:
             from torchkiln.config.validation import check
 
@@ -242,7 +279,10 @@ class Runner:
         from torchkiln.logging import MessageHub, setup_logging
 
         self.logger = setup_logging(
-            self._log_dir if self.rank == 0 else None, level=log_level, rank=self.rank, timestamp=self._timestamp
+            self._log_dir if self.rank == 0 else None,
+            level=log_level,
+            rank=self.rank,
+            timestamp=self._timestamp,
         )
         self.message_hub = MessageHub.get_instance(f"{self._experiment_name}")
 
@@ -417,7 +457,9 @@ class Runner:
 
     def build_test_loop(self, loop_cfg: Any) -> Any:
         """Build the test loop from ``test_cfg``."""
-        return self._build.eval_loop(loop_cfg, "TestLoop", self._test_dataloader, self._test_evaluator)
+        return self._build.eval_loop(
+            loop_cfg, "TestLoop", self._test_dataloader, self._test_evaluator
+        )
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
         """Build the optimizer wrapper (or wrapper dict) for the unwrapped model."""
@@ -432,10 +474,14 @@ class Runner:
         if not auto_scale_lr or not auto_scale_lr.get("enable", False):
             return
         if "base_batch_size" not in auto_scale_lr:
-            raise ConfigError("auto_scale_lr.enable needs base_batch_size", where="auto_scale_lr.base_batch_size")
+            raise ConfigError(
+                "auto_scale_lr.enable needs base_batch_size", where="auto_scale_lr.base_batch_size"
+            )
         batch_size = getattr(self.train_dataloader, "batch_size", None)
         if batch_size is None:
-            raise ConfigError("auto_scale_lr needs a train_dataloader with a batch_size", where="auto_scale_lr")
+            raise ConfigError(
+                "auto_scale_lr needs a train_dataloader with a batch_size", where="auto_scale_lr"
+            )
         ratio = self.world_size * batch_size / auto_scale_lr["base_batch_size"]
         wrappers = optim_wrapper.values() if hasattr(optim_wrapper, "values") else [optim_wrapper]
         for wrapper in wrappers:
@@ -443,7 +489,9 @@ class Runner:
                 group["lr"] = group["lr"] * ratio
                 if "initial_lr" in group:
                     group["initial_lr"] = group["initial_lr"] * ratio
-        self.logger.info(f"auto_scale_lr: learning rates scaled by {ratio:g} (world {self.world_size} x batch {batch_size} / {auto_scale_lr['base_batch_size']})")
+        self.logger.info(
+            f"auto_scale_lr: learning rates scaled by {ratio:g} (world {self.world_size} x batch {batch_size} / {auto_scale_lr['base_batch_size']})"
+        )
 
     # ------------------------------------------------------------------ hooks
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
@@ -473,8 +521,13 @@ class Runner:
         writes; every rank takes part). Returns its path.
         """
         return self.checkpointer.save(
-            filename, out_dir, save_optimizer=save_optimizer, save_param_scheduler=save_param_scheduler,
-            meta=meta, by_epoch=by_epoch, async_save=False,
+            filename,
+            out_dir,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            meta=meta,
+            by_epoch=by_epoch,
+            async_save=False,
         )
 
     def load_checkpoint(
@@ -489,16 +542,24 @@ class Runner:
         :raises CheckpointError: the file is unreadable, with ``strict`` any key mismatch, and
             always when not a single key of the model was found in the file.
         """
-        return self.checkpointer.load(filename, map_location=map_location, strict=strict, revise_keys=revise_keys)
+        return self.checkpointer.load(
+            filename, map_location=map_location, strict=strict, revise_keys=revise_keys
+        )
 
     def resume(
-        self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True, map_location: Any = "cpu"
+        self,
+        filename: str,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location: Any = "cpu",
     ) -> dict[str, Any]:
         """Restore model, optimizer, schedulers, scaler, loop position, data order, log state and RNG.
 
         :raises CheckpointError: the file is unreadable or not a training checkpoint.
         """
-        return self.checkpointer.resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        return self.checkpointer.resume(
+            filename, resume_optimizer, resume_param_scheduler, map_location
+        )
 
     def load_or_resume(self, resume_state: bool = True) -> None:
         """Resume training state (``resume``) or load weights (``load_from``)."""
@@ -514,7 +575,9 @@ class Runner:
         """Whether training stops after the current iteration."""
         return self._stop.stop_requested
 
-    def request_stop(self, reason: str = "a stop request", exit_code: int = EXIT_TERMINATED) -> None:
+    def request_stop(
+        self, reason: str = "a stop request", exit_code: int = EXIT_TERMINATED
+    ) -> None:
         """Stop training after the current iteration, save a resumable checkpoint and raise
         :class:`~torchkiln.errors.RunInterrupted` with ``exit_code``.
 
@@ -556,21 +619,27 @@ class Runner:
             )
             self.logger.warning(message)
             raise RunInterrupted(
-                message, exit_code=self._stop.exit_code, hint="continue with `torchkiln train CONFIG --resume` (or resume: true)"
+                message,
+                exit_code=self._stop.exit_code,
+                hint="continue with `torchkiln train CONFIG --resume` (or resume: true)",
             )
         return result
 
     def val(self) -> dict[str, Any]:
         """Validate the model once; return the metrics."""
         if self.val_loop is None:
-            raise UsageError("this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator")
+            raise UsageError(
+                "this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator"
+            )
         self._log_run_header("val")
         return self._run_phase(self.val_loop.run, resume_state=False)
 
     def test(self) -> dict[str, Any]:
         """Test the model once; return the metrics."""
         if self.test_loop is None:
-            raise UsageError("this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator")
+            raise UsageError(
+                "this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator"
+            )
         self._log_run_header("test")
         return self._run_phase(self.test_loop.run, resume_state=False)
 
@@ -588,7 +657,9 @@ class Runner:
                 self.load_or_resume(resume_state)
                 if resume_state:
                     loop = self._train_loop
-                    self.optim_wrapper.initialize_count_status(self.unwrapped_model, loop.iter, loop.max_iters)
+                    self.optim_wrapper.initialize_count_status(
+                        self.unwrapped_model, loop.iter, loop.max_iters
+                    )
                 result = body()
             except BaseException:
                 try:
@@ -621,7 +692,9 @@ class Runner:
             f"deterministic={self.deterministic}"
         )
         if self._entry_point_plugins:
-            self.logger.info("plugins: " + ", ".join(f"{n} ({d})" for n, d in self._entry_point_plugins))
+            self.logger.info(
+                "plugins: " + ", ".join(f"{n} ({d})" for n, d in self._entry_point_plugins)
+            )
         self.logger.info("hooks in call order:\n" + format_hook_table(self._host))
 
     def _maybe_compile(self) -> None:
@@ -667,4 +740,6 @@ def _import_custom(custom_imports: CustomImportsCfg) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             if not custom_imports.allow_failed_imports:
-                raise ConfigError(f"custom_imports: cannot import {name!r}: {exc}", where="custom_imports.imports") from None
+                raise ConfigError(
+                    f"custom_imports: cannot import {name!r}: {exc}", where="custom_imports.imports"
+                ) from None

@@ -82,4 +82,3 @@ class StopController:
 
     def __repr__(self) -> str:
         return f"StopController(stop_requested={self.stop_requested}, reason={self.reason!r})"
-

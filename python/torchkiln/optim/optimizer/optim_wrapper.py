@@ -53,7 +53,9 @@ def _current_message_hub() -> Any:
 
 
 def _check_optimizer(optimizer: Any, owner: str) -> None:
-    if not all(hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")):
+    if not all(
+        hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")
+    ):
         raise ConfigError(
             f"{owner} needs a torch optimizer, got {type(optimizer).__name__}",
             where=f"{owner}.optimizer",
@@ -117,7 +119,11 @@ class OptimWrapper:
         clip_grad: Mapping[str, Any] | None = None,
     ) -> None:
         _check_optimizer(optimizer, type(self).__name__)
-        if not isinstance(accumulative_counts, int) or isinstance(accumulative_counts, bool) or accumulative_counts < 1:
+        if (
+            not isinstance(accumulative_counts, int)
+            or isinstance(accumulative_counts, bool)
+            or accumulative_counts < 1
+        ):
             raise ConfigError(
                 f"accumulative_counts must be a positive integer, got {accumulative_counts!r}",
                 where="optim_wrapper.accumulative_counts",
@@ -194,7 +200,11 @@ class OptimWrapper:
         """Divide ``loss`` by the size of the accumulation window this iteration belongs to."""
         if self._accumulative_counts == 1:
             return loss
-        if self._max_counts == -1 or self._remainder_counts <= 0 or self._inner_count < self._divisible_counts:
+        if (
+            self._max_counts == -1
+            or self._remainder_counts <= 0
+            or self._inner_count < self._divisible_counts
+        ):
             return loss / self._accumulative_counts
         return loss / self._remainder_counts
 
@@ -215,7 +225,10 @@ class OptimWrapper:
 
     def should_update(self) -> bool:
         """True after the backward pass that closes an accumulation window."""
-        return self._inner_count % self._accumulative_counts == 0 or self._inner_count == self._max_counts
+        return (
+            self._inner_count % self._accumulative_counts == 0
+            or self._inner_count == self._max_counts
+        )
 
     def should_sync(self) -> bool:
         """True when the next backward pass closes a window (DDP must all-reduce then)."""
