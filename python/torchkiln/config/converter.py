@@ -217,7 +217,7 @@ def make_converter() -> cattrs.Converter:
             for i, item in enumerate(value):
                 try:
                     out.append(conv.structure(item, elem))
-                except Exception as exc:  # noqa: BLE001 - collected and reported together
+                except Exception as exc:  # collected and reported together
                     exc.__notes__ = [
                         *getattr(exc, "__notes__", []),
                         IterableValidationNote(f"@ index {i}", i, elem),
@@ -239,7 +239,7 @@ def make_converter() -> cattrs.Converter:
             for i, (item, elem) in enumerate(zip(value, args)):
                 try:
                     out.append(conv.structure(item, elem))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     exc.__notes__ = [
                         *getattr(exc, "__notes__", []),
                         IterableValidationNote(f"@ index {i}", i, elem),
@@ -264,7 +264,7 @@ def make_converter() -> cattrs.Converter:
                     if not isinstance(key, str):
                         raise TypeMismatch(str, key)
                     out[key] = conv.structure(item, val_t)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     exc.__notes__ = [
                         *getattr(exc, "__notes__", []),
                         IterableValidationNote(f"@ key {key!r}", key, val_t),
@@ -369,5 +369,5 @@ def structure_issues(data: Mapping[str, Any]) -> tuple[RunConfig | None, list[Is
     """Structure ``data`` and return the result (or None) with every problem found."""
     try:
         return structure_run_config(data), []
-    except Exception as exc:  # noqa: BLE001 - every problem becomes an Issue
+    except Exception as exc:  # every problem becomes an Issue
         return None, _issues_from(exc)

@@ -13,16 +13,16 @@ from typing import Any, Literal, Union
 import attrs
 
 __all__ = [
+    "LAUNCHERS",
+    "LOG_LEVELS",
     "AutoScaleLRCfg",
     "CompileCfg",
     "CustomImportsCfg",
-    "LoadFromCfg",
     "DataLoaderCfg",
     "DistCfg",
     "EnvCfg",
     "EvalLoopCfg",
-    "LAUNCHERS",
-    "LOG_LEVELS",
+    "LoadFromCfg",
     "MpCfg",
     "PluginsCfg",
     "RandomnessCfg",

@@ -182,7 +182,7 @@ def _custom_imports(data: Mapping[str, Any], reporter: Reporter) -> None:
             continue
         try:
             importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - a failing import is reported, not raised
+        except Exception as exc:  # a failing import is reported, not raised
             path = ("custom_imports", "imports", i)
             if allow_failed:
                 reporter.warn(path, f"custom import {name!r} failed: {type(exc).__name__}: {exc}")

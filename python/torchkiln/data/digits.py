@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
             hint="pip install 'torchkiln[demo]'",
         )
     path = os.path.join(
-        list(spec.submodule_search_locations)[0], "datasets", "data", "digits.csv.gz"
+        next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz"
     )
     if os.path.exists(path):
         table = np.loadtxt(path, delimiter=",", dtype=np.float32)
@@ -62,8 +62,8 @@ def _split_indices(
     if split == "all":
         return np.arange(n)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    n_test = int(round(n * test_fraction))
+    n_val = round(n * val_fraction)
+    n_test = round(n * test_fraction)
     if split == "val" or (split == "test" and n_test == 0):
         chosen = order[:n_val]
     elif split == "test":
@@ -96,7 +96,7 @@ class DigitsDataset(Dataset):
     shared memory, so persistent DataLoader workers see it too.
     """
 
-    METAINFO: dict[str, Any] = {
+    METAINFO: ClassVar[dict[str, Any]] = {
         "classes": tuple(str(i) for i in range(10)),
         "num_classes": 10,
         "image_size": (8, 8),

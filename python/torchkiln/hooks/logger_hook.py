@@ -31,8 +31,8 @@ from typing import Any
 
 from torchkiln.errors import ConfigError
 from torchkiln.hooks._phase_length import loader_len
-from torchkiln.logging.scalars import is_scalar
 from torchkiln.hooks.hook import Hook
+from torchkiln.logging.scalars import is_scalar
 from torchkiln.logging.sinks import JsonlWriter, to_jsonable
 from torchkiln.registry import HOOKS
 

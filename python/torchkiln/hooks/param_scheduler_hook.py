@@ -13,10 +13,9 @@ training iteration costs one loop over the iteration-based schedulers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
 from torchkiln.hooks.hook import Hook
 from torchkiln.optim.scheduler.collection import iter_schedulers
 from torchkiln.registry import HOOKS

@@ -114,7 +114,7 @@ class PyLogBuffer:
         for key, value, count in rows:
             if type(value) not in (float, int):
                 others.append(value)
-                value = None  # noqa: PLW2901
+                value = None
             if count < 0:
                 raise ValueError(f"count must be a non-negative int, got {count}")
             checked.append((str(key), value, int(count)))

@@ -125,7 +125,7 @@ def _add_run_context(logger: Any, method_name: str, event_dict: MutableMapping[s
         return event_dict
     try:
         context = source()
-    except Exception:  # noqa: BLE001 - a record is never lost because its context is
+    except Exception:  # a record is never lost because its context is
         return event_dict
     for key in _RUN_CONTEXT:
         value = context.get(key)
@@ -146,7 +146,7 @@ class _StdoutHandler(logging.Handler):
             stream.flush()
         except RecursionError:
             raise
-        except Exception:  # noqa: BLE001 - logging's own policy
+        except Exception:  # logging's own policy
             self.handleError(record)
 
     def flush(self) -> None:
@@ -168,7 +168,7 @@ class _JsonlHandler(logging.Handler):
             self.writer.write_line(self.format(record))
         except RecursionError:
             raise
-        except Exception:  # noqa: BLE001 - logging's own policy
+        except Exception:  # logging's own policy
             self.handleError(record)
 
     def flush(self) -> None:

@@ -183,7 +183,7 @@ def unregister_flushable(obj: Any) -> None:
 def _report(what: Any, exc: BaseException) -> None:
     try:
         sys.stderr.write(f"torchkiln: flushing {what!r} failed: {exc}\n")
-    except Exception:  # noqa: BLE001,S110 - stderr itself may be gone at shutdown
+    except Exception:  # stderr itself may be gone at shutdown
         pass
 
 
@@ -202,13 +202,13 @@ def flush_all() -> None:
     for obj in flushables:
         try:
             obj.flush()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _report(obj, exc)
     for writer in writers:
         try:
             if not writer.closed:
                 writer.flush()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _report(writer, exc)
 
 
@@ -218,7 +218,7 @@ def close_all() -> None:
     for writer in open_writers():
         try:
             writer.close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _report(writer, exc)
 
 

@@ -186,7 +186,7 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         info = self.params_init_info()
         shapes = {n: tuple(p.shape) for n, p in self.named_parameters()}
         width = max((len(n) for n in info), default=0)
-        return "\n".join(f"{n:<{width}}  {str(shapes[n]):<16} {what}" for n, what in info.items())
+        return "\n".join(f"{n:<{width}}  {shapes[n]!s:<16} {what}" for n, what in info.items())
 
     def extra_repr(self) -> str:
         """Shows ``init_cfg`` next to the usual module summary."""

@@ -59,7 +59,7 @@ class BaseDataPreprocessor(nn.Module):
             try:
                 probe = fn(torch.empty(0, device=source))
                 break
-            except Exception:  # noqa: BLE001 - a probe failure must never break the move
+            except Exception:  # a probe failure must never break the move
                 continue
         if isinstance(probe, torch.Tensor):
             self._device = probe.device

@@ -539,8 +539,7 @@ def load_pretrained_state_dict(
         raise ConfigError(
             f"pretrained checkpoint {checkpoint!r} holds no state dict (got {type(obj).__name__})"
         )
-    from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS
-    from torchkiln.runner.model_state import revise_state_dict
+    from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, revise_state_dict
 
     state = revise_state_dict(state, DEFAULT_REVISE_KEYS)
     if prefix:

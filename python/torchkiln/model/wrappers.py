@@ -31,8 +31,8 @@ __all__ = [
     "MMDistributedDataParallel",
     "MMSeparateDistributedDataParallel",
     "find_unused_params",
-    "no_buffer_sync_kwargs",
     "is_model_wrapper",
+    "no_buffer_sync_kwargs",
     "unwrap_model",
     "wrap_model",
 ]

@@ -98,7 +98,7 @@ def build_dispatcher(
         if kwargs or len(args) != arity:
             args = complete_arguments(mount_point, args, kwargs)
         try:
-            for record, function in calls:
+            for record, function in calls:  # noqa: B007 (record names the raiser below)
                 function(*args)
         except PASS_THROUGH as exc:
             note_hook(exc, record, mount_point)  # record: the loop's current entry, the raiser

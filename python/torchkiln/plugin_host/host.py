@@ -21,7 +21,7 @@ import sysconfig
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pluggy
@@ -94,7 +94,7 @@ class PluginRecord:
         return self.dist or _source_of_module(self.module)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_of_module(module_name: str) -> str:
     """Attribute a module: torchkiln itself, an installed distribution, or user code.
 

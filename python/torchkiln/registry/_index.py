@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache, lru_cache
 
 __all__ = [
     "BUILTIN_SCOPE",
@@ -65,7 +65,7 @@ def _dist_of(ep: md.EntryPoint) -> str:
     return normalise_dist(dist.name) if dist is not None else "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def providers(registry_name: str, group: str) -> dict[str, dict[str, str]]:
     """``{Name: {scope: "module:attr"}}`` for one registry (torchkiln's own under ``torchkiln``)."""
     out: dict[str, dict[str, str]] = {}

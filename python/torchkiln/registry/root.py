@@ -5,6 +5,7 @@ from __future__ import annotations
 from torchkiln.registry.registry import Registry
 
 __all__ = [
+    "ALL_REGISTRIES",
     "DATASETS",
     "DATA_SAMPLERS",
     "EVALUATOR",
@@ -23,7 +24,6 @@ __all__ = [
     "TRANSFORMS",
     "VISBACKENDS",
     "WEIGHT_INITIALIZERS",
-    "ALL_REGISTRIES",
 ]
 
 
@@ -37,9 +37,8 @@ def _register_torch_optimizers(registry: Registry) -> None:
             isinstance(obj, type)
             and issubclass(obj, torch.optim.Optimizer)
             and obj is not torch.optim.Optimizer
-        ):
-            if name not in registry._entries:
-                registry._entries[name] = {"torch": obj}
+        ) and name not in registry._entries:
+            registry._entries[name] = {"torch": obj}
 
 
 RUNNERS = Registry("runners")

@@ -222,7 +222,7 @@ class Checkpointer:
         for listener in self._listeners:
             try:
                 listener(path, kind)
-            except Exception as exc:  # noqa: BLE001 - the file is written; a listener must not undo that
+            except Exception as exc:  # the file is written; a listener must not undo that
                 self._warning(
                     f"checkpoint listener {listener!r} failed for {path}: {type(exc).__name__}: {exc}"
                 )

@@ -25,7 +25,7 @@ from torchkiln.config.schema import CustomImportsCfg, RunConfig
 from torchkiln.errors import EXIT_TERMINATED, ConfigError, RunInterrupted, UsageError
 from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
-from torchkiln.runner.component_builder import ComponentBuilder, loop_is_by_epoch, register_hook
+from torchkiln.runner.component_builder import ComponentBuilder, register_hook
 from torchkiln.runner.environment import RunEnvironment
 from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, weights_to_load
 from torchkiln.runner.stop_control import StopController
@@ -88,7 +88,7 @@ class Runner:
         randomness: Mapping[str, Any] | None = None,
         experiment_name: str | None = None,
         cfg: Any = None,
-        compile: bool | Mapping[str, Any] = False,  # noqa: A002 - MMEngine's key
+        compile: bool | Mapping[str, Any] = False,  # MMEngine's key
         model_wrapper_cfg: Mapping[str, Any] | None = None,
         plugins: Mapping[str, Any] | None = None,
         custom_imports: Mapping[str, Any] | None = None,
@@ -681,7 +681,7 @@ class Runner:
 
         try:
             flush_all()
-        except Exception:  # noqa: BLE001 - flushing must never hide the error being raised
+        except Exception:  # flushing must never hide the error being raised
             pass
 
     def _log_run_header(self, phase: str) -> None:

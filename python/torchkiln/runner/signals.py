@@ -100,7 +100,7 @@ class StopSignals:
             if self._before_exit is not None:
                 try:
                     self._before_exit()
-                except BaseException:  # noqa: BLE001 - exiting matters more
+                except BaseException:  # exiting matters more
                     pass
             os._exit(code)
         self.received = signum

@@ -76,7 +76,7 @@ class Accuracy(BaseMetric):
     def __init__(
         self,
         topk: int | Sequence[int] = (1,),
-        thrs: float | None | Sequence[float | None] = None,
+        thrs: float | Sequence[float | None] | None = None,
         collect_device: str = "cpu",
         prefix: str | None = None,
         collect_dir: str | None = None,
@@ -111,9 +111,12 @@ class Accuracy(BaseMetric):
             labels = _first(data_batch, _GT_KEYS)
             if labels is not None:
                 return _label_tensor(labels)
-        elif isinstance(data_batch, (tuple, list)) and len(data_batch) >= 2:
-            if isinstance(data_batch[-1], torch.Tensor):
-                return _label_tensor(data_batch[-1])
+        elif (
+            isinstance(data_batch, (tuple, list))
+            and len(data_batch) >= 2
+            and isinstance(data_batch[-1], torch.Tensor)
+        ):
+            return _label_tensor(data_batch[-1])
         raise UsageError(
             "Accuracy found no ground-truth labels in the model outputs nor in the data batch",
             where="Accuracy.process",
