@@ -81,7 +81,7 @@ class ConfigDict(dict):
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, _wrap(value))
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         """Like ``dict.update``; nested dicts are converted to ``ConfigDict``."""
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
@@ -266,7 +266,7 @@ class Config(MutableMapping[str, Any]):
             return self._data == other
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable
 
     def __repr__(self) -> str:
         where = f" from {self._filename!r}" if self._filename else ""

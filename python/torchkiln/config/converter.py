@@ -22,7 +22,7 @@ from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError, Iter
 from cattrs.gen import make_dict_structure_fn
 
 from torchkiln.config.schema import FieldValueError, RunConfig
-from torchkiln.errors import did_you_mean
+from torchkiln.errors import add_note, did_you_mean
 
 __all__ = ["Issue", "make_converter", "structure_issues", "structure_run_config"]
 
@@ -218,10 +218,7 @@ def make_converter() -> cattrs.Converter:
                 try:
                     out.append(conv.structure(item, elem))
                 except Exception as exc:  # collected and reported together
-                    exc.__notes__ = [
-                        *getattr(exc, "__notes__", []),
-                        IterableValidationNote(f"@ index {i}", i, elem),
-                    ]
+                    add_note(exc, IterableValidationNote(f"@ index {i}", i, elem))
                     errors.append(exc)
             if errors:
                 raise IterableValidationError("while structuring a list", errors, t)
@@ -240,10 +237,7 @@ def make_converter() -> cattrs.Converter:
                 try:
                     out.append(conv.structure(item, elem))
                 except Exception as exc:
-                    exc.__notes__ = [
-                        *getattr(exc, "__notes__", []),
-                        IterableValidationNote(f"@ index {i}", i, elem),
-                    ]
+                    add_note(exc, IterableValidationNote(f"@ index {i}", i, elem))
                     errors.append(exc)
             if errors:
                 raise IterableValidationError("while structuring a tuple", errors, t)
@@ -265,10 +259,7 @@ def make_converter() -> cattrs.Converter:
                         raise TypeMismatch(str, key)
                     out[key] = conv.structure(item, val_t)
                 except Exception as exc:
-                    exc.__notes__ = [
-                        *getattr(exc, "__notes__", []),
-                        IterableValidationNote(f"@ key {key!r}", key, val_t),
-                    ]
+                    add_note(exc, IterableValidationNote(f"@ key {key!r}", key, val_t))
                     errors.append(exc)
             if errors:
                 raise IterableValidationError("while structuring a mapping", errors, t)

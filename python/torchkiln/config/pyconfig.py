@@ -167,8 +167,8 @@ def _prepare(filename: str) -> _Prepared:
     if "_base_" in source:
         lines = source.splitlines(keepends=True)
         line_starts = [0]
-        for line in lines:
-            line_starts.append(line_starts[-1] + len(line))
+        for text in lines:
+            line_starts.append(line_starts[-1] + len(text))
         blanked: dict[int, str] = {}
         for match in _BASE_ASSIGN.finditer(source):
             first = source.count("\n", 0, match.start())

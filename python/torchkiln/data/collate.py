@@ -20,7 +20,7 @@ def default_collate(data_batch: Sequence[Any]) -> Any:
     lists and mappings keep their structure with each field collated. All tensors of a field
     must have the same shape.
     """
-    return _torch_default_collate(data_batch)
+    return _torch_default_collate(data_batch)  # type: ignore[arg-type]  # torch annotates list; any sequence works
 
 
 def _is_sequence(obj: Any) -> bool:
@@ -48,7 +48,7 @@ def pseudo_collate(data_batch: Sequence[Any]) -> Any:
     if isinstance(first, Mapping):
         fields = {key: pseudo_collate([sample[key] for sample in data_batch]) for key in first}
         try:
-            return type(first)(fields)
+            return type(first)(fields)  # type: ignore[call-arg]  # a concrete mapping type; TypeError is handled below
         except TypeError:  # a mapping type that cannot be built from a dict
             return fields
     if _is_sequence(first):

@@ -112,7 +112,7 @@ def _prepare_for_sharding(module: nn.Module) -> None:
     init = getattr(module, "init_weights", None)
     if callable(init) and not getattr(module, "is_init", False):
         init()
-        module.init_weights = _weights_already_initialised  # type: ignore[method-assign]
+        module.init_weights = _weights_already_initialised  # type: ignore[assignment]  # an instance attribute shadows the method
     if dist.is_initialized() and dist.get_world_size() > 1:
         with torch.no_grad():
             for tensor in [*module.parameters(), *module.buffers()]:
@@ -216,16 +216,16 @@ class KilnFullyShardedDataParallel(nn.Module):
         """The model's ``train_step``; gradients are reduced only on accumulation-closing steps."""
         self._watch_optimizers(optim_wrapper)
         should_sync = getattr(optim_wrapper, "should_sync", None)
-        self.module.set_requires_gradient_sync(bool(should_sync()) if callable(should_sync) else True)
-        return self.module.train_step(data, optim_wrapper)
+        self.module.set_requires_gradient_sync(bool(should_sync()) if callable(should_sync) else True)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
+        return self.module.train_step(data, optim_wrapper)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def val_step(self, data: Any) -> Any:
         """The model's ``val_step``."""
-        return self.module.val_step(data)
+        return self.module.val_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def test_step(self, data: Any) -> Any:
         """The model's ``test_step``."""
-        return self.module.test_step(data)
+        return self.module.test_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's ``forward`` (through FSDP's hooks)."""
@@ -234,11 +234,11 @@ class KilnFullyShardedDataParallel(nn.Module):
     @contextmanager
     def no_sync(self) -> Iterator[None]:
         """Accumulate gradients locally (no reduce-scatter) inside the block."""
-        self.module.set_requires_gradient_sync(False)
+        self.module.set_requires_gradient_sync(False)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
         try:
             yield
         finally:
-            self.module.set_requires_gradient_sync(True)
+            self.module.set_requires_gradient_sync(True)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     # ------------------------------------------------------------------ full state dicts
     @contextmanager
@@ -272,7 +272,7 @@ class KilnFullyShardedDataParallel(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        own = {prefix + name: t for name, t in module.named_parameters()}
+        own: dict[str, torch.Tensor] = {prefix + name: t for name, t in module.named_parameters()}
         own.update({prefix + name: t for name, t in module.named_buffers()})
         for key, value in list(state_dict.items()):
             target = own.get(key)

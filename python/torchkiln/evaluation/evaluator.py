@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from torchkiln.data.collate import pseudo_collate
 from torchkiln.errors import BuildError, ConfigError
@@ -35,10 +35,10 @@ class Evaluator:
         self, metrics: BaseMetric | Mapping[str, Any] | Sequence[BaseMetric | Mapping[str, Any]]
     ) -> None:
         single = isinstance(metrics, (Mapping, BaseMetric)) or not isinstance(metrics, Sequence)
-        items = [metrics] if single else metrics
+        items = [metrics] if single else cast("Sequence[Any]", metrics)
         self.metrics: list[BaseMetric] = []
         for i, item in enumerate(items):
-            metric = METRICS.build(item) if isinstance(item, Mapping) else item
+            metric: Any = METRICS.build(item) if isinstance(item, Mapping) else item
             if not (
                 callable(getattr(metric, "process", None))
                 and callable(getattr(metric, "evaluate", None))

@@ -36,20 +36,20 @@ class EmptyCacheHook(Hook):
     def __init__(
         self, before_epoch: bool = False, after_epoch: bool = True, after_iter: bool = False
     ) -> None:
-        self._before_epoch = before_epoch
-        self._after_epoch = after_epoch
-        self._after_iter = after_iter
+        self._empty_before_epoch = before_epoch
+        self._empty_after_epoch = after_epoch
+        self._empty_after_iter = after_iter
 
     def _on_before_epoch(self) -> None:
-        if self._before_epoch:
+        if self._empty_before_epoch:
             _empty_cache()
 
     def _on_after_epoch(self) -> None:
-        if self._after_epoch:
+        if self._empty_after_epoch:
             _empty_cache()
 
     def _on_after_iter(self) -> None:
-        if self._after_iter:
+        if self._empty_after_iter:
             _empty_cache()
 
     def before_train_epoch(self, runner: Any) -> None:

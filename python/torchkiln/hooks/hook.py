@@ -63,7 +63,7 @@ def _mount_point_method(mount_point: str) -> Callable[..., None]:
 
     method.__name__ = mount_point
     method.__doc__ = f"See :func:`torchkiln.hookspecs.{mount_point}`."
-    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by inspect
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         + [
             inspect.Parameter(

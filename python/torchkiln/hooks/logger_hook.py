@@ -163,7 +163,7 @@ class LoggerHook(Hook):
         if loader is None:
             loader = getattr(runner, "train_dataloader", None)
         try:
-            length = len(loader)  # type: ignore[arg-type]
+            length = len(loader)  # type: ignore[arg-type]  # TypeError is handled
         except TypeError:
             return -1
         if self.ignore_last and length > self.interval:

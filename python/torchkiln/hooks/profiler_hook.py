@@ -132,7 +132,7 @@ class ProfilerHook(Hook):
 
         spec = self.on_trace_ready
         if spec is None or callable(spec):
-            return spec  # type: ignore[return-value]
+            return spec
         options = {k: v for k, v in spec.items() if k != "type"}
         if spec["type"] == "log_trace":
 

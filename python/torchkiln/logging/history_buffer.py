@@ -34,11 +34,13 @@ _PLAIN = (int, float)
 
 def new_log_buffer(capacity: int = DEFAULT_MAX_LENGTH) -> Any:
     """A log buffer with ``capacity`` entries per key: native when available, else Python."""
+    native_cls: Any
     try:
-        from torchkiln import _native  # type: ignore[attr-defined]
+        from torchkiln import _native
+
+        native_cls = getattr(_native, "LogBuffer", None)
     except ImportError:
-        _native = None
-    native_cls = getattr(_native, "LogBuffer", None)
+        native_cls = None
     if native_cls is not None and all(hasattr(native_cls, name) for name in REQUIRED_METHODS):
         return native_cls(capacity)
     return PyLogBuffer(capacity)

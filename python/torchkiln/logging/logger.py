@@ -196,7 +196,7 @@ def _plain_renderer(rank: int) -> Any:
 
 
 def _formatter(*processors: Any) -> ProcessorFormatter:
-    pre_chain = [merge_contextvars, structlog.stdlib.add_log_level, _TIMESTAMPER]
+    pre_chain: list[Any] = [merge_contextvars, structlog.stdlib.add_log_level, _TIMESTAMPER]
     return ProcessorFormatter(
         processors=[ProcessorFormatter.remove_processors_meta, *processors],
         foreign_pre_chain=pre_chain,

@@ -94,7 +94,7 @@ class _PyJsonlSink:
 
 def _sink_class() -> Any:
     try:
-        from torchkiln._native import JsonlSink  # type: ignore[attr-defined]
+        from torchkiln._native import JsonlSink
     except ImportError:
         return _PyJsonlSink
     return JsonlSink

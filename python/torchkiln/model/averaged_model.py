@@ -48,7 +48,7 @@ class _Slots:
     __slots__ = ("slots",)
 
     def __init__(self, module: nn.Module, names: Sequence[str]) -> None:
-        slots = []
+        slots: list[tuple[dict[str, Any], str]] = []
         for name in names:
             prefix, _, key = name.rpartition(".")
             try:
@@ -135,6 +135,8 @@ class BaseAveragedModel(nn.Module):
         ``interval`` to pay it less often.
     :param update_buffers: average the floating-point buffers too.
     """
+
+    steps: torch.Tensor  # a registered buffer: the number of averaged steps
 
     def __init__(
         self,
@@ -281,7 +283,7 @@ class BaseAveragedModel(nn.Module):
         return self.module(*args, **kwargs)
 
 
-def _sync_host_steps(module: nn.Module, incompatible_keys: Any) -> None:
+def _sync_host_steps(module: Any, incompatible_keys: Any) -> None:
     module._host_steps = int(module.steps)  # one read, at load time only
     module._forget_tensors()
 

@@ -204,7 +204,7 @@ class BaseModel(BaseModule):
         failed lookup on every training step.
         """
         try:
-            return self._modules["data_preprocessor"]  # type: ignore[return-value]
+            return self._modules["data_preprocessor"]  # type: ignore[return-value]  # always set
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no data_preprocessor yet") from None
 

@@ -71,7 +71,7 @@ class _InitRecorder:
         """Run ``child.init_weights()``; record changes not already recorded more precisely."""
         params = list(child.parameters())
         before = [p._version for p in params]
-        child.init_weights()
+        child.init_weights()  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
         self._record_changes(params, before, f"init_weights() of {type(child).__name__}", True)
 
 
@@ -94,7 +94,8 @@ def _init_targets(module: nn.Module) -> Iterator[nn.Module]:
         if not hasattr(target, "init_weights") and isinstance(
             getattr(target, "module", None), nn.Module
         ):
-            target = target.module  # a model wrapper (DDP) around a BaseModule
+            # a model wrapper (DDP) around a BaseModule
+            target = target.module  # type: ignore[assignment]  # nn.Module types attribute access as Tensor | Module
         if callable(getattr(target, "init_weights", None)):
             yield target
         else:

@@ -149,7 +149,8 @@ def stack_batch(
         return torch.stack(list(tensors))
     out = first.new_full((len(tensors), first.shape[0], *spatial), pad_value)
     for i, t in enumerate(tensors):
-        out[(i, slice(None), *(slice(0, s) for s in t.shape[1:]))] = t
+        index: tuple[int | slice, ...] = (i, slice(None), *(slice(0, s) for s in t.shape[1:]))
+        out[index] = t
     return out
 
 
@@ -175,6 +176,9 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
     :param non_blocking: asynchronous host-to-device copies (default ``True``, as in
         :class:`BaseDataPreprocessor`, which says why).
     """
+
+    mean: torch.Tensor  # registered buffers, present when normalising
+    std: torch.Tensor
 
     def __init__(
         self,

@@ -80,5 +80,5 @@ def forwards_directly(module: nn.Module) -> bool:
             or _module._global_backward_pre_hooks
         )
         and not _profiler._is_profiler_enabled
-        and not _is_tracing()  # type: ignore[misc]
+        and not _is_tracing()  # type: ignore[misc]  # checked for None at import
     )

@@ -19,7 +19,7 @@ import math
 import numbers
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -176,9 +176,9 @@ def kaiming_init(
     w = _tensor_attr(module, "weight")
     if w is not None:
         if distribution == "uniform":
-            nn.init.kaiming_uniform_(w, a=a, mode=mode, nonlinearity=nonlinearity)
+            nn.init.kaiming_uniform_(w, a=a, mode=mode, nonlinearity=nonlinearity)  # type: ignore[arg-type]  # config strings; torch rejects unknown ones
         else:
-            nn.init.kaiming_normal_(w, a=a, mode=mode, nonlinearity=nonlinearity)
+            nn.init.kaiming_normal_(w, a=a, mode=mode, nonlinearity=nonlinearity)  # type: ignore[arg-type]  # config strings; torch rejects unknown ones
     _fill_bias(module, bias)
 
 
@@ -228,7 +228,7 @@ class BaseInit:
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         if not isinstance(bias, numbers.Real) or isinstance(bias, bool):
             raise ConfigError(f"{type(self).__name__}: bias must be a number, got {bias!r}")
         if bias_prob is not None:
@@ -248,8 +248,8 @@ class BaseInit:
                 f"{type(self).__name__}: layer must be a class name or a list of class names, got {layer!r}",
                 hint="e.g. layer='Conv2d' or layer=['Conv2d', 'Linear']",
             )
-        self.bias = bias
-        self.layer = layers
+        self.bias: float = bias
+        self.layer: list[str] = layers
 
     def init_layer(self, module: nn.Module) -> None:
         """Initialise one layer (its own ``weight``/``bias``). Subclasses implement this."""
@@ -299,7 +299,7 @@ class ConstantInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         self.val = val
 
@@ -328,7 +328,7 @@ class XavierInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         _check_distribution(distribution)
         self.gain = gain
@@ -357,7 +357,7 @@ class NormalInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         self.mean = mean
         self.std = std
@@ -389,7 +389,7 @@ class TruncNormalInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         if a >= b:
             raise ConfigError(f"TruncNormal needs a < b, got a={a}, b={b}")
@@ -421,7 +421,7 @@ class UniformInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         if a > b:
             raise ConfigError(f"Uniform needs a <= b, got a={a}, b={b}")
@@ -457,7 +457,7 @@ class KaimingInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         _check_distribution(distribution)
         if mode not in ("fan_in", "fan_out"):
@@ -649,7 +649,9 @@ def _apply(module: nn.Module, init: Any, wholemodule: bool, record: Any) -> None
 
 
 def initialize(
-    module: nn.Module, init_cfg: Mapping[str, Any] | list[Mapping[str, Any]], _record: Any = None
+    module: nn.Module,
+    init_cfg: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    _record: Any = None,
 ) -> None:
     """Initialise ``module`` from an ``init_cfg`` (a dict or a list of dicts).
 

@@ -58,7 +58,7 @@ def is_model_wrapper(model: Any) -> bool:
 def unwrap_model(model: nn.Module) -> nn.Module:
     """``model.module`` for (nested) wrappers, the model itself otherwise."""
     while is_model_wrapper(model):
-        model = model.module
+        model = model.module  # type: ignore[assignment]  # nn.Module types attribute access as Tensor | Module
     return model
 
 
@@ -69,7 +69,7 @@ def find_unused_params(loss: torch.Tensor, model: nn.Module) -> list[str]:
     """
     reached: set[int] = set()
     seen: set[Any] = set()
-    stack = [loss.grad_fn] if loss.grad_fn is not None else []
+    stack: list[Any] = [loss.grad_fn] if loss.grad_fn is not None else []
     while stack:
         fn = stack.pop()
         if fn is None or fn in seen:
@@ -240,25 +240,25 @@ class KilnSeparateDistributedDataParallel(nn.Module):
         """The model's own ``train_step`` (its children run through their DDP wrappers)."""
         if not self._states_synced:
             self.sync_states()
-        return self.module.train_step(data, optim_wrapper)
+        return self.module.train_step(data, optim_wrapper)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def val_step(self, data: Any) -> Any:
         """The model's ``val_step``."""
         if not self._states_synced:
             self.sync_states()
-        return self.module.val_step(data)
+        return self.module.val_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def test_step(self, data: Any) -> Any:
         """The model's ``test_step``."""
         if not self._states_synced:
             self.sync_states()
-        return self.module.test_step(data)
+        return self.module.test_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's ``forward``."""
         return self.module(*args, **kwargs)
 
-    def ddp_children(self) -> Iterator[tuple[str, KilnDistributedDataParallel]]:
+    def ddp_children(self) -> Iterator[tuple[str, DistributedDataParallel]]:
         """The (name, DDP wrapper) pairs of the wrapped children."""
         for name, child in self.module.named_children():
             if isinstance(child, DistributedDataParallel):

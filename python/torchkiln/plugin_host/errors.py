@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from torchkiln.errors import ConfigError, PluginError, RunInterrupted
+from torchkiln.errors import ConfigError, PluginError, RunInterrupted, add_note
 
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.plugin_host.host import PluginRecord
@@ -63,4 +63,4 @@ def note_hook(exc: BaseException, record: PluginRecord, mount_point: str) -> Non
     """Add a note naming the hook to a pass-through exception (once: nested calls re-raise it)."""
     if not isinstance(exc, HookError) and not getattr(exc, _NOTED, False):
         setattr(exc, _NOTED, True)
-        exc.add_note(f"raised by hook {record.label} ({record.source}) in {mount_point}")
+        add_note(exc, f"raised by hook {record.label} ({record.source}) in {mount_point}")

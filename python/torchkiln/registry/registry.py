@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from torchkiln.errors import BuildError, PluginError, did_you_mean
+from torchkiln.errors import BuildError, PluginError, add_note, did_you_mean
 from torchkiln.registry import _index
 
 __all__ = ["Registry", "build_from_cfg", "check_kwargs", "signature_params"]
@@ -347,7 +347,7 @@ def build_from_cfg(
     try:
         return obj_cls(**args)
     except Exception as exc:
-        exc.add_note(f"while building {type_name} from registry {registry.name}")
+        add_note(exc, f"while building {type_name} from registry {registry.name}")
         raise
     finally:
         if scope is not None:

@@ -137,7 +137,7 @@ def _run_config(
     cfg["resume"] = resume
     cfg["experiment_name"] = f"check-resume-{label}"
     cfg["log_level"] = "ERROR"  # the report says what matters; Python warnings still show
-    hooks = cfg.get("default_hooks")
+    hooks: Any = cfg.get("default_hooks")
     hooks = dict(hooks.to_dict() if hasattr(hooks, "to_dict") else hooks or {})
     checkpoint = hooks.get("checkpoint", {"type": "CheckpointHook"})
     if checkpoint is not None:

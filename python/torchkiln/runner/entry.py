@@ -37,7 +37,7 @@ def _build_runner(cfg: Any, run_config: Any = None) -> Any:
         from torchkiln.registry import RUNNERS
 
         runner_cls = RUNNERS.get(runner_type)
-    if getattr(runner_cls.from_cfg, "__func__", None) is Runner.from_cfg.__func__:
+    if getattr(runner_cls.from_cfg, "__func__", None) is Runner.from_cfg.__func__:  # type: ignore[attr-defined]  # a classmethod read from its class has __func__
         return runner_cls.from_cfg(cfg, run_config)
     return runner_cls.from_cfg(cfg)  # a runner written for MMEngine: its own from_cfg(cfg)
 

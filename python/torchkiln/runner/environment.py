@@ -95,7 +95,7 @@ def setup_env(env_cfg: dict[str, Any] | None) -> None:
     threads = mp_cfg.get("opencv_num_threads")
     if threads is not None:
         try:
-            import cv2  # type: ignore[import-not-found]
+            import cv2
 
             cv2.setNumThreads(int(threads))
         except ImportError:
@@ -109,7 +109,7 @@ def capture_rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple form
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {

@@ -727,7 +727,7 @@ def _accepts_run_config(cls: type) -> bool:
     """Whether ``cls`` (a Runner subclass written for MMEngine, perhaps) takes ``run_config``."""
     import inspect
 
-    parameters = inspect.signature(cls.__init__).parameters.values()
+    parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]  # the class's own __init__ is the one inspected
     return any(p.name == "run_config" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 

@@ -32,7 +32,7 @@ __all__ = ["STOP_SIGNALS", "StopAgreement", "StopSignals", "exit_code_for", "sig
 
 
 def _stop_signals() -> dict[int, int]:
-    codes = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+    codes: dict[int, int] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
     usr1 = getattr(signal, "SIGUSR1", None)  # not on Windows
     if usr1 is not None:
         codes[usr1] = EXIT_TERMINATED

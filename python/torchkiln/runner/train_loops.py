@@ -95,6 +95,7 @@ class _TrainLoopMixin:
     """State and helpers shared by both train loops."""
 
     runner: Runner
+    _runner: Runner
     dataloader: Any
     _epoch: int
     _iter: int

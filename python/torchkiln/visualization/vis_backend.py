@@ -170,7 +170,7 @@ def config_text(config: Any) -> str:
             return text
     data = config_data(config)
     try:
-        from torchkiln._native import dump_yaml  # type: ignore[attr-defined]
+        from torchkiln._native import dump_yaml
     except ImportError:
         return json.dumps(data, indent=2, default=str) + "\n"
     try:

@@ -244,7 +244,7 @@ class OptimWrapper:
         """
         if self._accumulative_counts == 1 or self.should_sync() or not hasattr(model, "no_sync"):
             return _NO_CONTEXT
-        return model.no_sync()
+        return model.no_sync()  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         """Tell the wrapper where training stands and ends, before the first iteration.
@@ -293,7 +293,7 @@ class OptimWrapper:
         # usually decided by the first parameter; a step without any gradient clips nothing
         if not any(p.grad is not None for p in params):
             return
-        kind, kwargs = self._clip  # type: ignore[misc]
+        kind, kwargs = self._clip  # type: ignore[misc]  # set whenever clipping runs
         if kind == "value":
             nn.utils.clip_grad_value_(params, **kwargs)
             return

@@ -179,7 +179,7 @@ class _ParamScheduler:
         cls._epoch_args_to_iters(bound.arguments, epoch_length)
         begin = int(begin * epoch_length)
         end = INF if end == INF else int(end * epoch_length)
-        return cls(*bound.args, **bound.kwargs, begin=begin, end=end, by_epoch=False)
+        return cls(*bound.args, **bound.kwargs, begin=begin, end=end, by_epoch=False)  # type: ignore[misc]  # begin/end/by_epoch are this method's own parameters, never in bound
 
     @classmethod
     def _epoch_args_to_iters(cls, arguments: dict[str, Any], epoch_length: int) -> None:
@@ -277,10 +277,10 @@ def fixed_param_init(base: type, param_name: str) -> Any:
     """
 
     def __init__(self: Any, optimizer: Any, *args: Any, **kwargs: Any) -> None:
-        base.__init__(self, optimizer, param_name, *args, **kwargs)
+        base.__init__(self, optimizer, param_name, *args, **kwargs)  # type: ignore[misc]  # base is the class this variant extends
 
-    signature = inspect.signature(base.__init__)
-    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+    signature = inspect.signature(base.__init__)  # type: ignore[misc]  # base's own __init__ is the one described
+    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]  # read by inspect
         parameters=[p for p in signature.parameters.values() if p.name != "param_name"]
     )
     __init__.__doc__ = (

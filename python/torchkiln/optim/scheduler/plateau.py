@@ -133,7 +133,7 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
             + f" metrics: {', '.join(map(str, metrics)) or 'none'}",
         )
 
-    def step(self, metrics: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Mapping[str, Any] | None = None) -> None:
         """Count a training step (no ``metrics``) or react to validation ``metrics``."""
         groups = self.optimizer.param_groups
         if metrics is None:
