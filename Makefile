@@ -34,7 +34,7 @@ $(STAMPS)/plugins: $(STAMPS)/native $(PLUGIN_SOURCES)
 demo: setup
 	$(PY) -m torchkiln train configs/quickstart.yaml --work-dir work_dirs/quickstart
 
-test: setup test-rust test-python
+test: setup lint test-rust test-python
 
 test-rust:
 	cargo test --workspace --quiet
