@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torchkiln.dist.utils import get_dist_info
 from torchkiln.errors import UsageError, did_you_mean
 
-__all__ = ["LAUNCHERS", "DEFAULT_PORT", "find_free_port", "first_slurm_host", "init_dist"]
+__all__ = ["DEFAULT_PORT", "LAUNCHERS", "find_free_port", "first_slurm_host", "init_dist"]
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 DEFAULT_PORT = 29500

@@ -235,5 +235,5 @@ def record_worker_error(exc: BaseException) -> None:
         handler = get_error_handler()
         handler.initialize()
         handler.record_exception(exc)
-    except Exception:  # noqa: BLE001 - reporting must never hide the original error
+    except Exception:  # reporting must never hide the original error
         pass
