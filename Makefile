@@ -34,7 +34,7 @@ $(STAMPS)/plugins: $(STAMPS)/native $(PLUGIN_SOURCES)
 demo: setup
 	$(PY) -m torchkiln train configs/quickstart.yaml --work-dir work_dirs/quickstart
 
-test: setup test-rust test-python
+test: setup lint test-rust test-python
 
 test-rust:
 	cargo test --workspace --quiet
@@ -51,8 +51,19 @@ bench-peers: setup
 	$(UV) pip install --quiet --python $(PY) -r pyproject.toml --extra bench
 	$(PY) bench/run_all.py
 
-lint:
-	$(PY) -m pytest -q tests/test_public_api.py
+# Static checks: ruff (lint and formatting) and mypy on the package, clippy and rustfmt on the
+# Rust workspace. A fresh rustup toolchain may lack clippy/rustfmt: add them once if so.
+lint: $(STAMPS)/deps
+	$(VENV)/bin/ruff check python/torchkiln
+	$(VENV)/bin/ruff format --check python/torchkiln
+	$(VENV)/bin/mypy python/torchkiln
+	@if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then \
+		if command -v rustup >/dev/null 2>&1; then rustup component add clippy rustfmt; \
+		else echo "lint: cargo clippy and cargo fmt are missing and rustup is not installed;" \
+			"install the clippy and rustfmt components of your Rust toolchain" >&2; exit 1; fi; \
+	fi
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 clean:
 	rm -rf target work_dirs $(STAMPS)

@@ -6,8 +6,9 @@ and config tooling never import torch unless they build something.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -44,12 +45,32 @@ __getattr__, __dir__ = lazy_exports("torchkiln", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.config import Config
-    from torchkiln.errors import ConfigError, PluginError, TorchkilnError
-    from torchkiln.evaluation import BaseMetric, Evaluator
-    from torchkiln.hooks import Hook
-    from torchkiln.logging import MessageHub
-    from torchkiln.model import BaseDataPreprocessor, BaseModel, BaseModule, ImgDataPreprocessor
-    from torchkiln.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
-    from torchkiln.registry import Registry
-    from torchkiln.runner import BaseLoop, EpochBasedTrainLoop, IterBasedTrainLoop, Runner, TestLoop, ValLoop
+    from torchkiln.config import Config as Config
+    from torchkiln.errors import (
+        ConfigError as ConfigError,
+        PluginError as PluginError,
+        TorchkilnError as TorchkilnError,
+    )
+    from torchkiln.evaluation import BaseMetric as BaseMetric, Evaluator as Evaluator
+    from torchkiln.hooks import Hook as Hook
+    from torchkiln.logging import MessageHub as MessageHub
+    from torchkiln.model import (
+        BaseDataPreprocessor as BaseDataPreprocessor,
+        BaseModel as BaseModel,
+        BaseModule as BaseModule,
+        ImgDataPreprocessor as ImgDataPreprocessor,
+    )
+    from torchkiln.optim import (
+        AmpOptimWrapper as AmpOptimWrapper,
+        OptimWrapper as OptimWrapper,
+        OptimWrapperDict as OptimWrapperDict,
+    )
+    from torchkiln.registry import Registry as Registry
+    from torchkiln.runner import (
+        BaseLoop as BaseLoop,
+        EpochBasedTrainLoop as EpochBasedTrainLoop,
+        IterBasedTrainLoop as IterBasedTrainLoop,
+        Runner as Runner,
+        TestLoop as TestLoop,
+        ValLoop as ValLoop,
+    )

@@ -76,7 +76,9 @@ def load_config(
     *,
     resolve_package: Callable[[str], str | PathLike[str] | None] | None = None,
     python_bases: Callable[[str], tuple[Any, bool]] | None = None,
-    run_python: Callable[[str, dict[str, Any] | None], tuple[Mapping[str, Any], Mapping[str, Any] | None]]
+    run_python: Callable[
+        [str, dict[str, Any] | None], tuple[Mapping[str, Any], Mapping[str, Any] | None]
+    ]
     | None = None,
     plain_value: Callable[[Any], Any] | None = None,
 ) -> LoadedConfig:
@@ -106,7 +108,9 @@ def loads_config(
     base_dir: str | PathLike[str] | None = None,
     resolve_package: Callable[[str], str | PathLike[str] | None] | None = None,
     python_bases: Callable[[str], tuple[Any, bool]] | None = None,
-    run_python: Callable[[str, dict[str, Any] | None], tuple[Mapping[str, Any], Mapping[str, Any] | None]]
+    run_python: Callable[
+        [str, dict[str, Any] | None], tuple[Mapping[str, Any], Mapping[str, Any] | None]
+    ]
     | None = None,
     plain_value: Callable[[Any], Any] | None = None,
 ) -> LoadedConfig:
@@ -176,7 +180,9 @@ class LogBuffer:
     def update(self, key: str, value: float, count: int = 1) -> None: ...
     def update_many(self, values: Mapping[str, float], count: int = 1) -> None: ...
     def update_rows(
-        self, rows: Iterable[tuple[str, Any, int]], convert: Callable[[list[Any]], Sequence[float]] | None = None
+        self,
+        rows: Iterable[tuple[str, Any, int]],
+        convert: Callable[[list[Any]], Sequence[float]] | None = None,
     ) -> None: ...
     def current(self, key: str) -> float: ...
     def mean(self, key: str, window: int | None = None) -> float: ...
@@ -212,7 +218,9 @@ class JsonlSink:
     about 1.8e19), else ``ValueError``.
     """
 
-    def __init__(self, path: str | PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000) -> None: ...
+    def __init__(
+        self, path: str | PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000
+    ) -> None: ...
     @property
     def path(self) -> str: ...
     @property

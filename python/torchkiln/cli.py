@@ -51,7 +51,9 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------- arguments
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", metavar="CONFIG", help="the config file (.yaml, .yml, .json, .toml or .py)")
+    parser.add_argument(
+        "config", metavar="CONFIG", help="the config file (.yaml, .yml, .json, .toml or .py)"
+    )
     parser.add_argument(
         "--cfg-options",
         nargs="+",
@@ -64,14 +66,18 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks for errors")
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks for errors"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``torchkiln`` command."""
     from torchkiln import __version__
 
-    parser = _Parser(prog=PROG, description="torchkiln: a plugin-based training engine for PyTorch.")
+    parser = _Parser(
+        prog=PROG, description="torchkiln: a plugin-based training engine for PyTorch."
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_debug(parser, False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -81,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         _add_config_args(sub)
         if checkpoint:
-            sub.add_argument("--checkpoint", required=True, metavar="CKPT", help="the checkpoint to evaluate")
-        sub.add_argument("--work-dir", metavar="DIR", help="where logs and checkpoints go (default: config's work_dir)")
+            sub.add_argument(
+                "--checkpoint", required=True, metavar="CKPT", help="the checkpoint to evaluate"
+            )
+        sub.add_argument(
+            "--work-dir",
+            metavar="DIR",
+            help="where logs and checkpoints go (default: config's work_dir)",
+        )
         sub.add_argument(
             "--launcher",
             choices=["none", "pytorch", "slurm", "mpi"],
@@ -107,24 +119,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="resume from CKPT, or from the latest checkpoint in work_dir when CKPT is left out",
     )
     train.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper)")
-    train.add_argument("--dry-run", action="store_true", help="build everything, run one train and one val iteration")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build everything, run one train and one val iteration",
+    )
     train.set_defaults(handler=_cmd_run)
-    run_parser("val", "Evaluate a checkpoint on the validation set.", checkpoint=True).set_defaults(handler=_cmd_run)
-    run_parser("test", "Evaluate a checkpoint on the test set.", checkpoint=True).set_defaults(handler=_cmd_run)
+    run_parser("val", "Evaluate a checkpoint on the validation set.", checkpoint=True).set_defaults(
+        handler=_cmd_run
+    )
+    run_parser("test", "Evaluate a checkpoint on the test set.", checkpoint=True).set_defaults(
+        handler=_cmd_run
+    )
 
-    config = commands.add_parser("config", help="Show or validate a config.", description="Show or validate a config.")
+    config = commands.add_parser(
+        "config", help="Show or validate a config.", description="Show or validate a config."
+    )
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
     config_commands.required = True
     show = config_commands.add_parser(
-        "show", help="Print the final config as YAML.",
+        "show",
+        help="Print the final config as YAML.",
         description="Print the config after _base_ merging, interpolation and overrides, as YAML.",
     )
     _add_config_args(show)
-    show.add_argument("--provenance", action="store_true", help="annotate each value with the file:line that set it")
+    show.add_argument(
+        "--provenance",
+        action="store_true",
+        help="annotate each value with the file:line that set it",
+    )
     _add_debug(show, argparse.SUPPRESS)
     show.set_defaults(handler=_cmd_config_show)
     check = config_commands.add_parser(
-        "validate", help="Check a config; print every error.",
+        "validate",
+        help="Check a config; print every error.",
         description="Check keys, types and component arguments; exit 0 when valid, 2 with every error otherwise.",
     )
     _add_config_args(check)
@@ -133,33 +161,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(config, argparse.SUPPRESS)
 
     plugins = commands.add_parser(
-        "plugins", help="List installed plugins and components.",
+        "plugins",
+        help="List installed plugins and components.",
         description="List installed plugin distributions, their components, hook plugins and config packages.",
     )
     _add_debug(plugins, argparse.SUPPRESS)
     plugins.set_defaults(handler=_cmd_plugins)
 
     plot = commands.add_parser(
-        "plot", help="Draw training curves from a run's scalars.jsonl.",
+        "plot",
+        help="Draw training curves from a run's scalars.jsonl.",
         description="Draw one subplot per key against the training step, from the scalars.jsonl of "
         "WORK_DIR's latest run folder (or of the run folder or file given).",
     )
-    plot.add_argument("work_dir", metavar="WORK_DIR", help="a work_dir, a run folder work_dir/<timestamp> or a scalars.jsonl")
-    plot.add_argument("--keys", metavar="K1,K2", help="comma-separated keys, e.g. loss,lr,accuracy/top1 "
-                      "(a mode prefix picks one mode: val/time); default: every key but the timings")
-    plot.add_argument("--out", metavar="FILE", help="the image to write (default: curves.png in the run folder)")
+    plot.add_argument(
+        "work_dir",
+        metavar="WORK_DIR",
+        help="a work_dir, a run folder work_dir/<timestamp> or a scalars.jsonl",
+    )
+    plot.add_argument(
+        "--keys",
+        metavar="K1,K2",
+        help="comma-separated keys, e.g. loss,lr,accuracy/top1 "
+        "(a mode prefix picks one mode: val/time); default: every key but the timings",
+    )
+    plot.add_argument(
+        "--out", metavar="FILE", help="the image to write (default: curves.png in the run folder)"
+    )
     _add_debug(plot, argparse.SUPPRESS)
     plot.set_defaults(handler=_cmd_plot)
 
     check_resume = commands.add_parser(
-        "check-resume", help="Check that resuming a config is exact (bit-identical weights).",
+        "check-resume",
+        help="Check that resuming a config is exact (bit-identical weights).",
         description="Train N+N iterations straight; then N, a stop checkpoint, a fresh runner resuming from it "
         "and N more; compare the final weights. Exit 0 when they are bit-identical, 4 when they differ.",
     )
     _add_config_args(check_resume)
-    check_resume.add_argument("--iters", type=int, default=20, metavar="N",
-                              help="iterations before the interruption, and after it (default: 20)")
-    check_resume.add_argument("--work-dir", metavar="DIR", help="keep the runs' folders here (default: a temporary folder)")
+    check_resume.add_argument(
+        "--iters",
+        type=int,
+        default=20,
+        metavar="N",
+        help="iterations before the interruption, and after it (default: 20)",
+    )
+    check_resume.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="keep the runs' folders here (default: a temporary folder)",
+    )
     _add_debug(check_resume, argparse.SUPPRESS)
     check_resume.set_defaults(handler=_cmd_check_resume)
     return parser
@@ -222,8 +272,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--nproc must be at least 1, got {nproc}", where="--nproc")
         if nproc > 1 and not in_launched_process():
             if args.launcher not in (None, "none", "pytorch"):
-                raise UsageError(f"--nproc starts workers through torchrun; it cannot be used with --launcher {args.launcher}",
-                                 where="--launcher", hint="drop --launcher, or drop --nproc and start the job with your launcher")
+                raise UsageError(
+                    f"--nproc starts workers through torchrun; it cannot be used with --launcher {args.launcher}",
+                    where="--launcher",
+                    hint="drop --launcher, or drop --nproc and start the job with your launcher",
+                )
             return launch_local(nproc, getattr(args, "argv", None) or sys.argv[1:])
     from torchkiln.runner import entry
 
@@ -299,7 +352,11 @@ def plugin_report() -> dict[str, Any]:
             else:
                 entry["other"].setdefault(group, []).append(ep.name)
     for entry in dists.values():
-        for names in (*entry["components"].values(), *entry["other"].values(), entry["hook_plugins"]):
+        for names in (
+            *entry["components"].values(),
+            *entry["other"].values(),
+            entry["hook_plugins"],
+        ):
             names.sort()
         entry["configs"].sort()
     return {
@@ -361,7 +418,9 @@ def _print_plugins_rich(report: dict[str, Any]) -> None:
     for entry in report["distributions"]:
         rows = _dist_lines(entry) or [("", "")]
         for i, (label, value) in enumerate(rows):
-            dists.add_row(entry["name"] if i == 0 else "", entry["version"] if i == 0 else "", label, value)
+            dists.add_row(
+                entry["name"] if i == 0 else "", entry["version"] if i == 0 else "", label, value
+            )
     if not report["distributions"]:
         dists.add_row("none installed", "", "", "")
     console.print(dists)
@@ -415,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - user code's error, or a torchkiln bug: say which
+    except Exception as exc:
         from torchkiln.error_origin import find_user_frame, format_user_error
 
         _report_to_launcher(exc)

@@ -100,7 +100,11 @@ def _worker_frames(exc: BaseException) -> list[tuple[str, int, str, str | None]]
     text = str(exc)
     if "Original Traceback" not in text:
         return []
-    return [(m.group(1), int(m.group(2)), m.group(3), None) for m in map(_WORKER_FRAME.match, text.splitlines()) if m]
+    return [
+        (m.group(1), int(m.group(2)), m.group(3), None)
+        for m in map(_WORKER_FRAME.match, text.splitlines())
+        if m
+    ]
 
 
 def find_user_frame(exc: BaseException) -> UserFrame | None:
@@ -127,7 +131,10 @@ def find_user_frame(exc: BaseException) -> UserFrame | None:
 
 def format_user_error(exc: BaseException, frame: UserFrame) -> str:
     """The message for an error in user or plugin code (no traceback)."""
-    lines = [f"error in user code: {type(exc).__name__}: {_first_line(exc)}", f"  at: {frame.describe()}"]
+    lines = [
+        f"error in user code: {type(exc).__name__}: {_first_line(exc)}",
+        f"  at: {frame.describe()}",
+    ]
     if frame.line:
         lines.append(f"      {frame.line}")
     lines.append(

@@ -8,6 +8,7 @@ plugin) and how to fix it. The CLI prints ``str(error)`` without a traceback and
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
 
 __all__ = [
@@ -34,6 +35,15 @@ EXIT_PLUGIN = 3
 EXIT_USER_CODE = 5  # an exception raised in the user's or a plugin's code (not a torchkiln bug)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, also on Python 3.10 (which has ``__notes__`` but no ``add_note``)."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:
+        # typeshed declares __notes__ from 3.11; 3.10 keeps it as a plain attribute.
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
 
 
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:

@@ -238,7 +238,9 @@ def before_optimizer_step(runner: Runner, optim_wrapper: Any) -> None:
 
 
 @hookspec
-def after_train_iter(runner: Runner, batch_idx: int, data_batch: Any, outputs: Mapping[str, Any] | None) -> None:
+def after_train_iter(
+    runner: Runner, batch_idx: int, data_batch: Any, outputs: Mapping[str, Any] | None
+) -> None:
     """Called after each training step (forward, backward and optimizer update).
 
     :param runner: the runner; ``runner.iter`` still counts the iterations finished
@@ -262,7 +264,9 @@ def before_val_iter(runner: Runner, batch_idx: int, data_batch: Any) -> None:
 
 
 @hookspec
-def after_val_iter(runner: Runner, batch_idx: int, data_batch: Any, outputs: Sequence[Any] | None) -> None:
+def after_val_iter(
+    runner: Runner, batch_idx: int, data_batch: Any, outputs: Sequence[Any] | None
+) -> None:
     """Called after each validation step, once the evaluator has processed the batch.
 
     :param runner: the runner.
@@ -283,7 +287,9 @@ def before_test_iter(runner: Runner, batch_idx: int, data_batch: Any) -> None:
 
 
 @hookspec
-def after_test_iter(runner: Runner, batch_idx: int, data_batch: Any, outputs: Sequence[Any] | None) -> None:
+def after_test_iter(
+    runner: Runner, batch_idx: int, data_batch: Any, outputs: Sequence[Any] | None
+) -> None:
     """Called after each test step, once the evaluator has processed the batch.
 
     :param runner: the runner.
@@ -296,7 +302,9 @@ def after_test_iter(runner: Runner, batch_idx: int, data_batch: Any, outputs: Se
 def _declared_mount_points() -> tuple[str, ...]:
     """The hookspecs above, in the order they are written (module globals keep it)."""
     marker = f"{PROJECT_NAME}_spec"  # the attribute pluggy's HookspecMarker sets
-    return tuple(name for name, value in globals().items() if callable(value) and hasattr(value, marker))
+    return tuple(
+        name for name, value in globals().items() if callable(value) and hasattr(value, marker)
+    )
 
 
 #: Every mount point, in lifecycle order: the functions marked ``@hookspec`` in this module.

@@ -45,8 +45,8 @@ def structure(cfg: Config | dict[str, Any]) -> RunConfig:
     Top-level user variables are left out. Call :func:`validate` first for readable errors;
     this raises the converter's error on a bad config.
     """
-    from torchkiln.config.schema import top_level_keys
     from torchkiln.config.converter import structure_run_config
+    from torchkiln.config.schema import top_level_keys
 
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
     known = set(top_level_keys())
@@ -63,7 +63,11 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.config.packages import resolve_package
-    from torchkiln.config.report import ConfigWarning
-    from torchkiln.config.schema import RunConfig
-    from torchkiln.config.validation import ConfigValidationError, load_and_validate, validate
+    from torchkiln.config.packages import resolve_package as resolve_package
+    from torchkiln.config.report import ConfigWarning as ConfigWarning
+    from torchkiln.config.schema import RunConfig as RunConfig
+    from torchkiln.config.validation import (
+        ConfigValidationError as ConfigValidationError,
+        load_and_validate as load_and_validate,
+        validate as validate,
+    )

@@ -74,7 +74,9 @@ class ComponentChecker:
                 )
             return None
         if explicit and not isinstance(obj_type, str) and not callable(obj_type):
-            self.reporter.error((*path, "type"), f"'type' must be a component name, got {type(obj_type).__name__}")
+            self.reporter.error(
+                (*path, "type"), f"'type' must be a component name, got {type(obj_type).__name__}"
+            )
             return None
         scope = value.get("_scope_")
         try:
@@ -116,7 +118,9 @@ class ComponentChecker:
                 self.reporter.add(exc, (*path, key))
             else:  # check_kwargs accepted it after all; say it in our words
                 self.reporter.error(
-                    (*path, key), f"{what} got an unexpected argument {key!r}", hint=did_you_mean(key, accepted)
+                    (*path, key),
+                    f"{what} got an unexpected argument {key!r}",
+                    hint=did_you_mean(key, accepted),
                 )
         if function:
             return
@@ -131,25 +135,40 @@ class ComponentChecker:
     def check(self, data: Mapping[str, Any]) -> None:
         """Check every component dict of ``data`` whose registry is known."""
         self.model(data.get("model"))
-        self.component(data.get("data_preprocessor"), reg.MODELS, ("data_preprocessor",), required=False)
+        self.component(
+            data.get("data_preprocessor"), reg.MODELS, ("data_preprocessor",), required=False
+        )
         for split in ("train", "val", "test"):
             self.dataloader(data.get(f"{split}_dataloader"), (f"{split}_dataloader",))
         # by_epoch next to a custom loop's type is reported by the loop rules already
-        self.loop(data.get("train_cfg"), ("train_cfg",), ("runner", "dataloader"), engine_keys=("by_epoch",))
+        self.loop(
+            data.get("train_cfg"),
+            ("train_cfg",),
+            ("runner", "dataloader"),
+            engine_keys=("by_epoch",),
+        )
         for split in ("val", "test"):
-            self.loop(data.get(f"{split}_cfg"), (f"{split}_cfg",), ("runner", "dataloader", "evaluator"))
+            self.loop(
+                data.get(f"{split}_cfg"), (f"{split}_cfg",), ("runner", "dataloader", "evaluator")
+            )
         self.optim_wrapper(data.get("optim_wrapper"), ("optim_wrapper",))
         self.param_scheduler(data.get("param_scheduler"), ("param_scheduler",))
         for split in ("val", "test"):
             self.evaluator(data.get(f"{split}_evaluator"), (f"{split}_evaluator",))
         self.hooks(data.get("default_hooks"), data.get("custom_hooks"))
         self.component(
-            data.get("log_processor"), reg.LOG_PROCESSORS, ("log_processor",), default_type="LogProcessor"
+            data.get("log_processor"),
+            reg.LOG_PROCESSORS,
+            ("log_processor",),
+            default_type="LogProcessor",
         )
         self.visualizer(data.get("visualizer"), ("visualizer",))
         self.plugin_options(data.get("plugins"))
         self.component(
-            data.get("model_wrapper_cfg"), reg.MODEL_WRAPPERS, ("model_wrapper_cfg",), injected=("module",),
+            data.get("model_wrapper_cfg"),
+            reg.MODEL_WRAPPERS,
+            ("model_wrapper_cfg",),
+            injected=("module",),
             required=False,
         )
 
@@ -159,15 +178,24 @@ class ComponentChecker:
             return
         path = tuple(path)
         self.component(value.get("dataset"), reg.DATASETS, (*path, "dataset"))
-        self.component(value.get("sampler"), reg.DATA_SAMPLERS, (*path, "sampler"), injected=("dataset", "seed"))
         self.component(
-            value.get("batch_sampler"), reg.DATA_SAMPLERS, (*path, "batch_sampler"),
+            value.get("sampler"),
+            reg.DATA_SAMPLERS,
+            (*path, "sampler"),
+            injected=("dataset", "seed"),
+        )
+        self.component(
+            value.get("batch_sampler"),
+            reg.DATA_SAMPLERS,
+            (*path, "batch_sampler"),
             injected=("sampler", "batch_size", "dataset"),
         )
         for key in ("collate_fn", "worker_init_fn"):
             self.component(value.get(key), reg.FUNCTIONS, (*path, key), function=True)
 
-    def loop(self, value: Any, path: KeyPath, injected: Sequence[str], engine_keys: Sequence[str] = ()) -> None:
+    def loop(
+        self, value: Any, path: KeyPath, injected: Sequence[str], engine_keys: Sequence[str] = ()
+    ) -> None:
         """A custom loop (``train_cfg``/``val_cfg``/``test_cfg`` with a ``type``)."""
         if isinstance(value, Mapping) and "type" in value:
             self.component(value, reg.LOOPS, path, injected=injected, engine_keys=engine_keys)
@@ -200,10 +228,16 @@ class ComponentChecker:
         self._wrapper_section(value, path)
 
     def _wrapper_section(self, value: Mapping[str, Any], path: tuple[Any, ...]) -> None:
-        self.component(value.get("optimizer"), reg.OPTIMIZERS, (*path, "optimizer"), injected=("params",))
         self.component(
-            value, reg.OPTIM_WRAPPERS, path, default_type="OptimWrapper",
-            engine_keys=("constructor", "paramwise_cfg"), injected=("optimizer",),
+            value.get("optimizer"), reg.OPTIMIZERS, (*path, "optimizer"), injected=("params",)
+        )
+        self.component(
+            value,
+            reg.OPTIM_WRAPPERS,
+            path,
+            default_type="OptimWrapper",
+            engine_keys=("constructor", "paramwise_cfg"),
+            injected=("optimizer",),
         )
 
     def param_scheduler(self, value: Any, path: KeyPath) -> None:
@@ -217,7 +251,11 @@ class ComponentChecker:
         for i, item in enumerate(items):
             where = (*path, i) if isinstance(value, list) else path
             self.component(
-                item, reg.PARAM_SCHEDULERS, where, injected=("optimizer",), engine_keys=_SCHEDULER_ENGINE_KEYS
+                item,
+                reg.PARAM_SCHEDULERS,
+                where,
+                injected=("optimizer",),
+                engine_keys=_SCHEDULER_ENGINE_KEYS,
             )
 
     def evaluator(self, value: Any, path: KeyPath) -> None:
@@ -229,7 +267,9 @@ class ComponentChecker:
             return
         if not isinstance(value, Mapping):
             return
-        if "metrics" in value or (isinstance(value.get("type"), str) and value["type"] in reg.EVALUATOR):
+        if "metrics" in value or (
+            isinstance(value.get("type"), str) and value["type"] in reg.EVALUATOR
+        ):
             self.component(value, reg.EVALUATOR, path, default_type="Evaluator")
             metrics = value.get("metrics")
             if metrics is not None:
@@ -295,4 +335,6 @@ class ComponentChecker:
         backends = value.get("vis_backends")
         if isinstance(backends, list):
             for i, item in enumerate(backends):
-                self.component(item, reg.VISBACKENDS, (*tuple(path), "vis_backends", i), injected=("save_dir",))
+                self.component(
+                    item, reg.VISBACKENDS, (*tuple(path), "vis_backends", i), injected=("save_dir",)
+                )

@@ -69,7 +69,9 @@ class ConfigDict(dict):
 
     __slots__ = ()
 
-    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, **kwargs: Any):
+    def __init__(
+        self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, **kwargs: Any
+    ):
         super().__init__()
         if data is not None:
             self.update(data)
@@ -79,7 +81,7 @@ class ConfigDict(dict):
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, _wrap(value))
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         """Like ``dict.update``; nested dicts are converted to ``ConfigDict``."""
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
@@ -264,7 +266,7 @@ class Config(MutableMapping[str, Any]):
             return self._data == other
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable
 
     def __repr__(self) -> str:
         where = f" from {self._filename!r}" if self._filename else ""
@@ -388,13 +390,17 @@ def _child(node: Any, part: str, dotted: str, allow_list_keys: bool) -> Any:
             node[part] = ConfigDict()
             child = node[part]
         return child
-    raise ConfigError(f"cannot set {dotted!r}: {part!r} is under a value that is neither dict nor list")
+    raise ConfigError(
+        f"cannot set {dotted!r}: {part!r} is under a value that is neither dict nor list"
+    )
 
 
 def _leaf_paths(value: Any, prefix: str) -> list[str]:
     """Dotted paths of the leaves of ``value`` (itself when it is a scalar or empty)."""
     if isinstance(value, Mapping) and value:
-        return [p for k, v in value.items() if k != "_delete_" for p in _leaf_paths(v, f"{prefix}.{k}")]
+        return [
+            p for k, v in value.items() if k != "_delete_" for p in _leaf_paths(v, f"{prefix}.{k}")
+        ]
     if isinstance(value, (list, tuple)) and value:
         return [p for i, v in enumerate(value) for p in _leaf_paths(v, f"{prefix}.{i}")]
     return [prefix]
@@ -404,11 +410,15 @@ def _list_index(node: list[Any], part: str, dotted: str, allow_list_keys: bool) 
     if not allow_list_keys or not part.lstrip("-").isdigit():
         raise ConfigError(
             f"cannot set {dotted!r}: {part!r} indexes a list",
-            hint="use a numeric index such as 'a.0.b'" if allow_list_keys else "allow_list_keys is off",
+            hint="use a numeric index such as 'a.0.b'"
+            if allow_list_keys
+            else "allow_list_keys is off",
         )
     index = int(part)
     if not -len(node) <= index < len(node):
-        raise ConfigError(f"cannot set {dotted!r}: index {index} is out of range for a list of {len(node)}")
+        raise ConfigError(
+            f"cannot set {dotted!r}: index {index} is out of range for a list of {len(node)}"
+        )
     return index
 
 

@@ -22,7 +22,7 @@ from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError, Iter
 from cattrs.gen import make_dict_structure_fn
 
 from torchkiln.config.schema import FieldValueError, RunConfig
-from torchkiln.errors import did_you_mean
+from torchkiln.errors import add_note, did_you_mean
 
 __all__ = ["Issue", "make_converter", "structure_issues", "structure_run_config"]
 
@@ -44,7 +44,9 @@ class ChoiceError(ValueError):
     def __init__(self, choices: tuple[Any, ...], value: Any):
         self.choices = choices
         self.value = value
-        super().__init__(f"must be one of {', '.join(repr(c) for c in choices)}; got {describe_value(value)}")
+        super().__init__(
+            f"must be one of {', '.join(repr(c) for c in choices)}; got {describe_value(value)}"
+        )
 
 
 @attrs.frozen
@@ -81,7 +83,11 @@ def describe_type(t: Any) -> str:
         arms = [a for a in get_args(t) if not (a is int and float in get_args(t))]
         return " or ".join(dict.fromkeys(describe_type(a) for a in arms))
     if origin is tuple and get_args(t) and Ellipsis not in get_args(t):
-        return f"a list of {len(get_args(t))} items (" + ", ".join(describe_type(a) for a in get_args(t)) + ")"
+        return (
+            f"a list of {len(get_args(t))} items ("
+            + ", ".join(describe_type(a) for a in get_args(t))
+            + ")"
+        )
     if origin in (dict, Mapping) or t in (dict, Mapping):
         return "a mapping"
     if origin in (list, tuple) or t in (list, tuple):
@@ -211,8 +217,8 @@ def make_converter() -> cattrs.Converter:
             for i, item in enumerate(value):
                 try:
                     out.append(conv.structure(item, elem))
-                except Exception as exc:  # noqa: BLE001 - collected and reported together
-                    exc.__notes__ = [*getattr(exc, "__notes__", []), IterableValidationNote(f"@ index {i}", i, elem)]
+                except Exception as exc:  # collected and reported together
+                    add_note(exc, IterableValidationNote(f"@ index {i}", i, elem))
                     errors.append(exc)
             if errors:
                 raise IterableValidationError("while structuring a list", errors, t)
@@ -230,8 +236,8 @@ def make_converter() -> cattrs.Converter:
             for i, (item, elem) in enumerate(zip(value, args)):
                 try:
                     out.append(conv.structure(item, elem))
-                except Exception as exc:  # noqa: BLE001
-                    exc.__notes__ = [*getattr(exc, "__notes__", []), IterableValidationNote(f"@ index {i}", i, elem)]
+                except Exception as exc:
+                    add_note(exc, IterableValidationNote(f"@ index {i}", i, elem))
                     errors.append(exc)
             if errors:
                 raise IterableValidationError("while structuring a tuple", errors, t)
@@ -252,8 +258,8 @@ def make_converter() -> cattrs.Converter:
                     if not isinstance(key, str):
                         raise TypeMismatch(str, key)
                     out[key] = conv.structure(item, val_t)
-                except Exception as exc:  # noqa: BLE001
-                    exc.__notes__ = [*getattr(exc, "__notes__", []), IterableValidationNote(f"@ key {key!r}", key, val_t)]
+                except Exception as exc:
+                    add_note(exc, IterableValidationNote(f"@ key {key!r}", key, val_t))
                     errors.append(exc)
             if errors:
                 raise IterableValidationError("while structuring a mapping", errors, t)
@@ -266,9 +272,12 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook_factory(attrs.has, attrs_factory)
     conv.register_structure_hook_factory(lambda t: get_origin(t) is list or t is list, list_factory)
     conv.register_structure_hook_factory(
-        lambda t: get_origin(t) is tuple and Ellipsis not in get_args(t) and bool(get_args(t)), tuple_factory
+        lambda t: get_origin(t) is tuple and Ellipsis not in get_args(t) and bool(get_args(t)),
+        tuple_factory,
     )
-    conv.register_structure_hook_factory(lambda t: get_origin(t) in (dict, Mapping) or t is dict, dict_factory)
+    conv.register_structure_hook_factory(
+        lambda t: get_origin(t) in (dict, Mapping) or t is dict, dict_factory
+    )
     return conv
 
 
@@ -285,7 +294,9 @@ def converter() -> cattrs.Converter:
 
 
 # ---------------------------------------------------------------------- errors
-_SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\d+)\]")
+_SEGMENT = re.compile(
+    r"\.([A-Za-z_][A-Za-z0-9_]*)|\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\d+)\]"
+)
 
 
 def _parse_path(text: str) -> tuple[str | int, ...]:
@@ -328,7 +339,12 @@ def _issue(err: BaseException, t: Any, path: tuple[str | int, ...]) -> list[Issu
     if isinstance(err, (TypeMismatch, ChoiceError)):
         return [Issue(path, str(err))]
     if isinstance(err, KeyError):
-        return [Issue(path, "required key is missing" + (f" ({describe_type(t)})" if t is not None else ""))]
+        return [
+            Issue(
+                path,
+                "required key is missing" + (f" ({describe_type(t)})" if t is not None else ""),
+            )
+        ]
     return [Issue(path, f"{type(err).__name__}: {err}")]
 
 
@@ -344,6 +360,5 @@ def structure_issues(data: Mapping[str, Any]) -> tuple[RunConfig | None, list[Is
     """Structure ``data`` and return the result (or None) with every problem found."""
     try:
         return structure_run_config(data), []
-    except Exception as exc:  # noqa: BLE001 - every problem becomes an Issue
+    except Exception as exc:  # every problem becomes an Issue
         return None, _issues_from(exc)
-

@@ -132,7 +132,9 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
             hint="use .yaml, .yml, .json, .toml or .py",
         )
     if not Path(filename).is_file():
-        raise ConfigError("config file not found", where=display_path(filename), hint="check the path")
+        raise ConfigError(
+            "config file not found", where=display_path(filename), hint="check the path"
+        )
     mod = native()
     while True:
         try:

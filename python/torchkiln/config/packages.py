@@ -49,7 +49,9 @@ def _package_dir(module_path: str) -> Path | None:
     if not locations:
         return None  # a plain module cannot hold a config folder
     for part in rest:
-        found = [os.path.join(loc, part) for loc in locations if os.path.isdir(os.path.join(loc, part))]
+        found = [
+            os.path.join(loc, part) for loc in locations if os.path.isdir(os.path.join(loc, part))
+        ]
         if not found:
             return None
         locations = found
@@ -78,7 +80,9 @@ def resolve_package(pkg: str) -> str:
         names = sorted(packages)
         suggestion = did_you_mean(pkg, names)
         hint = (suggestion + " " if suggestion else "") + (
-            "installed config packages: " + ", ".join(names) if names else "no installed distribution offers configs"
+            "installed config packages: " + ", ".join(names)
+            if names
+            else "no installed distribution offers configs"
         )
         raise ConfigError(f"unknown config package {pkg!r} in '{pkg}::...'", hint=hint)
     folder = _package_dir(target)

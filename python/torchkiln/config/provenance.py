@@ -43,14 +43,18 @@ class _Writer:
         self.lines.append((self.current, where))
         self.current = ""
 
-    def mapping(self, node: Mapping[str, Any], indent: int, inline_first: bool, path: tuple[Any, ...]) -> None:
+    def mapping(
+        self, node: Mapping[str, Any], indent: int, inline_first: bool, path: tuple[Any, ...]
+    ) -> None:
         for i, (key, value) in enumerate(node.items()):
             if i > 0 or not inline_first:
                 self.current += " " * indent
             self.current += _key(str(key)) + ":"
             self.block_value(value, indent, (*path, key))
 
-    def sequence(self, node: list[Any], indent: int, inline_first: bool, path: tuple[Any, ...]) -> None:
+    def sequence(
+        self, node: list[Any], indent: int, inline_first: bool, path: tuple[Any, ...]
+    ) -> None:
         for i, value in enumerate(node):
             if i > 0 or not inline_first:
                 self.current += " " * indent
@@ -76,7 +80,10 @@ class _Writer:
             self.end_line(path)
 
     def render(self) -> str:
-        width = min(max((len(t) for t, c in self.lines if c and "\n" not in t), default=0), _MAX_COMMENT_COLUMN)
+        width = min(
+            max((len(t) for t, c in self.lines if c and "\n" not in t), default=0),
+            _MAX_COMMENT_COLUMN,
+        )
         out = []
         for text, comment in self.lines:
             if comment and "\n" not in text:

@@ -167,8 +167,8 @@ def _prepare(filename: str) -> _Prepared:
     if "_base_" in source:
         lines = source.splitlines(keepends=True)
         line_starts = [0]
-        for line in lines:
-            line_starts.append(line_starts[-1] + len(line))
+        for text in lines:
+            line_starts.append(line_starts[-1] + len(text))
         blanked: dict[int, str] = {}
         for match in _BASE_ASSIGN.finditer(source):
             first = source.count("\n", 0, match.start())
@@ -198,7 +198,7 @@ def _prepare(filename: str) -> _Prepared:
 def _eval_bases(expr: str, filename: str, line: int) -> Any:
     try:
         return eval(compile(expr.strip(), filename, "eval"), {})  # as MMEngine reads _base_
-    except Exception as exc:  # noqa: BLE001 - any failure is the config's
+    except Exception as exc:  # any failure is the config's
         raise ConfigError(
             f"cannot read _base_: {type(exc).__name__}: {exc}",
             where=f"{filename}:{line}",
@@ -241,10 +241,10 @@ def run_python(
         "_base_": bound,
     }
     try:
-        exec(prepared.code, namespace)  # noqa: S102 - running the config is the point of a .py config
+        exec(prepared.code, namespace)  # running the config is the point of a .py config
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure of user code is a config error
+    except Exception as exc:  # any failure of user code is a config error
         line = _user_line(exc, filename)
         raise ConfigError(
             f"running the config failed: {type(exc).__name__}: {exc}",

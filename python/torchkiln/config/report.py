@@ -40,7 +40,9 @@ def display_location(location: str) -> str:
     return display_path(match.group("file")) + (match.group("pos") or "")
 
 
-def lookup_provenance(provenance: Mapping[str, str], path: KeyPath, *, exact: list[bool] | None = None) -> str | None:
+def lookup_provenance(
+    provenance: Mapping[str, str], path: KeyPath, *, exact: list[bool] | None = None
+) -> str | None:
     """Where the value at ``path`` was set: the leaf itself, else its first leaf, else a parent.
 
     :param exact: when given, ``exact[0]`` is set to whether ``path`` itself was found.

@@ -25,8 +25,14 @@ def apply_run_flags(cfg: Any, args: Any, command: str) -> Any:
     :raises UsageError: ``val``/``test`` without a checkpoint; ``--amp`` without a plain
         ``OptimWrapper``.
     """
-    if command in ("val", "test") and not getattr(args, "checkpoint", None) and not cfg.get("load_from"):
-        raise UsageError(f"torchkiln {command} needs --checkpoint CKPT (or load_from in the config)")
+    if (
+        command in ("val", "test")
+        and not getattr(args, "checkpoint", None)
+        and not cfg.get("load_from")
+    ):
+        raise UsageError(
+            f"torchkiln {command} needs --checkpoint CKPT (or load_from in the config)"
+        )
     cfg = _fold_flags(cfg, args)
     if command in ("val", "test"):
         cfg["resume"] = False
@@ -62,7 +68,10 @@ def _fold_flags(cfg: Any, args: Any) -> Any:
             optim["type"] = "AmpOptimWrapper"
             optim.setdefault("loss_scale", "dynamic")
         else:
-            raise UsageError(f"--amp works with OptimWrapper, the config uses {wrapper_type}", where="optim_wrapper.type")
+            raise UsageError(
+                f"--amp works with OptimWrapper, the config uses {wrapper_type}",
+                where="optim_wrapper.type",
+            )
         cfg["optim_wrapper"] = optim
     launcher = getattr(args, "launcher", None)
     if launcher:

@@ -13,16 +13,16 @@ from typing import Any, Literal, Union
 import attrs
 
 __all__ = [
+    "LAUNCHERS",
+    "LOG_LEVELS",
     "AutoScaleLRCfg",
     "CompileCfg",
     "CustomImportsCfg",
-    "LoadFromCfg",
     "DataLoaderCfg",
     "DistCfg",
     "EnvCfg",
     "EvalLoopCfg",
-    "LAUNCHERS",
-    "LOG_LEVELS",
+    "LoadFromCfg",
     "MpCfg",
     "PluginsCfg",
     "RandomnessCfg",
@@ -36,8 +36,6 @@ Launcher = Literal["none", "pytorch", "slurm", "mpi"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LAUNCHERS: tuple[str, ...] = ("none", "pytorch", "slurm", "mpi")
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-frozen = attrs.frozen(kw_only=True)
 
 
 class FieldValueError(ValueError):
@@ -60,7 +58,7 @@ def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
 
 
 # ---------------------------------------------------------------------- loops
-@frozen
+@attrs.frozen(kw_only=True)
 class TrainLoopCfg:
     """``train_cfg`` without ``type``: the built-in epoch- or iteration-based loop.
 
@@ -77,7 +75,7 @@ class TrainLoopCfg:
     dynamic_intervals: list[tuple[int, int]] | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class EvalLoopCfg:
     """``val_cfg`` / ``test_cfg`` without ``type``: the built-in ValLoop / TestLoop."""
 
@@ -85,7 +83,7 @@ class EvalLoopCfg:
 
 
 # ---------------------------------------------------------------------- data
-@frozen
+@attrs.frozen(kw_only=True)
 class DataLoaderCfg:
     """``train_dataloader`` / ``val_dataloader`` / ``test_dataloader``.
 
@@ -114,7 +112,7 @@ class DataLoaderCfg:
 
 
 # ---------------------------------------------------------------------- environment
-@frozen
+@attrs.frozen(kw_only=True)
 class RandomnessCfg:
     """``randomness``: the seed and determinism switches."""
 
@@ -123,7 +121,7 @@ class RandomnessCfg:
     diff_rank_seed: bool = False
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class MpCfg:
     """``env_cfg.mp_cfg``: multiprocessing start method and OpenCV threads."""
 
@@ -131,7 +129,7 @@ class MpCfg:
     opencv_num_threads: int | None = attrs.field(default=None, validator=_non_negative)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DistCfg:
     """``env_cfg.dist_cfg``: arguments of ``torch.distributed.init_process_group``."""
 
@@ -142,7 +140,7 @@ class DistCfg:
     device_id: int | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class EnvCfg:
     """``env_cfg``: cuDNN benchmark, multiprocessing and distributed set-up."""
 
@@ -152,7 +150,7 @@ class EnvCfg:
     resource_limit: int | None = attrs.field(default=None, validator=_positive)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AutoScaleLRCfg:
     """``auto_scale_lr``: scale the learning rate by ``total batch / base_batch_size``."""
 
@@ -170,7 +168,7 @@ def _revise_pairs(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
             )
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class LoadFromCfg:
     """``load_from`` as a dict: weights to load, how strictly, and key renames."""
 
@@ -179,7 +177,7 @@ class LoadFromCfg:
     revise_keys: list[list[str]] | None = attrs.field(default=None, validator=_revise_pairs)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class CompileCfg:
     """``compile`` as a dict: the ``torch.compile`` options used for the train step."""
 
@@ -191,7 +189,7 @@ class CompileCfg:
     disable: bool = False
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class CustomImportsCfg:
     """``custom_imports``: modules imported before anything is built (to register components)."""
 
@@ -199,7 +197,7 @@ class CustomImportsCfg:
     allow_failed_imports: bool = False
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class PluginsCfg:
     """``plugins``: which ``torchkiln.plugins`` entry-point plugins load at run start.
 
@@ -212,7 +210,7 @@ class PluginsCfg:
 
 
 # ---------------------------------------------------------------------- the top level
-@frozen
+@attrs.frozen(kw_only=True)
 class RunConfig:
     """The top level: the MMEngine Runner's arguments plus ``plugins``, ``vars`` and friends."""
 
@@ -260,7 +258,7 @@ def _attrs_class_of(annotation: Any) -> type | None:
     import typing
 
     if isinstance(annotation, str):
-        annotation = eval(annotation, globals())  # noqa: S307 - this module's own annotations
+        annotation = eval(annotation, globals())
     if isinstance(annotation, type) and attrs.has(annotation):
         return annotation
     found = [a for a in typing.get_args(annotation) if isinstance(a, type) and attrs.has(a)]

@@ -80,11 +80,16 @@ def check_top_level(cfg: Config, reporter: Reporter) -> dict[str, Any]:
         elif key in referenced:
             continue
         elif _from_python(cfg, key):
-            reporter.warn((key,), f"top-level value {key!r} is not a runner setting and is not used by the engine")
+            reporter.warn(
+                (key,),
+                f"top-level value {key!r} is not a runner setting and is not used by the engine",
+            )
         else:
             suggestion = did_you_mean(key, known)
             hint = (suggestion + " " if suggestion else "") + (
-                "a user variable must be referenced with ${" + key + "} somewhere, or placed under 'vars:'"
+                "a user variable must be referenced with ${"
+                + key
+                + "} somewhere, or placed under 'vars:'"
             )
             reporter.error((key,), f"unknown top-level key {key!r}", hint=hint)
     return owned
@@ -99,7 +104,11 @@ def _check_schema(owned: Mapping[str, Any], reporter: Reporter) -> RunConfig | N
         if issue.unknown_key:
             reporter.error(issue.path, f"unknown key {dotted(issue.path)!r}", hint=issue.hint)
         else:
-            reporter.error(issue.path, f"invalid value for {dotted(issue.path)!r}: {issue.message}", hint=issue.hint)
+            reporter.error(
+                issue.path,
+                f"invalid value for {dotted(issue.path)!r}: {issue.message}",
+                hint=issue.hint,
+            )
     return typed
 
 
@@ -121,17 +130,29 @@ def _check_train_cfg(value: Any, reporter: Reporter) -> None:
     has_epochs = value.get("max_epochs") is not None
     has_iters = value.get("max_iters") is not None
     if by_epoch is True and has_iters:
-        reporter.error((*path, "max_iters"), f"train_cfg has {said} with max_iters",
-                       hint="an epoch-based loop takes max_epochs; set by_epoch: false to run max_iters iterations")
+        reporter.error(
+            (*path, "max_iters"),
+            f"train_cfg has {said} with max_iters",
+            hint="an epoch-based loop takes max_epochs; set by_epoch: false to run max_iters iterations",
+        )
     elif by_epoch is False and has_epochs:
-        reporter.error((*path, "max_epochs"), "train_cfg has by_epoch: false with max_epochs",
-                       hint="an iteration-based loop takes max_iters; use by_epoch: true for max_epochs")
+        reporter.error(
+            (*path, "max_epochs"),
+            "train_cfg has by_epoch: false with max_epochs",
+            hint="an iteration-based loop takes max_iters; use by_epoch: true for max_epochs",
+        )
     elif by_epoch is True and not has_epochs:
-        reporter.error(path, f"train_cfg with {said} needs max_epochs",
-                       hint="e.g. train_cfg: {by_epoch: true, max_epochs: 12}, or a custom loop with 'type'")
+        reporter.error(
+            path,
+            f"train_cfg with {said} needs max_epochs",
+            hint="e.g. train_cfg: {by_epoch: true, max_epochs: 12}, or a custom loop with 'type'",
+        )
     elif by_epoch is False and not has_iters:
-        reporter.error(path, "train_cfg with by_epoch: false needs max_iters",
-                       hint="e.g. train_cfg: {by_epoch: false, max_iters: 10000}")
+        reporter.error(
+            path,
+            "train_cfg with by_epoch: false needs max_iters",
+            hint="e.g. train_cfg: {by_epoch: false, max_iters: 10000}",
+        )
 
 
 def _check_sets(data: Mapping[str, Any], reporter: Reporter) -> None:
@@ -161,16 +182,21 @@ def _custom_imports(data: Mapping[str, Any], reporter: Reporter) -> None:
             continue
         try:
             importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - a failing import is reported, not raised
+        except Exception as exc:  # a failing import is reported, not raised
             path = ("custom_imports", "imports", i)
             if allow_failed:
                 reporter.warn(path, f"custom import {name!r} failed: {type(exc).__name__}: {exc}")
             else:
-                reporter.error(path, f"custom import {name!r} failed: {type(exc).__name__}: {exc}",
-                               hint="install the module, fix the name, or set allow_failed_imports: true")
+                reporter.error(
+                    path,
+                    f"custom import {name!r} failed: {type(exc).__name__}: {exc}",
+                    hint="install the module, fix the name, or set allow_failed_imports: true",
+                )
 
 
-def _run_checks(cfg: Config | Mapping[str, Any], components: bool) -> tuple[RunConfig | None, list[TorchkilnError]]:
+def _run_checks(
+    cfg: Config | Mapping[str, Any], components: bool
+) -> tuple[RunConfig | None, list[TorchkilnError]]:
     """The one validation pass: top-level keys, typed schema, rules across keys, components."""
     if not isinstance(cfg, Config):
         cfg = Config(cfg)
@@ -273,4 +299,3 @@ def load_and_validate(path: str, overrides: Iterable[str] = ()) -> Config:
     if errors:
         raise ConfigValidationError(errors)
     return cfg
-

@@ -5,8 +5,9 @@ Names resolve lazily, so importing the package does not import torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "DefaultSampler": "torchkiln.data.samplers",
@@ -25,7 +26,16 @@ __getattr__, __dir__ = lazy_exports("torchkiln.data", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.data.builder import build_dataloader, worker_init_fn
-    from torchkiln.data.collate import default_collate, pseudo_collate
-    from torchkiln.data.digits import DigitsDataset
-    from torchkiln.data.samplers import DefaultSampler, InfiniteSampler
+    from torchkiln.data.builder import (
+        build_dataloader as build_dataloader,
+        worker_init_fn as worker_init_fn,
+    )
+    from torchkiln.data.collate import (
+        default_collate as default_collate,
+        pseudo_collate as pseudo_collate,
+    )
+    from torchkiln.data.digits import DigitsDataset as DigitsDataset
+    from torchkiln.data.samplers import (
+        DefaultSampler as DefaultSampler,
+        InfiniteSampler as InfiniteSampler,
+    )

@@ -33,7 +33,16 @@ _OWN_KEYS = ("dataset", "sampler", "batch_sampler", "collate_fn", "worker_init_f
 _LOADER_KEYS = tuple(
     name
     for name in inspect.signature(DataLoader.__init__).parameters
-    if name not in ("self", "dataset", "sampler", "batch_sampler", "collate_fn", "worker_init_fn", "shuffle")
+    if name
+    not in (
+        "self",
+        "dataset",
+        "sampler",
+        "batch_sampler",
+        "collate_fn",
+        "worker_init_fn",
+        "shuffle",
+    )
 )
 # Only meaningful with worker processes; torch rejects them otherwise.
 _WORKER_ONLY_KEYS = ("persistent_workers", "prefetch_factor", "multiprocessing_context", "timeout")
@@ -81,14 +90,18 @@ def _accepts(func: Any, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _function(value: Any, where: str, inject: Mapping[str, Any] | None = None) -> Callable[..., Any]:
+def _function(
+    value: Any, where: str, inject: Mapping[str, Any] | None = None
+) -> Callable[..., Any]:
     """A callable from a FUNCTIONS config ``{type: name, **kwargs}``, a name or a callable."""
     if isinstance(value, str):
         return FUNCTIONS.get(value)
     if isinstance(value, Mapping):
         kwargs = dict(value)
         if "type" not in kwargs:
-            raise BuildError(f"{where} needs a 'type' key", where=where, hint="e.g. {type: default_collate}")
+            raise BuildError(
+                f"{where} needs a 'type' key", where=where, hint="e.g. {type: default_collate}"
+            )
         func = FUNCTIONS.get(kwargs.pop("type"))
         if not callable(func):
             raise BuildError(f"{where}: {func!r} is not callable", where=where)
@@ -98,10 +111,15 @@ def _function(value: Any, where: str, inject: Mapping[str, Any] | None = None) -
         return functools.partial(func, **kwargs) if kwargs else func
     if callable(value):
         return value
-    raise BuildError(f"{where} must be a callable, a registered name or a config dict, got {value!r}", where=where)
+    raise BuildError(
+        f"{where} must be a callable, a registered name or a config dict, got {value!r}",
+        where=where,
+    )
 
 
-def _sampler_defaults(cls: Any, dataset: Any, seed: int | None, shuffle: bool | None) -> dict[str, Any]:
+def _sampler_defaults(
+    cls: Any, dataset: Any, seed: int | None, shuffle: bool | None
+) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     if _accepts(cls, "dataset"):
         defaults["dataset"] = dataset
@@ -136,7 +154,9 @@ def build_dataloader(
     if isinstance(cfg, DataLoader):
         return cfg
     if not isinstance(cfg, Mapping):
-        raise BuildError(f"{name} must be a DataLoader or a config dict, got {type(cfg).__name__}", where=name)
+        raise BuildError(
+            f"{name} must be a DataLoader or a config dict, got {type(cfg).__name__}", where=name
+        )
     cfg = dict(cfg)
     allowed = (*_OWN_KEYS, *_LOADER_KEYS)
     for key in cfg:
@@ -147,7 +167,9 @@ def build_dataloader(
                 hint=(did_you_mean(key, allowed) or "") + f" accepted: {', '.join(allowed)}",
             )
     if "dataset" not in cfg:
-        raise BuildError(f"{name} needs a 'dataset'", where=name, hint="add dataset: {type: <Name>, ...}")
+        raise BuildError(
+            f"{name} needs a 'dataset'", where=name, hint="add dataset: {type: <Name>, ...}"
+        )
 
     rank, _ = get_dist_info()
     dataset = cfg.pop("dataset")
@@ -160,11 +182,16 @@ def build_dataloader(
     shuffle = cfg.pop("shuffle", None)
     sampler_cfg = cfg.pop("sampler", None)
     if sampler_cfg is None:
-        sampler = DefaultSampler(dataset, shuffle=True if shuffle is None else bool(shuffle), seed=sampler_seed)
+        sampler = DefaultSampler(
+            dataset, shuffle=True if shuffle is None else bool(shuffle), seed=sampler_seed
+        )
     elif isinstance(sampler_cfg, Mapping):
         if "type" not in sampler_cfg:
-            raise BuildError(f"{name}.sampler needs a 'type' key", where=f"{name}.sampler",
-                             hint="e.g. {type: DefaultSampler, shuffle: true}")
+            raise BuildError(
+                f"{name}.sampler needs a 'type' key",
+                where=f"{name}.sampler",
+                hint="e.g. {type: DefaultSampler, shuffle: true}",
+            )
         sampler_cls = DATA_SAMPLERS.get(sampler_cfg["type"])
         defaults = _sampler_defaults(sampler_cls, dataset, sampler_seed, shuffle)
         sampler = DATA_SAMPLERS.build(sampler_cfg, default_args=defaults)
@@ -175,10 +202,15 @@ def build_dataloader(
     batch_sampler_cfg = cfg.pop("batch_sampler", None)
     if batch_sampler_cfg is not None:
         if isinstance(batch_sampler_cfg, Mapping):
-            batch_defaults: dict[str, Any] = {"sampler": sampler, "batch_size": cfg.pop("batch_size", 1)}
+            batch_defaults: dict[str, Any] = {
+                "sampler": sampler,
+                "batch_size": cfg.pop("batch_size", 1),
+            }
             if "drop_last" in cfg:
                 batch_defaults["drop_last"] = cfg.pop("drop_last")
-            loader_kwargs["batch_sampler"] = DATA_SAMPLERS.build(batch_sampler_cfg, default_args=batch_defaults)
+            loader_kwargs["batch_sampler"] = DATA_SAMPLERS.build(
+                batch_sampler_cfg, default_args=batch_defaults
+            )
         else:
             conflicting = [k for k in ("batch_size", "drop_last") if k in cfg]
             if conflicting:
@@ -191,7 +223,9 @@ def build_dataloader(
     else:
         loader_kwargs["sampler"] = sampler
 
-    loader_kwargs["collate_fn"] = _function(cfg.pop("collate_fn", default_collate), f"{name}.collate_fn")
+    loader_kwargs["collate_fn"] = _function(
+        cfg.pop("collate_fn", default_collate), f"{name}.collate_fn"
+    )
 
     num_workers = int(cfg.get("num_workers", 0))
     if num_workers == 0:
@@ -202,7 +236,9 @@ def build_dataloader(
     if init_cfg is None:
         loader_kwargs["worker_init_fn"] = functools.partial(worker_init_fn, **context)
     else:
-        loader_kwargs["worker_init_fn"] = _function(init_cfg, f"{name}.worker_init_fn", inject=context)
+        loader_kwargs["worker_init_fn"] = _function(
+            init_cfg, f"{name}.worker_init_fn", inject=context
+        )
 
     generator = cfg.pop("generator", None)
     if isinstance(generator, int) and not isinstance(generator, bool):

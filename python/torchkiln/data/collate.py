@@ -20,7 +20,7 @@ def default_collate(data_batch: Sequence[Any]) -> Any:
     lists and mappings keep their structure with each field collated. All tensors of a field
     must have the same shape.
     """
-    return _torch_default_collate(data_batch)
+    return _torch_default_collate(data_batch)  # type: ignore[arg-type]  # torch annotates list; any sequence works
 
 
 def _is_sequence(obj: Any) -> bool:
@@ -39,20 +39,24 @@ def pseudo_collate(data_batch: Sequence[Any]) -> Any:
     :raises ValueError: samples whose sequences differ in length.
     """
     if not _is_sequence(data_batch):
-        raise TypeError(f"pseudo_collate expects a sequence of samples, got {type(data_batch).__name__}")
+        raise TypeError(
+            f"pseudo_collate expects a sequence of samples, got {type(data_batch).__name__}"
+        )
     if len(data_batch) == 0:
         return []
     first = data_batch[0]
     if isinstance(first, Mapping):
         fields = {key: pseudo_collate([sample[key] for sample in data_batch]) for key in first}
         try:
-            return type(first)(fields)
+            return type(first)(fields)  # type: ignore[call-arg]  # a concrete mapping type; TypeError is handled below
         except TypeError:  # a mapping type that cannot be built from a dict
             return fields
     if _is_sequence(first):
         length = len(first)
         if any(len(sample) != length for sample in data_batch):
-            raise ValueError("pseudo_collate: every sample in the batch must have the same number of fields")
+            raise ValueError(
+                "pseudo_collate: every sample in the batch must have the same number of fields"
+            )
         columns = [pseudo_collate(list(column)) for column in zip(*data_batch)]
         if isinstance(first, tuple) and hasattr(first, "_fields"):  # namedtuple
             return type(first)(*columns)

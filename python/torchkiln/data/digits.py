@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,7 +39,9 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
             where="DigitsDataset",
             hint="pip install 'torchkiln[demo]'",
         )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "digits.csv.gz")
+    path = os.path.join(
+        next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz"
+    )
     if os.path.exists(path):
         table = np.loadtxt(path, delimiter=",", dtype=np.float32)
         images, labels = table[:, :-1], table[:, -1].astype(np.int64)
@@ -54,12 +56,14 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _split_indices(n: int, split: str, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+def _split_indices(
+    n: int, split: str, val_fraction: float, test_fraction: float, seed: int
+) -> np.ndarray:
     if split == "all":
         return np.arange(n)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    n_test = int(round(n * test_fraction))
+    n_val = round(n * val_fraction)
+    n_test = round(n * test_fraction)
     if split == "val" or (split == "test" and n_test == 0):
         chosen = order[:n_val]
     elif split == "test":
@@ -92,7 +96,7 @@ class DigitsDataset(Dataset):
     shared memory, so persistent DataLoader workers see it too.
     """
 
-    METAINFO: dict[str, Any] = {
+    METAINFO: ClassVar[dict[str, Any]] = {
         "classes": tuple(str(i) for i in range(10)),
         "num_classes": 10,
         "image_size": (8, 8),
@@ -111,9 +115,16 @@ class DigitsDataset(Dataset):
         as_image: bool = False,
     ) -> None:
         if split not in SPLITS:
-            raise UsageError(f"unknown DigitsDataset split {split!r}", where="DigitsDataset.split",
-                             hint=f"choose one of: {', '.join(SPLITS)}")
-        if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
+            raise UsageError(
+                f"unknown DigitsDataset split {split!r}",
+                where="DigitsDataset.split",
+                hint=f"choose one of: {', '.join(SPLITS)}",
+            )
+        if not (
+            0.0 <= val_fraction < 1.0
+            and 0.0 <= test_fraction < 1.0
+            and val_fraction + test_fraction < 1.0
+        ):
             raise UsageError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be >= 0 and sum below 1",
                 where="DigitsDataset",
@@ -130,7 +141,9 @@ class DigitsDataset(Dataset):
         self.as_image = bool(as_image)
         self.indices = _split_indices(len(labels), split, val_fraction, test_fraction, self.seed)
         scale = 1.0 / 16.0 if normalize else 1.0
-        self._images = (images[self.indices] * np.float32(scale)).astype(np.float32).reshape(-1, 8, 8)
+        self._images = (
+            (images[self.indices] * np.float32(scale)).astype(np.float32).reshape(-1, 8, 8)
+        )
         self._labels = torch.from_numpy(labels[self.indices].copy())
         self._inputs = torch.from_numpy(self._images.reshape(len(self.indices), -1).copy())
         if self.augment:

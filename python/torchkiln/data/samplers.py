@@ -67,7 +67,9 @@ class _ResumablePosition:
         limit = self._max_start()
         if num_samples < 0 or (limit is not None and num_samples > limit):
             bound = f"0..{limit}" if limit is not None else ">= 0"
-            raise ValueError(f"{type(self).__name__}.skip({num_samples}): position must be in {bound}")
+            raise ValueError(
+                f"{type(self).__name__}.skip({num_samples}): position must be in {bound}"
+            )
         self._start = num_samples
 
     @property
@@ -134,7 +136,9 @@ class DefaultSampler(_ResumablePosition, Sampler[int]):
     :param round_up: pad so all ranks get the same number of samples.
     """
 
-    def __init__(self, dataset: Sized, shuffle: bool = True, seed: int | None = None, round_up: bool = True) -> None:
+    def __init__(
+        self, dataset: Sized, shuffle: bool = True, seed: int | None = None, round_up: bool = True
+    ) -> None:
         rank, world_size = get_dist_info()
         self.dataset = dataset
         self.rank = rank
@@ -236,7 +240,9 @@ class InfiniteSampler(_ResumablePosition, Sampler[int]):
     def _stream(self, position: int) -> Iterator[int]:
         while True:
             chunk_id, offset = divmod(position, self.size)
-            chunk = _permutation(self.size, self.seed + chunk_id, self.shuffle)[offset :: self.world_size]
+            chunk = _permutation(self.size, self.seed + chunk_id, self.shuffle)[
+                offset :: self.world_size
+            ]
             yield from chunk
             position += len(chunk) * self.world_size
 

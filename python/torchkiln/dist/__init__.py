@@ -56,8 +56,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "KilnFullyShardedDataParallel",
     "LAUNCHERS",
+    "KilnFullyShardedDataParallel",
     "all_gather",
     "all_gather_object",
     "all_reduce",

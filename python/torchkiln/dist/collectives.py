@@ -97,7 +97,9 @@ def all_gather_object(obj: Any) -> list[Any]:
     return out
 
 
-def collect_results(results: Sequence[Any], size: int, device: str = "cpu", tmpdir: str | None = None) -> list[Any]:
+def collect_results(
+    results: Sequence[Any], size: int, device: str = "cpu", tmpdir: str | None = None
+) -> list[Any]:
     """Gather every rank's per-sample results into one list in dataset order.
 
     The ranks' lists are gathered through ``torch.distributed`` object collectives (no shared

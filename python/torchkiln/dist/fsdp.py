@@ -54,7 +54,9 @@ def _dtype(value: Any, where: str) -> torch.dtype | None:
         return value
     key = str(value).replace("torch.", "").lower()
     if key not in _DTYPES:
-        raise ConfigError(f"unknown dtype {value!r}", where=where, hint=f"use one of {', '.join(sorted(_DTYPES))}")
+        raise ConfigError(
+            f"unknown dtype {value!r}", where=where, hint=f"use one of {', '.join(sorted(_DTYPES))}"
+        )
     return _DTYPES[key]
 
 
@@ -112,7 +114,7 @@ def _prepare_for_sharding(module: nn.Module) -> None:
     init = getattr(module, "init_weights", None)
     if callable(init) and not getattr(module, "is_init", False):
         init()
-        module.init_weights = _weights_already_initialised  # type: ignore[method-assign]
+        module.init_weights = _weights_already_initialised  # type: ignore[assignment]  # an instance attribute shadows the method
     if dist.is_initialized() and dist.get_world_size() > 1:
         with torch.no_grad():
             for tensor in [*module.parameters(), *module.buffers()]:
@@ -194,8 +196,12 @@ class KilnFullyShardedDataParallel(nn.Module):
             raise ConfigError(
                 f"shard_modules names {', '.join(unknown)}, which the model does not contain",
                 where="model_wrapper_cfg.shard_modules",
-                hint="name classes of the model's submodules, e.g. " + (
-                    ", ".join(sorted({type(m).__name__ for m in module.modules() if m is not module}))[:200] or "none"
+                hint="name classes of the model's submodules, e.g. "
+                + (
+                    ", ".join(
+                        sorted({type(m).__name__ for m in module.modules() if m is not module})
+                    )[:200]
+                    or "none"
                 ),
             )
         _prepare_for_sharding(module)
@@ -216,16 +222,18 @@ class KilnFullyShardedDataParallel(nn.Module):
         """The model's ``train_step``; gradients are reduced only on accumulation-closing steps."""
         self._watch_optimizers(optim_wrapper)
         should_sync = getattr(optim_wrapper, "should_sync", None)
-        self.module.set_requires_gradient_sync(bool(should_sync()) if callable(should_sync) else True)
-        return self.module.train_step(data, optim_wrapper)
+        self.module.set_requires_gradient_sync(
+            bool(should_sync()) if callable(should_sync) else True
+        )  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
+        return self.module.train_step(data, optim_wrapper)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def val_step(self, data: Any) -> Any:
         """The model's ``val_step``."""
-        return self.module.val_step(data)
+        return self.module.val_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def test_step(self, data: Any) -> Any:
         """The model's ``test_step``."""
-        return self.module.test_step(data)
+        return self.module.test_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's ``forward`` (through FSDP's hooks)."""
@@ -234,11 +242,11 @@ class KilnFullyShardedDataParallel(nn.Module):
     @contextmanager
     def no_sync(self) -> Iterator[None]:
         """Accumulate gradients locally (no reduce-scatter) inside the block."""
-        self.module.set_requires_gradient_sync(False)
+        self.module.set_requires_gradient_sync(False)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
         try:
             yield
         finally:
-            self.module.set_requires_gradient_sync(True)
+            self.module.set_requires_gradient_sync(True)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     # ------------------------------------------------------------------ full state dicts
     @contextmanager
@@ -253,7 +261,9 @@ class KilnFullyShardedDataParallel(nn.Module):
     def _gathering(self) -> bool:
         return self.full_state_dict and self._full_state
 
-    def _gather_state_dict(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    def _gather_state_dict(
+        self, module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any
+    ) -> None:
         # Collective: every rank gathers the same keys in the same order.
         if not self._gathering():
             return
@@ -272,25 +282,36 @@ class KilnFullyShardedDataParallel(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        own = {prefix + name: t for name, t in module.named_parameters()}
+        own: dict[str, torch.Tensor] = {prefix + name: t for name, t in module.named_parameters()}
         own.update({prefix + name: t for name, t in module.named_buffers()})
         for key, value in list(state_dict.items()):
             target = own.get(key)
-            if target is None or not _is_dtensor(target) or _is_dtensor(value) or not isinstance(value, torch.Tensor):
+            if (
+                target is None
+                or not _is_dtensor(target)
+                or _is_dtensor(value)
+                or not isinstance(value, torch.Tensor)
+            ):
                 continue
             if tuple(value.shape) == tuple(target.shape):
                 state_dict[key] = _shard_like(value, target)
 
     def _watch_optimizers(self, optim_wrapper: Any) -> None:
         """Hook every optimizer of ``optim_wrapper`` once; re-slice state loaded from full checkpoints."""
-        wrappers = list(optim_wrapper.values()) if hasattr(optim_wrapper, "values") else [optim_wrapper]
+        wrappers = (
+            list(optim_wrapper.values()) if hasattr(optim_wrapper, "values") else [optim_wrapper]
+        )
         for wrapper in wrappers:
             optimizer = getattr(wrapper, "optimizer", None)
             if optimizer is None or any(optimizer is o for o in self._optimizers):
                 continue
             self._optimizers.append(optimizer)
-            optimizer.register_state_dict_post_hook(functools.partial(_call, self._gather_optim_state))
-            optimizer.register_load_state_dict_post_hook(functools.partial(_call, self._mark_reshard))
+            optimizer.register_state_dict_post_hook(
+                functools.partial(_call, self._gather_optim_state)
+            )
+            optimizer.register_load_state_dict_post_hook(
+                functools.partial(_call, self._mark_reshard)
+            )
             self._reshard_pending = True
         if self._reshard_pending:
             self._reshard_pending = False
@@ -305,7 +326,8 @@ class KilnFullyShardedDataParallel(nn.Module):
             # The entries are the optimizer's live per-parameter dicts: build new ones.
             entry = state[index]
             state[index] = {
-                name: entry[name].full_tensor() if _is_dtensor(entry[name]) else entry[name] for name in sorted(entry)
+                name: entry[name].full_tensor() if _is_dtensor(entry[name]) else entry[name]
+                for name in sorted(entry)
             }
         return state_dict
 
@@ -321,7 +343,12 @@ class KilnFullyShardedDataParallel(nn.Module):
                 if not entry or not _is_dtensor(param):
                     continue
                 for name, value in list(entry.items()):
-                    if isinstance(value, torch.Tensor) and not _is_dtensor(value) and tuple(value.shape) == tuple(param.shape) and value.ndim:
+                    if (
+                        isinstance(value, torch.Tensor)
+                        and not _is_dtensor(value)
+                        and tuple(value.shape) == tuple(param.shape)
+                        and value.ndim
+                    ):
                         entry[name] = _shard_like(value, param)
 
 
@@ -345,7 +372,9 @@ def _sharded(model: nn.Module) -> Iterator[nn.Module]:
     yield unwrap_model(model)
 
 
-def save_sharded_checkpoint(path: str | os.PathLike[str], model: nn.Module, optim_wrapper: Any = None) -> str:
+def save_sharded_checkpoint(
+    path: str | os.PathLike[str], model: nn.Module, optim_wrapper: Any = None
+) -> str:
     """Write the model's (and optimizers') state as a ``torch.distributed.checkpoint`` folder.
 
     Every rank writes only the slices it owns (tensors replicated on all ranks are written
@@ -357,7 +386,10 @@ def save_sharded_checkpoint(path: str | os.PathLike[str], model: nn.Module, opti
     :return: the folder.
     """
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
 
     path = os.fspath(path)
     with _sharded(model) as module:
@@ -368,7 +400,9 @@ def save_sharded_checkpoint(path: str | os.PathLike[str], model: nn.Module, opti
     return path
 
 
-def load_sharded_checkpoint(path: str | os.PathLike[str], model: nn.Module, optim_wrapper: Any = None) -> None:
+def load_sharded_checkpoint(
+    path: str | os.PathLike[str], model: nn.Module, optim_wrapper: Any = None
+) -> None:
     """Load a folder written by :func:`save_sharded_checkpoint` into ``model`` (and optimizers).
 
     Each rank reads the slices it owns; the number of ranks may differ from the saving run

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torchkiln.dist.utils import get_dist_info
 from torchkiln.errors import UsageError, did_you_mean
 
-__all__ = ["LAUNCHERS", "DEFAULT_PORT", "find_free_port", "first_slurm_host", "init_dist"]
+__all__ = ["DEFAULT_PORT", "LAUNCHERS", "find_free_port", "first_slurm_host", "init_dist"]
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 DEFAULT_PORT = 29500
@@ -75,7 +75,11 @@ def _slurm_master_addr(nodelist: str) -> str:
     if shutil.which("scontrol"):
         try:
             text = subprocess.run(
-                ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True, timeout=30
+                ["scontrol", "show", "hostnames", nodelist],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
             ).stdout
             hosts = text.split()
             if hosts:
@@ -139,7 +143,9 @@ def init_dist(
     if name == "none" or (dist.is_available() and dist.is_initialized()):
         return get_dist_info()
     if not dist.is_available():
-        raise UsageError("this torch build has no torch.distributed support", where=f"launcher: {name}")
+        raise UsageError(
+            "this torch build has no torch.distributed support", where=f"launcher: {name}"
+        )
 
     if name == "pytorch":
         env = _require_env(
@@ -153,7 +159,9 @@ def init_dist(
         os.environ.setdefault("MASTER_PORT", str(DEFAULT_PORT))
     elif name == "slurm":
         env = _require_env(
-            ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST"), name, "start the job with `srun` inside an allocation"
+            ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST"),
+            name,
+            "start the job with `srun` inside an allocation",
         )
         rank, world_size = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
         local_rank = int(os.environ.get("SLURM_LOCALID", "0"))
@@ -164,7 +172,9 @@ def init_dist(
             os.environ.setdefault("LOCAL_WORLD_SIZE", per_node)
     else:  # mpi
         env = _require_env(
-            ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), name, "start the job with OpenMPI's `mpirun -n N ...`"
+            ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+            name,
+            "start the job with OpenMPI's `mpirun -n N ...`",
         )
         rank, world_size = int(env["OMPI_COMM_WORLD_RANK"]), int(env["OMPI_COMM_WORLD_SIZE"])
         local_rank = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
@@ -198,7 +208,11 @@ def init_dist(
     device_id = kwargs.pop("device_id", None)
     if device_id is not None:
         # An int names a CUDA device; binding the group to it lets NCCL connect eagerly.
-        init_kwargs["device_id"] = torch.device("cuda", int(device_id)) if isinstance(device_id, int) else torch.device(device_id)
+        init_kwargs["device_id"] = (
+            torch.device("cuda", int(device_id))
+            if isinstance(device_id, int)
+            else torch.device(device_id)
+        )
     init_kwargs.update({k: v for k, v in kwargs.items() if v is not None})
     dist.init_process_group(**init_kwargs)
     return get_dist_info()

@@ -55,7 +55,15 @@ def torchrun_args(nproc: int, argv: Sequence[str], module: str = "torchkiln") ->
     from torch.distributed import run as torchrun
 
     args = torchrun.parse_args(
-        ["--nproc-per-node", str(int(nproc)), "--standalone", "--monitor-interval", "0.1", "-m", module]
+        [
+            "--nproc-per-node",
+            str(int(nproc)),
+            "--standalone",
+            "--monitor-interval",
+            "0.1",
+            "-m",
+            module,
+        ]
     )
     args.training_script_args = [*argv, "--launcher", "pytorch"]
     return args
@@ -67,7 +75,9 @@ class _Failure:
 
     rank: int
     local_rank: int
-    exitcode: int | None  # None: the worker wrote its error but torchrun stopped it before it exited
+    exitcode: (
+        int | None
+    )  # None: the worker wrote its error but torchrun stopped it before it exited
     message: str
     timestamp: int
 
@@ -75,11 +85,18 @@ class _Failure:
     def consequence(self) -> bool:
         """True when this looks like the echo of another rank's failure (listed after the cause)."""
         text = self.message.lower()
-        return (self.exitcode is not None and self.exitcode < 0) or any(word in text for word in _CONSEQUENCES)
+        return (self.exitcode is not None and self.exitcode < 0) or any(
+            word in text for word in _CONSEQUENCES
+        )
 
 
 # Errors a worker gets because another worker died first (gloo/NCCL peers closing, signals).
-_CONSEQUENCES = ("connection closed by peer", "connection reset by peer", "remote worker", "signal ")
+_CONSEQUENCES = (
+    "connection closed by peer",
+    "connection reset by peer",
+    "remote worker",
+    "signal ",
+)
 
 
 def _message(raw: Any) -> str:
@@ -96,7 +113,11 @@ def _read_error_file(path: str) -> tuple[str, int] | None:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
         raw = data["message"]
-        stamp = int(raw["extraInfo"]["timestamp"]) if isinstance(raw, dict) else int(data.get("timestamp", 0))
+        stamp = (
+            int(raw["extraInfo"]["timestamp"])
+            if isinstance(raw, dict)
+            else int(data.get("timestamp", 0))
+        )
         return _message(raw), stamp
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -115,7 +136,11 @@ def _failures(exc: Any) -> list[_Failure]:
     attempt_dirs = set()
     for rank, failure in exc.failures.items():
         found[int(failure.local_rank)] = _Failure(
-            int(rank), int(failure.local_rank), int(failure.exitcode), _message(failure.message), int(failure.timestamp)
+            int(rank),
+            int(failure.local_rank),
+            int(failure.exitcode),
+            _message(failure.message),
+            int(failure.timestamp),
         )
         error_file = getattr(failure, "error_file", "") or ""
         if os.path.isabs(error_file):
@@ -146,7 +171,9 @@ def _report(exc: Any) -> int:
     """Print one line per failed worker, the cause first; return the exit code for the job."""
     failures = _failures(exc)
     for failure in failures:
-        status = "failed" if failure.exitcode is None else f"failed with exit code {failure.exitcode}"
+        status = (
+            "failed" if failure.exitcode is None else f"failed with exit code {failure.exitcode}"
+        )
         print(
             f"error: rank {failure.rank} (local rank {failure.local_rank}) {status}"
             + (f": {failure.message}" if failure.message else " (its output is above)"),
@@ -185,7 +212,10 @@ def launch_local(nproc: int, argv: Sequence[str], module: str = "torchkiln") -> 
     except ChildFailedError as exc:
         return _report(exc)
     except SignalException as exc:
-        print(f"interrupted: torchrun stopped the workers on {signal.Signals(exc.sigval).name}", file=sys.stderr)
+        print(
+            f"interrupted: torchrun stopped the workers on {signal.Signals(exc.sigval).name}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED if exc.sigval == signal.SIGINT else 128 + int(exc.sigval)
     return 0
 
@@ -205,5 +235,5 @@ def record_worker_error(exc: BaseException) -> None:
         handler = get_error_handler()
         handler.initialize()
         handler.record_exception(exc)
-    except Exception:  # noqa: BLE001 - reporting must never hide the original error
+    except Exception:  # reporting must never hide the original error
         pass

@@ -76,4 +76,4 @@ def master_only(func: F) -> F:
             return func(*args, **kwargs)
         return None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # same call signature as func

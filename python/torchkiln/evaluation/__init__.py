@@ -5,8 +5,9 @@ Names resolve lazily, so importing the package does not import torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "Accuracy": "torchkiln.evaluation.metrics.accuracy",
@@ -22,6 +23,9 @@ __getattr__, __dir__ = lazy_exports("torchkiln.evaluation", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.evaluation.evaluator import Evaluator, build_evaluator
-    from torchkiln.evaluation.metric import BaseMetric
-    from torchkiln.evaluation.metrics.accuracy import Accuracy
+    from torchkiln.evaluation.evaluator import (
+        Evaluator as Evaluator,
+        build_evaluator as build_evaluator,
+    )
+    from torchkiln.evaluation.metric import BaseMetric as BaseMetric
+    from torchkiln.evaluation.metrics.accuracy import Accuracy as Accuracy

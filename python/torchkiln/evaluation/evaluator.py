@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from torchkiln.data.collate import pseudo_collate
 from torchkiln.errors import BuildError, ConfigError
@@ -31,13 +31,18 @@ class Evaluator:
     :param metrics: a metric object, a METRICS config dict, or a list of either.
     """
 
-    def __init__(self, metrics: BaseMetric | Mapping[str, Any] | Sequence[BaseMetric | Mapping[str, Any]]) -> None:
+    def __init__(
+        self, metrics: BaseMetric | Mapping[str, Any] | Sequence[BaseMetric | Mapping[str, Any]]
+    ) -> None:
         single = isinstance(metrics, (Mapping, BaseMetric)) or not isinstance(metrics, Sequence)
-        items = [metrics] if single else metrics
+        items = [metrics] if single else cast("Sequence[Any]", metrics)
         self.metrics: list[BaseMetric] = []
         for i, item in enumerate(items):
-            metric = METRICS.build(item) if isinstance(item, Mapping) else item
-            if not (callable(getattr(metric, "process", None)) and callable(getattr(metric, "evaluate", None))):
+            metric: Any = METRICS.build(item) if isinstance(item, Mapping) else item
+            if not (
+                callable(getattr(metric, "process", None))
+                and callable(getattr(metric, "evaluate", None))
+            ):
                 raise BuildError(
                     f"evaluator metric {i} is {type(metric).__name__}, not a metric",
                     where=f"evaluator.metrics[{i}]",
@@ -104,7 +109,9 @@ class Evaluator:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if data is not None and len(data) != len(data_samples):
             raise ValueError(f"data has {len(data)} items but data_samples has {len(data_samples)}")
-        for start, chunk in zip(range(0, len(data_samples), chunk_size), _chunks(data_samples, chunk_size)):
+        for start, chunk in zip(
+            range(0, len(data_samples), chunk_size), _chunks(data_samples, chunk_size)
+        ):
             batch = None if data is None else pseudo_collate(list(data[start : start + chunk_size]))
             self.process(chunk, batch)
         return self.evaluate(len(data_samples))

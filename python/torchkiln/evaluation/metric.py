@@ -33,7 +33,9 @@ class BaseMetric(ABC):
 
     default_prefix: str | None = None
 
-    def __init__(self, collect_device: str = "cpu", prefix: str | None = None, collect_dir: str | None = None) -> None:
+    def __init__(
+        self, collect_device: str = "cpu", prefix: str | None = None, collect_dir: str | None = None
+    ) -> None:
         global _warned_collect_dir
         if collect_dir is not None and not _warned_collect_dir:
             _warned_collect_dir = True
@@ -103,7 +105,9 @@ class BaseMetric(ABC):
                 raise error
             status, value = payload
             if status == "error":
-                raise RuntimeError(f"{type(self).__name__}.compute_metrics failed on rank 0: {value}")
+                raise RuntimeError(
+                    f"{type(self).__name__}.compute_metrics failed on rank 0: {value}"
+                )
             return value
         finally:
             self.results.clear()

@@ -9,8 +9,9 @@ default hooks does not import torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -44,19 +45,30 @@ __getattr__, __dir__ = lazy_exports("torchkiln.hooks", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.hooks.checkpoint_hook import CheckpointHook
-    from torchkiln.hooks.defaults import DEFAULT_HOOKS, merge_default_hooks
-    from torchkiln.hooks.early_stopping_hook import EarlyStoppingHook
-    from torchkiln.hooks.ema_hook import EMAHook
-    from torchkiln.hooks.empty_cache_hook import EmptyCacheHook
-    from torchkiln.hooks.gradient_monitor_hook import GradientMonitorHook
-    from torchkiln.hooks.hook import PRIORITIES, Hook, get_priority
-    from torchkiln.hooks.iter_timer_hook import IterTimerHook
-    from torchkiln.hooks.logger_hook import LoggerHook
-    from torchkiln.hooks.loss_guard_hook import CheckInvalidLossHook, NonFiniteLossError, NonFiniteLossHook
-    from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook
-    from torchkiln.hooks.progress_bar_hook import ProgressBarHook
-    from torchkiln.hooks.profiler_hook import ProfilerHook
-    from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook
-    from torchkiln.hooks.sampler_seed_hook import DistSamplerSeedHook
-    from torchkiln.hooks.sync_buffer_hook import SyncBuffersHook
+    from torchkiln.hooks.checkpoint_hook import CheckpointHook as CheckpointHook
+    from torchkiln.hooks.defaults import (
+        DEFAULT_HOOKS as DEFAULT_HOOKS,
+        merge_default_hooks as merge_default_hooks,
+    )
+    from torchkiln.hooks.early_stopping_hook import EarlyStoppingHook as EarlyStoppingHook
+    from torchkiln.hooks.ema_hook import EMAHook as EMAHook
+    from torchkiln.hooks.empty_cache_hook import EmptyCacheHook as EmptyCacheHook
+    from torchkiln.hooks.gradient_monitor_hook import GradientMonitorHook as GradientMonitorHook
+    from torchkiln.hooks.hook import (
+        PRIORITIES as PRIORITIES,
+        Hook as Hook,
+        get_priority as get_priority,
+    )
+    from torchkiln.hooks.iter_timer_hook import IterTimerHook as IterTimerHook
+    from torchkiln.hooks.logger_hook import LoggerHook as LoggerHook
+    from torchkiln.hooks.loss_guard_hook import (
+        CheckInvalidLossHook as CheckInvalidLossHook,
+        NonFiniteLossError as NonFiniteLossError,
+        NonFiniteLossHook as NonFiniteLossHook,
+    )
+    from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook as ParamSchedulerHook
+    from torchkiln.hooks.profiler_hook import ProfilerHook as ProfilerHook
+    from torchkiln.hooks.progress_bar_hook import ProgressBarHook as ProgressBarHook
+    from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook as RuntimeInfoHook
+    from torchkiln.hooks.sampler_seed_hook import DistSamplerSeedHook as DistSamplerSeedHook
+    from torchkiln.hooks.sync_buffer_hook import SyncBuffersHook as SyncBuffersHook

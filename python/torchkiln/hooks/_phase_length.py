@@ -14,6 +14,6 @@ def loader_len(runner: Any, mode: str) -> int | None:
     if loader is None:
         loader = getattr(runner, f"{mode}_dataloader", None)
     try:
-        return len(loader)  # type: ignore[arg-type]
+        return len(loader)  # type: ignore[arg-type]  # TypeError is handled
     except TypeError:
         return None

@@ -24,12 +24,23 @@ __all__ = [
 RULES = ("greater", "less")
 
 DEFAULT_GREATER_KEYS: tuple[str, ...] = (
-    "acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc",
+    "acc",
+    "top",
+    "AR@",
+    "auc",
+    "precision",
+    "mAP",
+    "mDice",
+    "mIoU",
+    "mAcc",
+    "aAcc",
 )
 DEFAULT_LESS_KEYS: tuple[str, ...] = ("loss",)
 
 
-def normalise_keys(keys: str | Sequence[str] | None, default: Sequence[str], what: str) -> tuple[str, ...]:
+def normalise_keys(
+    keys: str | Sequence[str] | None, default: Sequence[str], what: str
+) -> tuple[str, ...]:
     """``None`` gives ``default``; a string gives a 1-tuple; a sequence must hold strings."""
     if keys is None:
         return tuple(default)
@@ -72,7 +83,11 @@ def infer_rule(
 def check_rule(rule: str | None, where: str) -> str | None:
     """Validate an explicit rule (``None`` means infer it)."""
     if rule is not None and rule not in RULES:
-        raise ConfigError(f"rule must be 'greater' or 'less', got {rule!r}", where=where, hint="rule: greater | less")
+        raise ConfigError(
+            f"rule must be 'greater' or 'less', got {rule!r}",
+            where=where,
+            hint="rule: greater | less",
+        )
     return rule
 
 

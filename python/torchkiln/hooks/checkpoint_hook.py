@@ -93,11 +93,20 @@ class CheckpointHook(Hook):
         backend_args: Mapping[str, Any] | None = None,
         async_save: bool = False,
     ) -> None:
-        for name, value in (("interval", interval), ("max_keep_ckpts", max_keep_ckpts), ("save_begin", save_begin)):
+        for name, value in (
+            ("interval", interval),
+            ("max_keep_ckpts", max_keep_ckpts),
+            ("save_begin", save_begin),
+        ):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"CheckpointHook {name} must be an int, got {value!r}", where=f"{_WHERE}.{name}")
+                raise ConfigError(
+                    f"CheckpointHook {name} must be an int, got {value!r}", where=f"{_WHERE}.{name}"
+                )
         if save_begin < 0:
-            raise ConfigError(f"CheckpointHook save_begin must be >= 0, got {save_begin}", where=f"{_WHERE}.save_begin")
+            raise ConfigError(
+                f"CheckpointHook save_begin must be >= 0, got {save_begin}",
+                where=f"{_WHERE}.save_begin",
+            )
         if file_client_args or backend_args:
             raise ConfigError(
                 "CheckpointHook writes to the local file system only",
@@ -114,7 +123,10 @@ class CheckpointHook(Hook):
         self.save_last = save_last
         self.save_begin = save_begin
         if not isinstance(async_save, bool):
-            raise ConfigError(f"CheckpointHook async_save must be true or false, got {async_save!r}", where=f"{_WHERE}.async_save")
+            raise ConfigError(
+                f"CheckpointHook async_save must be true or false, got {async_save!r}",
+                where=f"{_WHERE}.async_save",
+            )
         self.async_save = async_save
 
         if filename_tmpl is None:
@@ -131,7 +143,9 @@ class CheckpointHook(Hook):
             )
         self.filename_tmpl = filename_tmpl
 
-        self.greater_keys = normalise_keys(greater_keys, DEFAULT_GREATER_KEYS, f"{_WHERE}.greater_keys")
+        self.greater_keys = normalise_keys(
+            greater_keys, DEFAULT_GREATER_KEYS, f"{_WHERE}.greater_keys"
+        )
         self.less_keys = normalise_keys(less_keys, DEFAULT_LESS_KEYS, f"{_WHERE}.less_keys")
         self.key_indicators = self._parse_save_best(save_best)
         self.rules = self._parse_rules(rule)
@@ -139,7 +153,8 @@ class CheckpointHook(Hook):
         if isinstance(published_keys, str):
             published_keys = [published_keys]
         if published_keys is not None and (
-            not isinstance(published_keys, Sequence) or not all(isinstance(k, str) for k in published_keys)
+            not isinstance(published_keys, Sequence)
+            or not all(isinstance(k, str) for k in published_keys)
         ):
             raise ConfigError(
                 f"published_keys must be a list of checkpoint keys, got {published_keys!r}",
@@ -156,14 +171,20 @@ class CheckpointHook(Hook):
         if save_best is None:
             return []
         keys = [save_best] if isinstance(save_best, str) else save_best
-        if not isinstance(keys, Sequence) or not keys or not all(isinstance(k, str) and k for k in keys):
+        if (
+            not isinstance(keys, Sequence)
+            or not keys
+            or not all(isinstance(k, str) and k for k in keys)
+        ):
             raise ConfigError(
                 f"save_best must be a metric key, a list of keys or 'auto', got {save_best!r}",
                 where=f"{_WHERE}.save_best",
             )
         keys = list(keys)
         if "auto" in keys and len(keys) > 1:
-            raise ConfigError("save_best: 'auto' cannot be combined with other keys", where=f"{_WHERE}.save_best")
+            raise ConfigError(
+                "save_best: 'auto' cannot be combined with other keys", where=f"{_WHERE}.save_best"
+            )
         if len(set(keys)) != len(keys):
             raise ConfigError(f"save_best lists a key twice: {keys}", where=f"{_WHERE}.save_best")
         return keys
@@ -176,13 +197,16 @@ class CheckpointHook(Hook):
             rules = list(rule)
         else:
             raise ConfigError(
-                f"rule must be one rule or one per save_best key ({n}), got {rule!r}", where=f"{_WHERE}.rule"
+                f"rule must be one rule or one per save_best key ({n}), got {rule!r}",
+                where=f"{_WHERE}.rule",
             )
         out: list[str | None] = []
         for key, item in zip(self.key_indicators, rules):
             item = check_rule(item, f"{_WHERE}.rule")
             if item is None and key != "auto":
-                item = infer_rule(key, self.greater_keys, self.less_keys, where=f"{_WHERE}.save_best")
+                item = infer_rule(
+                    key, self.greater_keys, self.less_keys, where=f"{_WHERE}.save_best"
+                )
             out.append(item)
         return out
 
@@ -224,7 +248,9 @@ class CheckpointHook(Hook):
         ):
             self._save_periodic(runner, runner.epoch + 1)
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Save every ``interval`` iterations from ``save_begin`` on, and after the last one."""
         if self.by_epoch:
             return
@@ -238,7 +264,9 @@ class CheckpointHook(Hook):
         if not self.key_indicators or not self._training:
             return
         if not metrics:
-            runner.logger.warning("save_best is set but validation returned no metrics; no best checkpoint saved")
+            runner.logger.warning(
+                "save_best is set but validation returned no metrics; no best checkpoint saved"
+            )
             return
         self._save_best(runner, metrics)
 
@@ -251,13 +279,17 @@ class CheckpointHook(Hook):
         }
 
     def _save_periodic(self, runner: Any, step: int) -> None:
-        runner.checkpointer.save_periodic(self.filename_tmpl.format(step), **self._options(self.by_epoch))
+        runner.checkpointer.save_periodic(
+            self.filename_tmpl.format(step), **self._options(self.by_epoch)
+        )
 
     def _resolve_auto(self, metrics: Mapping[str, Any]) -> None:
         key = next(iter(metrics))
         self.key_indicators = [key]
         if self.rules[0] is None:
-            self.rules = [infer_rule(key, self.greater_keys, self.less_keys, where=f"{_WHERE}.save_best")]
+            self.rules = [
+                infer_rule(key, self.greater_keys, self.less_keys, where=f"{_WHERE}.save_best")
+            ]
 
     def _save_best(self, runner: Any, metrics: Mapping[str, Any]) -> None:
         if self.key_indicators == ["auto"]:
@@ -266,19 +298,30 @@ class CheckpointHook(Hook):
         unit, count = ("epoch", runner.epoch) if self.by_epoch else ("iter", runner.iter)
         for i, key in enumerate(self.key_indicators):
             if key not in metrics:
-                hint = did_you_mean(key, list(metrics)) or f"available metrics: {', '.join(map(str, metrics))}"
+                hint = (
+                    did_you_mean(key, list(metrics))
+                    or f"available metrics: {', '.join(map(str, metrics))}"
+                )
                 raise ConfigError(
-                    f"save_best key {key!r} is not among the validation metrics", where=f"{_WHERE}.save_best", hint=hint
+                    f"save_best key {key!r} is not among the validation metrics",
+                    where=f"{_WHERE}.save_best",
+                    hint=hint,
                 )
             score = _to_float(metrics[key])
             rule = self.rules[i]
             assert rule is not None
             best = checkpointer.best(key)
-            if not math.isfinite(score) or not improves(score, None if best is None else best.score, rule):
+            if not math.isfinite(score) or not improves(
+                score, None if best is None else best.score, rule
+            ):
                 continue
             filename = f"best_{key.replace('/', '_')}_{unit}_{count}.pth"
             # The loops know where training stands (validation runs after the counters
             # moved on); this validation has produced its metrics, so a run resumed from a
             # best checkpoint does not repeat it.
-            checkpointer.save_best(key, score, rule, filename, meta={"val_pending": False}, **self._options(False))
-            runner.logger.info(f"The best checkpoint with {score:.4f} {key} at {count} {unit} is saved to {filename}.")
+            checkpointer.save_best(
+                key, score, rule, filename, meta={"val_pending": False}, **self._options(False)
+            )
+            runner.logger.info(
+                f"The best checkpoint with {score:.4f} {key} at {count} {unit} is saved to {filename}."
+            )

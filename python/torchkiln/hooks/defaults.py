@@ -38,7 +38,9 @@ def _refuse_misspelled_default(name: str, entry: Mapping[str, Any], where: str) 
     """A key one typo away from a default key, with that default's hook type, would add a
     second hook of that type next to the default one (``chekpoint`` beside ``checkpoint``)."""
     for default, cfg in DEFAULT_HOOKS.items():
-        if _type_name(entry.get("type")) == _type_name(cfg["type"]) and did_you_mean(name, [default]):
+        if _type_name(entry.get("type")) == _type_name(cfg["type"]) and did_you_mean(
+            name, [default]
+        ):
             raise ConfigError(
                 f"{where} adds a second {cfg['type']} next to the default one under '{default}'",
                 where=where,
@@ -89,7 +91,8 @@ def merge_default_hooks(user: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(
                 f"{where} is not a default hook, so it needs a 'type'",
                 where=where,
-                hint=did_you_mean(str(name), DEFAULT_HOOKS) or f"add type: <HookName>, or use one of the default keys: {known}",
+                hint=did_you_mean(str(name), DEFAULT_HOOKS)
+                or f"add type: <HookName>, or use one of the default keys: {known}",
             )
         _refuse_misspelled_default(str(name), entry, where)
         merged[name] = entry

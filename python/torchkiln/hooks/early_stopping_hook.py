@@ -56,11 +56,20 @@ class EarlyStoppingHook(Hook):
         stopping_threshold: float | None = None,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
-            raise ConfigError(f"EarlyStoppingHook monitor must be a metric key, got {monitor!r}", where=f"{_WHERE}.monitor")
+            raise ConfigError(
+                f"EarlyStoppingHook monitor must be a metric key, got {monitor!r}",
+                where=f"{_WHERE}.monitor",
+            )
         if min_delta < 0:
-            raise ConfigError(f"EarlyStoppingHook min_delta must be >= 0, got {min_delta}", where=f"{_WHERE}.min_delta")
+            raise ConfigError(
+                f"EarlyStoppingHook min_delta must be >= 0, got {min_delta}",
+                where=f"{_WHERE}.min_delta",
+            )
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f"EarlyStoppingHook patience must be a positive int, got {patience!r}", where=f"{_WHERE}.patience")
+            raise ConfigError(
+                f"EarlyStoppingHook patience must be a positive int, got {patience!r}",
+                where=f"{_WHERE}.patience",
+            )
         self.monitor = monitor
         self.rule = check_rule(rule, f"{_WHERE}.rule") or infer_rule(
             monitor, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, where=f"{_WHERE}.monitor"
@@ -106,7 +115,9 @@ class EarlyStoppingHook(Hook):
             message = f"EarlyStoppingHook: metric {self.monitor!r} is not among the validation metrics {sorted(metrics)}"
             if self.strict:
                 raise ConfigError(
-                    message, where=f"{_WHERE}.monitor", hint=did_you_mean(self.monitor, list(metrics)) or "or set strict=False"
+                    message,
+                    where=f"{_WHERE}.monitor",
+                    hint=did_you_mean(self.monitor, list(metrics)) or "or set strict=False",
                 )
             warnings.warn(message, stacklevel=2)
             runner.logger.warning(message)
@@ -116,7 +127,8 @@ class EarlyStoppingHook(Hook):
         score = float(item() if callable(item) else value)
         stop, reason = self._check(score)
         runner.message_hub.update_info(
-            _STATE_KEY, {"monitor": self.monitor, "best_score": self.best_score, "wait_count": self.wait_count}
+            _STATE_KEY,
+            {"monitor": self.monitor, "best_score": self.best_score, "wait_count": self.wait_count},
         )
         if stop:
             runner.train_loop.stop_training = True
@@ -127,8 +139,12 @@ class EarlyStoppingHook(Hook):
         if self.check_finite and not math.isfinite(score):
             return True, f"{self.monitor} = {score} is not finite (best so far {best_text})"
         threshold = self.stopping_threshold
-        if threshold is not None and (score >= threshold if self.rule == "greater" else score <= threshold):
-            self.best_score = score if improves(score, self.best_score, self.rule) else self.best_score
+        if threshold is not None and (
+            score >= threshold if self.rule == "greater" else score <= threshold
+        ):
+            self.best_score = (
+                score if improves(score, self.best_score, self.rule) else self.best_score
+            )
             return True, f"{self.monitor} = {score:.4f} reached the stopping threshold {threshold}"
         if improves(score, self.best_score, self.rule, self.min_delta):
             self.best_score = score

@@ -45,7 +45,7 @@ def _swap_checkpoint_entries(checkpoint: dict[str, Any]) -> None:
     ema_state = checkpoint["ema_state_dict"]
     for ema_key in list(ema_state):
         if ema_key.startswith(_PREFIX):
-            key = ema_key[len(_PREFIX):]
+            key = ema_key[len(_PREFIX) :]
             if key in model_state:
                 model_state[key], ema_state[ema_key] = ema_state[ema_key], model_state[key]
 
@@ -82,7 +82,9 @@ class EMAHook(Hook):
             )
         if begin_iter and begin_epoch:
             raise ConfigError(
-                "EMAHook takes begin_iter or begin_epoch, not both", where="custom_hooks.EMAHook", hint="keep one of them"
+                "EMAHook takes begin_iter or begin_epoch, not both",
+                where="custom_hooks.EMAHook",
+                hint="keep one of them",
             )
         self.ema_cfg = dict(type=ema_type, **kwargs)
         self.strict_load = strict_load
@@ -123,7 +125,9 @@ class EMAHook(Hook):
         return runner.iter + 1 >= self.begin_iter and runner.epoch + 1 >= self.begin_epoch
 
     # ------------------------------------------------------------------ training
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Fold the model into the average (or, before the start, copy it).
 
         Both run every iteration on tensor lists the averaged model resolved once: one fused
@@ -184,7 +188,8 @@ class EMAHook(Hook):
         if self.ema_model is None:
             return
         checkpoint["ema_state_dict"] = {
-            key: value.detach().to("cpu", copy=True) for key, value in self.ema_model.state_dict().items()
+            key: value.detach().to("cpu", copy=True)
+            for key, value in self.ema_model.state_dict().items()
         }
         if "state_dict" not in checkpoint:
             return
@@ -205,7 +210,12 @@ class EMAHook(Hook):
             self.ema_model.load_state_dict(checkpoint["ema_state_dict"], strict=self.strict_load)
             # The runner may have loaded ``state_dict`` before this hook ran; make sure the
             # model ends up with the source weights, not the average.
-            load_model_state(self.src_model, checkpoint["state_dict"], strict=False, source="checkpoint state_dict")
+            load_model_state(
+                self.src_model,
+                checkpoint["state_dict"],
+                strict=False,
+                source="checkpoint state_dict",
+            )
             return
         state_dict = checkpoint.get("state_dict")
         if state_dict is None:
@@ -213,4 +223,9 @@ class EMAHook(Hook):
         runner.logger.warning(
             "EMAHook: the checkpoint has no ema_state_dict; the moving average starts from its state_dict"
         )
-        load_model_state(self.ema_model.module, state_dict, strict=self.strict_load, source="checkpoint state_dict")
+        load_model_state(
+            self.ema_model.module,
+            state_dict,
+            strict=self.strict_load,
+            source="checkpoint state_dict",
+        )

@@ -33,21 +33,23 @@ class EmptyCacheHook(Hook):
 
     priority = "NORMAL"
 
-    def __init__(self, before_epoch: bool = False, after_epoch: bool = True, after_iter: bool = False) -> None:
-        self._before_epoch = before_epoch
-        self._after_epoch = after_epoch
-        self._after_iter = after_iter
+    def __init__(
+        self, before_epoch: bool = False, after_epoch: bool = True, after_iter: bool = False
+    ) -> None:
+        self._empty_before_epoch = before_epoch
+        self._empty_after_epoch = after_epoch
+        self._empty_after_iter = after_iter
 
     def _on_before_epoch(self) -> None:
-        if self._before_epoch:
+        if self._empty_before_epoch:
             _empty_cache()
 
     def _on_after_epoch(self) -> None:
-        if self._after_epoch:
+        if self._empty_after_epoch:
             _empty_cache()
 
     def _on_after_iter(self) -> None:
-        if self._after_iter:
+        if self._empty_after_iter:
             _empty_cache()
 
     def before_train_epoch(self, runner: Any) -> None:
@@ -74,14 +76,20 @@ class EmptyCacheHook(Hook):
         """Empty the cache if ``after_epoch``."""
         self._on_after_epoch()
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Empty the cache if ``after_iter``."""
         self._on_after_iter()
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_val_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Empty the cache if ``after_iter``."""
         self._on_after_iter()
 
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_test_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Empty the cache if ``after_iter``."""
         self._on_after_iter()

@@ -38,10 +38,24 @@ class GradientMonitorHook(Hook):
 
     priority = "NORMAL"
 
-    def __init__(self, interval: int = 50, per_layer: bool = True, max_layers: int = -1, norm_type: float = 2.0) -> None:
+    def __init__(
+        self,
+        interval: int = 50,
+        per_layer: bool = True,
+        max_layers: int = -1,
+        norm_type: float = 2.0,
+    ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ConfigError(f"GradientMonitorHook interval must be a positive int, got {interval!r}", where=f"{_WHERE}.interval")
-        if isinstance(max_layers, bool) or not isinstance(max_layers, int) or max_layers == 0 or max_layers < -1:
+            raise ConfigError(
+                f"GradientMonitorHook interval must be a positive int, got {interval!r}",
+                where=f"{_WHERE}.interval",
+            )
+        if (
+            isinstance(max_layers, bool)
+            or not isinstance(max_layers, int)
+            or max_layers == 0
+            or max_layers < -1
+        ):
             raise ConfigError(
                 f"GradientMonitorHook max_layers must be -1 or a positive int, got {max_layers!r}",
                 where=f"{_WHERE}.max_layers",
@@ -75,14 +89,19 @@ class GradientMonitorHook(Hook):
         if not layers:
             return
         layer_norms = {
-            layer: float(torch.linalg.vector_norm(torch.stack(norms), self.norm_type)) for layer, norms in layers.items()
+            layer: float(torch.linalg.vector_norm(torch.stack(norms), self.norm_type))
+            for layer, norms in layers.items()
         }
-        total = float(torch.linalg.vector_norm(torch.tensor(list(layer_norms.values())), self.norm_type))
+        total = float(
+            torch.linalg.vector_norm(torch.tensor(list(layer_norms.values())), self.norm_type)
+        )
         hub = runner.message_hub
         hub.update_scalar("train/grad_norm/global", total)
         self.last_norms = {"global": total}
         if self.per_layer:
-            ranked = sorted(layer_norms.items(), key=lambda kv: -kv[1] if math.isfinite(kv[1]) else -math.inf)
+            ranked = sorted(
+                layer_norms.items(), key=lambda kv: -kv[1] if math.isfinite(kv[1]) else -math.inf
+            )
             if self.max_layers > 0:
                 ranked = ranked[: self.max_layers]
             for layer, value in ranked:

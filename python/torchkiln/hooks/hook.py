@@ -22,7 +22,12 @@ from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.hookspecs import MOUNT_POINTS
-from torchkiln.plugin_host.discovery import SPEC_ARGS, impl_function, implemented_mount_points, mark_noop
+from torchkiln.plugin_host.discovery import (
+    SPEC_ARGS,
+    impl_function,
+    implemented_mount_points,
+    mark_noop,
+)
 from torchkiln.plugin_host.priority import PRIORITIES, get_priority, priority_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,11 +63,16 @@ def _mount_point_method(mount_point: str) -> Callable[..., None]:
 
     method.__name__ = mount_point
     method.__doc__ = f"See :func:`torchkiln.hookspecs.{mount_point}`."
-    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by inspect
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                             default=inspect.Parameter.empty if name == "runner" else None)
-           for name in params]
+        + [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=inspect.Parameter.empty if name == "runner" else None,
+            )
+            for name in params
+        ]
     )
     return method
 
@@ -107,11 +117,18 @@ class Hook:
     def _after_epoch(self, runner: Runner, mode: str = "train") -> None:
         """Called after every epoch of ``mode``."""
 
-    def _before_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, mode: str = "train") -> None:
+    def _before_iter(
+        self, runner: Runner, batch_idx: int, data_batch: Any = None, mode: str = "train"
+    ) -> None:
         """Called before every iteration of ``mode``."""
 
     def _after_iter(
-        self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None, mode: str = "train"
+        self,
+        runner: Runner,
+        batch_idx: int,
+        data_batch: Any = None,
+        outputs: Any = None,
+        mode: str = "train",
     ) -> None:
         """Called after every iteration of ``mode``."""
 

@@ -80,7 +80,9 @@ class IterTimerHook(Hook):
         """Record ``test/data_time``."""
         self._record_data_time(runner, "test")
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Record ``train/time`` and the training ETA."""
         now = perf_counter()
         last = self._last
@@ -94,11 +96,15 @@ class IterTimerHook(Hook):
         left = self._train_to_go - done
         hub.update_info("eta", total / done * left if left > 0 else 0.0)
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_val_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Record ``val/time`` and the validation ETA."""
         self._after_eval_iter(runner, "val", batch_idx)
 
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_test_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Record ``test/time`` and the test ETA."""
         self._after_eval_iter(runner, "test", batch_idx)
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from torchkiln.errors import ConfigError
 from torchkiln.hooks._phase_length import loader_len
-from torchkiln.logging.scalars import is_scalar
 from torchkiln.hooks.hook import Hook
+from torchkiln.logging.scalars import is_scalar
 from torchkiln.logging.sinks import JsonlWriter, to_jsonable
 from torchkiln.registry import HOOKS
 
@@ -92,7 +92,10 @@ class LoggerHook(Hook):
         backend_args: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ConfigError(f"LoggerHook interval must be a positive int, got {interval!r}", where=f"{_WHERE}.interval")
+            raise ConfigError(
+                f"LoggerHook interval must be a positive int, got {interval!r}",
+                where=f"{_WHERE}.interval",
+            )
         if file_client_args or backend_args:
             raise ConfigError(
                 "LoggerHook writes to the local file system only",
@@ -102,7 +105,10 @@ class LoggerHook(Hook):
         if isinstance(out_suffix, str):
             out_suffix = (out_suffix,)
         if out_dir is None and not keep_local:
-            raise ConfigError("LoggerHook keep_local=False needs an out_dir to copy the logs to", where=f"{_WHERE}.keep_local")
+            raise ConfigError(
+                "LoggerHook keep_local=False needs an out_dir to copy the logs to",
+                where=f"{_WHERE}.keep_local",
+            )
         self.interval = interval
         self.ignore_last = ignore_last
         self.interval_exp_name = interval_exp_name
@@ -131,7 +137,9 @@ class LoggerHook(Hook):
         """Find the epoch's last batch index (logged even off the interval, see ``ignore_last``)."""
         self._tail = self._tail_index(runner)
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Log a line and a scalar record every ``interval`` iterations."""
         self._train_iter += 1  # counted here: reading runner.iter is two property calls
         if self.interval_exp_name > 0 and self._train_iter % self.interval_exp_name == 0:
@@ -155,7 +163,7 @@ class LoggerHook(Hook):
         if loader is None:
             loader = getattr(runner, "train_dataloader", None)
         try:
-            length = len(loader)  # type: ignore[arg-type]
+            length = len(loader)  # type: ignore[arg-type]  # TypeError is handled
         except TypeError:
             return -1
         if self.ignore_last and length > self.interval:
@@ -163,13 +171,17 @@ class LoggerHook(Hook):
         return length - 1
 
     # ------------------------------------------------------------------ val and test
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_val_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Log a validation progress line every ``interval`` batches."""
         if self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "val")
             runner.logger.info(line)
 
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_test_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Log a test progress line every ``interval`` batches."""
         if self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
@@ -184,7 +196,9 @@ class LoggerHook(Hook):
         self._after_eval_epoch(runner, "test", metrics)
 
     def _after_eval_epoch(self, runner: Any, mode: str, metrics: Mapping[str, Any] | None) -> None:
-        tag, line = runner.log_processor.get_log_after_epoch(runner, loader_len(runner, mode) or 0, mode)
+        tag, line = runner.log_processor.get_log_after_epoch(
+            runner, loader_len(runner, mode) or 0, mode
+        )
         runner.logger.info(line)
         head = {"step": runner.iter, "epoch": runner.epoch, "mode": mode}
         scalar_metrics = {k: v for k, v in (metrics or {}).items() if is_scalar(v)}
@@ -194,7 +208,9 @@ class LoggerHook(Hook):
             from torchkiln.runner.checkpoint_io import atomic_write_text
 
             path = os.path.join(runner.log_dir, METRICS_FILE)
-            atomic_write_text(path, json.dumps(self._latest_metrics, indent=2, sort_keys=True) + "\n")
+            atomic_write_text(
+                path, json.dumps(self._latest_metrics, indent=2, sort_keys=True) + "\n"
+            )
         prefix = f"{mode}/"
         vis_tag = {k if k.startswith(prefix) else prefix + k: v for k, v in tag.items()}
         self._visualize(runner, vis_tag, runner.epoch if self.log_metric_by_epoch else runner.iter)
@@ -236,7 +252,9 @@ class LoggerHook(Hook):
     def _copy_logs(self, runner: Any) -> None:
         log_dir = runner.log_dir
         base = os.path.basename(os.path.abspath(runner.work_dir).rstrip(os.sep))
-        target = os.path.join(os.path.abspath(self.out_dir or ""), base, os.path.basename(log_dir.rstrip(os.sep)))
+        target = os.path.join(
+            os.path.abspath(self.out_dir or ""), base, os.path.basename(log_dir.rstrip(os.sep))
+        )
         os.makedirs(target, exist_ok=True)
         from torchkiln.logging.sinks import flush_all
 

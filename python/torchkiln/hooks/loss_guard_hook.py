@@ -98,7 +98,9 @@ class NonFiniteLossHook(Hook):
         self._window_start = None
 
     # ------------------------------------------------------------------ per iteration
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Fold this iteration's losses into the device flag; check at the interval."""
         if self.action == "skip":
             if self.every_n_train_iters(runner, self.interval):

@@ -13,10 +13,9 @@ training iteration costs one loop over the iteration-based schedulers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
 from torchkiln.hooks.hook import Hook
 from torchkiln.optim.scheduler.collection import iter_schedulers
 from torchkiln.registry import HOOKS
@@ -75,10 +74,14 @@ class ParamSchedulerHook(Hook):
         self._source = None
         self._groups(runner)
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Step the iteration-based schedulers."""
         source = runner.param_schedulers
-        if source is not self._source or (self._source_size >= 0 and len(source) != self._source_size):
+        if source is not self._source or (
+            self._source_size >= 0 and len(source) != self._source_size
+        ):
             self._groups(runner)
         for scheduler in self._iter_based:
             scheduler.step()

@@ -61,12 +61,20 @@ class ProfilerHook(Hook):
         with_flops: bool = False,
         json_trace_path: str | None = None,
     ) -> None:
-        if isinstance(profile_times, bool) or not isinstance(profile_times, int) or profile_times < 1:
+        if (
+            isinstance(profile_times, bool)
+            or not isinstance(profile_times, int)
+            or profile_times < 1
+        ):
             raise ConfigError(
-                f"ProfilerHook profile_times must be a positive int, got {profile_times!r}", where=f"{_WHERE}.profile_times"
+                f"ProfilerHook profile_times must be a positive int, got {profile_times!r}",
+                where=f"{_WHERE}.profile_times",
             )
         if not (activity_with_cpu or activity_with_cuda):
-            raise ConfigError("ProfilerHook needs at least one of activity_with_cpu and activity_with_cuda", where=_WHERE)
+            raise ConfigError(
+                "ProfilerHook needs at least one of activity_with_cpu and activity_with_cuda",
+                where=_WHERE,
+            )
         if schedule is not None and not isinstance(schedule, Mapping):
             raise ConfigError(
                 f"ProfilerHook schedule must be a dict of torch.profiler.schedule arguments, got {schedule!r}",
@@ -110,7 +118,8 @@ class ProfilerHook(Hook):
         if self.activity_with_cuda:
             if not torch.cuda.is_available():
                 raise ConfigError(
-                    "ProfilerHook activity_with_cuda=True but CUDA is not available", where=f"{_WHERE}.activity_with_cuda"
+                    "ProfilerHook activity_with_cuda=True but CUDA is not available",
+                    where=f"{_WHERE}.activity_with_cuda",
                 )
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         return activities
@@ -123,9 +132,10 @@ class ProfilerHook(Hook):
 
         spec = self.on_trace_ready
         if spec is None or callable(spec):
-            return spec  # type: ignore[return-value]
+            return spec
         options = {k: v for k, v in spec.items() if k != "type"}
         if spec["type"] == "log_trace":
+
             def log_table(prof: Any) -> None:
                 runner.logger.info("profiler cycle:\n" + prof.key_averages().table(**options))
 
@@ -162,7 +172,9 @@ class ProfilerHook(Hook):
         runner.logger.info(f"profiler is recording the first {self.profile_times} {unit}")
 
     # ------------------------------------------------------------------ stepping
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Step the profiler schedule; stop after ``profile_times`` iterations."""
         if not self._active:
             return
@@ -219,7 +231,9 @@ class ProfilerHook(Hook):
         try:
             self.profiler.export_chrome_trace(path)
         except Exception as exc:
-            runner.logger.warning(f"profiler: could not write the Chrome trace to {path} ({type(exc).__name__}: {exc})")
+            runner.logger.warning(
+                f"profiler: could not write the Chrome trace to {path} ({type(exc).__name__}: {exc})"
+            )
             return
         self.trace_path = path
         runner.logger.info(f"profiler: Chrome trace written to {path}")

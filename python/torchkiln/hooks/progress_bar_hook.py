@@ -51,7 +51,9 @@ def _columns() -> list[Any]:
 
         def render(self, task: Any) -> Any:
             speed = task.speed
-            return Text("? it/s" if speed is None else f"{speed:.1f} it/s", style="progress.data.speed")
+            return Text(
+                "? it/s" if speed is None else f"{speed:.1f} it/s", style="progress.data.speed"
+            )
 
     return [
         TextColumn("[progress.description]{task.description}"),
@@ -87,16 +89,20 @@ class ProgressBarHook(Hook):
         console: Any = None,
     ) -> None:
         if enable not in _ENABLE or (isinstance(enable, int) and not isinstance(enable, bool)):
-            raise ConfigError(f"ProgressBarHook enable must be auto, true or false, got {enable!r}",
-                              where=f"{_WHERE}.enable")
+            raise ConfigError(
+                f"ProgressBarHook enable must be auto, true or false, got {enable!r}",
+                where=f"{_WHERE}.enable",
+            )
         if (
             isinstance(refresh_interval, bool)
             or not isinstance(refresh_interval, (int, float))
             or not math.isfinite(refresh_interval)
             or refresh_interval < 0
         ):
-            raise ConfigError(f"ProgressBarHook refresh_interval must be a number of seconds >= 0, got {refresh_interval!r}",
-                              where=f"{_WHERE}.refresh_interval")
+            raise ConfigError(
+                f"ProgressBarHook refresh_interval must be a number of seconds >= 0, got {refresh_interval!r}",
+                where=f"{_WHERE}.refresh_interval",
+            )
         self.enable = enable
         self.refresh_interval = float(refresh_interval)
         self.loss_key = loss_key
@@ -151,7 +157,9 @@ class ProgressBarHook(Hook):
     def _add_task(self, mode: str, description: str, total: int | None, done: int = 0) -> None:
         if mode in self._tasks:
             self._progress.remove_task(self._tasks.pop(mode))
-        self._tasks[mode] = self._progress.add_task(description, total=total, completed=done, extra=self._extra_for(mode))
+        self._tasks[mode] = self._progress.add_task(
+            description, total=total, completed=done, extra=self._extra_for(mode)
+        )
         self._done[mode] = done
         self._progress.refresh()
 
@@ -185,7 +193,9 @@ class ProgressBarHook(Hook):
         if not self._active:
             return
         self._start("train")
-        self._add_task("train", self._train_description(runner), runner.max_iters or None, runner.iter)
+        self._add_task(
+            "train", self._train_description(runner), runner.max_iters or None, runner.iter
+        )
 
     def _train_description(self, runner: Any) -> str:
         if getattr(runner.log_processor, "by_epoch", True) and runner.max_epochs:
@@ -198,7 +208,9 @@ class ProgressBarHook(Hook):
         if task is not None:
             self._progress.update(task, description=self._train_description(runner))
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Count the iteration; redraw when due."""
         if "train" not in self._done:
             return
@@ -233,13 +245,17 @@ class ProgressBarHook(Hook):
         epoch = getattr(runner, "epoch", 0) if mode == "val" and self._owner == "train" else 0
         self._add_task(mode, f"{mode} epoch {epoch}" if epoch else mode, loader_len(runner, mode))
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_val_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Count the validation batch; redraw when due."""
         if "val" in self._done:
             self._done["val"] += 1
             self._draw("val")
 
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_test_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Count the test batch; redraw when due."""
         if "test" in self._done:
             self._done["test"] += 1

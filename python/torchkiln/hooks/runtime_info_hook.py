@@ -50,7 +50,9 @@ def _is_single_optimizer(optim_wrapper: Any) -> bool:
     )
 
 
-def _metric_updates(prefix: str, metrics: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _metric_updates(
+    prefix: str, metrics: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     scalars: dict[str, Any] = {}
     infos: dict[str, Any] = {}
     for key, value in (metrics or {}).items():
@@ -125,7 +127,9 @@ class RuntimeInfoHook(Hook):
         keys = self._train_keys
         hub.update_scalars({keys[name]: values[0] for name, values in lrs.items() if values})
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Hand every value ``train_step`` returned to the hub as ``train/<key>``.
 
         Values stay tensors: the hub keeps them on their device and reads them when a log

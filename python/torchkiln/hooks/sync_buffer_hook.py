@@ -35,7 +35,7 @@ def all_reduce_buffers(model: Any) -> None:
             offset = 0
             for b in bufs:
                 n = b.numel()
-                b.copy_(flat[offset:offset + n].view_as(b))
+                b.copy_(flat[offset : offset + n].view_as(b))
                 offset += n
 
 

@@ -58,12 +58,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.logging.logger import (
-        bind_run_context,
-        clear_run_context,
-        get_logger,
-        print_log,
-        set_run_context_source,
-        setup_logging,
-        shutdown_logging,
-        warn_once,
+        bind_run_context as bind_run_context,
+        clear_run_context as clear_run_context,
+        get_logger as get_logger,
+        print_log as print_log,
+        set_run_context_source as set_run_context_source,
+        setup_logging as setup_logging,
+        shutdown_logging as shutdown_logging,
+        warn_once as warn_once,
     )

@@ -25,8 +25,22 @@ __all__ = ["REQUIRED_METHODS", "PyLogBuffer"]
 
 #: What the history views call on a backend.
 REQUIRED_METHODS = (
-    "update", "update_many", "update_rows", "current", "mean", "min", "max", "median", "global_mean", "count",
-    "keys", "data", "key_state_dict", "load_key_state_dict", "state_dict", "load_state_dict",
+    "update",
+    "update_many",
+    "update_rows",
+    "current",
+    "mean",
+    "min",
+    "max",
+    "median",
+    "global_mean",
+    "count",
+    "keys",
+    "data",
+    "key_state_dict",
+    "load_key_state_dict",
+    "state_dict",
+    "load_state_dict",
 )
 
 
@@ -88,7 +102,9 @@ class PyLogBuffer:
             self.update(key, value, count)
 
     def update_rows(
-        self, rows: Iterable[tuple[str, Any, int]], convert: Callable[[list[Any]], Sequence[float]] | None = None
+        self,
+        rows: Iterable[tuple[str, Any, int]],
+        convert: Callable[[list[Any]], Sequence[float]] | None = None,
     ) -> None:
         """``update`` each ``(key, value, count)`` row in order. Values that are not a
         ``float`` or ``int`` go, in order, as one list to ``convert``, which returns their
@@ -98,17 +114,21 @@ class PyLogBuffer:
         for key, value, count in rows:
             if type(value) not in (float, int):
                 others.append(value)
-                value = None  # noqa: PLW2901
+                value = None
             if count < 0:
                 raise ValueError(f"count must be a non-negative int, got {count}")
             checked.append((str(key), value, int(count)))
         numbers: Iterator[float] = iter(())
         if others:
             if convert is None:
-                raise ValueError("update_rows: a row holds a value that is not a number and no convert was given")
+                raise ValueError(
+                    "update_rows: a row holds a value that is not a number and no convert was given"
+                )
             converted = list(convert(others))
             if len(converted) != len(others):
-                raise ValueError(f"update_rows: convert returned {len(converted)} numbers for {len(others)} values")
+                raise ValueError(
+                    f"update_rows: convert returned {len(converted)} numbers for {len(others)} values"
+                )
             numbers = iter(converted)
         for key, value, count in checked:
             self.update(key, float(next(numbers) if value is None else value), count)
@@ -180,7 +200,10 @@ class PyLogBuffer:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data state of every key (bounded by ``capacity`` per key)."""
-        return {"capacity": self.capacity, "keys": {key: self.key_state_dict(key) for key in self._series}}
+        return {
+            "capacity": self.capacity,
+            "keys": {key: self.key_state_dict(key) for key in self._series},
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Replace every key's history by a :meth:`state_dict`."""

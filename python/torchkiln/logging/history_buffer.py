@@ -34,11 +34,13 @@ _PLAIN = (int, float)
 
 def new_log_buffer(capacity: int = DEFAULT_MAX_LENGTH) -> Any:
     """A log buffer with ``capacity`` entries per key: native when available, else Python."""
+    native_cls: Any
     try:
-        from torchkiln import _native  # type: ignore[attr-defined]
+        from torchkiln import _native
+
+        native_cls = getattr(_native, "LogBuffer", None)
     except ImportError:
-        _native = None
-    native_cls = getattr(_native, "LogBuffer", None)
+        native_cls = None
     if native_cls is not None and all(hasattr(native_cls, name) for name in REQUIRED_METHODS):
         return native_cls(capacity)
     return PyLogBuffer(capacity)
@@ -62,7 +64,9 @@ def _to_python(value: Any) -> Any:
     if hasattr(value, "detach"):  # a torch.Tensor: shape checks read metadata only
         if value.ndim:  # stored 0-d, so a read stacks them without reshaping each
             if value.numel() != 1:
-                raise ValueError(f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}"
+                )
             value = value.reshape(())
         return value.detach() if value.requires_grad else value  # detach() costs a new tensor
     return float(value)
@@ -166,7 +170,9 @@ class HistoryBuffer:
         values = list(log_history)
         counts = list(count_history) if count_history is not None else [1] * len(values)
         if len(counts) != len(values):
-            raise ValueError(f"log_history has {len(values)} values but count_history {len(counts)}")
+            raise ValueError(
+                f"log_history has {len(values)} values but count_history {len(counts)}"
+            )
         for value, count in zip(values, counts):
             self.update(value, count)
 

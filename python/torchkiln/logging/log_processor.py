@@ -84,16 +84,22 @@ class LogProcessor:
         mean_pattern: str = r".*(loss|time|data_time|grad_norm).*",
     ) -> None:
         if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
-            raise ConfigError(f"log_processor.window_size must be a positive int, got {window_size!r}",
-                              where="log_processor.window_size")
+            raise ConfigError(
+                f"log_processor.window_size must be a positive int, got {window_size!r}",
+                where="log_processor.window_size",
+            )
         if isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 0:
-            raise ConfigError(f"log_processor.num_digits must be an int >= 0, got {num_digits!r}",
-                              where="log_processor.num_digits")
+            raise ConfigError(
+                f"log_processor.num_digits must be an int >= 0, got {num_digits!r}",
+                where="log_processor.num_digits",
+            )
         try:
             self._mean_re = re.compile(mean_pattern)
         except re.error as exc:
-            raise ConfigError(f"log_processor.mean_pattern is not a valid regular expression: {exc}",
-                              where="log_processor.mean_pattern") from None
+            raise ConfigError(
+                f"log_processor.mean_pattern is not a valid regular expression: {exc}",
+                where="log_processor.mean_pattern",
+            ) from None
         self.window_size = window_size
         self.by_epoch = by_epoch
         self.num_digits = num_digits
@@ -112,35 +118,57 @@ class LogProcessor:
                 raise ConfigError(f"custom_cfg items must be dicts, got {item!r}", where=where)
             for key in item:
                 if key not in _CUSTOM_KEYS:
-                    raise ConfigError(f"unknown custom_cfg key {key!r}", where=f"{where}.{key}",
-                                      hint=did_you_mean(key, _CUSTOM_KEYS) or "keys: " + ", ".join(_CUSTOM_KEYS))
+                    raise ConfigError(
+                        f"unknown custom_cfg key {key!r}",
+                        where=f"{where}.{key}",
+                        hint=did_you_mean(key, _CUSTOM_KEYS) or "keys: " + ", ".join(_CUSTOM_KEYS),
+                    )
             if not isinstance(item.get("data_src"), str):
-                raise ConfigError("custom_cfg items need data_src: the logged name, e.g. 'loss'", where=where)
+                raise ConfigError(
+                    "custom_cfg items need data_src: the logged name, e.g. 'loss'", where=where
+                )
             method = item.get("method")
             if method not in _METHODS:
-                raise ConfigError(f"custom_cfg method must be one of {', '.join(_METHODS)}, got {method!r}",
-                                  where=f"{where}.method", hint=did_you_mean(str(method), _METHODS))
+                raise ConfigError(
+                    f"custom_cfg method must be one of {', '.join(_METHODS)}, got {method!r}",
+                    where=f"{where}.method",
+                    hint=did_you_mean(str(method), _METHODS),
+                )
             window = item.get("window_size", self.window_size)
             if window == "epoch" and not self.by_epoch:
-                raise ConfigError("window_size 'epoch' needs by_epoch=True", where=f"{where}.window_size",
-                                  hint="use an int or 'global' for iteration-based training")
+                raise ConfigError(
+                    "window_size 'epoch' needs by_epoch=True",
+                    where=f"{where}.window_size",
+                    hint="use an int or 'global' for iteration-based training",
+                )
             if window not in ("epoch", "global") and (
                 isinstance(window, bool) or not isinstance(window, int) or window < 1
             ):
-                raise ConfigError(f"window_size must be a positive int, 'epoch' or 'global', got {window!r}",
-                                  where=f"{where}.window_size")
+                raise ConfigError(
+                    f"window_size must be a positive int, 'epoch' or 'global', got {window!r}",
+                    where=f"{where}.window_size",
+                )
             log_name = item.get("log_name")
             if log_name is None:
                 if item["data_src"] in replaced:
-                    raise ConfigError(f"data_src {item['data_src']!r} is replaced twice",
-                                      where=where, hint="give one of the two items a log_name")
+                    raise ConfigError(
+                        f"data_src {item['data_src']!r} is replaced twice",
+                        where=where,
+                        hint="give one of the two items a log_name",
+                    )
                 replaced.add(item["data_src"])
             elif log_name in names:
                 raise ConfigError(f"log_name {log_name!r} is used twice", where=f"{where}.log_name")
             else:
                 names.add(log_name)
-            checked.append({"data_src": item["data_src"], "method": method, "window_size": window,
-                            "log_name": log_name or item["data_src"]})
+            checked.append(
+                {
+                    "data_src": item["data_src"],
+                    "method": method,
+                    "window_size": window,
+                    "log_name": log_name or item["data_src"],
+                }
+            )
         return checked
 
     # ------------------------------------------------------------------ statistics
@@ -153,12 +181,15 @@ class LogProcessor:
             window = max(epoch_window, 1)
         return getattr(buffer, method)(window)
 
-    def _apply_custom(self, scalars: Mapping[str, Any], prefix: str, values: dict[str, Any],
-                      epoch_window: int) -> None:
+    def _apply_custom(
+        self, scalars: Mapping[str, Any], prefix: str, values: dict[str, Any], epoch_window: int
+    ) -> None:
         for item in self.custom_cfg:
             buffer = scalars.get(prefix + item["data_src"])
             if buffer is not None:
-                values[item["log_name"]] = self._statistic(buffer, item["method"], item["window_size"], epoch_window)
+                values[item["log_name"]] = self._statistic(
+                    buffer, item["method"], item["window_size"], epoch_window
+                )
 
     def _format(self, name: str, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -193,7 +224,9 @@ class LogProcessor:
         return f"Epoch({mode}) [{position}]"
 
     # ------------------------------------------------------------------ lines
-    def get_log_after_iter(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict[str, Any], str]:
+    def get_log_after_iter(
+        self, runner: Any, batch_idx: int, mode: str
+    ) -> tuple[dict[str, Any], str]:
         """The tag and the log line after iteration ``batch_idx`` of ``mode``.
 
         Train lines show every ``train/`` scalar (smoothed when it matches ``mean_pattern``),
@@ -209,13 +242,15 @@ class LogProcessor:
         scalars = runner.message_hub.log_scalars
         prefix = f"{mode}/"
         if mode == "train":
-            names = [key[len(prefix):] for key in scalars if key.startswith(prefix)]
+            names = [key[len(prefix) :] for key in scalars if key.startswith(prefix)]
         else:  # per-iteration numbers only; metrics belong to the epoch line
             names = [name for name in _TIMING if prefix + name in scalars]
         values: dict[str, Any] = {}
         for name in names:
             buffer = scalars[prefix + name]
-            values[name] = buffer.mean(self.window_size) if self._mean_re.search(name) else buffer.current()
+            values[name] = (
+                buffer.mean(self.window_size) if self._mean_re.search(name) else buffer.current()
+            )
         self._apply_custom(scalars, prefix, values, batch_idx + 1)
 
         if mode == "train" and not self.by_epoch:
@@ -238,7 +273,9 @@ class LogProcessor:
         if memory is not None:
             items.append(f"memory: {memory}")
         items.extend(
-            self._format(name, value) for name, value in values.items() if not _is_lr(name) and name not in _TIMING
+            self._format(name, value)
+            for name, value in values.items()
+            if not _is_lr(name) and name not in _TIMING
         )
         tag = self._tag(values, mode)
         if memory is not None:
@@ -268,7 +305,7 @@ class LogProcessor:
         for key, buffer in scalars.items():
             if not key.startswith(prefix):
                 continue
-            name = key[len(prefix):]
+            name = key[len(prefix) :]
             if name in _TIMING:
                 timing[name] = buffer.mean(max(batch_idx, 1))
             else:
@@ -279,10 +316,12 @@ class LogProcessor:
                 timing[name] = values.pop(name)
         if with_non_scalar:
             for key, value in hub.runtime_info.items():
-                if key.startswith(prefix) and key[len(prefix):] not in values:
-                    values[key[len(prefix):]] = value
+                if key.startswith(prefix) and key[len(prefix) :] not in values:
+                    values[key[len(prefix) :]] = value
 
         items = [self._format(name, value) for name, value in values.items()]
-        items.extend(self._format(name, timing[name]) for name in ("data_time", "time") if name in timing)
+        items.extend(
+            self._format(name, timing[name]) for name in ("data_time", "time") if name in timing
+        )
         header = self._header(runner, mode, batch_idx, self._dataloader_len(runner, mode))
         return self._tag({**values, **timing}, mode), "  ".join([header, *items])

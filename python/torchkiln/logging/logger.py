@@ -29,7 +29,12 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
-from structlog.contextvars import bind_contextvars, get_contextvars, merge_contextvars, unbind_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    get_contextvars,
+    merge_contextvars,
+    unbind_contextvars,
+)
 from structlog.stdlib import ProcessorFormatter
 
 from torchkiln.errors import ConfigError, did_you_mean
@@ -52,7 +57,9 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RUN_CONTEXT = ("epoch", "iter", "mode")
 _MAX_REMEMBERED = 10_000  # warning texts kept for de-duplication
 
-_TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=False)  # local time, like the console
+_TIMESTAMPER = structlog.processors.TimeStamper(
+    fmt="iso", utc=False
+)  # local time, like the console
 
 _current: Any = None
 _handlers: list[logging.Handler] = []
@@ -66,8 +73,11 @@ def _level(level: int | str) -> int:
         return level
     if isinstance(level, str) and level.upper() in _LEVELS:
         return logging.getLevelName(level.upper())
-    raise ConfigError(f"unknown log level {level!r}", where="log_level",
-                      hint=did_you_mean(str(level).upper(), _LEVELS) or "one of " + ", ".join(_LEVELS))
+    raise ConfigError(
+        f"unknown log level {level!r}",
+        where="log_level",
+        hint=did_you_mean(str(level).upper(), _LEVELS) or "one of " + ", ".join(_LEVELS),
+    )
 
 
 def _remember(seen: set[str], text: str) -> bool:
@@ -80,9 +90,13 @@ def _remember(seen: set[str], text: str) -> bool:
     return True
 
 
-def drop_repeated_warnings(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+def drop_repeated_warnings(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> Any:
     """structlog processor: drop a warning whose text was already logged."""
-    if method_name in ("warning", "warn") and not _remember(_seen_warnings, str(event_dict.get("event"))):
+    if method_name in ("warning", "warn") and not _remember(
+        _seen_warnings, str(event_dict.get("event"))
+    ):
         raise structlog.DropEvent
     return event_dict
 
@@ -111,7 +125,7 @@ def _add_run_context(logger: Any, method_name: str, event_dict: MutableMapping[s
         return event_dict
     try:
         context = source()
-    except Exception:  # noqa: BLE001 - a record is never lost because its context is
+    except Exception:  # a record is never lost because its context is
         return event_dict
     for key in _RUN_CONTEXT:
         value = context.get(key)
@@ -132,7 +146,7 @@ class _StdoutHandler(logging.Handler):
             stream.flush()
         except RecursionError:
             raise
-        except Exception:  # noqa: BLE001 - logging's own policy
+        except Exception:  # logging's own policy
             self.handleError(record)
 
     def flush(self) -> None:
@@ -154,7 +168,7 @@ class _JsonlHandler(logging.Handler):
             self.writer.write_line(self.format(record))
         except RecursionError:
             raise
-        except Exception:  # noqa: BLE001 - logging's own policy
+        except Exception:  # logging's own policy
             self.handleError(record)
 
     def flush(self) -> None:
@@ -182,9 +196,11 @@ def _plain_renderer(rank: int) -> Any:
 
 
 def _formatter(*processors: Any) -> ProcessorFormatter:
-    pre_chain = [merge_contextvars, structlog.stdlib.add_log_level, _TIMESTAMPER]
-    return ProcessorFormatter(processors=[ProcessorFormatter.remove_processors_meta, *processors],
-                              foreign_pre_chain=pre_chain)
+    pre_chain: list[Any] = [merge_contextvars, structlog.stdlib.add_log_level, _TIMESTAMPER]
+    return ProcessorFormatter(
+        processors=[ProcessorFormatter.remove_processors_meta, *processors],
+        foreign_pre_chain=pre_chain,
+    )
 
 
 def _console_formatter(tty: bool, rank: int) -> ProcessorFormatter:
@@ -245,11 +261,17 @@ def setup_logging(
         os.makedirs(log_dir, exist_ok=True)
         stamp = timestamp or time.strftime("%Y%m%d_%H%M%S")
         json_file = _JsonlHandler(os.path.join(log_dir, "log.jsonl"))
-        json_file.setFormatter(_formatter(_add_run_context, structlog.processors.format_exc_info,
-                                          structlog.processors.JSONRenderer(default=str)))
+        json_file.setFormatter(
+            _formatter(
+                _add_run_context,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(default=str),
+            )
+        )
         text_file = logging.FileHandler(os.path.join(log_dir, f"{stamp}.log"), encoding="utf-8")
-        text_file.setFormatter(_formatter(_hide_context, structlog.processors.format_exc_info,
-                                          _plain_renderer(rank)))
+        text_file.setFormatter(
+            _formatter(_hide_context, structlog.processors.format_exc_info, _plain_renderer(rank))
+        )
         _handlers.extend([json_file, text_file])
     for handler in _handlers:
         std.addHandler(handler)
@@ -310,5 +332,7 @@ def print_log(msg: str, logger: Any = None, level: int | str = "INFO") -> None:
     target = get_logger() if isinstance(logger, str) else logger
     numeric = _level(level)
     name = logging.getLevelName(numeric).lower()
-    method = getattr(target, name if name in ("debug", "info", "warning", "error", "critical") else "info")
+    method = getattr(
+        target, name if name in ("debug", "info", "warning", "error", "critical") else "info"
+    )
     method(msg)

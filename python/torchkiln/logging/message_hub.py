@@ -110,7 +110,9 @@ class MessageHub:
             return
         buffer.update(value, count)
 
-    def update_scalars(self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True) -> None:
+    def update_scalars(
+        self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True
+    ) -> None:
         """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``."""
         for key, value in log_dict.items():
             if isinstance(value, Mapping):
@@ -126,7 +128,10 @@ class MessageHub:
         buffer = self._log_scalars.get(key)
         if buffer is None:
             hint = did_you_mean(key, self._log_scalars)
-            raise KeyError(f"no scalar {key!r} in message hub {self.instance_name!r}" + (f"; {hint}" if hint else ""))
+            raise KeyError(
+                f"no scalar {key!r} in message hub {self.instance_name!r}"
+                + (f"; {hint}" if hint else "")
+            )
         return buffer
 
     @property
@@ -165,7 +170,9 @@ class MessageHub:
         if self._pending.entries:
             self._pending.flush()
         scalars = {
-            key: buffer.state_dict() for key, buffer in self._log_scalars.items() if self._resumed_keys.get(key, True)
+            key: buffer.state_dict()
+            for key, buffer in self._log_scalars.items()
+            if self._resumed_keys.get(key, True)
         }
         info = {
             key: value
@@ -181,7 +188,9 @@ class MessageHub:
         for key, key_state in state.get("log_scalars", {}).items():
             buffer = self._log_scalars.get(key)
             if buffer is None:
-                buffer = self._log_scalars[key] = HistoryBuffer._view(self._store, key, self._pending)
+                buffer = self._log_scalars[key] = HistoryBuffer._view(
+                    self._store, key, self._pending
+                )
                 self._resumed_keys[key] = True
             buffer.load_state_dict(key_state)
         for key, value in state.get("runtime_info", {}).items():

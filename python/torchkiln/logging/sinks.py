@@ -94,7 +94,7 @@ class _PyJsonlSink:
 
 def _sink_class() -> Any:
     try:
-        from torchkiln._native import JsonlSink  # type: ignore[attr-defined]
+        from torchkiln._native import JsonlSink
     except ImportError:
         return _PyJsonlSink
     return JsonlSink
@@ -110,7 +110,9 @@ class JsonlWriter:
     ``write(record)`` costs one ``json.dumps`` and a memory copy; it never waits on the disk.
     """
 
-    def __init__(self, path: str | os.PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], flush_interval_s: float = 1.0, max_buffered: int = 1000
+    ) -> None:
         self.path = os.fspath(path)
         folder = os.path.dirname(self.path)
         if folder:
@@ -181,7 +183,7 @@ def unregister_flushable(obj: Any) -> None:
 def _report(what: Any, exc: BaseException) -> None:
     try:
         sys.stderr.write(f"torchkiln: flushing {what!r} failed: {exc}\n")
-    except Exception:  # noqa: BLE001,S110 - stderr itself may be gone at shutdown
+    except Exception:  # stderr itself may be gone at shutdown
         pass
 
 
@@ -200,13 +202,13 @@ def flush_all() -> None:
     for obj in flushables:
         try:
             obj.flush()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _report(obj, exc)
     for writer in writers:
         try:
             if not writer.closed:
                 writer.flush()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _report(writer, exc)
 
 
@@ -216,7 +218,7 @@ def close_all() -> None:
     for writer in open_writers():
         try:
             writer.close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _report(writer, exc)
 
 

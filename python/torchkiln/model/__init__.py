@@ -5,8 +5,9 @@ Names are resolved lazily on first access, so importing the package does not imp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 _BM = "torchkiln.model.base_module"
 _WI = "torchkiln.model.weight_init"
@@ -65,41 +66,50 @@ __getattr__, __dir__ = lazy_exports("torchkiln.model", _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.model.averaged_model import (
-        BaseAveragedModel,
-        ExponentialMovingAverage,
-        MomentumAnnealingEMA,
-        StochasticWeightAverage,
+        BaseAveragedModel as BaseAveragedModel,
+        ExponentialMovingAverage as ExponentialMovingAverage,
+        MomentumAnnealingEMA as MomentumAnnealingEMA,
+        StochasticWeightAverage as StochasticWeightAverage,
     )
-    from torchkiln.model.base_model import BaseModel
-    from torchkiln.model.base_module import BaseModule, ModuleDict, ModuleList, Sequential
-    from torchkiln.model.data_preprocessor import BaseDataPreprocessor, ImgDataPreprocessor, stack_batch
-    from torchkiln.model.demo_models import DigitsCNN, DigitsMLP
+    from torchkiln.model.base_model import BaseModel as BaseModel
+    from torchkiln.model.base_module import (
+        BaseModule as BaseModule,
+        ModuleDict as ModuleDict,
+        ModuleList as ModuleList,
+        Sequential as Sequential,
+    )
+    from torchkiln.model.data_preprocessor import (
+        BaseDataPreprocessor as BaseDataPreprocessor,
+        ImgDataPreprocessor as ImgDataPreprocessor,
+        stack_batch as stack_batch,
+    )
+    from torchkiln.model.demo_models import DigitsCNN as DigitsCNN, DigitsMLP as DigitsMLP
     from torchkiln.model.weight_init import (
-        BaseInit,
-        Caffe2XavierInit,
-        ConstantInit,
-        KaimingInit,
-        NormalInit,
-        PretrainedInit,
-        TruncNormalInit,
-        UniformInit,
-        XavierInit,
-        bias_init_with_prob,
-        caffe2_xavier_init,
-        constant_init,
-        initialize,
-        kaiming_init,
-        normal_init,
-        trunc_normal_init,
-        uniform_init,
-        xavier_init,
+        BaseInit as BaseInit,
+        Caffe2XavierInit as Caffe2XavierInit,
+        ConstantInit as ConstantInit,
+        KaimingInit as KaimingInit,
+        NormalInit as NormalInit,
+        PretrainedInit as PretrainedInit,
+        TruncNormalInit as TruncNormalInit,
+        UniformInit as UniformInit,
+        XavierInit as XavierInit,
+        bias_init_with_prob as bias_init_with_prob,
+        caffe2_xavier_init as caffe2_xavier_init,
+        constant_init as constant_init,
+        initialize as initialize,
+        kaiming_init as kaiming_init,
+        normal_init as normal_init,
+        trunc_normal_init as trunc_normal_init,
+        uniform_init as uniform_init,
+        xavier_init as xavier_init,
     )
     from torchkiln.model.wrappers import (
-        KilnDistributedDataParallel,
-        KilnSeparateDistributedDataParallel,
-        MMDistributedDataParallel,
-        MMSeparateDistributedDataParallel,
-        is_model_wrapper,
-        unwrap_model,
-        wrap_model,
+        KilnDistributedDataParallel as KilnDistributedDataParallel,
+        KilnSeparateDistributedDataParallel as KilnSeparateDistributedDataParallel,
+        MMDistributedDataParallel as MMDistributedDataParallel,
+        MMSeparateDistributedDataParallel as MMSeparateDistributedDataParallel,
+        is_model_wrapper as is_model_wrapper,
+        unwrap_model as unwrap_model,
+        wrap_model as wrap_model,
     )

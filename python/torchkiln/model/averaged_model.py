@@ -48,7 +48,7 @@ class _Slots:
     __slots__ = ("slots",)
 
     def __init__(self, module: nn.Module, names: Sequence[str]) -> None:
-        slots = []
+        slots: list[tuple[dict[str, Any], str]] = []
         for name in names:
             prefix, _, key = name.rpartition(".")
             try:
@@ -92,7 +92,9 @@ class _UpdatePlan:
         self.move: list[bool] | None = None
         self.move_bufs: list[bool] = []
 
-    def source_tensors(self, averaged: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    def source_tensors(
+        self, averaged: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """``(source, averaged buffers, source buffers)``, sources on the averaged tensors' devices.
 
         Which tensors need a copy is decided once, and again when the source model moved.
@@ -107,8 +109,13 @@ class _UpdatePlan:
             self.move_bufs = [s.device != a.device for a, s in zip(avg_bufs, source_bufs)]
             self.any_move = any(self.move) or any(self.move_bufs)
         if self.any_move:
-            source = [_to_device(s, a.device) if m else s for a, s, m in zip(averaged, source, self.move)]
-            source_bufs = [_to_device(s, a.device) if m else s for a, s, m in zip(avg_bufs, source_bufs, self.move_bufs)]
+            source = [
+                _to_device(s, a.device) if m else s for a, s, m in zip(averaged, source, self.move)
+            ]
+            source_bufs = [
+                _to_device(s, a.device) if m else s
+                for a, s, m in zip(avg_bufs, source_bufs, self.move_bufs)
+            ]
         return source, avg_bufs, source_bufs
 
 
@@ -129,6 +136,8 @@ class BaseAveragedModel(nn.Module):
     :param update_buffers: average the floating-point buffers too.
     """
 
+    steps: torch.Tensor  # a registered buffer: the number of averaged steps
+
     def __init__(
         self,
         model: nn.Module,
@@ -138,7 +147,9 @@ class BaseAveragedModel(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(interval, int) or interval < 1:
-            raise ConfigError(f"{type(self).__name__}: interval must be a positive int, got {interval!r}")
+            raise ConfigError(
+                f"{type(self).__name__}: interval must be a positive int, got {interval!r}"
+            )
         self.module = copy.deepcopy(_unwrap(model)).requires_grad_(False)
         self.interval = interval
         if device is not None:
@@ -197,7 +208,9 @@ class BaseAveragedModel(nn.Module):
         return dict(zip(names, tensors))
 
     # ------------------------------------------------------------------ averaging
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(
+        self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int
+    ) -> None:
         """Fold ``source_param`` into ``averaged_param`` in place.
 
         :param averaged_param: the averaged tensor.
@@ -261,14 +274,16 @@ class BaseAveragedModel(nn.Module):
             self._copy_plan = plan
         dst = plan[1].tensors()
         src = plan[2].tensors()
-        _copy_all(dst, [s if s.device == d.device else _to_device(s, d.device) for d, s in zip(dst, src)])
+        _copy_all(
+            dst, [s if s.device == d.device else _to_device(s, d.device) for d, s in zip(dst, src)]
+        )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the averaged model."""
         return self.module(*args, **kwargs)
 
 
-def _sync_host_steps(module: nn.Module, incompatible_keys: Any) -> None:
+def _sync_host_steps(module: Any, incompatible_keys: Any) -> None:
     module._host_steps = int(module.steps)  # one read, at load time only
     module._forget_tensors()
 
@@ -330,7 +345,9 @@ class ExponentialMovingAverage(BaseAveragedModel):
     def _momentum(self, steps: int) -> float:
         return self.momentum
 
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(
+        self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int
+    ) -> None:
         """``averaged += momentum * (source - averaged)``."""
         averaged_param.lerp_(source_param, self._momentum(steps))
 
@@ -379,7 +396,9 @@ class StochasticWeightAverage(BaseAveragedModel):
     ``averaged += (model - averaged) / (steps // interval + 1)``.
     """
 
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(
+        self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int
+    ) -> None:
         """Running-mean update."""
         averaged_param.lerp_(source_param, 1.0 / (steps // self.interval + 1))
 

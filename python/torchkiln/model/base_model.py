@@ -68,7 +68,9 @@ def run_forward(
     )
 
 
-def _explain_batch_mismatch(exc: TypeError, forward: Callable[..., Any], owner: str, data: Any, mode: str) -> None:
+def _explain_batch_mismatch(
+    exc: TypeError, forward: Callable[..., Any], owner: str, data: Any, mode: str
+) -> None:
     """Raise a clearer ``TypeError`` when the batch ``data`` cannot bind to ``forward``."""
     args, kwargs = ((), dict(data)) if isinstance(data, Mapping) else (tuple(data), {})
     _explain_mismatch(exc, forward, owner, data, args, kwargs, mode)
@@ -101,9 +103,7 @@ def _explain_mismatch(
         ) from exc
 
 
-def parse_losses(
-    losses: Any, owner: str = "model"
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def parse_losses(losses: Any, owner: str = "model") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sum the entries whose name contains ``'loss'``; return the total and detached log values.
 
     Each value is a tensor (its mean is used) or a list of tensors (the sum of their means).
@@ -130,7 +130,11 @@ def parse_losses(
     for name, value in losses.items():
         if isinstance(value, torch.Tensor):
             v = value if value.ndim == 0 and value.dtype.is_floating_point else _mean(value)
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(t, torch.Tensor) for t in value):
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(t, torch.Tensor) for t in value)
+        ):
             v = _mean(value[0])
             for t in value[1:]:
                 v = v + _mean(t)
@@ -200,7 +204,7 @@ class BaseModel(BaseModule):
         failed lookup on every training step.
         """
         try:
-            return self._modules["data_preprocessor"]  # type: ignore[return-value]
+            return self._modules["data_preprocessor"]  # type: ignore[return-value]  # always set
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no data_preprocessor yet") from None
 
@@ -208,7 +212,9 @@ class BaseModel(BaseModule):
     def data_preprocessor(self, value: Any) -> None:
         # nn.Module.__setattr__ stores modules (and None over a module) itself; anything
         # else reaches this setter.
-        raise TypeError(f"{type(self).__name__}.data_preprocessor must be an nn.Module, got {type(value).__name__}")
+        raise TypeError(
+            f"{type(self).__name__}.data_preprocessor must be an nn.Module, got {type(value).__name__}"
+        )
 
     @abstractmethod
     def forward(self, inputs: Any, data_samples: Any = None, mode: str = "tensor") -> Any:

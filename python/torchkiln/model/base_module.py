@@ -40,7 +40,9 @@ class _InitRecorder:
         # name -> (description, tensor version when recorded)
         self.info: dict[str, tuple[str, int]] = {}
 
-    def _record_changes(self, params: list[nn.Parameter], before: list[int], what: str, keep_newer: bool) -> None:
+    def _record_changes(
+        self, params: list[nn.Parameter], before: list[int], what: str, keep_newer: bool
+    ) -> None:
         for p, version in zip(params, before):
             now = p._version
             if now == version:
@@ -59,7 +61,9 @@ class _InitRecorder:
             params = list(module.parameters())
             before = [p._version for p in params]
             init(module)
-            self._record_changes(params, before, f"{init.describe()} (init_cfg of {type(owner).__name__})", False)
+            self._record_changes(
+                params, before, f"{init.describe()} (init_cfg of {type(owner).__name__})", False
+            )
 
         return run
 
@@ -67,7 +71,7 @@ class _InitRecorder:
         """Run ``child.init_weights()``; record changes not already recorded more precisely."""
         params = list(child.parameters())
         before = [p._version for p in params]
-        child.init_weights()
+        child.init_weights()  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
         self._record_changes(params, before, f"init_weights() of {type(child).__name__}", True)
 
 
@@ -76,15 +80,22 @@ _RECORDER: ContextVar[_InitRecorder | None] = ContextVar("torchkiln_init_recorde
 
 def _is_pretrained(cfg: Mapping[str, Any]) -> bool:
     kind = cfg.get("type")
-    return kind == "Pretrained" or kind is PretrainedInit or (isinstance(kind, str) and kind.endswith("::Pretrained"))
+    return (
+        kind == "Pretrained"
+        or kind is PretrainedInit
+        or (isinstance(kind, str) and kind.endswith("::Pretrained"))
+    )
 
 
 def _init_targets(module: nn.Module) -> Iterator[nn.Module]:
     """Children that initialise themselves, looking through plain containers and wrappers."""
     for child in module.children():
         target = child
-        if not hasattr(target, "init_weights") and isinstance(getattr(target, "module", None), nn.Module):
-            target = target.module  # a model wrapper (DDP) around a BaseModule
+        if not hasattr(target, "init_weights") and isinstance(
+            getattr(target, "module", None), nn.Module
+        ):
+            # a model wrapper (DDP) around a BaseModule
+            target = target.module  # type: ignore[assignment]  # nn.Module types attribute access as Tensor | Module
         if callable(getattr(target, "init_weights", None)):
             yield target
         else:
@@ -102,7 +113,11 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         super().__init__()
         if init_cfg is not None:
             _as_cfg_list(init_cfg)  # fail at construction on a malformed init_cfg
-            init_cfg = [dict(c) for c in init_cfg] if isinstance(init_cfg, (list, tuple)) else dict(init_cfg)
+            init_cfg = (
+                [dict(c) for c in init_cfg]
+                if isinstance(init_cfg, (list, tuple))
+                else dict(init_cfg)
+            )
         self.init_cfg = init_cfg
         self._is_init = False
         self._params_init_info: dict[str, str] = {}
@@ -148,7 +163,9 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
             if token is not None:
                 _RECORDER.reset(token)
                 self._params_init_info = {name: what for name, (what, _) in recorder.info.items()}
-                logger.debug("weight initialisation of %s:\n%s", type(self).__name__, self.format_init_info())
+                logger.debug(
+                    "weight initialisation of %s:\n%s", type(self).__name__, self.format_init_info()
+                )
 
     def params_init_info(self) -> dict[str, str]:
         """For every parameter name, what initialised it in the last top-level ``init_weights()``.
@@ -170,7 +187,7 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
         info = self.params_init_info()
         shapes = {n: tuple(p.shape) for n, p in self.named_parameters()}
         width = max((len(n) for n in info), default=0)
-        return "\n".join(f"{n:<{width}}  {str(shapes[n]):<16} {what}" for n, what in info.items())
+        return "\n".join(f"{n:<{width}}  {shapes[n]!s:<16} {what}" for n, what in info.items())
 
     def extra_repr(self) -> str:
         """Shows ``init_cfg`` next to the usual module summary."""
@@ -187,7 +204,9 @@ class Sequential(BaseModule, nn.Sequential):
     :param init_cfg: initializer config(s).
     """
 
-    def __init__(self, *args: nn.Module, init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None):
+    def __init__(
+        self, *args: nn.Module, init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None
+    ):
         BaseModule.__init__(self, init_cfg)
         nn.Sequential.__init__(self, *args)
 
@@ -199,7 +218,11 @@ class ModuleList(BaseModule, nn.ModuleList):
     :param init_cfg: initializer config(s).
     """
 
-    def __init__(self, modules: Any = None, init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None):
+    def __init__(
+        self,
+        modules: Any = None,
+        init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    ):
         BaseModule.__init__(self, init_cfg)
         nn.ModuleList.__init__(self, modules)
 
@@ -211,6 +234,10 @@ class ModuleDict(BaseModule, nn.ModuleDict):
     :param init_cfg: initializer config(s).
     """
 
-    def __init__(self, modules: Any = None, init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None):
+    def __init__(
+        self,
+        modules: Any = None,
+        init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    ):
         BaseModule.__init__(self, init_cfg)
         nn.ModuleDict.__init__(self, modules)

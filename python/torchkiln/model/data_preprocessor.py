@@ -59,7 +59,7 @@ class BaseDataPreprocessor(nn.Module):
             try:
                 probe = fn(torch.empty(0, device=source))
                 break
-            except Exception:  # noqa: BLE001 - a probe failure must never break the move
+            except Exception:  # a probe failure must never break the move
                 continue
         if isinstance(probe, torch.Tensor):
             self._device = probe.device
@@ -139,7 +139,9 @@ def stack_batch(
     first = tensors[0]
     if any(t.dim() != first.dim() or t.shape[0] != first.shape[0] for t in tensors):
         shapes = [tuple(t.shape) for t in tensors]
-        raise ValueError(f"stack_batch needs tensors with the same channels and dimensions, got {shapes}")
+        raise ValueError(
+            f"stack_batch needs tensors with the same channels and dimensions, got {shapes}"
+        )
     spatial = [max(t.shape[d] for t in tensors) for d in range(1, first.dim())]
     if pad_size_divisor > 1:
         spatial = [math.ceil(s / pad_size_divisor) * pad_size_divisor for s in spatial]
@@ -147,7 +149,8 @@ def stack_batch(
         return torch.stack(list(tensors))
     out = first.new_full((len(tensors), first.shape[0], *spatial), pad_value)
     for i, t in enumerate(tensors):
-        out[(i, slice(None), *(slice(0, s) for s in t.shape[1:]))] = t
+        index: tuple[int | slice, ...] = (i, slice(None), *(slice(0, s) for s in t.shape[1:]))
+        out[index] = t
     return out
 
 
@@ -174,6 +177,9 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         :class:`BaseDataPreprocessor`, which says why).
     """
 
+    mean: torch.Tensor  # registered buffers, present when normalising
+    std: torch.Tensor
+
     def __init__(
         self,
         mean: Sequence[float] | None = None,
@@ -193,13 +199,17 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         if (mean is None) != (std is None):
             raise ConfigError("ImgDataPreprocessor: give both mean and std, or neither")
         if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
-            raise ConfigError(f"ImgDataPreprocessor: pad_size_divisor must be a positive int, got {pad_size_divisor!r}")
+            raise ConfigError(
+                f"ImgDataPreprocessor: pad_size_divisor must be a positive int, got {pad_size_divisor!r}"
+            )
         self._normalize = mean is not None
         if mean is not None and std is not None:
             mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
             std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
             if mean_t.numel() != std_t.numel():
-                raise ConfigError(f"ImgDataPreprocessor: mean has {mean_t.numel()} values, std {std_t.numel()}")
+                raise ConfigError(
+                    f"ImgDataPreprocessor: mean has {mean_t.numel()} values, std {std_t.numel()}"
+                )
             if bool((std_t == 0).any()):
                 raise ConfigError("ImgDataPreprocessor: std must not contain zeros")
             self.register_buffer("mean", mean_t.view(-1, 1, 1), persistent=False)
@@ -246,7 +256,11 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
                     f"ImgDataPreprocessor expects inputs of shape (N, C, H, W), got {tuple(inputs.shape)}"
                 )
             return self._pad(self._convert(inputs))
-        if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, torch.Tensor) for t in inputs):
+        if (
+            isinstance(inputs, (list, tuple))
+            and inputs
+            and all(isinstance(t, torch.Tensor) for t in inputs)
+        ):
             if any(t.dim() != 3 for t in inputs):
                 raise ValueError(
                     "ImgDataPreprocessor expects a list of (C, H, W) tensors, got shapes "
@@ -254,7 +268,9 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
                 )
             if all(t.shape == inputs[0].shape for t in inputs):
                 return self._pad(self._convert(torch.stack(list(inputs))))
-            return stack_batch([self._convert(t) for t in inputs], self.pad_size_divisor, self.pad_value)
+            return stack_batch(
+                [self._convert(t) for t in inputs], self.pad_size_divisor, self.pad_value
+            )
         raise TypeError(
             "ImgDataPreprocessor expects inputs as an (N, C, H, W) tensor or a list of (C, H, W) tensors, "
             f"got {type(inputs).__name__}"
@@ -268,7 +284,9 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         """
         if isinstance(data, Mapping):
             if "inputs" not in data:
-                raise KeyError(f"ImgDataPreprocessor expects a batch dict with an 'inputs' key, got keys {sorted(data)}")
+                raise KeyError(
+                    f"ImgDataPreprocessor expects a batch dict with an 'inputs' key, got keys {sorted(data)}"
+                )
             data = self.cast_data(data)
             out = dict(data)
             out["inputs"] = self.process_inputs(data["inputs"])

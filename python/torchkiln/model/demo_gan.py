@@ -27,16 +27,27 @@ class DigitsGAN(BaseModel):
     :param data_preprocessor: preprocessor module or config.
     """
 
-    def __init__(self, noise_dim: int = 16, hidden: int = 64, data_preprocessor: Mapping[str, Any] | nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        noise_dim: int = 16,
+        hidden: int = 64,
+        data_preprocessor: Mapping[str, Any] | nn.Module | None = None,
+    ) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         self.noise_dim = noise_dim
-        self.generator = nn.Sequential(nn.Linear(noise_dim, hidden), nn.ReLU(), nn.Linear(hidden, 64))
-        self.discriminator = nn.Sequential(nn.Linear(64, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+        self.generator = nn.Sequential(
+            nn.Linear(noise_dim, hidden), nn.ReLU(), nn.Linear(hidden, 64)
+        )
+        self.discriminator = nn.Sequential(
+            nn.Linear(64, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
+        )
 
     def _noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.noise_dim, device=like.device, dtype=like.dtype)
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None, mode: str = "tensor") -> Any:
+    def forward(
+        self, inputs: torch.Tensor, labels: torch.Tensor | None = None, mode: str = "tensor"
+    ) -> Any:
         """'tensor' and 'predict' generate as many samples as ``inputs`` has rows."""
         fake = self.generator(self._noise(inputs.shape[0], inputs.float()))
         if mode == "predict":
@@ -55,9 +66,14 @@ class DigitsGAN(BaseModel):
         d_wrapper.zero_grad()
         with d_wrapper.optim_context(self.discriminator):
             fake = self.generator(self._noise(real.shape[0], real)).detach()
-            loss_d = F.softplus(-self.discriminator(real)).mean() + F.softplus(self.discriminator(fake)).mean()
+            loss_d = (
+                F.softplus(-self.discriminator(real)).mean()
+                + F.softplus(self.discriminator(fake)).mean()
+            )
         d_wrapper.update_params(loss_d)
         with g_wrapper.optim_context(self.generator):
-            loss_g = F.softplus(-self.discriminator(self.generator(self._noise(real.shape[0], real)))).mean()
+            loss_g = F.softplus(
+                -self.discriminator(self.generator(self._noise(real.shape[0], real)))
+            ).mean()
         g_wrapper.update_params(loss_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}

@@ -32,7 +32,9 @@ class _Classifier(BaseModel):
     def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None, mode: str = "tensor") -> Any:
+    def forward(
+        self, inputs: torch.Tensor, labels: torch.Tensor | None = None, mode: str = "tensor"
+    ) -> Any:
         """Logits, losses or predictions, by ``mode``.
 
         :param inputs: images, (N, 64), (N, 8, 8) or (N, 1, 8, 8).
@@ -40,7 +42,9 @@ class _Classifier(BaseModel):
         :param mode: ``'tensor'``, ``'loss'`` or ``'predict'``.
         """
         if mode not in _MODES:
-            raise ValueError(f"{type(self).__name__}: unknown mode {mode!r}; expected one of {_MODES}")
+            raise ValueError(
+                f"{type(self).__name__}: unknown mode {mode!r}; expected one of {_MODES}"
+            )
         weight = next(self.parameters())
         if inputs.dtype != weight.dtype:
             inputs = inputs.to(weight.dtype)

@@ -39,12 +39,21 @@ SUPPORTED: bool = (
     and hasattr(_profiler, "_is_profiler_enabled")
     and all(
         hasattr(_module, name)
-        for name in ("_global_forward_hooks", "_global_forward_pre_hooks",
-                     "_global_backward_hooks", "_global_backward_pre_hooks")
+        for name in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+        )
     )
     and all(
         hasattr(nn.Module(), name)
-        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+        for name in (
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_backward_pre_hooks",
+        )
     )
 )
 
@@ -58,10 +67,18 @@ def forwards_directly(module: nn.Module) -> bool:
         SUPPORTED
         and type(module).__call__ is _MODULE_CALL
         and getattr(module, "_compiled_call_impl", None) is None  # set by module.compile()
-        and not (module._forward_hooks or module._forward_pre_hooks
-                 or module._backward_hooks or module._backward_pre_hooks)
-        and not (_module._global_forward_hooks or _module._global_forward_pre_hooks
-                 or _module._global_backward_hooks or _module._global_backward_pre_hooks)
+        and not (
+            module._forward_hooks
+            or module._forward_pre_hooks
+            or module._backward_hooks
+            or module._backward_pre_hooks
+        )
+        and not (
+            _module._global_forward_hooks
+            or _module._global_forward_pre_hooks
+            or _module._global_backward_hooks
+            or _module._global_backward_pre_hooks
+        )
         and not _profiler._is_profiler_enabled
-        and not _is_tracing()  # type: ignore[misc]
+        and not _is_tracing()  # type: ignore[misc]  # checked for None at import
     )

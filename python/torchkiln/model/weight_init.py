@@ -19,7 +19,7 @@ import math
 import numbers
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -89,7 +89,9 @@ def constant_init(module: nn.Module, val: float, bias: float = 0) -> None:
     _fill_bias(module, bias)
 
 
-def xavier_init(module: nn.Module, gain: float = 1, bias: float = 0, distribution: str = "normal") -> None:
+def xavier_init(
+    module: nn.Module, gain: float = 1, bias: float = 0, distribution: str = "normal"
+) -> None:
     """Xavier (Glorot) initialisation of ``module.weight``; constant ``bias``.
 
     :param module: the layer.
@@ -174,9 +176,9 @@ def kaiming_init(
     w = _tensor_attr(module, "weight")
     if w is not None:
         if distribution == "uniform":
-            nn.init.kaiming_uniform_(w, a=a, mode=mode, nonlinearity=nonlinearity)
+            nn.init.kaiming_uniform_(w, a=a, mode=mode, nonlinearity=nonlinearity)  # type: ignore[arg-type]  # config strings; torch rejects unknown ones
         else:
-            nn.init.kaiming_normal_(w, a=a, mode=mode, nonlinearity=nonlinearity)
+            nn.init.kaiming_normal_(w, a=a, mode=mode, nonlinearity=nonlinearity)  # type: ignore[arg-type]  # config strings; torch rejects unknown ones
     _fill_bias(module, bias)
 
 
@@ -186,7 +188,9 @@ def caffe2_xavier_init(module: nn.Module, bias: float = 0) -> None:
     :param module: the layer.
     :param bias: the bias value.
     """
-    kaiming_init(module, a=1, mode="fan_in", nonlinearity="leaky_relu", bias=bias, distribution="uniform")
+    kaiming_init(
+        module, a=1, mode="fan_in", nonlinearity="leaky_relu", bias=bias, distribution="uniform"
+    )
 
 
 def _check_distribution(distribution: str) -> None:
@@ -218,12 +222,20 @@ class BaseInit:
     #: applied to a whole module.
     _needs_fan: bool = False
 
-    def __init__(self, *, bias: float = 0, bias_prob: float | None = None, layer: str | list[str] | None = None):
+    def __init__(
+        self,
+        *,
+        bias: float = 0,
+        bias_prob: float | None = None,
+        layer: str | list[str] | None = None,
+    ) -> None:
         if not isinstance(bias, numbers.Real) or isinstance(bias, bool):
             raise ConfigError(f"{type(self).__name__}: bias must be a number, got {bias!r}")
         if bias_prob is not None:
             if not isinstance(bias_prob, numbers.Real) or isinstance(bias_prob, bool):
-                raise ConfigError(f"{type(self).__name__}: bias_prob must be a float, got {bias_prob!r}")
+                raise ConfigError(
+                    f"{type(self).__name__}: bias_prob must be a float, got {bias_prob!r}"
+                )
             bias = bias_init_with_prob(bias_prob)
         if layer is None:
             layers: list[str] = []
@@ -236,8 +248,8 @@ class BaseInit:
                 f"{type(self).__name__}: layer must be a class name or a list of class names, got {layer!r}",
                 hint="e.g. layer='Conv2d' or layer=['Conv2d', 'Linear']",
             )
-        self.bias = bias
-        self.layer = layers
+        self.bias: float = bias
+        self.layer: list[str] = layers
 
     def init_layer(self, module: nn.Module) -> None:
         """Initialise one layer (its own ``weight``/``bias``). Subclasses implement this."""
@@ -287,7 +299,7 @@ class ConstantInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         self.val = val
 
@@ -316,7 +328,7 @@ class XavierInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         _check_distribution(distribution)
         self.gain = gain
@@ -345,7 +357,7 @@ class NormalInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         self.mean = mean
         self.std = std
@@ -377,7 +389,7 @@ class TruncNormalInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         if a >= b:
             raise ConfigError(f"TruncNormal needs a < b, got a={a}, b={b}")
@@ -409,7 +421,7 @@ class UniformInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         if a > b:
             raise ConfigError(f"Uniform needs a <= b, got a={a}, b={b}")
@@ -445,11 +457,13 @@ class KaimingInit(BaseInit):
         bias: float = 0,
         bias_prob: float | None = None,
         layer: str | list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         _check_distribution(distribution)
         if mode not in ("fan_in", "fan_out"):
-            raise ConfigError(f"Kaiming: unknown mode {mode!r}", hint="mode is 'fan_in' or 'fan_out'")
+            raise ConfigError(
+                f"Kaiming: unknown mode {mode!r}", hint="mode is 'fan_in' or 'fan_out'"
+            )
         self.a = a
         self.mode = mode
         self.nonlinearity = nonlinearity
@@ -473,9 +487,17 @@ class KaimingInit(BaseInit):
 class Caffe2XavierInit(KaimingInit):
     """Caffe2's XavierFill: Kaiming uniform, ``a=1``, ``fan_in``, ``leaky_relu``."""
 
-    def __init__(self, bias: float = 0, bias_prob: float | None = None, layer: str | list[str] | None = None):
+    def __init__(
+        self, bias: float = 0, bias_prob: float | None = None, layer: str | list[str] | None = None
+    ):
         super().__init__(
-            a=1, mode="fan_in", nonlinearity="leaky_relu", distribution="uniform", bias=bias, bias_prob=bias_prob, layer=layer
+            a=1,
+            mode="fan_in",
+            nonlinearity="leaky_relu",
+            distribution="uniform",
+            bias=bias,
+            bias_prob=bias_prob,
+            layer=layer,
         )
 
 
@@ -494,7 +516,9 @@ def load_pretrained_state_dict(
     """
     try:
         if re.match(r"^https?://", checkpoint):
-            obj = torch.hub.load_state_dict_from_url(checkpoint, map_location=map_location, weights_only=True)
+            obj = torch.hub.load_state_dict_from_url(
+                checkpoint, map_location=map_location, weights_only=True
+            )
         else:
             obj = torch.load(checkpoint, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -512,20 +536,23 @@ def load_pretrained_state_dict(
         ) from exc
     state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
     if not isinstance(state, Mapping):
-        raise ConfigError(f"pretrained checkpoint {checkpoint!r} holds no state dict (got {type(obj).__name__})")
-    from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS
-    from torchkiln.runner.model_state import revise_state_dict
+        raise ConfigError(
+            f"pretrained checkpoint {checkpoint!r} holds no state dict (got {type(obj).__name__})"
+        )
+    from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, revise_state_dict
 
     state = revise_state_dict(state, DEFAULT_REVISE_KEYS)
     if prefix:
         head = prefix if prefix.endswith(".") else prefix + "."
-        selected = {k[len(head):]: v for k, v in state.items() if k.startswith(head)}
+        selected = {k[len(head) :]: v for k, v in state.items() if k.startswith(head)}
         if not selected:
             tops = sorted({k.split(".", 1)[0] for k in state})
             raise ConfigError(
                 f"no weights under prefix {prefix!r} in pretrained checkpoint {checkpoint!r}",
                 where="init_cfg.prefix",
-                hint=(did_you_mean(head.rstrip("."), tops) or "") + " top-level prefixes: " + ", ".join(tops[:20]),
+                hint=(did_you_mean(head.rstrip("."), tops) or "")
+                + " top-level prefixes: "
+                + ", ".join(tops[:20]),
             )
         state = selected
     return dict(state)
@@ -547,7 +574,9 @@ class PretrainedInit:
 
     wholemodule: bool = False
 
-    def __init__(self, checkpoint: str, prefix: str | None = None, map_location: str | None = "cpu"):
+    def __init__(
+        self, checkpoint: str, prefix: str | None = None, map_location: str | None = "cpu"
+    ):
         self.checkpoint = checkpoint
         self.prefix = prefix
         self.map_location = map_location
@@ -557,9 +586,13 @@ class PretrainedInit:
         from torchkiln.runner.model_state import load_model_state
 
         state = load_pretrained_state_dict(self.checkpoint, self.prefix, self.map_location)
-        report = load_model_state(module, state, strict=False, revise_keys=(), source=self.checkpoint)
+        report = load_model_state(
+            module, state, strict=False, revise_keys=(), source=self.checkpoint
+        )
         if not report.clean:
-            logger.warning("pretrained %s into %s: %s", self.checkpoint, type(module).__name__, report.format())
+            logger.warning(
+                "pretrained %s into %s: %s", self.checkpoint, type(module).__name__, report.format()
+            )
 
     def describe(self) -> str:
         """One line naming the checkpoint, for init reports."""
@@ -615,7 +648,11 @@ def _apply(module: nn.Module, init: Any, wholemodule: bool, record: Any) -> None
         record(module, init)
 
 
-def initialize(module: nn.Module, init_cfg: Mapping[str, Any] | list[Mapping[str, Any]], _record: Any = None) -> None:
+def initialize(
+    module: nn.Module,
+    init_cfg: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    _record: Any = None,
+) -> None:
     """Initialise ``module`` from an ``init_cfg`` (a dict or a list of dicts).
 
     Each entry applies its initializer to the layers named by ``layer`` (anywhere in
@@ -649,10 +686,14 @@ def initialize(module: nn.Module, init_cfg: Mapping[str, Any] | list[Mapping[str
             for ov in _as_cfg_list(override, "override"):
                 name = ov.pop("name", None)
                 if name is None:
-                    raise ConfigError(f"override {ov!r} needs a 'name' (the child module to initialise)")
+                    raise ConfigError(
+                        f"override {ov!r} needs a 'name' (the child module to initialise)"
+                    )
                 if not ov:
                     if not base:
-                        raise ConfigError(f"override for {name!r} gives no 'type' and the outer init_cfg has none")
+                        raise ConfigError(
+                            f"override for {name!r} gives no 'type' and the outer init_cfg has none"
+                        )
                     ov = dict(base)
                 elif "type" not in ov:
                     raise ConfigError(

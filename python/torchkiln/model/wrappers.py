@@ -31,8 +31,8 @@ __all__ = [
     "MMDistributedDataParallel",
     "MMSeparateDistributedDataParallel",
     "find_unused_params",
-    "no_buffer_sync_kwargs",
     "is_model_wrapper",
+    "no_buffer_sync_kwargs",
     "unwrap_model",
     "wrap_model",
 ]
@@ -43,7 +43,11 @@ logger = logging.getLogger(__name__)
 def is_model_wrapper(model: Any) -> bool:
     """True when ``model`` is a wrapper (DDP, DataParallel, any class in ``MODEL_WRAPPERS``)
     whose real model is ``model.module``."""
-    classes: list[type] = [DistributedDataParallel, DataParallel, KilnSeparateDistributedDataParallel]
+    classes: list[type] = [
+        DistributedDataParallel,
+        DataParallel,
+        KilnSeparateDistributedDataParallel,
+    ]
     classes += [c for c in MODEL_WRAPPERS.module_dict.values() if isinstance(c, type)]
     fsdp = sys.modules.get("torch.distributed.fsdp")
     if fsdp is not None and hasattr(fsdp, "FullyShardedDataParallel"):
@@ -54,7 +58,7 @@ def is_model_wrapper(model: Any) -> bool:
 def unwrap_model(model: nn.Module) -> nn.Module:
     """``model.module`` for (nested) wrappers, the model itself otherwise."""
     while is_model_wrapper(model):
-        model = model.module
+        model = model.module  # type: ignore[assignment]  # nn.Module types attribute access as Tensor | Module
     return model
 
 
@@ -65,7 +69,7 @@ def find_unused_params(loss: torch.Tensor, model: nn.Module) -> list[str]:
     """
     reached: set[int] = set()
     seen: set[Any] = set()
-    stack = [loss.grad_fn] if loss.grad_fn is not None else []
+    stack: list[Any] = [loss.grad_fn] if loss.grad_fn is not None else []
     while stack:
         fn = stack.pop()
         if fn is None or fn in seen:
@@ -75,7 +79,9 @@ def find_unused_params(loss: torch.Tensor, model: nn.Module) -> list[str]:
         if variable is not None:
             reached.add(id(variable))
         stack.extend(next_fn for next_fn, _ in fn.next_functions)
-    return [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in reached]
+    return [
+        name for name, p in model.named_parameters() if p.requires_grad and id(p) not in reached
+    ]
 
 
 @MODEL_WRAPPERS.register_module(name=["KilnDistributedDataParallel", "MMDistributedDataParallel"])
@@ -94,7 +100,9 @@ class KilnDistributedDataParallel(DistributedDataParallel):
         ``broadcast_buffers``, ``find_unused_parameters``, ...).
     """
 
-    def __init__(self, module: nn.Module, detect_anomalous_params: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, module: nn.Module, detect_anomalous_params: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(module=module, **kwargs)
         self.detect_anomalous_params = detect_anomalous_params
         self._states_synced = False
@@ -132,7 +140,9 @@ class KilnDistributedDataParallel(DistributedDataParallel):
             unused = find_unused_params(parsed_losses, self.module)
             if unused:
                 logger.warning(
-                    "parameters of %s not reached by the loss: %s", type(self.module).__name__, unused
+                    "parameters of %s not reached by the loss: %s",
+                    type(self.module).__name__,
+                    unused,
                 )
         optim_wrapper.update_params(parsed_losses)
         return log_vars
@@ -156,7 +166,9 @@ class KilnDistributedDataParallel(DistributedDataParallel):
 MMDistributedDataParallel = KilnDistributedDataParallel
 
 
-def _strip_ddp_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+def _strip_ddp_keys(
+    module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any
+) -> None:
     # ``<prefix>module.<rest>`` -> ``<prefix><rest>``, keeping the order of every key.
     head = prefix + "module."
     if not any(k.startswith(head) for k in state_dict):
@@ -164,7 +176,7 @@ def _strip_ddp_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, 
     items = list(state_dict.items())
     state_dict.clear()
     for key, value in items:
-        state_dict[prefix + key[len(head):] if key.startswith(head) else key] = value
+        state_dict[prefix + key[len(head) :] if key.startswith(head) else key] = value
 
 
 def _add_ddp_keys(
@@ -180,10 +192,12 @@ def _add_ddp_keys(
     # Accept both ``<prefix><rest>`` (as saved through _strip_ddp_keys) and ``<prefix>module.<rest>``.
     head = prefix + "module."
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(head)]:
-        state_dict[head + key[len(prefix):]] = state_dict.pop(key)
+        state_dict[head + key[len(prefix) :]] = state_dict.pop(key)
 
 
-@MODEL_WRAPPERS.register_module(name=["KilnSeparateDistributedDataParallel", "MMSeparateDistributedDataParallel"])
+@MODEL_WRAPPERS.register_module(
+    name=["KilnSeparateDistributedDataParallel", "MMSeparateDistributedDataParallel"]
+)
 class KilnSeparateDistributedDataParallel(nn.Module):
     """Wraps each trainable child of the model in its own DDP (GANs and other multi-optimizer models).
 
@@ -198,7 +212,9 @@ class KilnSeparateDistributedDataParallel(nn.Module):
         not broadcast at every forward unless ``broadcast_buffers``/``forward_sync_buffers`` says so.
     """
 
-    def __init__(self, module: nn.Module, find_unused_parameters: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, module: nn.Module, find_unused_parameters: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__()
         self.module = module
         kwargs = _with_buffer_default(dict(kwargs))
@@ -224,25 +240,25 @@ class KilnSeparateDistributedDataParallel(nn.Module):
         """The model's own ``train_step`` (its children run through their DDP wrappers)."""
         if not self._states_synced:
             self.sync_states()
-        return self.module.train_step(data, optim_wrapper)
+        return self.module.train_step(data, optim_wrapper)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def val_step(self, data: Any) -> Any:
         """The model's ``val_step``."""
         if not self._states_synced:
             self.sync_states()
-        return self.module.val_step(data)
+        return self.module.val_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def test_step(self, data: Any) -> Any:
         """The model's ``test_step``."""
         if not self._states_synced:
             self.sync_states()
-        return self.module.test_step(data)
+        return self.module.test_step(data)  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's ``forward``."""
         return self.module(*args, **kwargs)
 
-    def ddp_children(self) -> Iterator[tuple[str, KilnDistributedDataParallel]]:
+    def ddp_children(self) -> Iterator[tuple[str, DistributedDataParallel]]:
         """The (name, DDP wrapper) pairs of the wrapped children."""
         for name, child in self.module.named_children():
             if isinstance(child, DistributedDataParallel):

@@ -5,8 +5,9 @@ Names are resolved lazily, so importing ``torchkiln.optim`` does not import torc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 _OPTIMIZER = "torchkiln.optim.optimizer"
 _SCHEDULER = "torchkiln.optim.scheduler"
@@ -36,7 +37,11 @@ _EXPORTS: dict[str, str] = {
     "INF": _SCHEDULER,
     "_ParamScheduler": _SCHEDULER,
     "build_param_schedulers": _SCHEDULER,
-    **{f"{name}{kind}": _SCHEDULER for name in _SCHEDULE_NAMES for kind in ("ParamScheduler", "LR", "Momentum")},
+    **{
+        f"{name}{kind}": _SCHEDULER
+        for name in _SCHEDULE_NAMES
+        for kind in ("ParamScheduler", "LR", "Momentum")
+    },
 }
 
 __all__ = sorted(_EXPORTS)
@@ -47,12 +52,12 @@ __getattr__, __dir__ = lazy_exports("torchkiln.optim", _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.optim.optimizer import (
-        AmpOptimWrapper,
-        DefaultOptimWrapperConstructor,
-        MultiOptimWrapperConstructor,
-        OptimWrapper,
-        OptimWrapperDict,
-        build_optim_wrapper,
-        merge_param_groups,
+        AmpOptimWrapper as AmpOptimWrapper,
+        DefaultOptimWrapperConstructor as DefaultOptimWrapperConstructor,
+        MultiOptimWrapperConstructor as MultiOptimWrapperConstructor,
+        OptimWrapper as OptimWrapper,
+        OptimWrapperDict as OptimWrapperDict,
+        build_optim_wrapper as build_optim_wrapper,
+        merge_param_groups as merge_param_groups,
     )
     from torchkiln.optim.scheduler import *  # noqa: F403

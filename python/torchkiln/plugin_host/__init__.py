@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from torchkiln.plugin_host.describe import format_hook_table
 from torchkiln.plugin_host.discovery import SPEC_ARGS, find_misspellings, implemented_mount_points
-from torchkiln.plugin_host.entry_points import AUTOLOAD_ENV, GROUP, autoload_disabled, load_entry_point_plugins
+from torchkiln.plugin_host.entry_points import (
+    AUTOLOAD_ENV,
+    GROUP,
+    autoload_disabled,
+    load_entry_point_plugins,
+)
 from torchkiln.plugin_host.errors import HookError
 from torchkiln.plugin_host.facade import HookFacade
 from torchkiln.plugin_host.host import HookHost, PluginRecord

@@ -35,16 +35,18 @@ NOOP_MARKER = "_torchkiln_noop"
 _MOUNT_POINT_SET = frozenset(MOUNT_POINTS)
 
 # Public helpers of the Hook base class and common non-hook attributes: never "misspelled".
-_NOT_HOOKS = frozenset({
-    "every_n_epochs",
-    "every_n_inner_iters",
-    "every_n_train_iters",
-    "end_of_epoch",
-    "is_last_train_epoch",
-    "is_last_train_iter",
-    "get_triggered_stages",
-    "priority",
-})
+_NOT_HOOKS = frozenset(
+    {
+        "every_n_epochs",
+        "every_n_inner_iters",
+        "every_n_train_iters",
+        "end_of_epoch",
+        "is_last_train_epoch",
+        "is_last_train_iter",
+        "get_triggered_stages",
+        "priority",
+    }
+)
 
 # A name this many edits (insert, delete, substitute, swap) from a mount point is a typo.
 _MAX_TYPO_DISTANCE = 2
@@ -151,7 +153,9 @@ def find_misspellings(plugin: object) -> list[tuple[str, str]]:
 def _spec_args() -> dict[str, tuple[str, ...]]:
     from torchkiln import hookspecs
 
-    return {name: tuple(inspect.signature(getattr(hookspecs, name)).parameters) for name in MOUNT_POINTS}
+    return {
+        name: tuple(inspect.signature(getattr(hookspecs, name)).parameters) for name in MOUNT_POINTS
+    }
 
 
 #: The arguments of every mount point, in order (``runner`` first).
@@ -160,5 +164,7 @@ SPEC_ARGS: dict[str, tuple[str, ...]] = _spec_args()
 
 def unknown_mount_point(name: str) -> UsageError:
     """The error for a mount point name that does not exist, with a suggestion."""
-    return UsageError(f"unknown mount point {name!r}",
-                      hint=did_you_mean(name, MOUNT_POINTS) or "see torchkiln.hookspecs.MOUNT_POINTS")
+    return UsageError(
+        f"unknown mount point {name!r}",
+        hint=did_you_mean(name, MOUNT_POINTS) or "see torchkiln.hookspecs.MOUNT_POINTS",
+    )

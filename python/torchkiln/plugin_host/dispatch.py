@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_dispatcher", "complete_arguments", "select_arguments"]
 
 
-def complete_arguments(mount_point: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def complete_arguments(
+    mount_point: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
     """The full argument tuple of ``mount_point`` from a call's positional and keyword arguments.
 
     Arguments left out are ``None``; ``runner`` is required.
@@ -36,21 +38,30 @@ def complete_arguments(mount_point: str, args: tuple[Any, ...], kwargs: dict[str
     """
     params = SPEC_ARGS[mount_point]
     if len(args) > len(params):
-        raise UsageError(f"mount point {mount_point} takes {len(params)} arguments ({', '.join(params)}), "
-                         f"got {len(args)}")
+        raise UsageError(
+            f"mount point {mount_point} takes {len(params)} arguments ({', '.join(params)}), "
+            f"got {len(args)}"
+        )
     for key in kwargs:
         if key not in params:
-            raise UsageError(f"mount point {mount_point} has no argument {key!r}",
-                             hint=(did_you_mean(key, params) or "") + f" its arguments: {', '.join(params)}")
+            raise UsageError(
+                f"mount point {mount_point} has no argument {key!r}",
+                hint=(did_you_mean(key, params) or "") + f" its arguments: {', '.join(params)}",
+            )
         if params.index(key) < len(args):
-            raise UsageError(f"mount point {mount_point} got argument {key!r} twice (by position and by name)")
+            raise UsageError(
+                f"mount point {mount_point} got argument {key!r} twice (by position and by name)"
+            )
     if not args and "runner" not in kwargs:
         raise UsageError(f"calling mount point {mount_point} needs runner=...")
-    return args + tuple(kwargs.get(name) for name in params[len(args):])
+    return args + tuple(kwargs.get(name) for name in params[len(args) :])
 
 
-def select_arguments(function: Callable[..., Any], positional: Sequence[int] | None,
-                     keywords: Sequence[tuple[str, int]]) -> Callable[..., Any]:
+def select_arguments(
+    function: Callable[..., Any],
+    positional: Sequence[int] | None,
+    keywords: Sequence[tuple[str, int]],
+) -> Callable[..., Any]:
     """``function`` made to take the full argument tuple.
 
     :param positional: indices of the arguments ``function`` takes by position; None when
@@ -65,11 +76,15 @@ def select_arguments(function: Callable[..., Any], positional: Sequence[int] | N
     def call_with_its_arguments(*args: Any) -> Any:
         return function(*[args[i] for i in chosen], **{name: args[i] for name, i in named})
 
-    call_with_its_arguments.__qualname__ = getattr(function, "__qualname__", call_with_its_arguments.__qualname__)
+    call_with_its_arguments.__qualname__ = getattr(
+        function, "__qualname__", call_with_its_arguments.__qualname__
+    )
     return call_with_its_arguments
 
 
-def build_dispatcher(mount_point: str, calls: Sequence[tuple[PluginRecord, Callable[..., Any]]]) -> Callable[..., None]:
+def build_dispatcher(
+    mount_point: str, calls: Sequence[tuple[PluginRecord, Callable[..., Any]]]
+) -> Callable[..., None]:
     """A function calling ``calls`` in order with the mount point's arguments.
 
     :param mount_point: the mount point's name (the function is ``dispatch_<mount_point>``).
@@ -83,7 +98,7 @@ def build_dispatcher(mount_point: str, calls: Sequence[tuple[PluginRecord, Calla
         if kwargs or len(args) != arity:
             args = complete_arguments(mount_point, args, kwargs)
         try:
-            for record, function in calls:
+            for record, function in calls:  # noqa: B007 (record names the raiser below)
                 function(*args)
         except PASS_THROUGH as exc:
             note_hook(exc, record, mount_point)  # record: the loop's current entry, the raiser

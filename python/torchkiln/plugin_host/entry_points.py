@@ -51,7 +51,9 @@ def autoload_disabled(env: Mapping[str, str] = os.environ) -> bool:
     return env.get(AUTOLOAD_ENV, "").strip().lower() in _TRUE
 
 
-def _instantiate(obj: Any, name: str, dist: str, value: str, options: Mapping[str, Any] | None) -> Any:
+def _instantiate(
+    obj: Any, name: str, dist: str, value: str, options: Mapping[str, Any] | None
+) -> Any:
     if isinstance(obj, type):
         try:
             return obj(**dict(options or {}))
@@ -145,5 +147,6 @@ def check_option_names(options: Mapping[str, Any], available: Any) -> None:
             raise ConfigError(
                 f"plugins.options names {name!r}, which is not an installed hook plugin",
                 where=f"plugins.options.{name}",
-                hint=did_you_mean(str(name), names) or f"installed: {', '.join(names) or 'none'} (see `torchkiln plugins`)",
+                hint=did_you_mean(str(name), names)
+                or f"installed: {', '.join(names) or 'none'} (see `torchkiln plugins`)",
             )

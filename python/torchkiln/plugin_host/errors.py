@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from torchkiln.errors import ConfigError, PluginError, RunInterrupted
+from torchkiln.errors import ConfigError, PluginError, RunInterrupted, add_note
 
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.plugin_host.host import PluginRecord
@@ -36,13 +36,17 @@ class HookError(PluginError):
         self.mount_point = mount_point
         self.original = original
         if record.dist:
-            hint = (f"the plugin comes from the distribution {record.dist!r}: update or report it, or "
-                    f"disable it with `plugins: {{disable: [{record.name}]}}`")
+            hint = (
+                f"the plugin comes from the distribution {record.dist!r}: update or report it, or "
+                f"disable it with `plugins: {{disable: [{record.name}]}}`"
+            )
         elif self.dist == "built-in":
             hint = "the original traceback is chained above; if it ends in torchkiln itself, please report it"
         else:
             hint = "the original traceback is chained above (the CLI prints it with --debug)"
-        reason = f"{type(original).__name__}: {original}" if str(original) else type(original).__name__
+        reason = (
+            f"{type(original).__name__}: {original}" if str(original) else type(original).__name__
+        )
         super().__init__(
             f"hook {record.label} ({self.dist}) failed in {mount_point}: {reason}",
             where=f"plugin {record.name!r}, distribution {self.dist}, mount point {mount_point}",
@@ -59,4 +63,4 @@ def note_hook(exc: BaseException, record: PluginRecord, mount_point: str) -> Non
     """Add a note naming the hook to a pass-through exception (once: nested calls re-raise it)."""
     if not isinstance(exc, HookError) and not getattr(exc, _NOTED, False):
         setattr(exc, _NOTED, True)
-        exc.add_note(f"raised by hook {record.label} ({record.source}) in {mount_point}")
+        add_note(exc, f"raised by hook {record.label} ({record.source}) in {mount_point}")

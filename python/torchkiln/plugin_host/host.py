@@ -21,7 +21,7 @@ import sysconfig
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pluggy
@@ -94,7 +94,7 @@ class PluginRecord:
         return self.dist or _source_of_module(self.module)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_of_module(module_name: str) -> str:
     """Attribute a module: torchkiln itself, an installed distribution, or user code.
 
@@ -205,8 +205,13 @@ class HookHost:
         self.facade = HookFacade()
 
     # ------------------------------------------------------------------ registration
-    def register(self, plugin: Any, priority: int | str | None = None, name: str | None = None,
-                 dist: str | None = None) -> str:
+    def register(
+        self,
+        plugin: Any,
+        priority: int | str | None = None,
+        name: str | None = None,
+        dist: str | None = None,
+    ) -> str:
         """Register a hook instance, an object with mount-point methods, or a module.
 
         :param plugin: the plugin; its functions named after mount points are its hooks.
@@ -221,13 +226,17 @@ class HookHost:
         """
         if plugin is None or isinstance(plugin, type):
             what = f"the class {plugin.__name__}" if isinstance(plugin, type) else "None"
-            raise PluginError(f"cannot register {what} as a hook plugin",
-                              hint="register an instance, e.g. register_hook(MyHook()), or a module")
+            raise PluginError(
+                f"cannot register {what} as a hook plugin",
+                hint="register an instance, e.g. register_hook(MyHook()), or a module",
+            )
         name = self._name_for(plugin, name)
         where = f"plugin {name!r}"
         if any(record.plugin is plugin for record in self._records.values()):
-            raise PluginError(f"{where}: this object is already registered",
-                              hint="register each hook instance once")
+            raise PluginError(
+                f"{where}: this object is already registered",
+                hint="register each hook instance once",
+            )
         if priority is None:
             priority = getattr(plugin, "priority", None)
             if priority is None:
@@ -242,13 +251,21 @@ class HookHost:
                 + " (helpers that are not hooks should start with '_')",
             )
         mount_points = tuple(implemented_mount_points(plugin))
-        record = PluginRecord(name=name, plugin=plugin, priority=numeric, seq=next(self._seq),
-                              dist=dist, mount_points=mount_points)
+        record = PluginRecord(
+            name=name,
+            plugin=plugin,
+            priority=numeric,
+            seq=next(self._seq),
+            dist=dist,
+            mount_points=mount_points,
+        )
         plans = {mp: _call_plan(getattr(plugin, mp), mp, record.label) for mp in mount_points}
         try:
             self.pm.register(plugin, name=name)  # validation against the hookspecs
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"{where} does not match the hook specification: {exc}", where=where) from exc
+            raise PluginError(
+                f"{where} does not match the hook specification: {exc}", where=where
+            ) from exc
         except ValueError as exc:
             raise PluginError(f"{where} cannot be registered: {exc}", where=where) from exc
         # Call exactly what pluggy bound, with the argument selection decided above.
@@ -256,7 +273,10 @@ class HookHost:
         for caller in self.pm.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin:
-                    entries[caller.name] = (record, select_arguments(impl.function, *plans[caller.name]))
+                    entries[caller.name] = (
+                        record,
+                        select_arguments(impl.function, *plans[caller.name]),
+                    )
         self._records[name] = record
         self._entries[name] = entries
         self._rebuild(mount_points)
@@ -269,8 +289,10 @@ class HookHost:
         """
         record = self._records.get(name)
         if record is None:
-            raise UsageError(f"no plugin named {name!r} is registered",
-                             hint=did_you_mean(name, self._records) or "registered: " + ", ".join(self._records))
+            raise UsageError(
+                f"no plugin named {name!r} is registered",
+                hint=did_you_mean(name, self._records) or "registered: " + ", ".join(self._records),
+            )
         self.pm.unregister(plugin=record.plugin, name=name)
         del self._records[name]
         del self._entries[name]
@@ -281,9 +303,12 @@ class HookHost:
         if name is not None:
             if name in self._records:
                 other = self._records[name]
-                raise PluginError(f"a plugin named {name!r} is already registered ({other.type_name} from "
-                                  f"{other.source})", where=f"plugin {name!r}",
-                                  hint="give the new plugin another name, or disable one of the two")
+                raise PluginError(
+                    f"a plugin named {name!r} is already registered ({other.type_name} from "
+                    f"{other.source})",
+                    where=f"plugin {name!r}",
+                    hint="give the new plugin another name, or disable one of the two",
+                )
             return name
         base = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__name__
         candidate = base
@@ -296,7 +321,11 @@ class HookHost:
     def _rebuild(self, mount_points: tuple[str, ...]) -> None:
         ordered = sorted(self._records.values(), key=lambda r: (r.priority, r.seq))
         for mount_point in mount_points:
-            calls = tuple(self._entries[r.name][mount_point] for r in ordered if mount_point in self._entries[r.name])
+            calls = tuple(
+                self._entries[r.name][mount_point]
+                for r in ordered
+                if mount_point in self._entries[r.name]
+            )
             self._calls[mount_point] = calls
             self.facade.install(mount_point, build_dispatcher(mount_point, calls))
 

@@ -31,8 +31,11 @@ def get_priority(priority: int | str, where: str | None = None) -> int:
     if isinstance(priority, int) and not isinstance(priority, bool):
         if 0 <= priority <= 100:
             return priority
-        raise ConfigError(f"hook priority must be between 0 and 100, got {priority}", where=where,
-                          hint="0 runs first, 100 last; NORMAL is 50")
+        raise ConfigError(
+            f"hook priority must be between 0 and 100, got {priority}",
+            where=where,
+            hint="0 runs first, 100 last; NORMAL is 50",
+        )
     if isinstance(priority, str):
         value = PRIORITIES.get(priority.upper())
         if value is not None:
@@ -40,13 +43,21 @@ def get_priority(priority: int | str, where: str | None = None) -> int:
         raise ConfigError(
             f"unknown hook priority {priority!r}",
             where=where,
-            hint=" ".join(filter(None, [
-                did_you_mean(priority.upper(), PRIORITIES),
-                "valid names: " + ", ".join(PRIORITIES) + ", or an int in 0..100",
-            ])),
+            hint=" ".join(
+                filter(
+                    None,
+                    [
+                        did_you_mean(priority.upper(), PRIORITIES),
+                        "valid names: " + ", ".join(PRIORITIES) + ", or an int in 0..100",
+                    ],
+                )
+            ),
         )
-    raise ConfigError(f"hook priority must be a name or an int, got {type(priority).__name__} {priority!r}",
-                      where=where, hint="valid names: " + ", ".join(PRIORITIES))
+    raise ConfigError(
+        f"hook priority must be a name or an int, got {type(priority).__name__} {priority!r}",
+        where=where,
+        hint="valid names: " + ", ".join(PRIORITIES),
+    )
 
 
 def priority_label(priority: int) -> str:

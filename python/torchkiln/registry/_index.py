@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache, lru_cache
 
 __all__ = [
     "BUILTIN_SCOPE",
@@ -65,7 +65,7 @@ def _dist_of(ep: md.EntryPoint) -> str:
     return normalise_dist(dist.name) if dist is not None else "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def providers(registry_name: str, group: str) -> dict[str, dict[str, str]]:
     """``{Name: {scope: "module:attr"}}`` for one registry (torchkiln's own under ``torchkiln``)."""
     out: dict[str, dict[str, str]] = {}
@@ -76,7 +76,11 @@ def providers(registry_name: str, group: str) -> dict[str, dict[str, str]]:
 
 def builtin_components(group: str) -> dict[str, str]:
     """torchkiln's own entries in one entry-point group (``torchkiln.hooks``): ``{Name: "module:attr"}``."""
-    return {ep.name: ep.value for ep in entry_points_by_group().get(group, []) if _dist_of(ep) == BUILTIN_SCOPE}
+    return {
+        ep.name: ep.value
+        for ep in entry_points_by_group().get(group, [])
+        if _dist_of(ep) == BUILTIN_SCOPE
+    }
 
 
 def _builtin_components() -> dict[str, dict[str, str]]:

@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from torchkiln.errors import BuildError, PluginError, did_you_mean
+from torchkiln.errors import BuildError, PluginError, add_note, did_you_mean
 from torchkiln.registry import _index
 
 __all__ = ["Registry", "build_from_cfg", "check_kwargs", "signature_params"]
@@ -93,7 +93,9 @@ class Registry:
 
         return decorator
 
-    def _register(self, obj: Any, name: str | list[str] | tuple[str, ...] | None, force: bool) -> None:
+    def _register(
+        self, obj: Any, name: str | list[str] | tuple[str, ...] | None, force: bool
+    ) -> None:
         if not callable(obj):
             raise TypeError(f"only classes and functions can be registered, got {obj!r}")
         names = [obj.__name__] if name is None else [name] if isinstance(name, str) else list(name)
@@ -106,7 +108,9 @@ class Registry:
                 continue
             existing = scopes.get(scope)
             if existing is not None and existing is not obj and not _same_definition(existing, obj):
-                raise KeyError(f"{key!r} is already registered in {self.name} by {scope!r}; pass force=True to replace it")
+                raise KeyError(
+                    f"{key!r} is already registered in {self.name} by {scope!r}; pass force=True to replace it"
+                )
             if existing is None and scope not in self._indexed_scopes(key):
                 others = (set(scopes) | self._indexed_scopes(key)) - {scope}
                 if others:
@@ -183,7 +187,8 @@ class Registry:
             return self._get_scoped(short, scope_pref, key)
         raise BuildError(
             f"{short!r} in {self.name} is offered by more than one distribution: {', '.join(candidates)}",
-            hint="pick one with 'scope::Name', e.g. " + ", ".join(f"'{c}::{short}'" for c in candidates),
+            hint="pick one with 'scope::Name', e.g. "
+            + ", ".join(f"'{c}::{short}'" for c in candidates),
         )
 
     def _candidates(self, name: str) -> list[str]:
@@ -233,16 +238,28 @@ class Registry:
         hint_parts = []
         if suggestion:
             hint_parts.append(suggestion)
-        hint_parts.append(f"known {self.name}: " + (", ".join(names[:30]) + (" ..." if len(names) > 30 else "") or "none"))
+        hint_parts.append(
+            f"known {self.name}: "
+            + (", ".join(names[:30]) + (" ..." if len(names) > 30 else "") or "none")
+        )
         hint_parts.append("installed plugin distributions: " + (", ".join(dists) or "none"))
         if not _index.builtins_installed():
-            hint_parts.append("torchkiln's own components are declared as entry points of its installed "
-                              "distribution, and none are installed: reinstall torchkiln (`make setup`, or "
-                              "`pip install -e .` in its source tree)")
-        return BuildError(f"unknown type {key!r} in registry {self.name}", hint="; ".join(hint_parts))
+            hint_parts.append(
+                "torchkiln's own components are declared as entry points of its installed "
+                "distribution, and none are installed: reinstall torchkiln (`make setup`, or "
+                "`pip install -e .` in its source tree)"
+            )
+        return BuildError(
+            f"unknown type {key!r} in registry {self.name}", hint="; ".join(hint_parts)
+        )
 
     # ------------------------------------------------------------------ building
-    def build(self, cfg: Mapping[str, Any] | Any, default_args: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+    def build(
+        self,
+        cfg: Mapping[str, Any] | Any,
+        default_args: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Build a component from ``{type: Name, **kwargs}``; ``default_args`` fill missing keys."""
         return self.build_func(cfg, self, default_args=default_args, **kwargs)
 
@@ -268,7 +285,9 @@ class Registry:
     @property
     def module_dict(self) -> dict[str, Any]:
         """Names already imported, to their component (MMEngine compatibility)."""
-        out = {name: next(iter(scopes.values())) for name, scopes in self._entries.items() if scopes}
+        out = {
+            name: next(iter(scopes.values())) for name, scopes in self._entries.items() if scopes
+        }
         out.update(self._forced)
         return out
 
@@ -298,8 +317,10 @@ def build_from_cfg(
     component.
     """
     if not isinstance(cfg, Mapping):
-        raise BuildError(f"cannot build a {registry.name} component from {type(cfg).__name__} {cfg!r}",
-                         hint="give a dict with a 'type' key")
+        raise BuildError(
+            f"cannot build a {registry.name} component from {type(cfg).__name__} {cfg!r}",
+            hint="give a dict with a 'type' key",
+        )
     args = dict(cfg)
     if default_args:
         for key, value in default_args.items():
@@ -312,8 +333,10 @@ def build_from_cfg(
     obj_type = args.pop("type")
     scope = args.pop("_scope_", None)
     if scope is not None and not isinstance(scope, str):
-        raise BuildError(f"'_scope_' must be a scope name, got {type(scope).__name__} {scope!r}",
-                         hint="e.g. _scope_: mmdet")
+        raise BuildError(
+            f"'_scope_' must be a scope name, got {type(scope).__name__} {scope!r}",
+            hint="e.g. _scope_: mmdet",
+        )
     obj_cls = registry.get(obj_type, default_scope=scope)
     type_name = getattr(obj_cls, "__name__", repr(obj_cls))
     check_kwargs(obj_cls, args, f"{registry.name}.{type_name}")
@@ -324,7 +347,7 @@ def build_from_cfg(
     try:
         return obj_cls(**args)
     except Exception as exc:
-        exc.add_note(f"while building {type_name} from registry {registry.name}")
+        add_note(exc, f"while building {type_name} from registry {registry.name}")
         raise
     finally:
         if scope is not None:
@@ -367,7 +390,8 @@ def check_kwargs(obj_cls: Any, kwargs: Mapping[str, Any], what: str) -> None:
         if key not in accepted:
             raise BuildError(
                 f"{what} got an unexpected argument {key!r}",
-                hint=(did_you_mean(key, accepted) or "") + f" accepted: {', '.join(accepted) or 'none'}",
+                hint=(did_you_mean(key, accepted) or "")
+                + f" accepted: {', '.join(accepted) or 'none'}",
             )
     missing = [n for n in accepted if n not in defaults and n not in kwargs]
     if missing:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torchkiln.registry.registry import Registry
 
 __all__ = [
+    "ALL_REGISTRIES",
     "DATASETS",
     "DATA_SAMPLERS",
     "EVALUATOR",
@@ -23,7 +24,6 @@ __all__ = [
     "TRANSFORMS",
     "VISBACKENDS",
     "WEIGHT_INITIALIZERS",
-    "ALL_REGISTRIES",
 ]
 
 
@@ -33,9 +33,12 @@ def _register_torch_optimizers(registry: Registry) -> None:
 
     for name in dir(torch.optim):
         obj = getattr(torch.optim, name)
-        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer:
-            if name not in registry._entries:
-                registry._entries[name] = {"torch": obj}
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, torch.optim.Optimizer)
+            and obj is not torch.optim.Optimizer
+        ) and name not in registry._entries:
+            registry._entries[name] = {"torch": obj}
 
 
 RUNNERS = Registry("runners")
@@ -60,8 +63,23 @@ FUNCTIONS = Registry("functions")
 ALL_REGISTRIES: dict[str, Registry] = {
     r.name: r
     for r in (
-        RUNNERS, LOOPS, HOOKS, DATASETS, DATA_SAMPLERS, TRANSFORMS, MODELS, MODEL_WRAPPERS,
-        WEIGHT_INITIALIZERS, OPTIMIZERS, OPTIM_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
-        PARAM_SCHEDULERS, METRICS, EVALUATOR, VISBACKENDS, LOG_PROCESSORS, FUNCTIONS,
+        RUNNERS,
+        LOOPS,
+        HOOKS,
+        DATASETS,
+        DATA_SAMPLERS,
+        TRANSFORMS,
+        MODELS,
+        MODEL_WRAPPERS,
+        WEIGHT_INITIALIZERS,
+        OPTIMIZERS,
+        OPTIM_WRAPPERS,
+        OPTIM_WRAPPER_CONSTRUCTORS,
+        PARAM_SCHEDULERS,
+        METRICS,
+        EVALUATOR,
+        VISBACKENDS,
+        LOG_PROCESSORS,
+        FUNCTIONS,
     )
 }

@@ -20,8 +20,8 @@ from torchkiln.runner.train_loops import EpochBasedTrainLoop, IterBasedTrainLoop
 __all__ = [
     "BaseLoop",
     "CheckpointError",
-    "Checkpointer",
     "CheckpointWriter",
+    "Checkpointer",
     "EpochBasedTrainLoop",
     "IterBasedTrainLoop",
     "LoadReport",

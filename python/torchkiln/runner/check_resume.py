@@ -28,7 +28,14 @@ from typing import Any
 from torchkiln.errors import RunInterrupted, UsageError
 from torchkiln.hooks.hook import Hook
 
-__all__ = ["EXIT_DIFFERENT", "EXIT_IDENTICAL", "CheckResult", "check_resume", "compare_states", "main"]
+__all__ = [
+    "EXIT_DIFFERENT",
+    "EXIT_IDENTICAL",
+    "CheckResult",
+    "check_resume",
+    "compare_states",
+    "main",
+]
 
 EXIT_IDENTICAL = 0
 EXIT_DIFFERENT = 4
@@ -43,7 +50,9 @@ class _StopAt(Hook):
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         """Stop once the finished iteration count reaches ``n``."""
         if runner.iter + 1 >= self.n:
             runner.request_stop("check-resume")
@@ -69,7 +78,9 @@ class CheckResult:
         return "\n".join(self.lines)
 
 
-def compare_states(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[int, int, str | None, float]:
+def compare_states(
+    a: Mapping[str, Any], b: Mapping[str, Any]
+) -> tuple[int, int, str | None, float]:
     """``(tensors, differing, first differing key, its max abs diff)`` of two state dicts.
 
     A key present in one only counts as differing (with an infinite difference).
@@ -126,7 +137,7 @@ def _run_config(
     cfg["resume"] = resume
     cfg["experiment_name"] = f"check-resume-{label}"
     cfg["log_level"] = "ERROR"  # the report says what matters; Python warnings still show
-    hooks = cfg.get("default_hooks")
+    hooks: Any = cfg.get("default_hooks")
     hooks = dict(hooks.to_dict() if hasattr(hooks, "to_dict") else hooks or {})
     checkpoint = hooks.get("checkpoint", {"type": "CheckpointHook"})
     if checkpoint is not None:
@@ -152,8 +163,10 @@ def _validate(config_path: str, cfg_options: Sequence[str]) -> None:
     if errors:
         raise ConfigValidationError(errors)
     if not cfg.get("train_cfg") or not cfg.get("train_dataloader"):
-        raise UsageError(f"{config_path} does not train (no train_cfg/train_dataloader): nothing to check",
-                         where="check-resume")
+        raise UsageError(
+            f"{config_path} does not train (no train_cfg/train_dataloader): nothing to check",
+            where="check-resume",
+        )
 
 
 def _train(cfg: Any, stop_at: int) -> tuple[Any, float, str | None]:
@@ -187,7 +200,11 @@ def check_resume(
     if iters < 1:
         raise UsageError(f"--iters must be at least 1, got {iters}", where="check-resume --iters")
     _validate(config_path, cfg_options)
-    root = os.path.abspath(work_dir) if work_dir else tempfile.mkdtemp(prefix="torchkiln-check-resume-")
+    root = (
+        os.path.abspath(work_dir)
+        if work_dir
+        else tempfile.mkdtemp(prefix="torchkiln-check-resume-")
+    )
     keep = work_dir is not None
     try:
         return _check(config_path, iters, cfg_options, root)
@@ -200,21 +217,35 @@ def _check(config_path: str, iters: int, cfg_options: Sequence[str], root: str) 
     straight_dir = os.path.join(root, "straight")
     resumed_dir = os.path.join(root, "resumed")
     n = iters
-    straight, t_straight, _ = _train(_run_config(config_path, cfg_options, straight_dir, "straight", False), 2 * n)
-    lines = [f"check-resume {config_path}: {type(straight.train_loop).__name__}, {n} + {n} iterations"]
+    straight, t_straight, _ = _train(
+        _run_config(config_path, cfg_options, straight_dir, "straight", False), 2 * n
+    )
+    lines = [
+        f"check-resume {config_path}: {type(straight.train_loop).__name__}, {n} + {n} iterations"
+    ]
     if straight.iter < 2 * n:
         lines.append(f"  note: the config trains only {straight.iter} iterations in all")
     lines.append(f"  straight run:        {straight.iter} iterations in {t_straight:.1f} s")
 
-    first, t_first, checkpoint = _train(_run_config(config_path, cfg_options, resumed_dir, "resumed", False), n)
+    first, t_first, checkpoint = _train(
+        _run_config(config_path, cfg_options, resumed_dir, "resumed", False), n
+    )
     if checkpoint is None:
-        lines.append(f"  interrupted run:     training ended after {first.iter} iterations without a stop checkpoint")
+        lines.append(
+            f"  interrupted run:     training ended after {first.iter} iterations without a stop checkpoint"
+        )
         lines.append("result: cannot check: the run is too short to interrupt")
         return CheckResult(False, lines)
     position = f"epoch {first.epoch}, iteration {first.iter}"
-    lines.append(f"  interrupted run:     stopped after {first.iter} iterations ({t_first:.1f} s); saved {os.path.basename(checkpoint)} ({position})")
-    second, t_second, _ = _train(_run_config(config_path, cfg_options, resumed_dir, "resumed", checkpoint), 2 * n)
-    lines.append(f"  resumed run:         {second.iter - first.iter} more iterations in {t_second:.1f} s, ends at {second.iter}")
+    lines.append(
+        f"  interrupted run:     stopped after {first.iter} iterations ({t_first:.1f} s); saved {os.path.basename(checkpoint)} ({position})"
+    )
+    second, t_second, _ = _train(
+        _run_config(config_path, cfg_options, resumed_dir, "resumed", checkpoint), 2 * n
+    )
+    lines.append(
+        f"  resumed run:         {second.iter - first.iter} more iterations in {t_second:.1f} s, ends at {second.iter}"
+    )
 
     a = {k: v.detach().cpu() for k, v in straight.unwrapped_model.state_dict().items()}
     b = {k: v.detach().cpu() for k, v in second.unwrapped_model.state_dict().items()}
@@ -227,19 +258,35 @@ def _check(config_path: str, iters: int, cfg_options: Sequence[str], root: str) 
         lines.append(f"  model weights:       identical ({total} tensors, {values:,} values)")
     else:
         where = f"; first: {first_key} (max abs diff {diff:.3g})" if first_key else ""
-        lines.append(f"  model weights:       DIFFERENT: {differing} of {total} tensors differ{where}")
+        lines.append(
+            f"  model weights:       DIFFERENT: {differing} of {total} tensors differ{where}"
+        )
     if straight.optim_wrapper is not None and second.optim_wrapper is not None:
         _, opt_diff, opt_first, opt_max = compare_states(
-            _optimizer_tensors(straight.optim_wrapper.state_dict()), _optimizer_tensors(second.optim_wrapper.state_dict())
+            _optimizer_tensors(straight.optim_wrapper.state_dict()),
+            _optimizer_tensors(second.optim_wrapper.state_dict()),
         )
-        opt_line = "identical" if opt_diff == 0 else f"DIFFERENT: first {opt_first} (max abs diff {opt_max:.3g})"
+        opt_line = (
+            "identical"
+            if opt_diff == 0
+            else f"DIFFERENT: first {opt_first} (max abs diff {opt_max:.3g})"
+        )
         lines.append(f"  optimizer state:     {opt_line}")
     identical = differing == 0
-    lines.append("result: resume is exact (bit-identical weights)" if identical else "result: resume is NOT exact")
+    lines.append(
+        "result: resume is exact (bit-identical weights)"
+        if identical
+        else "result: resume is NOT exact"
+    )
     return CheckResult(identical, lines)
 
 
-def main(config_path: str, iters: int = 20, cfg_options: list[str] | None = None, work_dir: str | None = None) -> int:
+def main(
+    config_path: str,
+    iters: int = 20,
+    cfg_options: list[str] | None = None,
+    work_dir: str | None = None,
+) -> int:
     """The ``torchkiln check-resume`` command: print the report, return 0 (identical) or 4.
 
     :param config_path: the config file.
@@ -247,7 +294,9 @@ def main(config_path: str, iters: int = 20, cfg_options: list[str] | None = None
     :param cfg_options: overrides (``a.b=1``), as for ``torchkiln train``.
     :param work_dir: keep the runs' folders here (default: a temporary folder, removed).
     """
-    result = check_resume(config_path, iters=iters, cfg_options=cfg_options or [], work_dir=work_dir)
+    result = check_resume(
+        config_path, iters=iters, cfg_options=cfg_options or [], work_dir=work_dir
+    )
     sys.stdout.write(str(result) + "\n")
     sys.stdout.flush()
     return result.exit_code

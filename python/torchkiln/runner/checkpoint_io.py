@@ -97,7 +97,9 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.path.basename(path)}.", suffix=_TEMP_SUFFIX, dir=folder)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{os.path.basename(path)}.", suffix=_TEMP_SUFFIX, dir=folder
+    )
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -191,7 +193,12 @@ class CheckpointWriter:
         return self._thread is not None and self._thread.is_alive()
 
     def save(
-        self, obj: Any, path: str, *, background: bool = False, on_written: Callable[[str], None] | None = None
+        self,
+        obj: Any,
+        path: str,
+        *,
+        background: bool = False,
+        on_written: Callable[[str], None] | None = None,
     ) -> float:
         """Write ``obj`` to ``path``; return how long the caller was held up, in seconds.
 
@@ -205,7 +212,10 @@ class CheckpointWriter:
             return self._clock() - start
         staged = stage_on_cpu(obj)
         thread = threading.Thread(
-            target=self._background, args=(staged, path, on_written), name="torchkiln-checkpoint-writer", daemon=True
+            target=self._background,
+            args=(staged, path, on_written),
+            name="torchkiln-checkpoint-writer",
+            daemon=True,
         )
         self._thread = thread
         thread.start()
@@ -247,7 +257,9 @@ def _first_sentence(exc: BaseException) -> str:
     return text.splitlines()[0].split(". ")[0].rstrip(".")[:200]
 
 
-def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: bool = True) -> dict[str, Any]:
+def load_checkpoint_file(
+    path: str, map_location: Any = "cpu", weights_only: bool = True
+) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True`` by default), with clear errors.
 
     Raises :class:`CheckpointError` (naming the file) when it is missing, truncated or
@@ -259,7 +271,10 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
     import torch
 
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint file not found: {path}", hint="check the path, or use resume: true to pick up work_dir/last_checkpoint")
+        raise CheckpointError(
+            f"checkpoint file not found: {path}",
+            hint="check the path, or use resume: true to pick up work_dir/last_checkpoint",
+        )
     with open(path, "rb") as fh:
         head = fh.read(4)
     is_zip = head[:4] == b"PK\x03\x04"
@@ -272,8 +287,19 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes about pickle protocols of odd files
             obj = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, TypeError,
-            AttributeError, ImportError, IndexError, KeyError, UnicodeDecodeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        UnicodeDecodeError,
+    ) as exc:
         text = str(exc)
         blocked = re.search(r"GLOBAL ([\w.]+)", text)
         if blocked:
@@ -293,7 +319,9 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", weights_only: boo
             hint="pick an earlier checkpoint; torchkiln writes checkpoints atomically, so a torn file was not written by it",
         ) from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} is not a checkpoint: it holds a {type(obj).__name__}, expected a dict")
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it holds a {type(obj).__name__}, expected a dict"
+        )
     return obj
 
 

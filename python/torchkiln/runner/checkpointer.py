@@ -53,17 +53,29 @@ class StateSource(Protocol):
     """What the Checkpointer needs from the run: capture its state, restore it, load weights."""
 
     def capture(
-        self, save_optimizer: bool, save_param_scheduler: bool, meta: Mapping[str, Any] | None, by_epoch: bool
+        self,
+        save_optimizer: bool,
+        save_param_scheduler: bool,
+        meta: Mapping[str, Any] | None,
+        by_epoch: bool,
     ) -> dict[str, Any]:
         """The checkpoint dict of the current state."""
 
     def restore(
-        self, checkpoint: dict[str, Any], filename: str, resume_optimizer: bool, resume_param_scheduler: bool
+        self,
+        checkpoint: dict[str, Any],
+        filename: str,
+        resume_optimizer: bool,
+        resume_param_scheduler: bool,
     ) -> None:
         """Restore the training state from ``checkpoint``."""
 
     def load_weights(
-        self, checkpoint: dict[str, Any], filename: str, strict: bool, revise_keys: Sequence[Sequence[str]]
+        self,
+        checkpoint: dict[str, Any],
+        filename: str,
+        strict: bool,
+        revise_keys: Sequence[Sequence[str]],
     ) -> None:
         """Load the model weights of ``checkpoint``."""
 
@@ -112,7 +124,9 @@ class CheckpointRecord:
         best = {}
         for i, key in enumerate(keys):
             if i < len(scores) and scores[i] is not None and i < len(paths) and paths[i]:
-                best[key] = BestRecord(float(scores[i]), paths[i], rules[i] if i < len(rules) else None)
+                best[key] = BestRecord(
+                    float(scores[i]), paths[i], rules[i] if i < len(rules) else None
+                )
         return cls([], best, None)
 
 
@@ -208,15 +222,19 @@ class Checkpointer:
         for listener in self._listeners:
             try:
                 listener(path, kind)
-            except Exception as exc:  # noqa: BLE001 - the file is written; a listener must not undo that
-                self._warning(f"checkpoint listener {listener!r} failed for {path}: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # the file is written; a listener must not undo that
+                self._warning(
+                    f"checkpoint listener {listener!r} failed for {path}: {type(exc).__name__}: {exc}"
+                )
 
     def prepare_out_dir(self) -> None:
         """Before training: remove temporary files an interrupted save left, say where files go."""
         if self.is_writer:
             removed = remove_stale_temp_files(self._out_dir)
             if removed:
-                self._info(f"removed {len(removed)} unfinished temporary file(s) of an interrupted save from {self._out_dir}")
+                self._info(
+                    f"removed {len(removed)} unfinished temporary file(s) of an interrupted save from {self._out_dir}"
+                )
         self._info(f"Checkpoints will be saved to {self._out_dir}")
 
     # ------------------------------------------------------------------ the pointer
@@ -278,7 +296,9 @@ class Checkpointer:
         if background:
             if self._hub is not None:
                 self._hub.update_info("checkpoint_stall_time", stall, resumed=False)
-            self._info(f"checkpoint {filename}: training stalled {stall * 1000:.1f} ms for it (written in the background)")
+            self._info(
+                f"checkpoint {filename}: training stalled {stall * 1000:.1f} ms for it (written in the background)"
+            )
         return path
 
     def save_periodic(self, filename: str, **options: Any) -> str:
@@ -299,7 +319,9 @@ class Checkpointer:
         """The best checkpoint recorded for metric ``key``, or None."""
         return self.record.best.get(key)
 
-    def save_best(self, key: str, score: float, rule: str | None, filename: str, **options: Any) -> str:
+    def save_best(
+        self, key: str, score: float, rule: str | None, filename: str, **options: Any
+    ) -> str:
         """Save the best checkpoint of metric ``key`` (the caller decided ``score`` is a new
         best); the previous best file of that metric is removed once the new one is complete.
         """
@@ -367,7 +389,9 @@ class Checkpointer:
         checkpoint = load_checkpoint_file(source, map_location="cpu")
         missing = [k for k in keys if k not in checkpoint]
         if missing:
-            self._warning(f"published_keys {missing} are not in {os.path.basename(source)}; published without them")
+            self._warning(
+                f"published_keys {missing} are not in {os.path.basename(source)}; published without them"
+            )
         final = {k: checkpoint[k] for k in keys if k in checkpoint}
         buffer = io.BytesIO()
         torch.save(final, buffer)
@@ -439,7 +463,9 @@ class Checkpointer:
             return
         single = len(self.record.best) == 1
         for key, rec in self.record.best.items():
-            score_key, ckpt_key = ("best_score", "best_ckpt") if single else (f"best_score_{key}", f"best_ckpt_{key}")
+            score_key, ckpt_key = (
+                ("best_score", "best_ckpt") if single else (f"best_score_{key}", f"best_ckpt_{key}")
+            )
             self._hub.update_info(score_key, rec.score)
             self._hub.update_info(ckpt_key, rec.path)
 
@@ -480,7 +506,11 @@ class Checkpointer:
         return checkpoint
 
     def resume(
-        self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True, map_location: Any = "cpu"
+        self,
+        filename: str,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location: Any = "cpu",
     ) -> dict[str, Any]:
         """Restore the whole training state from ``filename`` and this Checkpointer's record."""
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
@@ -494,12 +524,16 @@ class Checkpointer:
             self._publish_best()
         return checkpoint
 
-    def load_or_resume(self, resume: bool | str, load_from: tuple[str, bool, list[tuple[str, str]]] | None) -> None:
+    def load_or_resume(
+        self, resume: bool | str, load_from: tuple[str, bool, list[tuple[str, str]]] | None
+    ) -> None:
         """``resume`` (True: the pointer's target; a path: that file), else ``load_from`` weights."""
         if resume:
             path = resume if isinstance(resume, str) else self.latest()
             if path is None:
-                self._warning(f"resume: no last_checkpoint in {self._work_dir}; training from scratch")
+                self._warning(
+                    f"resume: no last_checkpoint in {self._work_dir}; training from scratch"
+                )
             else:
                 self.resume(path)
                 return

@@ -42,7 +42,9 @@ class ComponentBuilder:
         self._env = env
 
     # ------------------------------------------------------------------ model
-    def model(self, model: Any, data_preprocessor: Any, wrapper_cfg: Mapping[str, Any] | None) -> Any:
+    def model(
+        self, model: Any, data_preprocessor: Any, wrapper_cfg: Mapping[str, Any] | None
+    ) -> Any:
         """Build the model, move it to this process's device and wrap it for distribution."""
         import torch
 
@@ -52,7 +54,10 @@ class ComponentBuilder:
                 model_cfg.setdefault("data_preprocessor", data_preprocessor)
             model = MODELS.build(model_cfg)
         if not isinstance(model, torch.nn.Module):
-            raise ConfigError(f"model must be an nn.Module or a model config, got {type(model).__name__}", where="model")
+            raise ConfigError(
+                f"model must be an nn.Module or a model config, got {type(model).__name__}",
+                where="model",
+            )
         from torchkiln.model.model_checks import plain_module_message
 
         problem = plain_module_message(model)
@@ -94,7 +99,9 @@ class ComponentBuilder:
             return dataloader
         from torchkiln.data import build_dataloader
 
-        return build_dataloader(plain(dataloader), seed=self._env.seed, diff_rank_seed=self._env.diff_rank_seed)
+        return build_dataloader(
+            plain(dataloader), seed=self._env.seed, diff_rank_seed=self._env.diff_rank_seed
+        )
 
     @staticmethod
     def evaluator(evaluator: Any) -> Any:
@@ -125,7 +132,10 @@ class ComponentBuilder:
             return loop_cfg
         cfg = dict(loop_cfg or {})
         cfg.setdefault("type", default_type)
-        return LOOPS.build(cfg, default_args={"runner": self._runner, "dataloader": dataloader, "evaluator": evaluator})
+        return LOOPS.build(
+            cfg,
+            default_args={"runner": self._runner, "dataloader": dataloader, "evaluator": evaluator},
+        )
 
     # ------------------------------------------------------------------ optimization
     def optim_wrapper(self, model: Any, optim_wrapper: Any) -> Any:
@@ -143,8 +153,12 @@ class ComponentBuilder:
 
         epoch_length = len(loop.dataloader) if hasattr(loop.dataloader, "__len__") else None
         return build_param_schedulers(
-            plain(scheduler), optim_wrapper, epoch_length=epoch_length,
-            max_epochs=loop.max_epochs, max_iters=loop.max_iters, train_by_epoch=loop_is_by_epoch(loop),
+            plain(scheduler),
+            optim_wrapper,
+            epoch_length=epoch_length,
+            max_epochs=loop.max_epochs,
+            max_iters=loop.max_iters,
+            train_by_epoch=loop_is_by_epoch(loop),
         )
 
     # ------------------------------------------------------------------ hooks
@@ -166,7 +180,9 @@ class ComponentBuilder:
             register_hook(host, hook_cfg)
         for hook in custom_hooks or ():
             register_hook(host, plain(hook))
-        return list(load_entry_point_plugins(host, disabled=set(disabled_plugins), options=plugin_options))
+        return list(
+            load_entry_point_plugins(host, disabled=set(disabled_plugins), options=plugin_options)
+        )
 
 
 def register_hook(host: HookHost, hook: Any, priority: int | str | None = None) -> None:

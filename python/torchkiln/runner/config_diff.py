@@ -64,12 +64,21 @@ def config_changes(old_text: str, new_text: str, ignore: Iterable[str] = IGNORED
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
         raise ValueError("a config text is not a YAML mapping")
     skip = set(ignore)
-    old_flat = {k: v for k, v in flatten_config(dict(old)).items() if k.split(".", 1)[0] not in skip}
-    new_flat = {k: v for k, v in flatten_config(dict(new)).items() if k.split(".", 1)[0] not in skip}
+    old_flat = {
+        k: v for k, v in flatten_config(dict(old)).items() if k.split(".", 1)[0] not in skip
+    }
+    new_flat = {
+        k: v for k, v in flatten_config(dict(new)).items() if k.split(".", 1)[0] not in skip
+    }
     lines = []
     for path in list(old_flat) + [p for p in new_flat if p not in old_flat]:
         before = old_flat.get(path, _MISSING)
         after = new_flat.get(path, _MISSING)
-        if before is _MISSING or after is _MISSING or before != after or type(before) is not type(after):
+        if (
+            before is _MISSING
+            or after is _MISSING
+            or before != after
+            or type(before) is not type(after)
+        ):
             lines.append(f"{path}: {_show(before)} -> {_show(after)}")
     return lines

@@ -38,7 +38,9 @@ def position_target(dataloader: Any) -> tuple[Any, int]:
     sampler = getattr(batch_sampler, "sampler", None)
     if sampler is None:
         sampler = getattr(dataloader, "sampler", None)
-    per_batch = getattr(batch_sampler, "batch_size", None) or getattr(dataloader, "batch_size", None) or 1
+    per_batch = (
+        getattr(batch_sampler, "batch_size", None) or getattr(dataloader, "batch_size", None) or 1
+    )
     return sampler, int(per_batch)
 
 
@@ -50,10 +52,12 @@ def capture_data_position(loop: Any, batches: int) -> dict[str, Any]:
     state_dict = getattr(target, "state_dict", None)
     if callable(state_dict):
         state["sampler"] = state_dict()
-        world_size = state["sampler"].get("world_size") if isinstance(state["sampler"], dict) else None
+        world_size = (
+            state["sampler"].get("world_size") if isinstance(state["sampler"], dict) else None
+        )
         if world_size is not None:
             state["world_size"] = int(world_size)
-    generator = getattr(dataloader, "generator", None)
+    generator: Any = getattr(dataloader, "generator", None)
     get_state = getattr(generator, "get_state", None)
     if callable(get_state):
         saved = loop.pass_generator_state() if hasattr(loop, "pass_generator_state") else None
@@ -76,7 +80,7 @@ def restore_data_position(loop: Any, state: dict[str, Any] | None, batches: int)
     saved_sampler = state.get("sampler")
     if saved_sampler is not None and callable(getattr(target, "load_state_dict", None)):
         target.load_state_dict(saved_sampler)
-    generator = getattr(dataloader, "generator", None)
+    generator: Any = getattr(dataloader, "generator", None)
     if state.get("generator") is not None and callable(getattr(generator, "set_state", None)):
         generator.set_state(state["generator"])
     if not callable(getattr(target, "skip", None)):

@@ -37,7 +37,7 @@ def _build_runner(cfg: Any, run_config: Any = None) -> Any:
         from torchkiln.registry import RUNNERS
 
         runner_cls = RUNNERS.get(runner_type)
-    if getattr(runner_cls.from_cfg, "__func__", None) is Runner.from_cfg.__func__:
+    if getattr(runner_cls.from_cfg, "__func__", None) is Runner.from_cfg.__func__:  # type: ignore[attr-defined]  # a classmethod read from its class has __func__
         return runner_cls.from_cfg(cfg, run_config)
     return runner_cls.from_cfg(cfg)  # a runner written for MMEngine: its own from_cfg(cfg)
 
@@ -69,7 +69,12 @@ def _evaluate(cfg: Any, run_config: Any, mode: str) -> int:
     runner = _build_runner(cfg, run_config)
     metrics = runner.val() if mode == "val" else runner.test()
     if isinstance(metrics, Mapping):
-        runner.logger.info(f"{mode} metrics: " + "  ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
+        runner.logger.info(
+            f"{mode} metrics: "
+            + "  ".join(
+                f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()
+            )
+        )
     return 0
 
 

@@ -10,10 +10,17 @@ from torchkiln.errors import ConfigError
 
 __all__ = [
     "RunEnvironment",
-    "capture_rng_state", "restore_rng_state", "set_random_seed", "setup_env", "use_deterministic_algorithms"]
+    "capture_rng_state",
+    "restore_rng_state",
+    "set_random_seed",
+    "setup_env",
+    "use_deterministic_algorithms",
+]
 
 
-def set_random_seed(seed: int | None = None, deterministic: bool = False, diff_rank_seed: bool = False) -> int:
+def set_random_seed(
+    seed: int | None = None, deterministic: bool = False, diff_rank_seed: bool = False
+) -> int:
     """Seed python, numpy and torch (CPU and CUDA); return the seed used.
 
     :param seed: the seed; ``None`` picks one on rank 0 and shares it with every rank.
@@ -28,7 +35,9 @@ def set_random_seed(seed: int | None = None, deterministic: bool = False, diff_r
     if seed is None:
         seed = sync_random_seed()
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"randomness.seed must be an int or null, got {seed!r}", where="randomness.seed")
+        raise ConfigError(
+            f"randomness.seed must be an int or null, got {seed!r}", where="randomness.seed"
+        )
     if diff_rank_seed:
         seed = seed + get_rank()
     random.seed(seed)
@@ -78,12 +87,15 @@ def setup_env(env_cfg: dict[str, Any] | None) -> None:
             try:
                 mp.set_start_method(method, force=True)
             except ValueError as exc:
-                raise ConfigError(f"env_cfg.mp_cfg.mp_start_method: {exc}", where="env_cfg.mp_cfg.mp_start_method",
-                                  hint="use one of fork, spawn, forkserver") from None
+                raise ConfigError(
+                    f"env_cfg.mp_cfg.mp_start_method: {exc}",
+                    where="env_cfg.mp_cfg.mp_start_method",
+                    hint="use one of fork, spawn, forkserver",
+                ) from None
     threads = mp_cfg.get("opencv_num_threads")
     if threads is not None:
         try:
-            import cv2  # type: ignore[import-not-found]
+            import cv2
 
             cv2.setNumThreads(int(threads))
         except ImportError:
@@ -97,7 +109,7 @@ def capture_rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple form
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {
@@ -125,7 +137,13 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     if "numpy" in state:
         npst = state["numpy"]
         np.random.set_state(
-            (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+            (
+                npst["kind"],
+                npst["keys"].numpy().astype(np.uint32),
+                npst["pos"],
+                npst["has_gauss"],
+                npst["cached_gaussian"],
+            )
         )
     if "torch" in state:
         torch.set_rng_state(state["torch"])
@@ -145,14 +163,20 @@ class RunEnvironment:
     :param randomness: ``{seed, deterministic, diff_rank_seed}``.
     """
 
-    def __init__(self, launcher: str, env_cfg: dict[str, Any] | None, randomness: dict[str, Any] | None) -> None:
+    def __init__(
+        self, launcher: str, env_cfg: dict[str, Any] | None, randomness: dict[str, Any] | None
+    ) -> None:
         from torchkiln.dist import get_dist_info, init_dist, is_distributed
 
         self.launcher = launcher or "none"
         env_cfg = env_cfg or {}
         if self.launcher != "none" and not is_distributed():
             init_dist(self.launcher, **dict(env_cfg.get("dist_cfg") or {}))
-        elif self.launcher == "none" and not is_distributed() and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        elif (
+            self.launcher == "none"
+            and not is_distributed()
+            and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+        ):
             import warnings
 
             warnings.warn(
@@ -176,5 +200,7 @@ class RunEnvironment:
         if torch.cuda.is_available():
             from torchkiln.dist import get_local_rank
 
-            return torch.device("cuda", get_local_rank() if self.distributed else torch.cuda.current_device())
+            return torch.device(
+                "cuda", get_local_rank() if self.distributed else torch.cuda.current_device()
+            )
         return torch.device("cpu")

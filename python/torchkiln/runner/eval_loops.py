@@ -134,7 +134,11 @@ def _batch_size(data_batch: Any) -> int:
         if isinstance(item, Mapping):
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
-            if item and not hasattr(item[0], "shape") and not isinstance(item[0], (Mapping, list, tuple)):
+            if (
+                item
+                and not hasattr(item[0], "shape")
+                and not isinstance(item[0], (Mapping, list, tuple))
+            ):
                 return len(item)
             stack.extend(item)
     return 1

@@ -33,15 +33,23 @@ class LoadReport:
         """A human-readable multi-line summary."""
         lines = []
         if self.missing:
-            lines.append(f"missing keys in checkpoint ({len(self.missing)}): {', '.join(self.missing)}")
+            lines.append(
+                f"missing keys in checkpoint ({len(self.missing)}): {', '.join(self.missing)}"
+            )
         if self.unexpected:
-            lines.append(f"unexpected keys in checkpoint ({len(self.unexpected)}): {', '.join(self.unexpected)}")
+            lines.append(
+                f"unexpected keys in checkpoint ({len(self.unexpected)}): {', '.join(self.unexpected)}"
+            )
         for key, ckpt_shape, model_shape in self.shape_mismatch:
-            lines.append(f"shape mismatch for {key}: checkpoint {list(ckpt_shape)} vs model {list(model_shape)}")
+            lines.append(
+                f"shape mismatch for {key}: checkpoint {list(ckpt_shape)} vs model {list(model_shape)}"
+            )
         return "\n".join(lines) if lines else "all keys matched"
 
 
-def revise_state_dict(state_dict: Mapping[str, Any], revise_keys: Sequence[Sequence[str]]) -> dict[str, Any]:
+def revise_state_dict(
+    state_dict: Mapping[str, Any], revise_keys: Sequence[Sequence[str]]
+) -> dict[str, Any]:
     """Rename keys with ``(pattern, replacement)`` regex pairs, applied in order."""
     compiled = [(re.compile(pattern), repl) for pattern, repl in revise_keys]
     out = {}
@@ -83,7 +91,9 @@ def load_model_state(
     return report
 
 
-def weights_to_load(load_from: str | LoadFromCfg | None) -> tuple[str, bool, list[tuple[str, str]]] | None:
+def weights_to_load(
+    load_from: str | LoadFromCfg | None,
+) -> tuple[str, bool, list[tuple[str, str]]] | None:
     """``(path, strict, revise_keys)`` from the validated ``load_from``, or None for none."""
     if load_from is None or load_from == "":
         return None

@@ -25,13 +25,14 @@ from torchkiln.config.schema import CustomImportsCfg, RunConfig
 from torchkiln.errors import EXIT_TERMINATED, ConfigError, RunInterrupted, UsageError
 from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
-from torchkiln.runner.component_builder import ComponentBuilder, loop_is_by_epoch, register_hook
+from torchkiln.runner.component_builder import ComponentBuilder, register_hook
 from torchkiln.runner.environment import RunEnvironment
 from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, weights_to_load
 from torchkiln.runner.stop_control import StopController
 from torchkiln.runner.training_state import TrainingState
 
 __all__ = ["Runner"]
+
 
 @RUNNERS.register_module()
 class Runner:
@@ -87,7 +88,7 @@ class Runner:
         randomness: Mapping[str, Any] | None = None,
         experiment_name: str | None = None,
         cfg: Any = None,
-        compile: bool | Mapping[str, Any] = False,  # noqa: A002 - MMEngine's key
+        compile: bool | Mapping[str, Any] = False,
         model_wrapper_cfg: Mapping[str, Any] | None = None,
         plugins: Mapping[str, Any] | None = None,
         custom_imports: Mapping[str, Any] | None = None,
@@ -99,18 +100,40 @@ class Runner:
             # The same pass as `torchkiln config validate`, over the arguments that are configs.
             from torchkiln.config.validation import check_arguments
 
-            run_config = check_arguments({
-                "model": model, "work_dir": work_dir, "train_dataloader": train_dataloader,
-                "val_dataloader": val_dataloader, "test_dataloader": test_dataloader, "train_cfg": train_cfg,
-                "val_cfg": val_cfg, "test_cfg": test_cfg, "auto_scale_lr": auto_scale_lr,
-                "optim_wrapper": optim_wrapper, "param_scheduler": param_scheduler, "val_evaluator": val_evaluator,
-                "test_evaluator": test_evaluator, "default_hooks": default_hooks, "custom_hooks": custom_hooks,
-                "data_preprocessor": data_preprocessor, "load_from": load_from, "resume": resume,
-                "launcher": launcher, "env_cfg": env_cfg, "log_processor": log_processor, "log_level": log_level,
-                "visualizer": visualizer, "default_scope": default_scope, "randomness": randomness,
-                "experiment_name": experiment_name, "compile": compile, "model_wrapper_cfg": model_wrapper_cfg,
-                "plugins": plugins, "custom_imports": custom_imports,
-            })
+            run_config = check_arguments(
+                {
+                    "model": model,
+                    "work_dir": work_dir,
+                    "train_dataloader": train_dataloader,
+                    "val_dataloader": val_dataloader,
+                    "test_dataloader": test_dataloader,
+                    "train_cfg": train_cfg,
+                    "val_cfg": val_cfg,
+                    "test_cfg": test_cfg,
+                    "auto_scale_lr": auto_scale_lr,
+                    "optim_wrapper": optim_wrapper,
+                    "param_scheduler": param_scheduler,
+                    "val_evaluator": val_evaluator,
+                    "test_evaluator": test_evaluator,
+                    "default_hooks": default_hooks,
+                    "custom_hooks": custom_hooks,
+                    "data_preprocessor": data_preprocessor,
+                    "load_from": load_from,
+                    "resume": resume,
+                    "launcher": launcher,
+                    "env_cfg": env_cfg,
+                    "log_processor": log_processor,
+                    "log_level": log_level,
+                    "visualizer": visualizer,
+                    "default_scope": default_scope,
+                    "randomness": randomness,
+                    "experiment_name": experiment_name,
+                    "compile": compile,
+                    "model_wrapper_cfg": model_wrapper_cfg,
+                    "plugins": plugins,
+                    "custom_imports": custom_imports,
+                }
+            )
         self.run_config = run_config
         train_cfg = plain(train_cfg)
         self._train_dataloader = train_dataloader
@@ -160,7 +183,11 @@ class Runner:
         from torchkiln.visualization.visualizer import build_visualizer
 
         self.visualizer = build_visualizer(
-            visualizer, log_dir=self._log_dir, rank=self.rank, config=self.cfg, name=self._experiment_name
+            visualizer,
+            log_dir=self._log_dir,
+            rank=self.rank,
+            config=self.cfg,
+            name=self._experiment_name,
         )
 
         # Model: build, initialise lazily, move to the device, wrap for distribution.
@@ -173,11 +200,18 @@ class Runner:
         self._host = HookHost()
         self.hooks = self._host.facade
         self._entry_point_plugins = self._build.hooks(
-            self._host, plain(default_hooks), custom_hooks, self._plugins_cfg.get("disable", []) or [],
+            self._host,
+            plain(default_hooks),
+            custom_hooks,
+            self._plugins_cfg.get("disable", []) or [],
             self._plugins_cfg.get("options") or {},
         )
         self.checkpointer = Checkpointer(
-            self._work_dir, TrainingState(self), rank=self.rank, logger=self.logger, message_hub=self.message_hub
+            self._work_dir,
+            TrainingState(self),
+            rank=self.rank,
+            logger=self.logger,
+            message_hub=self.message_hub,
         )
         self._dump_config()
 
@@ -191,7 +225,10 @@ class Runner:
         """
         get = cfg.get
         if get("work_dir") is None:
-            raise ConfigError("the config has no work_dir", hint="add work_dir: work_dirs/<name> or pass --work-dir")
+            raise ConfigError(
+                "the config has no work_dir",
+                hint="add work_dir: work_dirs/<name> or pass --work-dir",
+            )
         if run_config is None:
             from torchkiln.config.validation import check
 
@@ -243,7 +280,10 @@ class Runner:
         from torchkiln.logging import MessageHub, setup_logging
 
         self.logger = setup_logging(
-            self._log_dir if self.rank == 0 else None, level=log_level, rank=self.rank, timestamp=self._timestamp
+            self._log_dir if self.rank == 0 else None,
+            level=log_level,
+            rank=self.rank,
+            timestamp=self._timestamp,
         )
         self.message_hub = MessageHub.get_instance(f"{self._experiment_name}")
 
@@ -418,7 +458,9 @@ class Runner:
 
     def build_test_loop(self, loop_cfg: Any) -> Any:
         """Build the test loop from ``test_cfg``."""
-        return self._build.eval_loop(loop_cfg, "TestLoop", self._test_dataloader, self._test_evaluator)
+        return self._build.eval_loop(
+            loop_cfg, "TestLoop", self._test_dataloader, self._test_evaluator
+        )
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
         """Build the optimizer wrapper (or wrapper dict) for the unwrapped model."""
@@ -433,10 +475,14 @@ class Runner:
         if not auto_scale_lr or not auto_scale_lr.get("enable", False):
             return
         if "base_batch_size" not in auto_scale_lr:
-            raise ConfigError("auto_scale_lr.enable needs base_batch_size", where="auto_scale_lr.base_batch_size")
+            raise ConfigError(
+                "auto_scale_lr.enable needs base_batch_size", where="auto_scale_lr.base_batch_size"
+            )
         batch_size = getattr(self.train_dataloader, "batch_size", None)
         if batch_size is None:
-            raise ConfigError("auto_scale_lr needs a train_dataloader with a batch_size", where="auto_scale_lr")
+            raise ConfigError(
+                "auto_scale_lr needs a train_dataloader with a batch_size", where="auto_scale_lr"
+            )
         ratio = self.world_size * batch_size / auto_scale_lr["base_batch_size"]
         wrappers = optim_wrapper.values() if hasattr(optim_wrapper, "values") else [optim_wrapper]
         for wrapper in wrappers:
@@ -444,7 +490,9 @@ class Runner:
                 group["lr"] = group["lr"] * ratio
                 if "initial_lr" in group:
                     group["initial_lr"] = group["initial_lr"] * ratio
-        self.logger.info(f"auto_scale_lr: learning rates scaled by {ratio:g} (world {self.world_size} x batch {batch_size} / {auto_scale_lr['base_batch_size']})")
+        self.logger.info(
+            f"auto_scale_lr: learning rates scaled by {ratio:g} (world {self.world_size} x batch {batch_size} / {auto_scale_lr['base_batch_size']})"
+        )
 
     # ------------------------------------------------------------------ hooks
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
@@ -474,8 +522,13 @@ class Runner:
         writes; every rank takes part). Returns its path.
         """
         return self.checkpointer.save(
-            filename, out_dir, save_optimizer=save_optimizer, save_param_scheduler=save_param_scheduler,
-            meta=meta, by_epoch=by_epoch, async_save=False,
+            filename,
+            out_dir,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            meta=meta,
+            by_epoch=by_epoch,
+            async_save=False,
         )
 
     def load_checkpoint(
@@ -490,16 +543,24 @@ class Runner:
         :raises CheckpointError: the file is unreadable, with ``strict`` any key mismatch, and
             always when not a single key of the model was found in the file.
         """
-        return self.checkpointer.load(filename, map_location=map_location, strict=strict, revise_keys=revise_keys)
+        return self.checkpointer.load(
+            filename, map_location=map_location, strict=strict, revise_keys=revise_keys
+        )
 
     def resume(
-        self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True, map_location: Any = "cpu"
+        self,
+        filename: str,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location: Any = "cpu",
     ) -> dict[str, Any]:
         """Restore model, optimizer, schedulers, scaler, loop position, data order, log state and RNG.
 
         :raises CheckpointError: the file is unreadable or not a training checkpoint.
         """
-        return self.checkpointer.resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        return self.checkpointer.resume(
+            filename, resume_optimizer, resume_param_scheduler, map_location
+        )
 
     def load_or_resume(self, resume_state: bool = True) -> None:
         """Resume training state (``resume``) or load weights (``load_from``)."""
@@ -515,7 +576,9 @@ class Runner:
         """Whether training stops after the current iteration."""
         return self._stop.stop_requested
 
-    def request_stop(self, reason: str = "a stop request", exit_code: int = EXIT_TERMINATED) -> None:
+    def request_stop(
+        self, reason: str = "a stop request", exit_code: int = EXIT_TERMINATED
+    ) -> None:
         """Stop training after the current iteration, save a resumable checkpoint and raise
         :class:`~torchkiln.errors.RunInterrupted` with ``exit_code``.
 
@@ -558,7 +621,9 @@ class Runner:
             )
             self.logger.warning(message)
             raise RunInterrupted(
-                message, exit_code=self._stop.exit_code, hint="continue with `torchkiln train CONFIG --resume` (or resume: true)"
+                message,
+                exit_code=self._stop.exit_code,
+                hint="continue with `torchkiln train CONFIG --resume` (or resume: true)",
             )
         return result
 
@@ -573,7 +638,11 @@ class Runner:
         def observer(mount_point: str, optim_wrapper: Any) -> None:
             getattr(hooks, mount_point)(self, optim_wrapper)
 
-        wrappers = self.optim_wrapper.values() if hasattr(self.optim_wrapper, "values") else [self.optim_wrapper]
+        wrappers = (
+            self.optim_wrapper.values()
+            if hasattr(self.optim_wrapper, "values")
+            else [self.optim_wrapper]
+        )
         for wrapper in wrappers:
             if callable(getattr(wrapper, "observe_steps", None)):
                 wrapper.observe_steps(observer)
@@ -581,7 +650,11 @@ class Runner:
     def _epoch_words(self) -> str:
         """Where in the epochs training stands, counted as the log counts them (from 1)."""
         loop = self._train_loop
-        position = loop.checkpoint_position() if hasattr(loop, "checkpoint_position") else {"epoch_iter": 1}
+        position = (
+            loop.checkpoint_position()
+            if hasattr(loop, "checkpoint_position")
+            else {"epoch_iter": 1}
+        )
         if position.get("epoch_iter", 0):
             return f"in epoch {self.epoch + 1}"
         return f"at the end of epoch {self.epoch}"
@@ -589,14 +662,18 @@ class Runner:
     def val(self) -> dict[str, Any]:
         """Validate the model once; return the metrics."""
         if self.val_loop is None:
-            raise UsageError("this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator")
+            raise UsageError(
+                "this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator"
+            )
         self._log_run_header("val")
         return self._run_phase(self.val_loop.run, resume_state=False)
 
     def test(self) -> dict[str, Any]:
         """Test the model once; return the metrics."""
         if self.test_loop is None:
-            raise UsageError("this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator")
+            raise UsageError(
+                "this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator"
+            )
         self._log_run_header("test")
         return self._run_phase(self.test_loop.run, resume_state=False)
 
@@ -614,7 +691,9 @@ class Runner:
                 self.load_or_resume(resume_state)
                 if resume_state:
                     loop = self._train_loop
-                    self.optim_wrapper.initialize_count_status(self.unwrapped_model, loop.iter, loop.max_iters)
+                    self.optim_wrapper.initialize_count_status(
+                        self.unwrapped_model, loop.iter, loop.max_iters
+                    )
                 result = body()
             except BaseException:
                 try:
@@ -636,7 +715,7 @@ class Runner:
 
         try:
             flush_all()
-        except Exception:  # noqa: BLE001 - flushing must never hide the error being raised
+        except Exception:
             pass
 
     def _log_run_header(self, phase: str) -> None:
@@ -650,7 +729,9 @@ class Runner:
         if phase == "train":
             self.logger.info(_precision_line(self.optim_wrapper))
         if self._entry_point_plugins:
-            self.logger.info("plugins: " + ", ".join(f"{n} ({d})" for n, d in self._entry_point_plugins))
+            self.logger.info(
+                "plugins: " + ", ".join(f"{n} ({d})" for n, d in self._entry_point_plugins)
+            )
         hooks = self._host.get_plugins()
         self.logger.info(
             f"hooks: {len(hooks)} ({', '.join(type(h).__name__ for h in hooks)}); "
@@ -693,8 +774,12 @@ def _precision_line(optim_wrapper: Any) -> str:
         if dtype is None:
             continue
         scaler = getattr(wrapper, "loss_scaler", None)
-        scaling = "no loss scaling" if scaler is None else f"loss scale {float(scaler.get_scale()):g}"
-        parts.append(f"{type(wrapper).__name__} autocast to {str(dtype).removeprefix('torch.')} ({scaling})")
+        scaling = (
+            "no loss scaling" if scaler is None else f"loss scale {float(scaler.get_scale()):g}"
+        )
+        parts.append(
+            f"{type(wrapper).__name__} autocast to {str(dtype).removeprefix('torch.')} ({scaling})"
+        )
     return "mixed precision: " + ("; ".join(parts) if parts else "off (float32)")
 
 
@@ -702,7 +787,7 @@ def _accepts_run_config(cls: type) -> bool:
     """Whether ``cls`` (a Runner subclass written for MMEngine, perhaps) takes ``run_config``."""
     import inspect
 
-    parameters = inspect.signature(cls.__init__).parameters.values()
+    parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]  # the class's own __init__ is the one inspected
     return any(p.name == "run_config" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
@@ -715,4 +800,6 @@ def _import_custom(custom_imports: CustomImportsCfg) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             if not custom_imports.allow_failed_imports:
-                raise ConfigError(f"custom_imports: cannot import {name!r}: {exc}", where="custom_imports.imports") from None
+                raise ConfigError(
+                    f"custom_imports: cannot import {name!r}: {exc}", where="custom_imports.imports"
+                ) from None

@@ -32,7 +32,7 @@ __all__ = ["STOP_SIGNALS", "StopAgreement", "StopSignals", "exit_code_for", "sig
 
 
 def _stop_signals() -> dict[int, int]:
-    codes = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+    codes: dict[int, int] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
     usr1 = getattr(signal, "SIGUSR1", None)  # not on Windows
     if usr1 is not None:
         codes[usr1] = EXIT_TERMINATED
@@ -67,7 +67,9 @@ class StopSignals:
     :param before_exit: called right before a second signal ends the process.
     """
 
-    def __init__(self, on_signal: Callable[[int], None], before_exit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, on_signal: Callable[[int], None], before_exit: Callable[[], None] | None = None
+    ) -> None:
         self._on_signal = on_signal
         self._before_exit = before_exit
         self._previous: dict[int, Any] = {}
@@ -98,7 +100,7 @@ class StopSignals:
             if self._before_exit is not None:
                 try:
                     self._before_exit()
-                except BaseException:  # noqa: BLE001 - exiting matters more
+                except BaseException:  # exiting matters more
                     pass
             os._exit(code)
         self.received = signum
@@ -130,7 +132,11 @@ class StopAgreement:
             except (RuntimeError, ValueError):  # gloo unavailable: use the default group
                 self._group = None
                 backend = dist.get_backend()
-                self._device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+                self._device = (
+                    torch.device("cuda", torch.cuda.current_device())
+                    if backend == "nccl"
+                    else torch.device("cpu")
+                )
 
     def poll(self, local: bool) -> bool:
         """Whether the run stops now (the same answer on every rank)."""
@@ -144,7 +150,9 @@ class StopAgreement:
             self._work.wait()
             agreed = bool(self._flag.item())
         self._flag = torch.tensor([1 if local else 0], dtype=torch.int32, device=self._device)
-        self._work = dist.all_reduce(self._flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True)
+        self._work = dist.all_reduce(
+            self._flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True
+        )
         return agreed
 
     def close(self) -> None:

@@ -53,11 +53,16 @@ class StopController:
     def poll(self) -> bool:
         """Whether training stops now; the loops ask after each iteration (all ranks together)."""
         agreement = self._agreement
-        if agreement is not None and agreement.distributed:
-            if agreement.poll(self._local) and not self.stop_requested:
-                self.stop_requested = True
-                if self.reason is None:
-                    self.reason = "a stop request on another rank"
+        # poll() is collective: every rank calls it, whatever its own stop_requested says.
+        if (
+            agreement is not None
+            and agreement.distributed
+            and agreement.poll(self._local)
+            and not self.stop_requested
+        ):
+            self.stop_requested = True
+            if self.reason is None:
+                self.reason = "a stop request on another rank"
         if self.stop_requested:
             self._on_stop()
         return self.stop_requested
@@ -82,4 +87,3 @@ class StopController:
 
     def __repr__(self) -> str:
         return f"StopController(stop_requested={self.stop_requested}, reason={self.reason!r})"
-

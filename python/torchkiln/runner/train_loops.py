@@ -29,7 +29,12 @@ from torchkiln.runner.base_loop import BaseLoop
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.runner.runner import Runner
 
-__all__ = ["EpochBasedTrainLoop", "IterBasedTrainLoop", "check_train_outputs", "set_epoch_everywhere"]
+__all__ = [
+    "EpochBasedTrainLoop",
+    "IterBasedTrainLoop",
+    "check_train_outputs",
+    "set_epoch_everywhere",
+]
 
 
 def _parse_dynamic_intervals(
@@ -47,7 +52,10 @@ def _parse_dynamic_intervals(
             milestones.append(int(item[0]))
             intervals.append(int(item[1]))
         if milestones != sorted(milestones):
-            raise ConfigError(f"train_cfg.dynamic_intervals milestones must be increasing {what}", where="train_cfg.dynamic_intervals")
+            raise ConfigError(
+                f"train_cfg.dynamic_intervals milestones must be increasing {what}",
+                where="train_cfg.dynamic_intervals",
+            )
     return milestones, intervals
 
 
@@ -87,24 +95,33 @@ class _TrainLoopMixin:
     """State and helpers shared by both train loops."""
 
     runner: Runner
+    _runner: Runner
     dataloader: Any
     _epoch: int
     _iter: int
 
-    def _init_state(self, val_begin: int, val_interval: int, dynamic_intervals: Any, unit: str) -> None:
+    def _init_state(
+        self, val_begin: int, val_interval: int, dynamic_intervals: Any, unit: str
+    ) -> None:
         self._epoch = 0
         self._iter = 0
         self.val_begin = val_begin
         self.val_interval = val_interval
         self.stop_training = False
-        self.dynamic_milestones, self.dynamic_intervals = _parse_dynamic_intervals(val_interval, dynamic_intervals, unit)
+        self.dynamic_milestones, self.dynamic_intervals = _parse_dynamic_intervals(
+            val_interval, dynamic_intervals, unit
+        )
         self._outputs_checked = False
         # Resume bookkeeping.
         self._phase = IDLE
         self._pass_pos = 0  # batches drawn from the dataloader in the current pass
-        self._pass_generator_state: Any = None  # the DataLoader generator's state when the pass began
+        self._pass_generator_state: Any = (
+            None  # the DataLoader generator's state when the pass began
+        )
         self._resume_skip = 0  # batches of the next pass already consumed before a resume
-        self._resume_replay = 0  # of those, how many must be drawn and dropped (sampler cannot skip)
+        self._resume_replay = (
+            0  # of those, how many must be drawn and dropped (sampler cannot skip)
+        )
         self._val_pending = False  # a validation is due and has not completed
 
     @property
@@ -206,7 +223,12 @@ class _TrainLoopMixin:
             val_pending = self._validation_due_after_epoch(epoch)
         else:
             val_pending = self._val_pending
-        return {"epoch": epoch, "iter": iters, "epoch_iter": position, "val_pending": bool(val_pending)}
+        return {
+            "epoch": epoch,
+            "iter": iters,
+            "epoch_iter": position,
+            "val_pending": bool(val_pending),
+        }
 
     def pass_generator_state(self) -> Any:
         """The DataLoader generator's state to save: as it was when the current pass began."""
@@ -294,7 +316,10 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     ) -> None:
         super().__init__(runner, dataloader)
         if not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ConfigError(f"train_cfg.max_epochs must be a positive int, got {max_epochs!r}", where="train_cfg.max_epochs")
+            raise ConfigError(
+                f"train_cfg.max_epochs must be a positive int, got {max_epochs!r}",
+                where="train_cfg.max_epochs",
+            )
         self._max_epochs = max_epochs
         self._max_iters = max_epochs * len(self.dataloader)
         self._init_state(val_begin, val_interval, dynamic_intervals, "epochs")
@@ -316,7 +341,9 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         if self._val_pending and runner.val_loop is not None:
             # Resumed from a checkpoint taken before a validation that did not complete.
             self._validate()
-        while self._epoch < self._max_epochs and not self.stop_training and not runner.stop_requested:
+        while (
+            self._epoch < self._max_epochs and not self.stop_training and not runner.stop_requested
+        ):
             if self.run_epoch() is False:  # (a subclass's run_epoch may return None)
                 break  # stopped mid-epoch
             if self._after_unit(self._epoch - 1):
@@ -328,7 +355,9 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def _validation_due_after_epoch(self, epochs_done: int) -> bool:
         if self.runner.val_loop is None or epochs_done < self.val_begin:
             return False
-        return epochs_done % self._interval_at(epochs_done - 1) == 0 or epochs_done == self._max_epochs
+        return (
+            epochs_done % self._interval_at(epochs_done - 1) == 0 or epochs_done == self._max_epochs
+        )
 
     def _should_validate(self) -> bool:
         return self._validation_due_after_epoch(self._epoch)
@@ -402,7 +431,10 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     ) -> None:
         super().__init__(runner, dataloader)
         if not isinstance(max_iters, int) or max_iters < 1:
-            raise ConfigError(f"train_cfg.max_iters must be a positive int, got {max_iters!r}", where="train_cfg.max_iters")
+            raise ConfigError(
+                f"train_cfg.max_iters must be a positive int, got {max_iters!r}",
+                where="train_cfg.max_iters",
+            )
         self._max_iters = max_iters
         self._init_state(val_begin, val_interval, dynamic_intervals, "iterations")
 

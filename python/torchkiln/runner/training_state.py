@@ -48,7 +48,15 @@ __all__ = ["TrainingState"]
 
 # Scheduler attributes that record progress; all others come from the scheduler's config.
 _SCHEDULER_PROGRESS_KEYS = frozenset(
-    {"last_step", "_global_step", "_last_value", "base_values", "best", "num_bad_epochs", "cooldown_counter"}
+    {
+        "last_step",
+        "_global_step",
+        "_last_value",
+        "base_values",
+        "best",
+        "num_bad_epochs",
+        "cooldown_counter",
+    }
 )
 _LOSS_SCALER = "loss_scaler"
 
@@ -152,13 +160,18 @@ class TrainingState:
         if save_param_scheduler and runner.param_schedulers:
             checkpoint["param_schedulers"] = [s.state_dict() for s in self._schedulers()]
         if loop is not None and getattr(loop, "dataloader", None) is not None:
-            checkpoint["dataloader"] = capture_data_position(loop, int(position.get("epoch_iter", 0)))
+            checkpoint["dataloader"] = capture_data_position(
+                loop, int(position.get("epoch_iter", 0))
+            )
         if runner.distributed and runner.diff_rank_seed:
             # Every rank draws its own random numbers: keep each rank's generators. A
             # collective: with diff_rank_seed, checkpoints are captured on every rank.
             from torchkiln.dist import all_gather_object
 
-            own = {"rng": checkpoint["rng"], "generator": checkpoint.get("dataloader", {}).get("generator")}
+            own = {
+                "rng": checkpoint["rng"],
+                "generator": checkpoint.get("dataloader", {}).get("generator"),
+            }
             checkpoint["rng_per_rank"] = all_gather_object(own)
         runner.hooks.before_save_checkpoint(runner, checkpoint)
         return checkpoint
@@ -172,7 +185,12 @@ class TrainingState:
         # A loop without resume bookkeeping: MMEngine's convention (saved from the
         # after_train_epoch or after_train_iter hooks).
         if by_epoch:
-            return {"epoch": loop.epoch + 1, "iter": loop.iter, "epoch_iter": 0, "val_pending": False}
+            return {
+                "epoch": loop.epoch + 1,
+                "iter": loop.iter,
+                "epoch_iter": 0,
+                "val_pending": False,
+            }
         return {"epoch": loop.epoch, "iter": loop.iter + 1, "epoch_iter": 0, "val_pending": False}
 
     # ------------------------------------------------------------------ weights only
@@ -193,9 +211,13 @@ class TrainingState:
         runner.hooks.after_load_checkpoint(runner, checkpoint)
         state_dict = checkpoint.get("state_dict", checkpoint)
         if not isinstance(state_dict, Mapping):
-            raise CheckpointError(f"{filename}: 'state_dict' is a {type(state_dict).__name__}, expected a dict of tensors")
+            raise CheckpointError(
+                f"{filename}: 'state_dict' is a {type(state_dict).__name__}, expected a dict of tensors"
+            )
         model = runner.unwrapped_model
-        report = load_model_state(model, state_dict, strict=strict, revise_keys=revise_keys, source=filename)
+        report = load_model_state(
+            model, state_dict, strict=strict, revise_keys=revise_keys, source=filename
+        )
         own = len(model.state_dict())
         if own and len(report.missing) + len(report.shape_mismatch) == own:
             raise CheckpointError(
@@ -234,9 +256,13 @@ class TrainingState:
                 "the data order continues from the same global position, but the run is not bit-identical"
             )
         runner.hooks.after_load_checkpoint(runner, checkpoint)
-        report = load_model_state(runner.unwrapped_model, checkpoint["state_dict"], strict=False, source=filename)
+        report = load_model_state(
+            runner.unwrapped_model, checkpoint["state_dict"], strict=False, source=filename
+        )
         if not report.clean:
-            runner.logger.warning(f"resume: the model does not match {filename}:\n{report.format()}")
+            runner.logger.warning(
+                f"resume: the model does not match {filename}:\n{report.format()}"
+            )
         loop = runner.train_loop
         batches = int(meta.get("epoch_iter", 0) or 0)
         data_state = checkpoint.get("dataloader")
@@ -251,14 +277,20 @@ class TrainingState:
         loop.restore_position(dict(meta), skip, replay)
         if resume_optimizer and runner.optim_wrapper is not None:
             if "optimizer" in checkpoint:
-                runner.optim_wrapper.load_state_dict(_join_loss_scaler(checkpoint["optimizer"], checkpoint.get(_LOSS_SCALER)))
+                runner.optim_wrapper.load_state_dict(
+                    _join_loss_scaler(checkpoint["optimizer"], checkpoint.get(_LOSS_SCALER))
+                )
             else:
-                runner.logger.warning(f"resume: {filename} has no optimizer state; the optimizer starts afresh")
+                runner.logger.warning(
+                    f"resume: {filename} has no optimizer state; the optimizer starts afresh"
+                )
         if resume_param_scheduler and runner.param_schedulers:
             if "param_schedulers" in checkpoint:
                 self._load_schedulers(checkpoint["param_schedulers"])
             else:
-                runner.logger.warning(f"resume: {filename} has no scheduler state; the schedules start afresh")
+                runner.logger.warning(
+                    f"resume: {filename} has no scheduler state; the schedules start afresh"
+                )
         if "message_hub" in checkpoint:
             runner.message_hub.load_state_dict(checkpoint["message_hub"])
         # Last: nothing above may draw random numbers after the generators are restored.
@@ -278,7 +310,9 @@ class TrainingState:
         try:
             changes = config_changes(old_text, new_text)
         except (ValueError, TypeError) as exc:
-            runner.logger.warning(f"resume: cannot compare the config of {filename} with this one ({exc})")
+            runner.logger.warning(
+                f"resume: cannot compare the config of {filename} with this one ({exc})"
+            )
             return
         if not changes:
             return
@@ -308,13 +342,18 @@ class TrainingState:
             )
             return
         for index, (scheduler, state) in enumerate(zip(schedulers, states)):
-            fresh = scheduler.state_dict() if callable(getattr(scheduler, "state_dict", None)) else {}
+            fresh = (
+                scheduler.state_dict() if callable(getattr(scheduler, "state_dict", None)) else {}
+            )
             if not isinstance(state, Mapping) or not isinstance(fresh, Mapping):
                 scheduler.load_state_dict(state)
                 continue
             changed = [
-                key for key in fresh
-                if key not in _SCHEDULER_PROGRESS_KEYS and key in state and not _same(state[key], fresh[key])
+                key
+                for key in fresh
+                if key not in _SCHEDULER_PROGRESS_KEYS
+                and key in state
+                and not _same(state[key], fresh[key])
             ]
             if not changed:
                 scheduler.load_state_dict(state)
@@ -322,7 +361,11 @@ class TrainingState:
             merged = dict(fresh)
             merged.update({key: state[key] for key in _SCHEDULER_PROGRESS_KEYS if key in state})
             scheduler.load_state_dict(merged)
-            details = ", ".join(f"{key}: {state[key]!r} -> {fresh[key]!r}" for key in changed if not key.startswith("_"))
+            details = ", ".join(
+                f"{key}: {state[key]!r} -> {fresh[key]!r}"
+                for key in changed
+                if not key.startswith("_")
+            )
             logger.warning(
                 f"resume: param_scheduler[{index}] {type(scheduler).__name__} changed ({details or 'internal values'}); "
                 "the new schedule applies from the resumed step on"

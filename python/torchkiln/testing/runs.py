@@ -124,7 +124,13 @@ def _record_calls(runner: Any, calls: dict[str, list[str]]) -> None:
             continue
         dispatch = getattr(facade, mount_point)
 
-        def recorded(*args: Any, _dispatch: Any = dispatch, _mp: str = mount_point, _names: Any = names, **kwargs: Any) -> None:
+        def recorded(
+            *args: Any,
+            _dispatch: Any = dispatch,
+            _mp: str = mount_point,
+            _names: Any = names,
+            **kwargs: Any,
+        ) -> None:
             for name in _names:
                 seen = calls.setdefault(name, [])
                 if _mp not in seen:

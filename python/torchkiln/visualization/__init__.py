@@ -13,8 +13,9 @@ tensorboard.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchkiln._lazy import lazy_exports
-from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "BaseVisBackend": "torchkiln.visualization.vis_backend",
@@ -32,8 +33,13 @@ __getattr__, __dir__ = lazy_exports("torchkiln.visualization", _EXPORTS, globals
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.visualization.local_backend import LocalVisBackend
-    from torchkiln.visualization.plot import plot_scalars
-    from torchkiln.visualization.tensorboard_backend import TensorboardVisBackend
-    from torchkiln.visualization.vis_backend import BaseVisBackend
-    from torchkiln.visualization.visualizer import Visualizer, build_visualizer
+    from torchkiln.visualization.local_backend import LocalVisBackend as LocalVisBackend
+    from torchkiln.visualization.plot import plot_scalars as plot_scalars
+    from torchkiln.visualization.tensorboard_backend import (
+        TensorboardVisBackend as TensorboardVisBackend,
+    )
+    from torchkiln.visualization.vis_backend import BaseVisBackend as BaseVisBackend
+    from torchkiln.visualization.visualizer import (
+        Visualizer as Visualizer,
+        build_visualizer as build_visualizer,
+    )

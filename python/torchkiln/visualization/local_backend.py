@@ -119,7 +119,11 @@ class LocalVisBackend(BaseVisBackend):
         self.add_scalars({name: value}, step)
 
     def add_scalars(
-        self, scalar_dict: Mapping[str, float], step: int = 0, file_path: str | None = None, **kwargs: Any
+        self,
+        scalar_dict: Mapping[str, float],
+        step: int = 0,
+        file_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
         """Append ``{"step": step, **scalar_dict}`` to the scalars file, and to ``file_path``
         (relative to ``save_dir``) when given."""

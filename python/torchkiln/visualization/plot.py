@@ -19,7 +19,14 @@ from typing import Any
 
 from torchkiln.errors import UsageError, did_you_mean
 
-__all__ = ["DEFAULT_OUT", "SCALARS_FILE", "available_keys", "find_scalars_file", "load_scalars", "plot_scalars"]
+__all__ = [
+    "DEFAULT_OUT",
+    "SCALARS_FILE",
+    "available_keys",
+    "find_scalars_file",
+    "load_scalars",
+    "plot_scalars",
+]
 
 SCALARS_FILE = "scalars.jsonl"
 DEFAULT_OUT = "curves.png"
@@ -41,13 +48,17 @@ def find_scalars_file(path: str | os.PathLike[str]) -> str:
     if os.path.isfile(path):
         return path
     if not os.path.isdir(path):
-        raise UsageError(f"no such file or folder: {path}", where="torchkiln plot",
-                         hint="give a work_dir, a run folder work_dir/<timestamp> or a scalars.jsonl file")
+        raise UsageError(
+            f"no such file or folder: {path}",
+            where="torchkiln plot",
+            hint="give a work_dir, a run folder work_dir/<timestamp> or a scalars.jsonl file",
+        )
     direct = os.path.join(path, SCALARS_FILE)
     if os.path.isfile(direct):
         return direct
     runs = [
-        entry.name for entry in os.scandir(path)
+        entry.name
+        for entry in os.scandir(path)
         if entry.is_dir() and os.path.isfile(os.path.join(entry.path, SCALARS_FILE))
     ]
     if not runs:
@@ -123,10 +134,14 @@ def _resolve(key: str, keys: Sequence[str], where: str) -> tuple[str, str | None
         return rest, mode
     hint = did_you_mean(key, keys)
     listed = "available: " + ", ".join(keys) if keys else "the file has no numeric values"
-    raise UsageError(f"no scalar {key!r} in {where}", where=where, hint=f"{hint} {listed}" if hint else listed)
+    raise UsageError(
+        f"no scalar {key!r} in {where}", where=where, hint=f"{hint} {listed}" if hint else listed
+    )
 
 
-def _series(records: Sequence[dict[str, Any]], key: str, mode: str | None) -> dict[str, tuple[list[float], list[float]]]:
+def _series(
+    records: Sequence[dict[str, Any]], key: str, mode: str | None
+) -> dict[str, tuple[list[float], list[float]]]:
     out: dict[str, tuple[list[float], list[float]]] = {}
     for record in records:
         record_mode = str(record.get("mode", ""))
@@ -163,8 +178,11 @@ def plot_scalars(
     records = load_scalars(source)
     known = available_keys(records)
     if not known:
-        raise UsageError(f"{source} holds no scalar records yet", where=source,
-                         hint="records are written every LoggerHook interval; wait for the first one")
+        raise UsageError(
+            f"{source} holds no scalar records yet",
+            where=source,
+            hint="records are written every LoggerHook interval; wait for the first one",
+        )
     if isinstance(keys, str):
         keys = [k.strip() for k in keys.split(",")]
     if keys:
@@ -172,7 +190,9 @@ def plot_scalars(
     else:
         wanted = [k for k in known if k not in _SKIPPED_BY_DEFAULT] or known
     if not wanted:
-        raise UsageError("--keys is empty", where="torchkiln plot", hint="e.g. --keys loss,lr,accuracy/top1")
+        raise UsageError(
+            "--keys is empty", where="torchkiln plot", hint="e.g. --keys loss,lr,accuracy/top1"
+        )
     resolved = [_resolve(k, known, source) for k in wanted]
     out = os.fspath(out) if out is not None else os.path.join(os.path.dirname(source), DEFAULT_OUT)
 
@@ -192,10 +212,20 @@ def plot_scalars(
     for ax, (key, mode), label in zip(axes, resolved, wanted):
         series = _series(records, key, mode)
         for series_mode, (xs, ys) in series.items():
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.2,
-                    label=series_mode or "?")
+            ax.plot(
+                xs,
+                ys,
+                marker="o" if len(xs) < 30 else None,
+                markersize=3,
+                linewidth=1.2,
+                label=series_mode or "?",
+            )
         modes = list(series)
-        title = f"{label} ({modes[0]})" if len(modes) == 1 and modes[0] not in ("train", "") and mode is None else label
+        title = (
+            f"{label} ({modes[0]})"
+            if len(modes) == 1 and modes[0] not in ("train", "") and mode is None
+            else label
+        )
         ax.set_title(title, loc="left", fontsize=10)
         ax.grid(True, alpha=0.3)
         if len(series) > 1:
@@ -208,5 +238,7 @@ def plot_scalars(
     try:
         fig.savefig(out, dpi=dpi)
     except ValueError as exc:  # unknown format
-        raise UsageError(f"cannot write {out}: {exc}", where="--out", hint="use a .png, .pdf or .svg file") from None
+        raise UsageError(
+            f"cannot write {out}: {exc}", where="--out", hint="use a .png, .pdf or .svg file"
+        ) from None
     return out

@@ -35,7 +35,9 @@ class TensorboardVisBackend(BaseVisBackend):
     :param max_queue: ... or when this many events are pending.
     """
 
-    def __init__(self, save_dir: str | os.PathLike[str], flush_secs: int = 10, max_queue: int = 100) -> None:
+    def __init__(
+        self, save_dir: str | os.PathLike[str], flush_secs: int = 10, max_queue: int = 100
+    ) -> None:
         super().__init__(save_dir)
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError(
@@ -67,14 +69,20 @@ class TensorboardVisBackend(BaseVisBackend):
 
     def add_image(self, name: str, image: Any, step: int = 0, **kwargs: Any) -> None:
         """Record an image summary."""
-        self.experiment.add_image(name, image, int(step), dataformats="HW" if image.ndim == 2 else "HWC")
+        self.experiment.add_image(
+            name, image, int(step), dataformats="HW" if image.ndim == 2 else "HWC"
+        )
 
     def add_scalar(self, name: str, value: float, step: int = 0, **kwargs: Any) -> None:
         """Record a scalar summary."""
         self.experiment.add_scalar(name, value, int(step))
 
     def add_scalars(
-        self, scalar_dict: Mapping[str, float], step: int = 0, file_path: str | None = None, **kwargs: Any
+        self,
+        scalar_dict: Mapping[str, float],
+        step: int = 0,
+        file_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
         """One scalar summary per key (each key is its own chart; ``file_path`` is ignored)."""
         writer = self.experiment

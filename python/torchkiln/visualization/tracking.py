@@ -239,7 +239,7 @@ class TrackingVisBackend(BaseVisBackend):
                 run_id, last_steps = self._store_open(resume)
             except ConfigError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any store failure at start-up is a setting to fix
+            except Exception as exc:
                 raise ConfigError(
                     f"{type(self).__name__} could not open its run: {type(exc).__name__}: {exc}",
                     where=f"visualizer.vis_backends ({type(self).__name__})",
@@ -372,7 +372,7 @@ class TrackingVisBackend(BaseVisBackend):
                 fn, args = item
                 try:
                     fn(*args)
-                except Exception as exc:  # noqa: BLE001 - a store failure must never stop training
+                except Exception as exc:
                     self._failed(getattr(fn, "__name__", "a store call"), exc)
             finally:
                 self._queue.task_done()
@@ -429,7 +429,9 @@ class TrackingVisBackend(BaseVisBackend):
             print(message, file=sys.stderr)
 
 
-def _tracking_backends(runner: Any, backend_cls: type) -> list[TrackingVisBackend]:
+def _tracking_backends(
+    runner: Any, backend_cls: type[TrackingVisBackend]
+) -> list[TrackingVisBackend]:
     visualizer = getattr(runner, "visualizer", None)
     backends = getattr(visualizer, "vis_backends", None) or []
     return [b for b in backends if isinstance(b, backend_cls)]

@@ -64,7 +64,11 @@ class BaseVisBackend:
         """Record one scalar at ``step``."""
 
     def add_scalars(
-        self, scalar_dict: Mapping[str, float], step: int = 0, file_path: str | None = None, **kwargs: Any
+        self,
+        scalar_dict: Mapping[str, float],
+        step: int = 0,
+        file_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
         """Record several scalars at ``step`` (default: :meth:`add_scalar` for each)."""
         for name, value in scalar_dict.items():
@@ -166,7 +170,7 @@ def config_text(config: Any) -> str:
             return text
     data = config_data(config)
     try:
-        from torchkiln._native import dump_yaml  # type: ignore[attr-defined]
+        from torchkiln._native import dump_yaml
     except ImportError:
         return json.dumps(data, indent=2, default=str) + "\n"
     try:

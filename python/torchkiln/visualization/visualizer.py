@@ -26,12 +26,21 @@ from typing import Any, ClassVar
 
 from torchkiln.errors import BuildError, ConfigError, did_you_mean
 from torchkiln.registry import VISBACKENDS
-from torchkiln.visualization.vis_backend import BaseVisBackend, config_data, config_text, to_float, to_hwc_uint8
+from torchkiln.visualization.vis_backend import (
+    BaseVisBackend,
+    config_data,
+    config_text,
+    to_float,
+    to_hwc_uint8,
+)
 
 __all__ = ["DEFAULT_VISUALIZER", "Visualizer", "build_visualizer"]
 
 #: What a run gets when its config has no ``visualizer``.
-DEFAULT_VISUALIZER: dict[str, Any] = {"type": "Visualizer", "vis_backends": [{"type": "LocalVisBackend"}]}
+DEFAULT_VISUALIZER: dict[str, Any] = {
+    "type": "Visualizer",
+    "vis_backends": [{"type": "LocalVisBackend"}],
+}
 
 #: Sub-folder of the visualizer's ``save_dir`` where backends write (MMEngine's layout).
 VIS_DATA = "vis_data"
@@ -77,7 +86,10 @@ class Visualizer:
         cfg = dict(backend)
         if "save_dir" not in cfg:
             if self.save_dir is None:
-                warnings.warn(f"{where} ({cfg.get('type')}) is skipped: the visualizer has no save_dir", stacklevel=3)
+                warnings.warn(
+                    f"{where} ({cfg.get('type')}) is skipped: the visualizer has no save_dir",
+                    stacklevel=3,
+                )
                 return None
             cfg["save_dir"] = os.path.join(self.save_dir, VIS_DATA)
         return VISBACKENDS.build(cfg)
@@ -145,7 +157,11 @@ class Visualizer:
             backend.add_scalar(name, number, step, **kwargs)
 
     def add_scalars(
-        self, scalar_dict: Mapping[str, Any], step: int = 0, file_path: str | None = None, **kwargs: Any
+        self,
+        scalar_dict: Mapping[str, Any],
+        step: int = 0,
+        file_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
         """Record every scalar of ``scalar_dict`` at ``step``; other values are left out.
 
@@ -205,11 +221,15 @@ def visualizer_class(type_: Any) -> type:
         return Visualizer
     if isinstance(type_, type):
         if not issubclass(type_, Visualizer):
-            raise ConfigError(f"visualizer.type must be a Visualizer subclass, got {type_.__name__}",
-                              where="visualizer.type")
+            raise ConfigError(
+                f"visualizer.type must be a Visualizer subclass, got {type_.__name__}",
+                where="visualizer.type",
+            )
         return type_
     if not isinstance(type_, str):
-        raise ConfigError(f"visualizer.type must be a name, got {type(type_).__name__}", where="visualizer.type")
+        raise ConfigError(
+            f"visualizer.type must be a name, got {type(type_).__name__}", where="visualizer.type"
+        )
     name = type_.rpartition("::")[2]
     if name in _TYPE_NAMES or type_ in ("mmengine.Visualizer", "mmengine.visualization.Visualizer"):
         return Visualizer
@@ -218,12 +238,15 @@ def visualizer_class(type_: Any) -> type:
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot import visualizer type {type_!r}: {exc}", where="visualizer.type") from None
+            raise ConfigError(
+                f"cannot import visualizer type {type_!r}: {exc}", where="visualizer.type"
+            ) from None
         return visualizer_class(cls)
     raise ConfigError(
         f"unknown visualizer type {type_!r}",
         where="visualizer.type",
-        hint=did_you_mean(name, _TYPE_NAMES) or "use type: Visualizer (or a dotted path to a Visualizer subclass)",
+        hint=did_you_mean(name, _TYPE_NAMES)
+        or "use type: Visualizer (or a dotted path to a Visualizer subclass)",
     )
 
 

@@ -76,7 +76,7 @@ class Accuracy(BaseMetric):
     def __init__(
         self,
         topk: int | Sequence[int] = (1,),
-        thrs: float | None | Sequence[float | None] = None,
+        thrs: float | Sequence[float | None] | None = None,
         collect_device: str = "cpu",
         prefix: str | None = None,
         collect_dir: str | None = None,
@@ -84,10 +84,14 @@ class Accuracy(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         self.topk = (int(topk),) if isinstance(topk, int) else tuple(int(k) for k in topk)
         if not self.topk or any(k < 1 for k in self.topk):
-            raise UsageError(f"Accuracy topk must be positive integers, got {topk!r}", where="Accuracy.topk")
+            raise UsageError(
+                f"Accuracy topk must be positive integers, got {topk!r}", where="Accuracy.topk"
+            )
         self.thrs = (thrs,) if thrs is None or isinstance(thrs, (int, float)) else tuple(thrs)
         if not self.thrs:
-            raise UsageError("Accuracy thrs must not be empty (use None for no threshold)", where="Accuracy.thrs")
+            raise UsageError(
+                "Accuracy thrs must not be empty (use None for no threshold)", where="Accuracy.thrs"
+            )
         self.keys = [self._key(k, thr) for k in self.topk for thr in self.thrs]
         self._warned: set[str] = set()
 
@@ -107,9 +111,12 @@ class Accuracy(BaseMetric):
             labels = _first(data_batch, _GT_KEYS)
             if labels is not None:
                 return _label_tensor(labels)
-        elif isinstance(data_batch, (tuple, list)) and len(data_batch) >= 2:
-            if isinstance(data_batch[-1], torch.Tensor):
-                return _label_tensor(data_batch[-1])
+        elif (
+            isinstance(data_batch, (tuple, list))
+            and len(data_batch) >= 2
+            and isinstance(data_batch[-1], torch.Tensor)
+        ):
+            return _label_tensor(data_batch[-1])
         raise UsageError(
             "Accuracy found no ground-truth labels in the model outputs nor in the data batch",
             where="Accuracy.process",
@@ -131,23 +138,36 @@ class Accuracy(BaseMetric):
                     where="Accuracy.process",
                     hint="accepted outputs: " + _FORMS,
                 )
-            return (torch.as_tensor(scores) if scores is not None else None,
-                    _label_tensor(preds) if scores is None else None, labels)
+            return (
+                torch.as_tensor(scores) if scores is not None else None,
+                _label_tensor(preds) if scores is None else None,
+                labels,
+            )
         if isinstance(data_samples, torch.Tensor):
             return self._from_tensor(data_samples), None, self._labels_from_batch(data_batch)
-        if isinstance(data_samples, Sequence) and data_samples and all(isinstance(s, Mapping) for s in data_samples):
+        if (
+            isinstance(data_samples, Sequence)
+            and data_samples
+            and all(isinstance(s, Mapping) for s in data_samples)
+        ):
             gts = [_first(s, _GT_KEYS) for s in data_samples]
             if any(g is None for g in gts):
-                raise UsageError("Accuracy: a per-sample dict has no 'gt_label'", where="Accuracy.process",
-                                 hint="accepted outputs: " + _FORMS)
+                raise UsageError(
+                    "Accuracy: a per-sample dict has no 'gt_label'",
+                    where="Accuracy.process",
+                    hint="accepted outputs: " + _FORMS,
+                )
             labels = torch.tensor([_sample_label(g) for g in gts], dtype=torch.long)
             scores = [_first(s, ("pred_score", "pred_scores", "scores")) for s in data_samples]
             if all(s is not None for s in scores):
                 return torch.stack([torch.as_tensor(s).reshape(-1) for s in scores]), None, labels
             preds = [_first(s, _PRED_LABEL_KEYS) for s in data_samples]
             if any(p is None for p in preds):
-                raise UsageError("Accuracy: a per-sample dict has neither 'pred_score' nor 'pred_label'",
-                                 where="Accuracy.process", hint="accepted outputs: " + _FORMS)
+                raise UsageError(
+                    "Accuracy: a per-sample dict has neither 'pred_score' nor 'pred_label'",
+                    where="Accuracy.process",
+                    hint="accepted outputs: " + _FORMS,
+                )
             return None, torch.tensor([_sample_label(p) for p in preds], dtype=torch.long), labels
         is_pair = isinstance(data_samples, (tuple, list)) and len(data_samples) == 2
         if is_pair and isinstance(data_samples[0], torch.Tensor):
@@ -165,8 +185,11 @@ class Accuracy(BaseMetric):
     @staticmethod
     def _from_tensor(scores: torch.Tensor) -> torch.Tensor:
         if scores.ndim != 2:
-            raise UsageError(f"Accuracy expects scores shaped (N, C), got {tuple(scores.shape)}",
-                             where="Accuracy.process", hint="accepted outputs: " + _FORMS)
+            raise UsageError(
+                f"Accuracy expects scores shaped (N, C), got {tuple(scores.shape)}",
+                where="Accuracy.process",
+                hint="accepted outputs: " + _FORMS,
+            )
         return scores
 
     # ------------------------------------------------------------------ metric API
@@ -176,13 +199,16 @@ class Accuracy(BaseMetric):
         if scores is not None:
             scores = self._from_tensor(scores)
             if scores.shape[0] != labels.shape[0]:
-                raise UsageError(f"Accuracy got {scores.shape[0]} score rows but {labels.shape[0]} labels",
-                                 where="Accuracy.process")
+                raise UsageError(
+                    f"Accuracy got {scores.shape[0]} score rows but {labels.shape[0]} labels",
+                    where="Accuracy.process",
+                )
             num_classes = scores.shape[1]
             maxk = max(self.topk)
             if maxk > num_classes:
                 self._warn_once(
-                    "clamp", f"Accuracy: topk={maxk} exceeds the {num_classes} classes; using k={num_classes}"
+                    "clamp",
+                    f"Accuracy: topk={maxk} exceeds the {num_classes} classes; using k={num_classes}",
                 )
                 maxk = num_classes
             top_scores, top_idx = scores.detach().topk(maxk, dim=1)
@@ -199,10 +225,14 @@ class Accuracy(BaseMetric):
         else:
             assert preds is not None
             if preds.shape[0] != labels.shape[0]:
-                raise UsageError(f"Accuracy got {preds.shape[0]} predicted labels but {labels.shape[0]} labels",
-                                 where="Accuracy.process")
+                raise UsageError(
+                    f"Accuracy got {preds.shape[0]} predicted labels but {labels.shape[0]} labels",
+                    where="Accuracy.process",
+                )
             if max(self.topk) > 1:
-                self._warn_once("labels", "Accuracy: only predicted labels were given, so every top-k is top-1")
+                self._warn_once(
+                    "labels", "Accuracy: only predicted labels were given, so every top-k is top-1"
+                )
             correct = preds.to(labels.device) == labels
             table = correct.view(-1, 1).expand(-1, len(self.keys))
         # One small tuple per sample: cheap to gather, and sampler padding can be dropped.

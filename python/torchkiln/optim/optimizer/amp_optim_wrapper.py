@@ -19,7 +19,9 @@ __all__ = ["AmpOptimWrapper"]
 
 
 @contextmanager
-def _nested(outer: AbstractContextManager[Any], inner: AbstractContextManager[Any]) -> Iterator[None]:
+def _nested(
+    outer: AbstractContextManager[Any], inner: AbstractContextManager[Any]
+) -> Iterator[None]:
     with outer, inner:
         yield
 
@@ -38,8 +40,10 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device_type: str) -> torch.d
         return torch.float16 if device_type == "cuda" else torch.bfloat16
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float16, torch.bfloat16):
-            raise ConfigError(f"AmpOptimWrapper dtype must be float16 or bfloat16, got {dtype}",
-                              where="optim_wrapper.dtype")
+            raise ConfigError(
+                f"AmpOptimWrapper dtype must be float16 or bfloat16, got {dtype}",
+                where="optim_wrapper.dtype",
+            )
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.removeprefix("torch.")]
@@ -116,18 +120,24 @@ class AmpOptimWrapper(OptimWrapper):
             return scaler_cls(device=self._device_type)
         if isinstance(loss_scale, (int, float)) and not isinstance(loss_scale, bool):
             if loss_scale <= 0:
-                raise ConfigError(f"loss_scale must be positive, got {loss_scale}", where="optim_wrapper.loss_scale")
+                raise ConfigError(
+                    f"loss_scale must be positive, got {loss_scale}",
+                    where="optim_wrapper.loss_scale",
+                )
             self._fixed_scale = float(loss_scale)
             return scaler_cls(device=self._device_type, init_scale=self._fixed_scale)
         if isinstance(loss_scale, Mapping):
             kwargs = dict(loss_scale)
-            accepted = [n for n in inspect.signature(scaler_cls).parameters if n not in ("self", "device")]
+            accepted = [
+                n for n in inspect.signature(scaler_cls).parameters if n not in ("self", "device")
+            ]
             for key in kwargs:
                 if key not in accepted:
                     raise ConfigError(
                         f"loss_scale got an unexpected GradScaler argument {key!r}",
                         where=f"optim_wrapper.loss_scale.{key}",
-                        hint=(did_you_mean(key, accepted) or "") + f" accepted: {', '.join(accepted)}",
+                        hint=(did_you_mean(key, accepted) or "")
+                        + f" accepted: {', '.join(accepted)}",
                     )
             return scaler_cls(device=self._device_type, **kwargs)
         raise ConfigError(

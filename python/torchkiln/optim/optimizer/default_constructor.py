@@ -21,7 +21,12 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 from torchkiln.errors import ConfigError, did_you_mean
 from torchkiln.optim.optimizer._model import unwrap_model
 from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
-from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, signature_params
+from torchkiln.registry import (
+    OPTIM_WRAPPER_CONSTRUCTORS,
+    OPTIM_WRAPPERS,
+    OPTIMIZERS,
+    signature_params,
+)
 
 __all__ = ["DefaultOptimWrapperConstructor", "merge_param_groups"]
 
@@ -41,7 +46,9 @@ _NORM_TYPES: tuple[type, ...] = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.Lay
     (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
 )
 # Deformable convolutions (mmcv, torchvision), recognised by name so neither is imported.
-_DCN_NAMES = frozenset({"DeformConv2d", "ModulatedDeformConv2d", "DeformConv2dPack", "ModulatedDeformConv2dPack"})
+_DCN_NAMES = frozenset(
+    {"DeformConv2d", "ModulatedDeformConv2d", "DeformConv2dPack", "ModulatedDeformConv2dPack"}
+)
 WHERE = "optim_wrapper"
 
 
@@ -58,7 +65,9 @@ def _optimizer_signature_defaults(optimizer_type: Any) -> dict[str, Any]:
     return {name: defaults.get(name, inspect.Parameter.empty) for name in names if name != "params"}
 
 
-def merge_param_groups(groups: list[dict[str, Any]], defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
+def merge_param_groups(
+    groups: list[dict[str, Any]], defaults: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """Merge param groups whose settings are equal once ``defaults`` fill the missing ones.
 
     Order is kept: merged groups appear where their first member appeared, and parameters
@@ -99,7 +108,9 @@ class DefaultOptimWrapperConstructor:
         shared parameter once instead of failing.
     """
 
-    def __init__(self, optim_wrapper_cfg: Mapping[str, Any], paramwise_cfg: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, optim_wrapper_cfg: Mapping[str, Any], paramwise_cfg: Mapping[str, Any] | None = None
+    ) -> None:
         if not isinstance(optim_wrapper_cfg, Mapping):
             raise ConfigError(
                 f"optim_wrapper must be a dict, got {type(optim_wrapper_cfg).__name__}",
@@ -120,7 +131,8 @@ class DefaultOptimWrapperConstructor:
         self.optimizer_cfg = cfg["optimizer"]
         if paramwise_cfg is not None and not isinstance(paramwise_cfg, Mapping):
             raise ConfigError(
-                f"paramwise_cfg must be a dict, got {type(paramwise_cfg).__name__}", where=f"{WHERE}.paramwise_cfg"
+                f"paramwise_cfg must be a dict, got {type(paramwise_cfg).__name__}",
+                where=f"{WHERE}.paramwise_cfg",
             )
         self.paramwise_cfg: dict[str, Any] = dict(paramwise_cfg or {})
         if isinstance(self.optimizer_cfg, Mapping):
@@ -146,7 +158,8 @@ class DefaultOptimWrapperConstructor:
                 raise ConfigError(
                     f"unknown paramwise_cfg key {key!r}",
                     where=f"{WHERE}.paramwise_cfg.{key}",
-                    hint=(did_you_mean(key, PARAMWISE_KEYS) or "") + f" known: {', '.join(PARAMWISE_KEYS)}",
+                    hint=(did_you_mean(key, PARAMWISE_KEYS) or "")
+                    + f" known: {', '.join(PARAMWISE_KEYS)}",
                 )
         custom_keys = pw.get("custom_keys", {})
         if not isinstance(custom_keys, Mapping):
@@ -159,26 +172,38 @@ class DefaultOptimWrapperConstructor:
         for name, rule in custom_keys.items():
             where = f"{WHERE}.paramwise_cfg.custom_keys.{name}"
             if not isinstance(rule, Mapping):
-                raise ConfigError(f"custom_keys entry {name!r} must be a dict", where=where,
-                                  hint="e.g. {lr_mult: 0.1, decay_mult: 0.0}")
+                raise ConfigError(
+                    f"custom_keys entry {name!r} must be a dict",
+                    where=where,
+                    hint="e.g. {lr_mult: 0.1, decay_mult: 0.0}",
+                )
             extras = [k for k in rule if k not in _MULT_KEYS]
             if extras:
                 if optimizer_args is None:
                     optimizer_args = _optimizer_signature_defaults(self.optimizer_cfg.get("type"))
                 for extra in extras:
                     if extra not in optimizer_args or extra in ("lr", "weight_decay"):
-                        choices = [*_MULT_KEYS, *(a for a in optimizer_args if a not in ("lr", "weight_decay"))]
+                        choices = [
+                            *_MULT_KEYS,
+                            *(a for a in optimizer_args if a not in ("lr", "weight_decay")),
+                        ]
                         raise ConfigError(
                             f"custom_keys entry {name!r} has an unknown setting {extra!r}",
                             where=f"{where}.{extra}",
-                            hint=(did_you_mean(extra, choices) or "") + f" accepted: {', '.join(choices)}",
+                            hint=(did_you_mean(extra, choices) or "")
+                            + f" accepted: {', '.join(choices)}",
                         )
         decay_users = [f"paramwise_cfg.{key}" for key in _DECAY_KEYS if key in pw]
-        decay_users += [f"paramwise_cfg.custom_keys.{name}.decay_mult" for name, rule in custom_keys.items()
-                        if "decay_mult" in rule]
+        decay_users += [
+            f"paramwise_cfg.custom_keys.{name}.decay_mult"
+            for name, rule in custom_keys.items()
+            if "decay_mult" in rule
+        ]
         if decay_users and self.base_wd is None:
             # like lr below: a weight_decay left out of the config is the optimizer's default
-            default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get("weight_decay")
+            default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get(
+                "weight_decay"
+            )
             if not isinstance(default, (int, float)) or isinstance(default, bool):
                 raise ConfigError(
                     f"{decay_users[0]} needs the optimizer's weight_decay, and "
@@ -187,12 +212,21 @@ class DefaultOptimWrapperConstructor:
                     hint="set optimizer.weight_decay",
                 )
             self.base_wd = default
-        uses_lr = "bias_lr_mult" in pw or "dcn_offset_lr_mult" in pw or any("lr_mult" in r for r in custom_keys.values())
+        uses_lr = (
+            "bias_lr_mult" in pw
+            or "dcn_offset_lr_mult" in pw
+            or any("lr_mult" in r for r in custom_keys.values())
+        )
         if uses_lr and self.base_lr is None:
-            default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get("lr", inspect.Parameter.empty)
+            default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get(
+                "lr", inspect.Parameter.empty
+            )
             if default is inspect.Parameter.empty or not isinstance(default, (int, float)):
-                raise ConfigError("lr multipliers need the optimizer's lr", where=f"{WHERE}.optimizer",
-                                  hint="set optimizer.lr")
+                raise ConfigError(
+                    "lr multipliers need the optimizer's lr",
+                    where=f"{WHERE}.optimizer",
+                    hint="set optimizer.lr",
+                )
             self.base_lr = default
 
     # ------------------------------------------------------------------ building
@@ -212,7 +246,9 @@ class DefaultOptimWrapperConstructor:
                     where=f"{WHERE}.optimizer",
                     hint="e.g. optimizer: {type: SGD, lr: 0.01} (any torch.optim class, or a registered one)",
                 )
-            opt_cfg["params"] = self.param_groups(model) if self.paramwise_cfg else model.parameters()
+            opt_cfg["params"] = (
+                self.param_groups(model) if self.paramwise_cfg else model.parameters()
+            )
             optimizer = OPTIMIZERS.build(opt_cfg)
         else:
             raise ConfigError(
@@ -271,9 +307,19 @@ class DefaultOptimWrapperConstructor:
             seen[id(param)] = full_name
             group: dict[str, Any] = {"params": [param]}
             if param.requires_grad:
-                group.update(self._settings_for(name, param, f"{prefix}.{name}", sorted_keys,
-                                                is_norm=is_norm, is_dwconv=is_dwconv, is_dcn=is_dcn,
-                                                module=module, prefix=prefix))
+                group.update(
+                    self._settings_for(
+                        name,
+                        param,
+                        f"{prefix}.{name}",
+                        sorted_keys,
+                        is_norm=is_norm,
+                        is_dwconv=is_dwconv,
+                        is_dcn=is_dcn,
+                        module=module,
+                        prefix=prefix,
+                    )
+                )
             params.append(group)
 
         for child_name, child in module.named_children():
@@ -311,7 +357,12 @@ class DefaultOptimWrapperConstructor:
         if name == "bias" and not (is_norm or is_dcn) and bias_lr_mult is not None:
             settings["lr"] = self.base_lr * bias_lr_mult
         dcn_offset_lr_mult = pw.get("dcn_offset_lr_mult")
-        if is_dcn and "conv_offset" in prefix and isinstance(module, nn.Conv2d) and dcn_offset_lr_mult is not None:
+        if (
+            is_dcn
+            and "conv_offset" in prefix
+            and isinstance(module, nn.Conv2d)
+            and dcn_offset_lr_mult is not None
+        ):
             settings["lr"] = self.base_lr * dcn_offset_lr_mult
         if self.base_wd is not None:
             mult = None

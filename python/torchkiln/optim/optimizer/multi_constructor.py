@@ -37,7 +37,9 @@ class MultiOptimWrapperConstructor:
     :param paramwise_cfg: must be None (set it per section).
     """
 
-    def __init__(self, optim_wrapper_cfg: Mapping[str, Any], paramwise_cfg: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, optim_wrapper_cfg: Mapping[str, Any], paramwise_cfg: Mapping[str, Any] | None = None
+    ) -> None:
         if paramwise_cfg:
             raise ConfigError(
                 "MultiOptimWrapperConstructor takes paramwise_cfg per section, not for all",
@@ -69,11 +71,15 @@ class MultiOptimWrapperConstructor:
                 )
             try:
                 self.constructors[name] = OPTIM_WRAPPER_CONSTRUCTORS.build(
-                    {"type": constructor_type, "optim_wrapper_cfg": section, "paramwise_cfg": section_paramwise}
+                    {
+                        "type": constructor_type,
+                        "optim_wrapper_cfg": section,
+                        "paramwise_cfg": section_paramwise,
+                    }
                 )
             except ConfigError as exc:
                 if exc.where is None or exc.where.startswith(WHERE):
-                    exc.where = where + (exc.where or "")[len(WHERE):]
+                    exc.where = where + (exc.where or "")[len(WHERE) :]
                 raise
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
@@ -88,7 +94,8 @@ class MultiOptimWrapperConstructor:
                 raise ConfigError(
                     f"optim_wrapper section {name!r} names no sub-module of {type(model).__name__}",
                     where=f"{WHERE}.{name}",
-                    hint=(did_you_mean(name, children) or "") + f" sub-modules: {', '.join(children) or 'none'}",
+                    hint=(did_you_mean(name, children) or "")
+                    + f" sub-modules: {', '.join(children) or 'none'}",
                 ) from None
             wrappers[name] = constructor(submodule)
         return OptimWrapperDict(**wrappers)

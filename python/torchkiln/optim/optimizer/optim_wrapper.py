@@ -53,7 +53,9 @@ def _current_message_hub() -> Any:
 
 
 def _check_optimizer(optimizer: Any, owner: str) -> None:
-    if not all(hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")):
+    if not all(
+        hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")
+    ):
         raise ConfigError(
             f"{owner} needs a torch optimizer, got {type(optimizer).__name__}",
             where=f"{owner}.optimizer",
@@ -117,7 +119,11 @@ class OptimWrapper:
         clip_grad: Mapping[str, Any] | None = None,
     ) -> None:
         _check_optimizer(optimizer, type(self).__name__)
-        if not isinstance(accumulative_counts, int) or isinstance(accumulative_counts, bool) or accumulative_counts < 1:
+        if (
+            not isinstance(accumulative_counts, int)
+            or isinstance(accumulative_counts, bool)
+            or accumulative_counts < 1
+        ):
             raise ConfigError(
                 f"accumulative_counts must be a positive integer, got {accumulative_counts!r}",
                 where="optim_wrapper.accumulative_counts",
@@ -150,7 +156,9 @@ class OptimWrapper:
         hook implements either mount point.
         """
         self._observer = observer
-        self._direct = type(self) is OptimWrapper and self._accumulative_counts == 1 and observer is None
+        self._direct = (
+            type(self) is OptimWrapper and self._accumulative_counts == 1 and observer is None
+        )
 
     # ------------------------------------------------------------------ the update cycle
     def update_params(
@@ -205,7 +213,11 @@ class OptimWrapper:
         """Divide ``loss`` by the size of the accumulation window this iteration belongs to."""
         if self._accumulative_counts == 1:
             return loss
-        if self._max_counts == -1 or self._remainder_counts <= 0 or self._inner_count < self._divisible_counts:
+        if (
+            self._max_counts == -1
+            or self._remainder_counts <= 0
+            or self._inner_count < self._divisible_counts
+        ):
             return loss / self._accumulative_counts
         return loss / self._remainder_counts
 
@@ -230,7 +242,10 @@ class OptimWrapper:
 
     def should_update(self) -> bool:
         """True after the backward pass that closes an accumulation window."""
-        return self._inner_count % self._accumulative_counts == 0 or self._inner_count == self._max_counts
+        return (
+            self._inner_count % self._accumulative_counts == 0
+            or self._inner_count == self._max_counts
+        )
 
     def should_sync(self) -> bool:
         """True when the next backward pass closes a window (DDP must all-reduce then)."""
@@ -246,7 +261,7 @@ class OptimWrapper:
         """
         if self._accumulative_counts == 1 or self.should_sync() or not hasattr(model, "no_sync"):
             return _NO_CONTEXT
-        return model.no_sync()
+        return model.no_sync()  # type: ignore[operator]  # nn.Module types attribute access as Tensor | Module
 
     def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
         """Tell the wrapper where training stands and ends, before the first iteration.
@@ -295,7 +310,7 @@ class OptimWrapper:
         # usually decided by the first parameter; a step without any gradient clips nothing
         if not any(p.grad is not None for p in params):
             return
-        kind, kwargs = self._clip  # type: ignore[misc]
+        kind, kwargs = self._clip  # type: ignore[misc]  # set whenever clipping runs
         if kind == "value":
             nn.utils.clip_grad_value_(params, **kwargs)
             return

@@ -44,7 +44,11 @@ class OptimWrapperDict:
         except KeyError:
             raise KeyError(
                 f"no optimizer named {name!r}; known: {', '.join(self.optim_wrappers) or 'none'}"
-                + (f" ({did_you_mean(name, self.optim_wrappers)})" if did_you_mean(name, self.optim_wrappers) else "")
+                + (
+                    f" ({did_you_mean(name, self.optim_wrappers)})"
+                    if did_you_mean(name, self.optim_wrappers)
+                    else ""
+                )
             ) from None
 
     def __contains__(self, name: object) -> bool:
@@ -75,7 +79,9 @@ class OptimWrapperDict:
 
     def get_momentum(self) -> dict[str, list[float]]:
         """``{'<name>.momentum': [...], ...}``."""
-        return {f"{name}.momentum": wrapper.get_momentum()["momentum"] for name, wrapper in self.items()}
+        return {
+            f"{name}.momentum": wrapper.get_momentum()["momentum"] for name, wrapper in self.items()
+        }
 
     def zero_grad(self, **kwargs: Any) -> None:
         """Zero the gradients of every optimizer."""

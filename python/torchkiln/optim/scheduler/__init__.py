@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from torchkiln.optim.scheduler.builder import build_param_schedulers
-from torchkiln.optim.scheduler.cyclic_scheduler import CosineRestartParamScheduler, OneCycleParamScheduler
+from torchkiln.optim.scheduler.cyclic_scheduler import (
+    CosineRestartParamScheduler,
+    OneCycleParamScheduler,
+)
 from torchkiln.optim.scheduler.lr_scheduler import (
     ConstantLR,
     CosineAnnealingLR,

@@ -39,7 +39,12 @@ def build_param_schedulers(
         scheduler in iteration-based training would never step, and is an error.
     :returns: a list of schedulers, or ``{name: list}`` for an OptimWrapperDict.
     """
-    options = dict(epoch_length=epoch_length, max_epochs=max_epochs, max_iters=max_iters, train_by_epoch=train_by_epoch)
+    options = dict(
+        epoch_length=epoch_length,
+        max_epochs=max_epochs,
+        max_iters=max_iters,
+        train_by_epoch=train_by_epoch,
+    )
     per_name = isinstance(cfg, Mapping) and "type" not in cfg
     if isinstance(optim_wrapper, OptimWrapperDict):
         if per_name:
@@ -54,7 +59,10 @@ def build_param_schedulers(
                 name: _build_list(cfg.get(name), wrapper, f"{WHERE}.{name}", options)
                 for name, wrapper in optim_wrapper.items()
             }
-        return {name: _build_list(cfg, wrapper, WHERE, options, copy_only=True) for name, wrapper in optim_wrapper.items()}
+        return {
+            name: _build_list(cfg, wrapper, WHERE, options, copy_only=True)
+            for name, wrapper in optim_wrapper.items()
+        }
     if per_name:
         raise ConfigError(
             "param_scheduler is a dict of lists by optimizer name, but there is only one optimizer",
@@ -82,7 +90,9 @@ def _build_list(
         )
     schedulers = []
     for index, item in enumerate(items):
-        item_where = f"{where}[{index}]" if len(items) > 1 or not isinstance(cfg, Mapping) else where
+        item_where = (
+            f"{where}[{index}]" if len(items) > 1 or not isinstance(cfg, Mapping) else where
+        )
         if isinstance(item, _ParamScheduler):
             if copy_only:
                 raise ConfigError(
@@ -94,7 +104,10 @@ def _build_list(
         elif isinstance(item, Mapping):
             schedulers.append(_build_one(dict(item), optim_wrapper, item_where, **options))
         else:
-            raise ConfigError(f"a scheduler must be a dict with a 'type', got {type(item).__name__}", where=item_where)
+            raise ConfigError(
+                f"a scheduler must be a dict with a 'type', got {type(item).__name__}",
+                where=item_where,
+            )
     return schedulers
 
 
@@ -115,7 +128,10 @@ def _build_one(
             hint="e.g. {type: MultiStepLR, milestones: [8, 11]}; see `torchkiln plugins` for param_schedulers",
         )
     if "optimizer" in item:
-        raise ConfigError("a scheduler config must not set 'optimizer'; the runner passes it", where=f"{where}.optimizer")
+        raise ConfigError(
+            "a scheduler config must not set 'optimizer'; the runner passes it",
+            where=f"{where}.optimizer",
+        )
     convert = bool(item.pop("convert_to_iter_based", False))
     by_epoch = item.get("by_epoch", True)
     if "end" not in item:
@@ -139,7 +155,9 @@ def _build_one(
                 )
             kwargs = {k: v for k, v in item.items() if k != "type"}
             check_kwargs(scheduler_cls, {**kwargs, "optimizer": optim_wrapper}, f"{WHERE}.{name}")
-            return scheduler_cls.build_iter_from_epoch(optimizer=optim_wrapper, epoch_length=epoch_length, **kwargs)
+            return scheduler_cls.build_iter_from_epoch(
+                optimizer=optim_wrapper, epoch_length=epoch_length, **kwargs
+            )
         if by_epoch and not train_by_epoch:
             raise ConfigError(
                 f"{name} steps by epoch, but training is iteration-based, so it would never step",

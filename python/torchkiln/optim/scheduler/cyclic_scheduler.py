@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from torchkiln.errors import ConfigError
-from torchkiln.optim.scheduler.param_scheduler import INF, _check_eta_min, _eta_min_of, _ParamScheduler, _positive_int
+from torchkiln.optim.scheduler.param_scheduler import (
+    INF,
+    _check_eta_min,
+    _eta_min_of,
+    _ParamScheduler,
+    _positive_int,
+)
 from torchkiln.registry import PARAM_SCHEDULERS
 
 __all__ = ["CosineRestartParamScheduler", "OneCycleParamScheduler"]
@@ -65,24 +71,34 @@ class OneCycleParamScheduler(_ParamScheduler):
             total_steps = int(end - begin)
         self.total_steps = _positive_int(total_steps, "total_steps", owner)
         if not 0 <= pct_start <= 1:
-            raise ConfigError(f"{owner}: pct_start must be in [0, 1], got {pct_start}", where=f"{owner}.pct_start")
+            raise ConfigError(
+                f"{owner}: pct_start must be in [0, 1], got {pct_start}", where=f"{owner}.pct_start"
+            )
         if anneal_strategy not in ("cos", "linear"):
-            raise ConfigError(f"{owner}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}",
-                              where=f"{owner}.anneal_strategy")
+            raise ConfigError(
+                f"{owner}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}",
+                where=f"{owner}.anneal_strategy",
+            )
         self.anneal_strategy = anneal_strategy
         self.div_factor = div_factor
         self.final_div_factor = final_div_factor
         self.three_phase = three_phase
         n, p = self.total_steps, float(pct_start)
         if three_phase:
-            self._phases = [(p * n - 1, "initial", "max"), (2 * p * n - 2, "max", "initial"), (n - 1, "initial", "min")]
+            self._phases = [
+                (p * n - 1, "initial", "max"),
+                (2 * p * n - 2, "max", "initial"),
+                (n - 1, "initial", "min"),
+            ]
         else:
             self._phases = [(p * n - 1, "initial", "max"), (n - 1, "max", "min")]
         groups = optimizer.param_groups
         if isinstance(eta_max, Sequence) and not isinstance(eta_max, str):
             if len(eta_max) != len(groups):
-                raise ConfigError(f"{owner}: eta_max has {len(eta_max)} values for {len(groups)} param groups",
-                                  where=f"{owner}.eta_max")
+                raise ConfigError(
+                    f"{owner}: eta_max has {len(eta_max)} values for {len(groups)} param groups",
+                    where=f"{owner}.eta_max",
+                )
             peaks = list(eta_max)
         else:
             peaks = [eta_max] * len(groups)
@@ -156,8 +172,10 @@ class CosineRestartParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if isinstance(periods, (str, bytes)) or not isinstance(periods, Sequence) or not periods:
-            raise ConfigError(f"{owner}: periods must be a non-empty list of step counts, got {periods!r}",
-                              where=f"{owner}.periods")
+            raise ConfigError(
+                f"{owner}: periods must be a non-empty list of step counts, got {periods!r}",
+                where=f"{owner}.periods",
+            )
         self.periods = [_positive_int(p, "periods", owner) for p in periods]
         weights = [1.0] * len(self.periods) if restart_weights is None else list(restart_weights)
         if len(weights) != len(self.periods):
@@ -196,7 +214,9 @@ class CosineRestartParamScheduler(_ParamScheduler):
             if local == 0:
                 values.append(base * self.restart_weights[index])
             else:
-                ratio = (1 + math.cos(math.pi * local / period)) / (1 + math.cos(math.pi * (local - 1) / period))
+                ratio = (1 + math.cos(math.pi * local / period)) / (
+                    1 + math.cos(math.pi * (local - 1) / period)
+                )
                 values.append(ratio * (value - eta_min) + eta_min)
         return values
 
@@ -208,6 +228,7 @@ class CosineRestartParamScheduler(_ParamScheduler):
             local = self.last_step - (self.cumulative_periods[index - 1] if index > 0 else 0)
         cosine = (1 + math.cos(math.pi * local / self.periods[index])) / 2
         return [
-            _eta_min_of(self, base) + (base * self.restart_weights[index] - _eta_min_of(self, base)) * cosine
+            _eta_min_of(self, base)
+            + (base * self.restart_weights[index] - _eta_min_of(self, base)) * cosine
             for base in self.base_values
         ]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from torchkiln.optim.scheduler.cyclic_scheduler import CosineRestartParamScheduler
-from torchkiln.optim.scheduler.cyclic_scheduler import OneCycleParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import ConstantParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import CosineAnnealingParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import ExponentialParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import LinearParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import MultiStepParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import PolyParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import StepParamScheduler
-from torchkiln.optim.scheduler.param_scheduler import fixed_param_init
+from torchkiln.optim.scheduler.cyclic_scheduler import (
+    CosineRestartParamScheduler,
+    OneCycleParamScheduler,
+)
+from torchkiln.optim.scheduler.param_scheduler import (
+    ConstantParamScheduler,
+    CosineAnnealingParamScheduler,
+    ExponentialParamScheduler,
+    LinearParamScheduler,
+    MultiStepParamScheduler,
+    PolyParamScheduler,
+    StepParamScheduler,
+    fixed_param_init,
+)
 from torchkiln.optim.scheduler.plateau import ReduceOnPlateauParamScheduler
 from torchkiln.registry import PARAM_SCHEDULERS
 

@@ -96,9 +96,13 @@ class _ParamScheduler:
                 where=owner,
             )
         if end <= begin:
-            raise ConfigError(f"{owner}: end must be larger than begin, got begin={begin}, end={end}", where=owner)
+            raise ConfigError(
+                f"{owner}: end must be larger than begin, got begin={begin}, end={end}", where=owner
+            )
         if not isinstance(last_step, int) or isinstance(last_step, bool) or last_step < -1:
-            raise ConfigError(f"{owner}: last_step must be an integer >= -1, got {last_step!r}", where=owner)
+            raise ConfigError(
+                f"{owner}: last_step must be an integer >= -1, got {last_step!r}", where=owner
+            )
         self.optimizer = optimizer
         self.param_name = param_name
         self.begin = begin
@@ -114,7 +118,11 @@ class _ParamScheduler:
                     group["momentum"] = group["betas"][0]
         for group in groups:
             if param_name not in group:
-                keys = sorted(k for k in group if k != "params" and not k.startswith(("initial_", "max_", "min_")))
+                keys = sorted(
+                    k
+                    for k in group
+                    if k != "params" and not k.startswith(("initial_", "max_", "min_"))
+                )
                 raise ConfigError(
                     f"{owner} schedules {param_name!r}, which the param groups of "
                     f"{type(optimizer).__name__} do not have",
@@ -171,7 +179,7 @@ class _ParamScheduler:
         cls._epoch_args_to_iters(bound.arguments, epoch_length)
         begin = int(begin * epoch_length)
         end = INF if end == INF else int(end * epoch_length)
-        return cls(*bound.args, **bound.kwargs, begin=begin, end=end, by_epoch=False)
+        return cls(*bound.args, **bound.kwargs, begin=begin, end=end, by_epoch=False)  # type: ignore[misc]  # begin/end/by_epoch are this method's own parameters, never in bound
 
     @classmethod
     def _epoch_args_to_iters(cls, arguments: dict[str, Any], epoch_length: int) -> None:
@@ -201,11 +209,15 @@ class _ParamScheduler:
             group[name] = value
         if self.verbose:
             for index, value in enumerate(values):
-                _logger.info("%s: %s of group %d set to %.4e", type(self).__name__, name, index, value)
+                _logger.info(
+                    "%s: %s of group %d set to %.4e", type(self).__name__, name, index, value
+                )
         if self.use_betas:
             self._sync_betas()
         # (_get_value returns a new list; kept as is unless it covered fewer groups)
-        self._last_value = values if len(values) == len(groups) else [group[name] for group in groups]
+        self._last_value = (
+            values if len(values) == len(groups) else [group[name] for group in groups]
+        )
 
     def _sync_betas(self) -> None:
         if self.use_betas:
@@ -265,19 +277,23 @@ def fixed_param_init(base: type, param_name: str) -> Any:
     """
 
     def __init__(self: Any, optimizer: Any, *args: Any, **kwargs: Any) -> None:
-        base.__init__(self, optimizer, param_name, *args, **kwargs)
+        base.__init__(self, optimizer, param_name, *args, **kwargs)  # type: ignore[misc]  # base is the class this variant extends
 
-    signature = inspect.signature(base.__init__)
-    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+    signature = inspect.signature(base.__init__)  # type: ignore[misc]  # base's own __init__ is the one described
+    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]  # read by inspect
         parameters=[p for p in signature.parameters.values() if p.name != "param_name"]
     )
-    __init__.__doc__ = f"Schedule {param_name!r}: the arguments of :class:`{base.__name__}` except ``param_name``."
+    __init__.__doc__ = (
+        f"Schedule {param_name!r}: the arguments of :class:`{base.__name__}` except ``param_name``."
+    )
     return __init__
 
 
 def _positive_int(value: Any, name: str, owner: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{owner}: {name} must be a positive integer, got {value!r}", where=f"{owner}.{name}")
+        raise ConfigError(
+            f"{owner}: {name} must be a positive integer, got {value!r}", where=f"{owner}.{name}"
+        )
     return value
 
 
@@ -322,7 +338,9 @@ class StepParamScheduler(_ParamScheduler):
         return [value * self.gamma for value in self._current()]
 
     def _get_closed_form(self) -> list[Any]:
-        return [base * self.gamma ** (self.last_step // self.step_size) for base in self.base_values]
+        return [
+            base * self.gamma ** (self.last_step // self.step_size) for base in self.base_values
+        ]
 
 
 @PARAM_SCHEDULERS.register_module()
@@ -349,8 +367,10 @@ class MultiStepParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
-            raise ConfigError(f"{owner}: milestones must be a list of steps, got {milestones!r}",
-                              where=f"{owner}.milestones")
+            raise ConfigError(
+                f"{owner}: milestones must be a list of steps, got {milestones!r}",
+                where=f"{owner}.milestones",
+            )
         # A plain dict (not Counter) so state dicts load with weights_only=True.
         self.milestones: dict[int, int] = {}
         for milestone in sorted(milestones):
@@ -401,7 +421,9 @@ class ConstantParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not 0 < factor <= 1.0:
-            raise ConfigError(f"{owner}: factor must be in (0, 1], got {factor}", where=f"{owner}.factor")
+            raise ConfigError(
+                f"{owner}: factor must be in (0, 1], got {factor}", where=f"{owner}.factor"
+            )
         self.factor = factor
         self.total_iters = end - begin - 1
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
@@ -410,7 +432,9 @@ class ConstantParamScheduler(_ParamScheduler):
         return self.factor if step < self.total_iters else 1.0
 
     def _get_value(self) -> list[Any]:
-        ratio = self._factor(self.last_step) / (self._factor(self.last_step - 1) if self.last_step > 0 else 1.0)
+        ratio = self._factor(self.last_step) / (
+            self._factor(self.last_step - 1) if self.last_step > 0 else 1.0
+        )
         if ratio == 1.0:
             return self._current()
         return [value * ratio for value in self._current()]
@@ -474,10 +498,15 @@ class LinearParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not 0 <= start_factor <= 1.0:
-            raise ConfigError(f"{owner}: start_factor must be in [0, 1], got {start_factor}",
-                              where=f"{owner}.start_factor")
+            raise ConfigError(
+                f"{owner}: start_factor must be in [0, 1], got {start_factor}",
+                where=f"{owner}.start_factor",
+            )
         if not 0 <= end_factor <= 1.0:
-            raise ConfigError(f"{owner}: end_factor must be in [0, 1], got {end_factor}", where=f"{owner}.end_factor")
+            raise ConfigError(
+                f"{owner}: end_factor must be in [0, 1], got {end_factor}",
+                where=f"{owner}.end_factor",
+            )
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = end - begin - 1
@@ -486,7 +515,10 @@ class LinearParamScheduler(_ParamScheduler):
     def _factor(self, step: int) -> float:
         if self.total_iters <= 0:
             return self.start_factor
-        return self.start_factor + (self.end_factor - self.start_factor) * min(step, self.total_iters) / self.total_iters
+        return (
+            self.start_factor
+            + (self.end_factor - self.start_factor) * min(step, self.total_iters) / self.total_iters
+        )
 
     def _get_value(self) -> list[Any]:
         if self.last_step == 0:
@@ -606,10 +638,15 @@ class CosineAnnealingParamScheduler(_ParamScheduler):
                 # Bottom of the cosine: the ratio form would divide by zero.
                 values.append(value + (base - eta_min) * (1 - math.cos(math.pi / period)) / 2)
             else:
-                ratio = (1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
+                ratio = (1 + math.cos(math.pi * t / period)) / (
+                    1 + math.cos(math.pi * (t - 1) / period)
+                )
                 values.append(ratio * (value - eta_min) + eta_min)
         return values
 
     def _get_closed_form(self) -> list[Any]:
         cosine = (1 + math.cos(math.pi * self.last_step / self.T_max)) / 2
-        return [_eta_min_of(self, base) + (base - _eta_min_of(self, base)) * cosine for base in self.base_values]
+        return [
+            _eta_min_of(self, base) + (base - _eta_min_of(self, base)) * cosine
+            for base in self.base_values
+        ]

@@ -62,22 +62,35 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not 0 <= factor < 1.0:
-            raise ConfigError(f"{owner}: factor must be in [0, 1), got {factor}", where=f"{owner}.factor")
+            raise ConfigError(
+                f"{owner}: factor must be in [0, 1), got {factor}", where=f"{owner}.factor"
+            )
         if rule not in ("less", "greater"):
-            raise ConfigError(f"{owner}: rule must be 'less' or 'greater', got {rule!r}", where=f"{owner}.rule")
+            raise ConfigError(
+                f"{owner}: rule must be 'less' or 'greater', got {rule!r}", where=f"{owner}.rule"
+            )
         if threshold_rule not in ("rel", "abs"):
-            raise ConfigError(f"{owner}: threshold_rule must be 'rel' or 'abs', got {threshold_rule!r}",
-                              where=f"{owner}.threshold_rule")
+            raise ConfigError(
+                f"{owner}: threshold_rule must be 'rel' or 'abs', got {threshold_rule!r}",
+                where=f"{owner}.threshold_rule",
+            )
         if threshold < 0:
-            raise ConfigError(f"{owner}: threshold must be >= 0, got {threshold}", where=f"{owner}.threshold")
+            raise ConfigError(
+                f"{owner}: threshold must be >= 0, got {threshold}", where=f"{owner}.threshold"
+            )
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{owner}: {name} must be an integer >= 0, got {value!r}", where=f"{owner}.{name}")
+                raise ConfigError(
+                    f"{owner}: {name} must be an integer >= 0, got {value!r}",
+                    where=f"{owner}.{name}",
+                )
         groups = optimizer.param_groups if hasattr(optimizer, "param_groups") else []
         if isinstance(min_value, Sequence) and not isinstance(min_value, str):
             if len(min_value) != len(groups):
-                raise ConfigError(f"{owner}: min_value has {len(min_value)} values for {len(groups)} param groups",
-                                  where=f"{owner}.min_value")
+                raise ConfigError(
+                    f"{owner}: min_value has {len(min_value)} values for {len(groups)} param groups",
+                    where=f"{owner}.min_value",
+                )
             self.min_values = [float(v) for v in min_value]
         else:
             self.min_values = [float(min_value)] * len(groups)
@@ -96,9 +109,17 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
 
     def _is_better(self, value: float) -> bool:
         if self.rule == "less":
-            bound = self.best * (1 - self.threshold) if self.threshold_rule == "rel" else self.best - self.threshold
+            bound = (
+                self.best * (1 - self.threshold)
+                if self.threshold_rule == "rel"
+                else self.best - self.threshold
+            )
             return value < bound
-        bound = self.best * (1 + self.threshold) if self.threshold_rule == "rel" else self.best + self.threshold
+        bound = (
+            self.best * (1 + self.threshold)
+            if self.threshold_rule == "rel"
+            else self.best + self.threshold
+        )
         return value > bound
 
     def _metric(self, metrics: Mapping[str, Any]) -> float:
@@ -108,10 +129,11 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
         raise UsageError(
             f"{type(self).__name__} monitors {self.monitor!r}, which the validation metrics do not have",
             where=f"{type(self).__name__}.monitor",
-            hint=(did_you_mean(self.monitor, metrics) or "") + f" metrics: {', '.join(map(str, metrics)) or 'none'}",
+            hint=(did_you_mean(self.monitor, metrics) or "")
+            + f" metrics: {', '.join(map(str, metrics)) or 'none'}",
         )
 
-    def step(self, metrics: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Mapping[str, Any] | None = None) -> None:
         """Count a training step (no ``metrics``) or react to validation ``metrics``."""
         groups = self.optimizer.param_groups
         if metrics is None:
@@ -119,7 +141,9 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
             self._last_value = [group[self.param_name] for group in groups]
             return
         if not isinstance(metrics, Mapping):
-            raise UsageError(f"{type(self).__name__}.step expects a dict of metrics, got {type(metrics).__name__}")
+            raise UsageError(
+                f"{type(self).__name__}.step expects a dict of metrics, got {type(metrics).__name__}"
+            )
         if self.begin <= self._global_step < self.end:
             self.last_step += 1
             value = self._metric(metrics)
@@ -136,8 +160,13 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
                     if group[self.param_name] - new > self.eps:
                         group[self.param_name] = new
                         if self.verbose:
-                            _logger.info("%s: %s of group %d reduced to %.4e", type(self).__name__,
-                                         self.param_name, index, new)
+                            _logger.info(
+                                "%s: %s of group %d reduced to %.4e",
+                                type(self).__name__,
+                                self.param_name,
+                                index,
+                                new,
+                            )
                 self._sync_betas()
                 self.cooldown_counter = self.cooldown
                 self.num_bad_epochs = 0
