@@ -153,3 +153,17 @@ def test_installed_example_plugin_mount_points(capsys):
     out = capsys.readouterr().out
     assert "    hook plugins: example_logger [before_run, after_train_epoch]\n" in out
     assert "\nclashes: none\n" in out
+
+
+def test_docs_list_exactly_the_entry_point_groups_the_code_reads():
+    from pathlib import Path
+
+    from torchkiln.plugin_host.entry_points import GROUP
+    from torchkiln.registry import ALL_REGISTRIES
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+    rows = [line for line in docs.read_text().splitlines() if line.startswith("| `torchkiln.")]
+    documented = {row.split("`")[1]: row.split("|")[2].strip() for row in rows}
+    code = {r.entry_point_group: f"`{r.name}`" for r in ALL_REGISTRIES.values()}
+    assert {g: documented[g].split(" ")[0] for g in code if g in documented} == code
+    assert set(documented) == set(code) | {GROUP, "torchkiln.configs"}
