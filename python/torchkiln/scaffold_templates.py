@@ -109,7 +109,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from torchkiln.model import BaseModel
 
 __all__ = ["${Prefix}MLP"]
@@ -168,7 +167,7 @@ class ${Prefix}MLP(BaseModel):
                     sample["gt_label"] = int(labels[i])
                 out.append(sample)
             return out
-        raise ValueError(f"${Prefix}MLP.forward: unknown mode {mode!r}; use 'tensor', 'loss' or 'predict'")
+        raise ValueError(f"unknown mode {mode!r}; use 'tensor', 'loss' or 'predict'")
 '''
 
 _METRICS = '''\
