@@ -130,13 +130,19 @@ def find_clashes() -> list[dict[str, Any]]:
     """Every name offered by more than one distribution in one ``torchkiln.*`` group:
     ``[{"group", "name", "distributions"}]``, sorted by group and name."""
     out = []
+    names: dict[int, str] = {}  # a distribution's name is parsed from its metadata file each time
+
+    def dist_name(dist: Any) -> str:
+        if dist is None:
+            return "unknown"
+        if id(dist) not in names:
+            names[id(dist)] = _index.normalise_dist(dist.name)
+        return names[id(dist)]
+
     for group, eps in sorted(_index.entry_points_by_group().items()):
         offered: dict[str, set[str]] = {}
         for ep in eps:
-            dist = getattr(ep, "dist", None)
-            offered.setdefault(ep.name, set()).add(
-                _index.normalise_dist(dist.name) if dist is not None else "unknown"
-            )
+            offered.setdefault(ep.name, set()).add(dist_name(getattr(ep, "dist", None)))
         for name, dists in sorted(offered.items()):
             if len(dists) > 1:
                 out.append({"group": group, "name": name, "distributions": sorted(dists)})
