@@ -1,10 +1,10 @@
-"""The ``torchkiln`` command line: train, val, test, config show/validate, plugins, plot.
+"""The ``torchkiln`` command line: train, val, test, config show/validate, plugins, new-plugin, plot.
 
 Exit codes: 0 ok, 1 internal error, 2 config or usage error, 3 plugin error, 4 ``check-resume``
 found different weights, 130 interrupted (SIGINT), 143 terminated (SIGTERM, SIGUSR1).
 A user error prints ``error: <message>`` (with where and a hint) and no traceback unless
-``--debug``. ``--help``, ``config show``, ``plugins`` and ``plot`` never import torch; everything heavy
-is imported inside the command that needs it.
+``--debug``. ``--help``, ``config show``, ``plugins``, ``new-plugin`` and ``plot`` never import
+torch; everything heavy is imported inside the command that needs it.
 """
 
 from __future__ import annotations
@@ -165,8 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="List installed plugins and components.",
         description="List installed plugin distributions, their components, hook plugins and config packages.",
     )
+    plugins.add_argument("--json", action="store_true", help="print the listing as JSON")
     _add_debug(plugins, argparse.SUPPRESS)
     plugins.set_defaults(handler=_cmd_plugins)
+
+    new_plugin = commands.add_parser(
+        "new-plugin",
+        help="Create a plugin distribution that passes its own tests.",
+        description="Write a plugin distribution (a model, a metric, a hook, a hook plugin, a config "
+        "folder, a test using torchkiln.testing, a README) into a new folder.",
+    )
+    new_plugin.add_argument(
+        "name", metavar="NAME", help="the distribution name, e.g. torchkiln-foo"
+    )
+    new_plugin.add_argument("--dir", metavar="DIR", help="the folder to create (default: ./NAME)")
+    _add_debug(new_plugin, argparse.SUPPRESS)
+    new_plugin.set_defaults(handler=_cmd_new_plugin)
 
     plot = commands.add_parser(
         "plot",
@@ -300,10 +314,24 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     report = plugin_report()
-    if sys.stdout.isatty():
+    if args.json:
+        from torchkiln.plugin_listing import report_json
+
+        sys.stdout.write(report_json(report))
+    elif sys.stdout.isatty():
         _print_plugins_rich(report)
     else:
         sys.stdout.write(format_plugins(report))
+    return EXIT_OK
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from torchkiln.scaffold import scaffold_plugin
+
+    target = scaffold_plugin(args.name, args.dir)
+    print(
+        f"wrote {args.name} in {target}; try it: pip install -e {target} && cd {target} && pytest"
+    )
     return EXIT_OK
 
 
@@ -315,6 +343,7 @@ def plugin_report() -> dict[str, Any]:
     {registry: [names]}, "hook_plugins": [names], "configs": [(name, package)], "other":
     {group: [names]}}]}``
     """
+    from torchkiln.plugin_listing import add_details
     from torchkiln.registry import ALL_REGISTRIES, _index
 
     by_group = {r.entry_point_group: r.name for r in ALL_REGISTRIES.values()}
@@ -326,6 +355,7 @@ def plugin_report() -> dict[str, Any]:
         builtin[name] = builtin.get(name, 0) + len(table)
 
     dists: dict[str, dict[str, Any]] = {}
+    hook_values: dict[tuple[str, str], str] = {}
     for group, eps in _index.entry_points_by_group().items():
         for ep in eps:
             dist = getattr(ep, "dist", None)
@@ -345,6 +375,7 @@ def plugin_report() -> dict[str, Any]:
             )
             if group == "torchkiln.plugins":
                 entry["hook_plugins"].append(ep.name)
+                hook_values[(dist_name, ep.name)] = ep.value
             elif group == "torchkiln.configs":
                 entry["configs"].append((ep.name, ep.value))
             elif group in by_group:
@@ -359,16 +390,21 @@ def plugin_report() -> dict[str, Any]:
         ):
             names.sort()
         entry["configs"].sort()
-    return {
+    report = {
         "builtin": dict(sorted(builtin.items())),
         "distributions": [dists[k] for k in sorted(dists, key=str.lower)],
     }
+    return add_details(report, hook_values)
 
 
 def _dist_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    from torchkiln.plugin_listing import hook_plugin_label
+
     rows = [(registry, ", ".join(names)) for registry, names in sorted(entry["components"].items())]
     if entry["hook_plugins"]:
-        rows.append(("hook plugins", ", ".join(entry["hook_plugins"])))
+        rows.append(
+            ("hook plugins", "; ".join(hook_plugin_label(entry, n) for n in entry["hook_plugins"]))
+        )
     if entry["configs"]:
         rows.append(("config packages", ", ".join(f"{n} ({v})" for n, v in entry["configs"])))
     for group, names in sorted(entry["other"].items()):
@@ -395,6 +431,9 @@ def format_plugins(report: dict[str, Any]) -> str:
             lines.append(f"  {entry['name']} {entry['version']}")
             for label, value in _dist_lines(entry):
                 lines.append(f"    {label}: {value}")
+    from torchkiln.plugin_listing import clash_lines
+
+    lines.extend(clash_lines(report))
     return "\n".join(lines) + "\n"
 
 
@@ -424,6 +463,13 @@ def _print_plugins_rich(report: dict[str, Any]) -> None:
     if not report["distributions"]:
         dists.add_row("none installed", "", "", "")
     console.print(dists)
+    if report.get("clashes"):
+        clashes = Table(title="clashes (pick one provider with scope::Name)")
+        for column in ("group", "name", "distributions"):
+            clashes.add_column(column)
+        for clash in report["clashes"]:
+            clashes.add_row(clash["group"], clash["name"], ", ".join(clash["distributions"]))
+        console.print(clashes)
 
 
 # ---------------------------------------------------------------------- main

@@ -113,31 +113,34 @@ class _StopAfter:
 
 
 def _record_calls(runner: Any, calls: dict[str, list[str]]) -> None:
-    """Wrap each mount point of the runner's facade that has hooks, to note the hooks it reaches."""
+    """Note, per hook name, the mount points it is called at.
+
+    Each mount point of the runner's facade is wrapped; so is ``facade.install``, through
+    which the host puts in a new dispatch function whenever a registration (an entry-point
+    plugin at run start, a hook added later) changes a mount point's call list.
+    """
     from torchkiln.hookspecs import MOUNT_POINTS
 
     host = runner.hook_host
     facade = runner.hooks
+    install = facade.install
+
+    def wrap(mount_point: str, dispatch: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> None:
+            for record, _ in host.call_table.get(mount_point, ()):
+                seen = calls.setdefault(record.name, [])
+                if mount_point not in seen:
+                    seen.append(mount_point)
+            dispatch(*args, **kwargs)
+
+        return recorded
+
+    def recording_install(mount_point: str, dispatch: Any) -> None:
+        install(mount_point, wrap(mount_point, dispatch))
+
+    facade.install = recording_install
     for mount_point in MOUNT_POINTS:
-        names = [record.name for record in host.call_order(mount_point)]
-        if not names:
-            continue
-        dispatch = getattr(facade, mount_point)
-
-        def recorded(
-            *args: Any,
-            _dispatch: Any = dispatch,
-            _mp: str = mount_point,
-            _names: Any = names,
-            **kwargs: Any,
-        ) -> None:
-            for name in _names:
-                seen = calls.setdefault(name, [])
-                if _mp not in seen:
-                    seen.append(_mp)
-            _dispatch(*args, **kwargs)
-
-        facade.install(mount_point, recorded)
+        install(mount_point, wrap(mount_point, getattr(facade, mount_point)))
 
 
 def _read_scalars(path: Path, offset: int = 0) -> list[dict[str, Any]]:
