@@ -151,7 +151,7 @@ def test_plugins_plain_listing_shows_mount_points_and_clashes(fake_entry_points,
 def test_installed_example_plugin_mount_points(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "    hook plugins: example_logger [before_run, after_train_epoch]\n" in out
+    assert "    hook plugins: example_counter [after_train_epoch]; example_logger [before_run, after_train_epoch]\n" in out
     assert "\nclashes: none\n" in out
 
 

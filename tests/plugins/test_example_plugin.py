@@ -66,7 +66,7 @@ def test_plugins_command_lists_the_distribution(capsys):
     assert "    models: ExampleMLP" in out
     assert "    datasets: ExampleDataset" in out
     assert "    metrics: ExampleAccuracy" in out
-    assert "    hook plugins: example_counter, example_logger" in out
+    assert "    hook plugins: example_counter [after_train_epoch]; example_logger [before_run, after_train_epoch]" in out
     assert "    config packages: torchkiln_example (torchkiln_example.configs)" in out
 
 
