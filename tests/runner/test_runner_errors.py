@@ -87,3 +87,16 @@ def test_batch_structure_the_model_cannot_take(tmp_path):
 def test_unknown_launcher(tmp_path):
     with pytest.raises(ConfigError, match="must be one of 'none', 'pytorch', 'slurm', 'mpi'; got 'mpirun'"):
         Runner(**_base(tmp_path, launcher="mpirun"))
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(tmp_path):
+    work_dir = tmp_path / "new_run"
+    with pytest.raises(ConfigError):
+        Runner(**_base(work_dir, model=dict(type="DigitsMLP", hidden=[8]), visualizer=dict(type="NopeVisualizer")))
+    assert not work_dir.exists()
+    existing = tmp_path / "old_run"
+    (existing / "epoch_1.pth").parent.mkdir()
+    (existing / "epoch_1.pth").write_bytes(b"x")
+    with pytest.raises(ConfigError):
+        Runner(**_base(existing, visualizer=dict(type="NopeVisualizer")))
+    assert sorted(p.name for p in existing.iterdir()) == ["epoch_1.pth"]  # only the empty log folder went

@@ -176,44 +176,50 @@ class Runner:
         self._timestamp = broadcast_object(time.strftime("%Y%m%d_%H%M%S", time.localtime()))
         self._experiment_name = experiment_name or self._default_experiment_name()
         self._log_dir = os.path.join(self._work_dir, self._timestamp)
+        created = not os.path.exists(self._work_dir)
         if self.rank == 0:
             os.makedirs(self._log_dir, exist_ok=True)
-        self._setup_logging(log_level)
-        self.log_processor = self._build.log_processor(plain(log_processor), self._train_cfg)
-        from torchkiln.visualization.visualizer import build_visualizer
+        try:
+            self._setup_logging(log_level)
+            self.log_processor = self._build.log_processor(plain(log_processor), self._train_cfg)
+            from torchkiln.visualization.visualizer import build_visualizer
 
-        self.visualizer = build_visualizer(
-            visualizer,
-            log_dir=self._log_dir,
-            rank=self.rank,
-            config=self.cfg,
-            name=self._experiment_name,
-        )
+            self.visualizer = build_visualizer(
+                visualizer,
+                log_dir=self._log_dir,
+                rank=self.rank,
+                config=self.cfg,
+                name=self._experiment_name,
+            )
 
-        # Model: build, initialise lazily, move to the device, wrap for distribution.
-        self.model = self._build.model(model, data_preprocessor, plain(model_wrapper_cfg))
-        self._weights_initialized = False
+            # Model: build, initialise lazily, move to the device, wrap for distribution.
+            self.model = self._build.model(model, data_preprocessor, plain(model_wrapper_cfg))
+            self._weights_initialized = False
 
-        # Hooks: built-ins from default_hooks, custom_hooks, entry-point plugins.
-        from torchkiln.plugin_host import HookHost
+            # Hooks: built-ins from default_hooks, custom_hooks, entry-point plugins.
+            from torchkiln.plugin_host import HookHost
 
-        self._host = HookHost()
-        self.hooks = self._host.facade
-        self._entry_point_plugins = self._build.hooks(
-            self._host,
-            plain(default_hooks),
-            custom_hooks,
-            self._plugins_cfg.get("disable", []) or [],
-            self._plugins_cfg.get("options") or {},
-        )
-        self.checkpointer = Checkpointer(
-            self._work_dir,
-            TrainingState(self),
-            rank=self.rank,
-            logger=self.logger,
-            message_hub=self.message_hub,
-        )
-        self._dump_config()
+            self._host = HookHost()
+            self.hooks = self._host.facade
+            self._entry_point_plugins = self._build.hooks(
+                self._host,
+                plain(default_hooks),
+                custom_hooks,
+                self._plugins_cfg.get("disable", []) or [],
+                self._plugins_cfg.get("options") or {},
+            )
+            self.checkpointer = Checkpointer(
+                self._work_dir,
+                TrainingState(self),
+                rank=self.rank,
+                logger=self.logger,
+                message_hub=self.message_hub,
+            )
+            self._dump_config()
+        except BaseException:
+            # A failed start leaves no empty run folder behind (logs with content stay).
+            _remove_if_empty(self._log_dir, self._work_dir if created else None)
+            raise
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -781,6 +787,24 @@ def _precision_line(optim_wrapper: Any) -> str:
             f"{type(wrapper).__name__} autocast to {str(dtype).removeprefix('torch.')} ({scaling})"
         )
     return "mixed precision: " + ("; ".join(parts) if parts else "off (float32)")
+
+
+def _remove_if_empty(log_dir: str, work_dir: str | None) -> None:
+    """After a failed start: remove ``log_dir`` if its files are all empty, then ``work_dir``
+    (only one this start created) if nothing is left in it."""
+    import shutil
+
+    from torchkiln.logging import shutdown_logging
+
+    try:
+        shutdown_logging()
+        entries = [os.path.join(log_dir, name) for name in os.listdir(log_dir)]
+        if all(os.path.isfile(path) and os.path.getsize(path) == 0 for path in entries):
+            shutil.rmtree(log_dir)
+        if work_dir is not None and not os.listdir(work_dir):
+            os.rmdir(work_dir)
+    except OSError:
+        pass  # cleaning up must never hide the error that stopped the start
 
 
 def _accepts_run_config(cls: type) -> bool:
