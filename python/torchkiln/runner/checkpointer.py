@@ -45,6 +45,7 @@ from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS
 __all__ = ["BEST_RECORDS_FILE", "BestRecord", "CheckpointRecord", "Checkpointer", "StateSource"]
 
 BEST_RECORDS_FILE = "best_checkpoints.json"
+COMPLETE_FILE = "run_complete"  # names the last checkpoint of a run that trained to its end
 RECORD_KEY = "checkpointer"
 _LEGACY_RECORD_KEY = "checkpoint_hook"  # checkpoints written before the Checkpointer existed
 
@@ -170,6 +171,7 @@ class Checkpointer:
         self._stop_template: str | None = None
         self.record = CheckpointRecord()
         self.last_saved: str | None = None
+        self.resumed_from: str | None = None
         self._listeners: list[Callable[[str, str], None]] = []
 
     # ------------------------------------------------------------------ settings
@@ -370,6 +372,22 @@ class Checkpointer:
         """Block until a checkpoint written in the background is complete (raise if it failed)."""
         self._writer.wait()
 
+    def mark_complete(self) -> None:
+        """Training reached its end: note that the checkpoint ``last_checkpoint`` names is the
+        run's last, so resuming from it says the run is complete instead of training on."""
+        self.wait()
+        target = read_pointer(self._out_dir)
+        if self.is_writer and target is not None:
+            atomic_write_text(os.path.join(self._out_dir, COMPLETE_FILE), target)
+
+    def is_complete(self, checkpoint: str) -> bool:
+        """Whether ``checkpoint`` is the last checkpoint of a run that trained to its end."""
+        try:
+            with open(os.path.join(self._out_dir, COMPLETE_FILE), encoding="utf-8") as fh:
+                return _real(fh.read().strip()) == _real(checkpoint)
+        except OSError:
+            return False
+
     def publish(self, keys: Sequence[str]) -> str | None:
         """Write a copy of the best (else the latest periodic) checkpoint with only ``keys``,
         named ``<name>-<sha256[:8]>.pth``; return its path (None when nothing was saved).
@@ -515,6 +533,7 @@ class Checkpointer:
         """Restore the whole training state from ``filename`` and this Checkpointer's record."""
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
         self._state.restore(checkpoint, filename, resume_optimizer, resume_param_scheduler)
+        self.resumed_from = filename
         meta = checkpoint.get("meta") or {}
         saved = meta.get(RECORD_KEY) or meta.get(_LEGACY_RECORD_KEY)
         # Only a checkpoint of this same folder: never prune or replace another run's files.

@@ -616,8 +616,23 @@ class Runner:
         return self._run_phase(self._train_body, resume_state=True)
 
     def _train_body(self) -> Any:
+        loop = self.train_loop
+        resumed = self.checkpointer.resumed_from
+        if (
+            resumed is not None
+            and loop.iter >= loop.max_iters
+            and self.checkpointer.is_complete(resumed)
+        ):
+            self.logger.info(
+                f"the run is complete: {os.path.basename(resumed)} is its last checkpoint (epoch {loop.epoch}, "
+                f"iteration {loop.iter} of {loop.max_iters}); nothing to train. To train longer, raise "
+                "train_cfg.max_epochs (or max_iters) and resume again; to evaluate, use torchkiln val/test"
+            )
+            return self.model
         with self._stop.agreement():
-            result = self.train_loop.run()
+            result = loop.run()
+        if not self.stop_requested:
+            self.checkpointer.mark_complete()
         if self.stop_requested:
             path = self.checkpointer.save_on_stop(self.iter)
             reason = self._stop.reason or "a stop request"
