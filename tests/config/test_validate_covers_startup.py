@@ -55,3 +55,16 @@ def test_validate_reports_what_start_up_rejects(tmp_path, case):
     errors = validate(load(str(path)))  # ...and validation says so first, at the same key
     assert errors, case
     assert any(key in str(e) for e in errors), [str(e) for e in errors]
+
+
+def test_a_default_scope_naming_nothing_installed_is_a_warning():
+    from torchkiln.config.report import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match="default_scope 'mmdett' names no installed package") as caught:
+        assert validate({"model": {"type": "DigitsMLP"}, "default_scope": "mmdett"}) == []
+    assert "installed: torchkiln" in str(caught[0].message)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert validate({"model": {"type": "DigitsMLP"}, "default_scope": "torchkiln"}) == []

@@ -210,6 +210,7 @@ def _run_checks(
         from torchkiln.registry import _index
 
         _custom_imports(owned, reporter)
+        _check_default_scope(owned.get("default_scope"), reporter)
         scope = owned.get("default_scope")
         previous = _index.default_scope()
         if isinstance(scope, str):
@@ -219,6 +220,25 @@ def _run_checks(
         finally:
             _index.set_default_scope(previous)
     return typed, reporter.errors
+
+
+def _check_default_scope(scope: Any, reporter: Reporter) -> None:
+    """``default_scope`` naming no installed provider of components is a warning: names then
+    resolve from every provider, which may not be what the config's author meant."""
+    if not isinstance(scope, str) or not scope:
+        return
+    from torchkiln.registry import _index
+
+    installed = {_index.BUILTIN_SCOPE, *(_index.normalise_dist(d) for d in _index.distributions())}
+    if _index.normalise_dist(scope) in installed:
+        return
+    suggestion = did_you_mean(_index.normalise_dist(scope), sorted(installed))
+    reporter.warn(
+        ("default_scope",),
+        f"default_scope {scope!r} names no installed package that provides components, so it "
+        f"prefers nothing; installed: {', '.join(sorted(installed))}"
+        + (f"; {suggestion}" if suggestion else ""),
+    )
 
 
 def validate(cfg: Config | Mapping[str, Any], *, components: bool = True) -> list[TorchkilnError]:
