@@ -578,6 +578,11 @@ class Runner:
 
     # ------------------------------------------------------------------ stopping
     @property
+    def stop_control(self) -> StopController:
+        """Signals and stop requests of this run (the loops poll it after each iteration)."""
+        return self._stop
+
+    @property
     def stop_requested(self) -> bool:
         """Whether training stops after the current iteration."""
         return self._stop.stop_requested

@@ -123,6 +123,7 @@ class _TrainLoopMixin:
             0  # of those, how many must be drawn and dropped (sampler cannot skip)
         )
         self._val_pending = False  # a validation is due and has not completed
+        self._poll_stop = self._stop_poller()
 
     @property
     def epoch(self) -> int:
@@ -188,7 +189,7 @@ class _TrainLoopMixin:
         request ends training (the validation then stays pending for the checkpoint)."""
         self._decide_current_val_interval(progress)
         self._val_pending = self._should_validate()
-        if self._runner.poll_stop():
+        if self._poll_stop():
             return True
         if self._val_pending:
             self._validate()
@@ -275,6 +276,11 @@ class _TrainLoopMixin:
 
     def _limit_length(self) -> None:
         raise NotImplementedError
+
+    def _stop_poller(self) -> Any:
+        """The function the loop asks after each iteration whether to stop (looked up once)."""
+        control = getattr(self._runner, "stop_control", None)
+        return control.poll if control is not None else self._runner.poll_stop
 
     def _train_one(self, idx: int, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks; then count it."""
@@ -368,10 +374,11 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         runner.hooks.before_train_epoch(runner)
         self._ensure_train_mode()
         start = self._resume_skip
+        run_iter, poll_stop = self.run_iter, self._poll_stop
         for idx, data_batch in enumerate(self._start_pass(), start):
             self._pass_pos = idx + 1
-            self.run_iter(idx, data_batch)
-            if runner.poll_stop():
+            run_iter(idx, data_batch)
+            if poll_stop():
                 return False  # the epoch counter stays where it is
         self._phase = EPOCH_END
         try:
@@ -382,9 +389,9 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._end_pass()
         return True
 
-    def run_iter(self, idx: int, data_batch: Any) -> None:
-        """One training iteration: hooks, ``train_step``, hooks."""
-        self._train_one(idx, data_batch)
+    # One training iteration: hooks, ``train_step``, hooks (the body both loops share; a
+    # subclass may override run_iter as in MMEngine).
+    run_iter = _TrainLoopMixin._train_one
 
     def _limit_length(self) -> None:
         self._max_epochs = 1
