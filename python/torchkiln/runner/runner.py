@@ -758,9 +758,9 @@ class Runner:
             self.logger.info(
                 "plugins: " + ", ".join(f"{n} ({d})" for n, d in self._entry_point_plugins)
             )
-        hooks = self._host.get_plugins()
+        names = [record.name for record in self._host.records()]
         self.logger.info(
-            f"hooks: {len(hooks)} ({', '.join(type(h).__name__ for h in hooks)}); "
+            f"hooks: {len(names)} ({', '.join(names)}); "
             "the call order per mount point is logged at DEBUG (log_level: DEBUG)"
         )
         self.logger.debug("hooks in call order:\n" + format_hook_table(self._host))
