@@ -13,7 +13,7 @@ def _config(tmp_path, shapes_root, model: str) -> str:
     path = tmp_path / "run.yaml"
     path.write_text(
         textwrap.dedent(f"""
-        _base_: torchkiln_vision::resnet18_shapes.yaml
+        _base_: torchkiln_vision::resnet10t_shapes.yaml
         vars: {{data_root: {shapes_root}}}
         model: {model}
         train_dataloader:
