@@ -13,7 +13,7 @@ def _config(tmp_path, shapes_root, model: str) -> str:
     path = tmp_path / "run.yaml"
     path.write_text(
         textwrap.dedent(f"""
-        _base_: torchkiln_vision::resnet18_shapes.yaml
+        _base_: torchkiln_vision::resnet10t_shapes.yaml
         vars: {{data_root: {shapes_root}}}
         model: {model}
         train_dataloader:
@@ -40,7 +40,9 @@ def _config(tmp_path, shapes_root, model: str) -> str:
 def test_train_a_torchvision_model_from_yaml_then_test_the_checkpoint(
     tmp_path, shapes_root, capsys
 ):
-    cfg = _config(tmp_path, shapes_root, "{model_name: resnet18, num_classes: 4}")
+    cfg = _config(
+        tmp_path, shapes_root, "{type: TorchvisionClassifier, model_name: resnet18, num_classes: 4}"
+    )
     work = tmp_path / "work"
     assert main(["train", cfg, "--work-dir", str(work)]) == 0, capsys.readouterr().err
     metrics = json.loads(next(work.rglob("metrics.json")).read_text())["val"]
@@ -72,7 +74,7 @@ def test_a_missing_weights_file_fails_the_run_with_a_config_error(tmp_path, shap
     cfg = _config(
         tmp_path,
         shapes_root,
-        "{model_name: resnet18, num_classes: 4, pretrained: no/such/weights.pth}",
+        "{type: TorchvisionClassifier, model_name: resnet18, num_classes: 4, pretrained: no/such/weights.pth}",
     )
     assert main(["train", cfg, "--work-dir", str(tmp_path / "work")]) == 2
     err = capsys.readouterr().err
