@@ -729,10 +729,22 @@ class Runner:
                     self.logger.error(f"after_run failed while handling an error: {exc}")
                 finally:
                     self._flush_logs()
+                    self._stop_data_workers()
                 raise
             self.hooks.after_run(self)
             self.checkpointer.wait()
+            self._stop_data_workers()
         return result
+
+    def _stop_data_workers(self) -> None:
+        """End every DataLoader worker process of the loops built so far (see worker_shutdown)."""
+        from torchkiln.runner.worker_shutdown import shutdown_workers
+
+        for loop in (self.train_loop_if_built, self._val_loop, self._test_loop):
+            if loop is None or isinstance(loop, Mapping):
+                continue
+            shutdown_workers(getattr(loop, "pass_iterator", None))
+            shutdown_workers(getattr(loop, "dataloader", None))
 
     @staticmethod
     def _flush_logs() -> None:

@@ -124,6 +124,7 @@ class _TrainLoopMixin:
         )
         self._val_pending = False  # a validation is due and has not completed
         self._poll_stop = self._stop_poller()
+        self.pass_iterator: Any = None  # the current pass's iterator (its workers, if any)
 
     @property
     def epoch(self) -> int:
@@ -158,6 +159,7 @@ class _TrainLoopMixin:
         self._resume_skip = self._resume_replay = 0
         self._pass_pos = skip
         iterator = iter(loader)
+        self.pass_iterator = iterator
         # Only for samplers that cannot skip: draw the consumed batches and drop them.
         for _ in range(replay):
             next(iterator)
