@@ -10,11 +10,35 @@
 - ``kiln_config``: the base config those runs start from (a fresh dict per test).
 
 The same is importable for scripts: :func:`run_training`, :func:`tiny_config`,
-:func:`merge_config`.
+:func:`merge_config`. The assertion helpers MMEngine tests use (``assert_allclose``,
+``assert_dict_contains_subset``, ...) are here under the same names.
 """
 
 from __future__ import annotations
 
+from torchkiln.testing.compare import (
+    assert_allclose,
+    assert_attrs_equal,
+    assert_dict_contains_subset,
+    assert_dict_has_keys,
+    assert_is_norm_layer,
+    assert_keys_equal,
+    assert_params_all_zeros,
+    check_python_script,
+)
 from torchkiln.testing.runs import TrainingResult, merge_config, run_training, tiny_config
 
-__all__ = ["TrainingResult", "merge_config", "run_training", "tiny_config"]
+__all__ = [
+    "TrainingResult",
+    "assert_allclose",
+    "assert_attrs_equal",
+    "assert_dict_contains_subset",
+    "assert_dict_has_keys",
+    "assert_is_norm_layer",
+    "assert_keys_equal",
+    "assert_params_all_zeros",
+    "check_python_script",
+    "merge_config",
+    "run_training",
+    "tiny_config",
+]
