@@ -491,6 +491,19 @@ def _report_to_launcher(exc: BaseException) -> None:
         record_worker_error(exc)
 
 
+def _config_file(path: str) -> str:
+    """``path`` itself, or for ``pkg::file.yaml`` that file in an installed config package.
+
+    A real file whose name contains ``::`` wins over the package reading.
+    """
+    pkg, sep, inner = path.partition("::")
+    if not sep or os.path.exists(path) or not pkg or os.sep in pkg:
+        return path
+    from torchkiln.config.packages import resolve_package
+
+    return os.path.join(resolve_package(pkg), inner)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``torchkiln`` command line and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -503,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_OK
         debug = debug or bool(getattr(args, "debug", False))
         args.argv = argv
+        if isinstance(getattr(args, "config", None), str):
+            args.config = _config_file(args.config)
         return int(args.handler(args))
     except KeyboardInterrupt:
         if debug:

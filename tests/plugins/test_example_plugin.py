@@ -213,3 +213,16 @@ def test_train_dry_run_of_a_config_inheriting_the_plugin(tmp_path, capsys):
     code = main(["train", str(cfg), "--work-dir", str(tmp_path / "work"), "--dry-run"])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "work").is_dir()
+
+
+@needs_model
+@needs_metric
+def test_the_cli_takes_a_package_config_as_its_config_argument(tmp_path, capsys):
+    assert main(["config", "show", "torchkiln_example::example_mlp.yaml"]) == 0
+    assert "ExampleMLP" in capsys.readouterr().out
+    # the distribution's name as pip shows it works too
+    assert main(["config", "show", "torchkiln-example::example_mlp.yaml"]) == 0
+    assert main(["config", "show", "no_such_package::x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config package 'no_such_package'" in err
+    assert "Traceback" not in err
