@@ -9,7 +9,9 @@ for a top-level name and read only paths for submodules) and parsed with :mod:`a
 - an entry point naming a module counts the module-level functions, assignments and
   imported names that are called after a mount point;
 - one naming a class (``pkg.mod:MyHook``), or an instance of a class of the same module,
-  counts the methods of that class and of its bases defined in the same module.
+  counts the methods of that class and of its bases defined in the same module; an
+  instance of a class the module imports by name (``from pkg.base import Tracker``) is
+  read from that class's own module.
 
 Mount points a class inherits from a base class in another module are not seen; such a
 plugin shows the ones it defines itself. When no source is found (a compiled module, a
@@ -102,6 +104,16 @@ def _instance_class(tree: ast.Module, name: str) -> str | None:
     return None
 
 
+def _imported_from(tree: ast.Module, name: str) -> str | None:
+    """``"pkg.mod:Original"`` when ``tree`` binds ``name`` by ``from pkg.mod import Original``."""
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    return f"{node.module}:{alias.name}"
+    return None
+
+
 def source_mount_points(value: str) -> list[str] | None:
     """The mount points an entry point ``"pkg.module"`` or ``"pkg.module:Attr"`` implements,
     in lifecycle order, read from source; ``None`` when the source cannot be read."""
@@ -121,6 +133,9 @@ def source_mount_points(value: str) -> list[str] | None:
         if names is None:
             cls = _instance_class(tree, attr)
             names = _class_names(tree, cls, set()) if cls else None
+            origin = _imported_from(tree, cls) if cls and names is None else None
+            if origin is not None and origin != value:
+                return source_mount_points(origin)
     if names is None:
         return None
     return [mp for mp in MOUNT_POINTS if mp in names]

@@ -72,6 +72,26 @@ def test_class_and_instance_plugins_count_same_module_bases(source_dir):
     assert "tkl_cls" not in sys.modules
 
 
+def test_an_instance_of_an_imported_class_is_read_from_the_class_module(source_dir):
+    source_dir(
+        "tkl_base_mod.py",
+        """
+        class Tracker:
+            def before_run(self, runner): ...
+            def after_run(self, runner): ...
+        """,
+    )
+    source_dir(
+        "tkl_user_mod.py",
+        """
+        from tkl_base_mod import Tracker as T
+        hooks = T()
+        """,
+    )
+    assert source_mount_points("tkl_user_mod:hooks") == ["before_run", "after_run"]
+    assert "tkl_base_mod" not in sys.modules and "tkl_user_mod" not in sys.modules
+
+
 def _ep(group, name, value, dist, version="1.0"):
     return SimpleNamespace(
         group=group, name=name, value=value, dist=SimpleNamespace(name=dist, version=version)

@@ -1,26 +1,18 @@
 """``mlflow_tracking``: the hook side of :class:`~torchkiln_mlflow.MLflowVisBackend`.
 
-Loaded at every run start through the ``torchkiln.plugins`` entry point; with no
-``MLflowVisBackend`` among the visualizer's backends each function returns at once, and none
-runs per iteration. It connects the backend to the runner, keeps the MLflow run id in every
-checkpoint and reopens that run when training resumes (see
+Loaded at every run start through the ``torchkiln.plugins`` entry point, which names
+:data:`hooks`; with no ``MLflowVisBackend`` among the visualizer's backends each method returns
+at once, and none runs per iteration. It connects the backend to the runner, keeps the MLflow
+run id in every checkpoint and reopens that run when training resumes (see
 :class:`torchkiln.visualization.tracking.TrackingHookPlugin`). MLflow itself is imported only
 when a run configures the backend.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from torchkiln.visualization.tracking import TrackingHookPlugin
 
-__all__ = [
-    "after_load_checkpoint",
-    "after_run",
-    "before_run",
-    "before_save_checkpoint",
-    "before_train",
-]
+__all__ = ["hooks"]
 
 
 def _backend_class() -> type:
@@ -29,29 +21,5 @@ def _backend_class() -> type:
     return MLflowVisBackend
 
 
-_HOOKS = TrackingHookPlugin(_backend_class)
-
-
-def before_run(runner: Any) -> None:
-    """Connect each MLflow backend to the runner."""
-    _HOOKS.before_run(runner)
-
-
-def after_load_checkpoint(runner: Any, checkpoint: dict[str, Any]) -> None:
-    """Remember the MLflow run a loaded checkpoint names."""
-    _HOOKS.after_load_checkpoint(runner, checkpoint)
-
-
-def before_train(runner: Any) -> None:
-    """Open the MLflow run, or reopen the checkpoint's run on resume."""
-    _HOOKS.before_train(runner)
-
-
-def before_save_checkpoint(runner: Any, checkpoint: dict[str, Any]) -> None:
-    """Keep the MLflow run id in the checkpoint."""
-    _HOOKS.before_save_checkpoint(runner, checkpoint)
-
-
-def after_run(runner: Any) -> None:
-    """Set the status the MLflow run ends with."""
-    _HOOKS.after_run(runner)
+hooks = TrackingHookPlugin(_backend_class)
+"""The plugin object: its methods are the mount-point implementations."""

@@ -440,14 +440,10 @@ def _tracking_backends(
 class TrackingHookPlugin:
     """The hook side of a tracking backend, for a plugin's ``torchkiln.plugins`` entry point.
 
-    A tracker plugin exposes one instance's methods as module-level functions::
+    A tracker plugin's ``torchkiln.plugins`` entry point names one instance::
 
-        _hooks = TrackingHookPlugin(MLflowVisBackend)
-        before_run = _hooks.before_run
-        after_load_checkpoint = _hooks.after_load_checkpoint
-        before_train = _hooks.before_train
-        before_save_checkpoint = _hooks.before_save_checkpoint
-        after_run = _hooks.after_run
+        # my_tracker/hook_plugin.py; entry point: my_tracking = "my_tracker.hook_plugin:hooks"
+        hooks = TrackingHookPlugin(MyTrackerVisBackend)
 
     None of these mount points runs per iteration, and with no backend of its class
     configured each does nothing.
