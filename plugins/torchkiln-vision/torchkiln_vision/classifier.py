@@ -12,8 +12,8 @@ package give, collated), with ``labels`` ``(N,)`` class indices or, after MixUp 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from torchkiln.model import BaseModel
 from torchkiln_vision.losses import classification_loss
 from torchkiln_vision.weights import check_local_weights, load_local_weights
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "NamedNetworkClassifier"]
 
 #: ImageNet channel statistics in 0-255 units (the images reach the device as uint8).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -169,3 +169,34 @@ class ImageClassifier(BaseModel):
                 )
             return out
         return logits
+
+
+class NamedNetworkClassifier(ImageClassifier):
+    """An :class:`ImageClassifier` whose network a library builds from its name.
+
+    A subclass sets :attr:`build_network` to ``(model_name, num_classes, kwargs) -> module``;
+    the constructor's further keyword arguments go to that builder.
+    """
+
+    build_network: ClassVar[Callable[[str, int, Mapping[str, Any]], nn.Module]]
+
+    def __init__(
+        self,
+        model_name: str,
+        num_classes: int = 1000,
+        label_smoothing: float = 0.0,
+        pretrained: str | bool | None = None,
+        data_preprocessor: Mapping[str, Any] | nn.Module | None = None,
+        init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        network = type(self).build_network(model_name, num_classes, kwargs)
+        super().__init__(
+            network,
+            num_classes,
+            label_smoothing=label_smoothing,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg,
+        )
+        self.model_name = model_name

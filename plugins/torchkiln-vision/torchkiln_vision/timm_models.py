@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 from torchkiln.errors import ConfigError, did_you_mean
 
-from torchkiln_vision.classifier import ImageClassifier
+from torchkiln_vision.classifier import NamedNetworkClassifier
 
 __all__ = ["TimmClassifier"]
 
@@ -46,7 +46,7 @@ def build_timm_network(model_name: str, num_classes: int, kwargs: Mapping[str, A
         raise ConfigError(f"cannot build timm model {model_name!r}: {exc}", where="model") from None
 
 
-class TimmClassifier(ImageClassifier):
+class TimmClassifier(NamedNetworkClassifier):
     """A timm model (``resnet18``, ``vit_tiny_patch16_224``, ``convnext_atto``, ...).
 
     ``{type: TimmClassifier, model_name: resnet18, num_classes: 10}``. The network is
@@ -62,23 +62,4 @@ class TimmClassifier(ImageClassifier):
     :param kwargs: further arguments of ``timm.create_model`` (``drop_rate``, ``img_size``, ...).
     """
 
-    def __init__(
-        self,
-        model_name: str,
-        num_classes: int = 1000,
-        label_smoothing: float = 0.0,
-        pretrained: str | bool | None = None,
-        data_preprocessor: Mapping[str, Any] | nn.Module | None = None,
-        init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        network = build_timm_network(model_name, num_classes, kwargs)
-        super().__init__(
-            network,
-            num_classes,
-            label_smoothing=label_smoothing,
-            pretrained=pretrained,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg,
-        )
-        self.model_name = model_name
+    build_network = staticmethod(build_timm_network)

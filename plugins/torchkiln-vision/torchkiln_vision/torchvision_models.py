@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 from torchkiln.errors import ConfigError, did_you_mean
 
-from torchkiln_vision.classifier import ImageClassifier
+from torchkiln_vision.classifier import NamedNetworkClassifier
 
 __all__ = ["TorchvisionClassifier", "torchvision_model_names"]
 
@@ -53,7 +53,7 @@ def build_torchvision_network(
         ) from None
 
 
-class TorchvisionClassifier(ImageClassifier):
+class TorchvisionClassifier(NamedNetworkClassifier):
     """A torchvision classification model (``resnet18``, ``mobilenet_v3_small``, ...).
 
     ``{type: TorchvisionClassifier, model_name: resnet18, num_classes: 10}``. The network is
@@ -69,23 +69,4 @@ class TorchvisionClassifier(ImageClassifier):
     :param kwargs: further arguments of the torchvision builder (``dropout``, ...).
     """
 
-    def __init__(
-        self,
-        model_name: str,
-        num_classes: int = 1000,
-        label_smoothing: float = 0.0,
-        pretrained: str | bool | None = None,
-        data_preprocessor: Mapping[str, Any] | nn.Module | None = None,
-        init_cfg: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        network = build_torchvision_network(model_name, num_classes, kwargs)
-        super().__init__(
-            network,
-            num_classes,
-            label_smoothing=label_smoothing,
-            pretrained=pretrained,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg,
-        )
-        self.model_name = model_name
+    build_network = staticmethod(build_torchvision_network)
