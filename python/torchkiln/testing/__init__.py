@@ -11,11 +11,15 @@
 
 The same is importable for scripts: :func:`run_training`, :func:`tiny_config`,
 :func:`merge_config`. The assertion helpers MMEngine tests use (``assert_allclose``,
-``assert_dict_contains_subset``, ...) are here under the same names.
+``assert_dict_contains_subset``, ...) are here under the same names, and so is ``RunnerTestCase``, the ``unittest`` base class
+with ready-made small runner configs.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from torchkiln._lazy import lazy_exports
 from torchkiln.testing.compare import (
     assert_allclose,
     assert_attrs_equal,
@@ -28,7 +32,21 @@ from torchkiln.testing.compare import (
 )
 from torchkiln.testing.runs import TrainingResult, merge_config, run_training, tiny_config
 
+# The runner test case imports torch: loaded on first use, so that pytest (which loads this
+# package as a plugin) does not import torch for every test session.
+__getattr__, _ = lazy_exports(
+    "torchkiln.testing",
+    dict.fromkeys(
+        ("RunnerTestCase", "ToyDataset", "ToyMetric", "ToyModel"), "torchkiln.testing.runner_case"
+    ),
+    globals(),
+)
+
 __all__ = [
+    "RunnerTestCase",
+    "ToyDataset",
+    "ToyMetric",
+    "ToyModel",
     "TrainingResult",
     "assert_allclose",
     "assert_attrs_equal",
@@ -42,3 +60,12 @@ __all__ = [
     "run_training",
     "tiny_config",
 ]
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.testing.runner_case import (
+        RunnerTestCase as RunnerTestCase,
+        ToyDataset as ToyDataset,
+        ToyMetric as ToyMetric,
+        ToyModel as ToyModel,
+    )
