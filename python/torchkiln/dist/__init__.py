@@ -21,6 +21,7 @@ from torchkiln.dist.collectives import (
     broadcast,
     broadcast_object,
     collect_results,
+    kept_sample_count,
     sync_random_seed,
 )
 from torchkiln.dist.launch import LAUNCHERS, find_free_port, first_slurm_host, init_dist
@@ -75,6 +76,7 @@ __all__ = [
     "init_dist",
     "is_distributed",
     "is_main_process",
+    "kept_sample_count",
     "launch_local",
     "load_sharded_checkpoint",
     "master_only",
