@@ -5,6 +5,7 @@ so code written for many processes runs unchanged in one.
 
 - :mod:`~torchkiln.dist.launch`: join the process group a launcher prepared (``init_dist``);
 - :mod:`~torchkiln.dist.torchrun`: ``--nproc`` through torchrun, and worker error reports;
+- :mod:`~torchkiln.dist.failures`: which rank caused a failed job, and which followed it;
 - :mod:`~torchkiln.dist.collectives`, :mod:`~torchkiln.dist.utils`: collectives and rank queries;
 - :mod:`~torchkiln.dist.fsdp`: the FSDP2 wrapper and sharded checkpoints (loaded on first use).
 """
