@@ -483,12 +483,29 @@ def _print_error(exc: TorchkilnError) -> None:
         print(f"error: {exc}", file=sys.stderr)
 
 
-def _report_to_launcher(exc: BaseException) -> None:
+def _report_to_launcher(exc: BaseException, exit_code: int) -> None:
     """Under torchrun, hand the error to its failure summary (the worker's error file)."""
     if os.environ.get("TORCHELASTIC_ERROR_FILE"):
         from torchkiln.dist.torchrun import record_worker_error
 
-        record_worker_error(exc)
+        record_worker_error(exc, exit_code)
+
+
+def _peer_loss_exit(exc: BaseException, debug: bool) -> int | None:
+    """When ``exc`` is a collective failing because another rank left, say so in one line
+    (not as an error of this rank) and return the exit code; else None."""
+    if "torch.distributed" not in sys.modules:  # no process group was ever used
+        return None
+    from torchkiln.dist.failures import describe_peer_loss, is_peer_loss
+
+    if not is_peer_loss(exc):
+        return None
+    if debug:
+        traceback.print_exc()
+    rank = os.environ.get("RANK", "")
+    print(describe_peer_loss(exc, int(rank) if rank.isdigit() else None), file=sys.stderr)
+    _report_to_launcher(exc, EXIT_INTERNAL)
+    return EXIT_INTERNAL
 
 
 def _config_file(path: str) -> str:
@@ -525,10 +542,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TorchkilnError as exc:
+        lost = _peer_loss_exit(exc, debug)
+        if lost is not None:
+            return lost
         if debug:
             traceback.print_exc()
         _print_error(exc)
-        _report_to_launcher(exc)
+        _report_to_launcher(exc, int(exc.exit_code))
         return int(exc.exit_code)
     except BrokenPipeError:
         # stdout closed early (e.g. `torchkiln config show cfg.yaml | head`)
@@ -538,13 +558,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         from torchkiln.error_origin import find_user_frame, format_user_error
 
-        _report_to_launcher(exc)
+        lost = _peer_loss_exit(exc, debug)
+        if lost is not None:
+            return lost
         frame = find_user_frame(exc)
         if frame is not None:
+            _report_to_launcher(exc, EXIT_USER_CODE)
             if debug:
                 traceback.print_exc()
             print(format_user_error(exc, frame), file=sys.stderr)
             return EXIT_USER_CODE
+        _report_to_launcher(exc, EXIT_INTERNAL)
         traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -161,6 +161,36 @@ def _scenario_runner_epochs(rank: int, tmp: str) -> dict:
     }
 
 
+# Validation batch sizes on the 359-sample val split (180 per rank with round_up): with 64,
+# rank 1's last batch holds 51 samples and the repeated one; with 179, the repeat is alone.
+VAL_LOSS_CASES = ((64, True), (179, False))  # (batch size, shuffle)
+
+
+def _val_cfg(work_dir: str, batch_size: int, shuffle: bool) -> dict:
+    return {
+        "model": {"type": "DigitsMLP", "hidden": [32, 16]},
+        "work_dir": work_dir,
+        "val_dataloader": {
+            "batch_size": batch_size,
+            "num_workers": 0,
+            "dataset": {"type": "DigitsDataset", "split": "val"},
+            "sampler": {"type": "DefaultSampler", "shuffle": shuffle, "round_up": True},
+        },
+        "val_cfg": {},
+        "val_evaluator": {"type": "Accuracy"},
+        "default_hooks": {"logger": None, "checkpoint": None},
+        "randomness": {"seed": 7},
+    }
+
+
+def _scenario_val_loss(rank: int, tmp: str) -> dict:
+    out = {}
+    for batch_size, shuffle in VAL_LOSS_CASES:
+        runner = Runner.from_cfg(_val_cfg(os.path.join(tmp, f"val_{batch_size}"), batch_size, shuffle))
+        out[batch_size] = {"metrics": runner.val(), "weights": _full_weights(runner)}
+    return out
+
+
 def _scenario_gan(rank: int, tmp: str) -> dict:
     from torchkiln.config import Config
 
@@ -237,6 +267,7 @@ def _worker(rank: int, init_file: str, tmp: str) -> None:
         out = {
             "no_sync": _scenario_no_sync(rank),
             "metrics": _scenario_metrics(rank),
+            "val_loss": _scenario_val_loss(rank, tmp),
             "epochs": _scenario_runner_epochs(rank, tmp),
             "gan": _scenario_gan(rank, tmp),
             "fsdp": _scenario_fsdp(rank, tmp),
@@ -304,6 +335,32 @@ def test_metrics_gather_uneven_last_batches_without_padding(results, round_up, s
 
 
 # ---------------------------------------------------------------------- the runner under DDP
+@pytest.mark.parametrize(("batch_size", "shuffle"), VAL_LOSS_CASES)
+def test_val_loss_of_two_ranks_equals_one_process(results, batch_size, shuffle, tmp_path):
+    """The sample round_up repeats on rank 1 is left out of val/loss as it is of the metrics."""
+    import torch.nn.functional as F
+
+    from torchkiln.data import DigitsDataset
+
+    ranks, _ = results
+    r0, r1 = (r["val_loss"][batch_size] for r in ranks)
+    assert r0["metrics"] == r1["metrics"]
+    _assert_same(r0["weights"], r1["weights"])
+    one = Runner.from_cfg(_val_cfg(str(tmp_path), batch_size, shuffle))
+    unwrap_model(one.model).load_state_dict(r0["weights"])
+    single = one.val()
+    assert r0["metrics"]["accuracy/top1"] == pytest.approx(single["accuracy/top1"])
+    assert r0["metrics"]["loss"] == pytest.approx(single["loss"], rel=1e-6)
+    # Both are the mean cross entropy over the 359 samples.
+    dataset = DigitsDataset(split="val")
+    inputs = torch.stack([torch.as_tensor(dataset[i][0]) for i in range(len(dataset))])
+    labels = torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
+    with torch.no_grad():
+        expected = F.cross_entropy(unwrap_model(one.model)(inputs), labels).item()
+    assert len(dataset) == 359
+    assert single["loss"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_runner_wraps_and_keeps_replicas_identical_with_diff_rank_seed(results):
     ranks, _ = results
     e0, e1 = ranks[0]["epochs"], ranks[1]["epochs"]

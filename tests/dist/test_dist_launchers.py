@@ -208,8 +208,12 @@ def test_train_help_lists_nproc_without_importing_torch():
 
 
 # ---------------------------------------------------------------------- failure report
-def _failure(tmp_path, local_rank: int, exitcode: int, message: str | None, timestamp: int, report: bool = True):
-    """A worker's error file where torchrun puts it (``attempt_0/<local rank>/error.json``)."""
+def _failure(tmp_path, local_rank: int, exitcode: int, message: str | None, timestamp: float, report: bool = True,
+             record: dict | None = None):
+    """A worker's error file where torchrun puts it (``attempt_0/<local rank>/error.json``).
+
+    ``record``: torchkiln's own entry (exact time, exit code, lost peer), as its workers write it.
+    """
     import json
 
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
@@ -218,8 +222,11 @@ def _failure(tmp_path, local_rank: int, exitcode: int, message: str | None, time
     folder.mkdir(parents=True, exist_ok=True)
     error_file = str(folder / "error.json")
     if message is not None:
+        data: dict = {"message": {"message": message, "extraInfo": {"py_callstack": "", "timestamp": str(int(timestamp))}}}
+        if record is not None:
+            data["torchkiln"] = record
         with open(error_file, "w") as f:
-            json.dump({"message": {"message": message, "extraInfo": {"py_callstack": "", "timestamp": str(timestamp)}}}, f)
+            json.dump(data, f)
     if report:
         return ProcessFailure(local_rank=local_rank, pid=100 + local_rank, exitcode=exitcode, error_file=error_file)
     return None
@@ -234,46 +241,144 @@ def _raise_with(failures):
     return run
 
 
+GLOO_RESET = (
+    "RuntimeError: [/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:28585: "
+    "Connection reset by peer. This is typically caused by a remote worker hanging"
+)
+
+
 def test_failed_worker_report_names_the_cause_first(tmp_path, monkeypatch, capsys):
     from torch.distributed import run as torch_run
 
     failures = {
-        0: _failure(tmp_path, 0, 1, "RuntimeError: Connection closed by peer [127.0.0.1]:1234", 100),
-        1: _failure(tmp_path, 1, 3, "HookError: probe failure on rank 1", 100),
+        0: _failure(tmp_path, 0, 1, "RuntimeError: gloo: Connection closed by peer [127.0.0.1]:1234", 100),
+        1: _failure(tmp_path, 1, 5, "ValueError: probe failure on rank 1\n  at: model.py:3", 100),
     }
     monkeypatch.setattr(torch_run, "run", _raise_with(failures))
-    assert torchrun.launch_local(2, ["train", "cfg.yaml"]) == 3
+    assert torchrun.launch_local(2, ["train", "cfg.yaml"]) == 5
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "error: rank 1 (local rank 1) failed with exit code 3: HookError: probe failure on rank 1"
-    assert err[1].startswith("error: rank 0 (local rank 0) failed with exit code 1: RuntimeError: Connection closed")
-    assert "rank 1's error is the cause" in err[2]
+    assert err[0] == "error: rank 1 (local rank 1) failed with exit code 5: ValueError: probe failure on rank 1"
+    assert err[1].startswith("  then rank 0 (local rank 0) stopped: its collective failed because rank 1 was gone")
+    assert len(err) == 2
+
+
+def test_a_killed_rank_is_the_cause_although_the_survivor_wrote_its_error_earlier(tmp_path, monkeypatch, capsys):
+    """Rank 1 died at 100.9; rank 0's error file says 100 (whole seconds); torchrun noticed at 101."""
+    from torch.distributed import run as torch_run
+
+    failures = {
+        0: _failure(tmp_path, 0, 1, GLOO_RESET, 100),
+        1: _failure(tmp_path, 1, -signal.SIGKILL, None, 101),
+    }
+    failures[1].timestamp = 101
+    monkeypatch.setattr(torch_run, "run", _raise_with(failures))
+    assert torchrun.launch_local(2, ["train", "cfg.yaml"]) == 128 + signal.SIGKILL
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: rank 1 (local rank 1) was killed by SIGKILL; it raised no error")
+    assert err[1].startswith("  then rank 0 (local rank 0) stopped")
+    assert "internal error" not in "\n".join(err)
+
+
+def test_exact_times_order_two_ranks_that_both_raised(tmp_path, monkeypatch, capsys):
+    from torch.distributed import run as torch_run
+
+    def record(time: float, code: int) -> dict:
+        return {"time": time, "exit_code": code, "rank": None, "peer_loss": False}
+
+    failures = {
+        0: _failure(tmp_path, 0, 2, "ConfigError: later", 100.7, record=record(100.7, 2)),
+        1: _failure(tmp_path, 1, 5, "ValueError: first", 100.2, record=record(100.2, 5)),
+    }
+    monkeypatch.setattr(torch_run, "run", _raise_with(failures))
+    assert torchrun.launch_local(2, []) == 5
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: rank 1 (local rank 1) failed with exit code 5: ValueError: first"
+    assert err[1] == "  also: rank 0 (local rank 0) failed with exit code 2: ConfigError: later"
+    assert err[2].startswith("  rank 1 failed first (the cause, listed first)")
 
 
 def test_a_worker_stopped_before_it_exited_is_reported_from_its_error_file(tmp_path, monkeypatch, capsys):
     from torch.distributed import run as torch_run
 
     # torchrun saw rank 0 die of the closed connection first; rank 1 had written its error.
-    failures = {0: _failure(tmp_path, 0, 1, "RuntimeError: Connection closed by peer", 101)}
-    _failure(tmp_path, 1, 0, "ValueError: the real cause", 100, report=False)
+    failures = {0: _failure(tmp_path, 0, 1, GLOO_RESET, 101)}
+    record = {"time": 100.5, "exit_code": 5, "rank": 1, "peer_loss": False}
+    _failure(tmp_path, 1, 0, "ValueError: the real cause", 100, report=False, record=record)
     monkeypatch.setattr(torch_run, "run", _raise_with(failures))
-    assert torchrun.launch_local(2, ["train", "cfg.yaml"]) == 1
+    assert torchrun.launch_local(2, ["train", "cfg.yaml"]) == 5  # the exit code it recorded
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: rank 1 (local rank 1) failed: ValueError: the real cause"
-    assert err[1].startswith("error: rank 0 (local rank 0) failed with exit code 1")
+    assert err[1].startswith("  then rank 0 (local rank 0) stopped")
+
+
+def test_only_lost_peers_says_no_rank_reported_its_own_error(tmp_path, monkeypatch, capsys):
+    from torch.distributed import run as torch_run
+
+    failures = {0: _failure(tmp_path, 0, 1, GLOO_RESET, 100)}
+    monkeypatch.setattr(torch_run, "run", _raise_with(failures))
+    assert torchrun.launch_local(2, []) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: rank 0 (local rank 0) failed with exit code 1: RuntimeError")
+    assert "no rank reported an error of its own" in err[1]
 
 
 def test_signals_map_to_exit_codes(tmp_path, monkeypatch, capsys):
     from torch.distributed import run as torch_run
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
-    killed = {0: _failure(tmp_path, 0, -signal.SIGKILL, None, 0)}
+    killed = {0: _failure(tmp_path, 0, -signal.SIGSEGV, None, 0)}
     monkeypatch.setattr(torch_run, "run", _raise_with(killed))
-    assert torchrun.launch_local(1, []) == 128 + signal.SIGKILL
-    assert "Signal 9" in capsys.readouterr().err
+    assert torchrun.launch_local(1, []) == 128 + signal.SIGSEGV
+    assert capsys.readouterr().err.startswith("error: rank 0 (local rank 0) was killed by SIGSEGV; it crashed")
     monkeypatch.setattr(torch_run, "run", lambda args: (_ for _ in ()).throw(SignalException("stop", signal.SIGINT)))
     assert torchrun.launch_local(1, []) == 130
     with pytest.raises(UsageError):
         torchrun.launch_local(0, [])
+
+
+def test_peer_loss_is_a_collective_error_about_a_gone_peer():
+    from torchkiln.dist.failures import is_peer_loss
+
+    assert is_peer_loss(RuntimeError(GLOO_RESET))
+    assert is_peer_loss(tdist.DistBackendError("NCCL error: remote process exited or there was a network error"))
+    try:  # wrapped, as a hook's error wraps what it called
+        try:
+            raise RuntimeError(GLOO_RESET)
+        except RuntimeError as inner:
+            raise ValueError("hook failed") from inner
+    except ValueError as outer:
+        assert is_peer_loss(outer)
+    # A hook's own network trouble is not a collective's.
+    assert not is_peer_loss(ConnectionResetError("[Errno 104] Connection reset by peer"))
+    assert not is_peer_loss(RuntimeError("gloo: invalid tensor size"))
+
+
+def test_a_survivor_prints_a_consequence_not_an_internal_error(env, tmp_path, monkeypatch, capsys):
+    import json
+
+    error_file = tmp_path / "error.json"
+    env.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    env.setenv("RANK", "0")
+
+    def fail(args):
+        raise RuntimeError(GLOO_RESET)
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_running(fail))
+    assert cli.main(["x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: rank 0 stopped: a collective operation failed because another rank left the job")
+    assert "internal error" not in err and "Traceback" not in err
+    record = json.loads(error_file.read_text())["torchkiln"]
+    assert record["peer_loss"] is True and record["exit_code"] == 1 and record["rank"] == 0
+
+
+def _parser_running(handler):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("word")
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def test_worker_error_goes_to_torchruns_error_file(env, tmp_path):
@@ -290,3 +395,10 @@ def test_worker_error_goes_to_torchruns_error_file(env, tmp_path):
     data = json.loads(error_file.read_text())
     assert data["message"]["message"] == "ValueError: bad value on this rank"
     assert "raise ValueError" in data["message"]["extraInfo"]["py_callstack"]
+    assert int(data["message"]["extraInfo"]["timestamp"]) == int(data["torchkiln"]["time"])
+    assert data["torchkiln"]["peer_loss"] is False
+    # torchrun reads the file back as before.
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    failure = ProcessFailure(local_rank=0, pid=1, exitcode=1, error_file=str(error_file))
+    assert failure.message["message"] == "ValueError: bad value on this rank"

@@ -38,7 +38,7 @@ def test_predict_mode_returns_the_batch_dict(model) -> None:
     out = model(x, y, mode="predict")
     assert set(out) == {"pred_scores", "gt_labels", "loss"}
     assert out["pred_scores"].shape == (3, 10) and not out["pred_scores"].requires_grad
-    assert torch.allclose(out["loss"], F.cross_entropy(model(x), y))
+    assert torch.allclose(out["loss"], F.cross_entropy(model(x), y, reduction="none"))  # per sample
     assert torch.equal(out["gt_labels"], y)
     assert torch.allclose(out["pred_scores"], model(x))
 

@@ -5,6 +5,7 @@ so code written for many processes runs unchanged in one.
 
 - :mod:`~torchkiln.dist.launch`: join the process group a launcher prepared (``init_dist``);
 - :mod:`~torchkiln.dist.torchrun`: ``--nproc`` through torchrun, and worker error reports;
+- :mod:`~torchkiln.dist.failures`: which rank caused a failed job, and which followed it;
 - :mod:`~torchkiln.dist.collectives`, :mod:`~torchkiln.dist.utils`: collectives and rank queries;
 - :mod:`~torchkiln.dist.fsdp`: the FSDP2 wrapper and sharded checkpoints (loaded on first use).
 """
@@ -21,6 +22,7 @@ from torchkiln.dist.collectives import (
     broadcast,
     broadcast_object,
     collect_results,
+    kept_sample_count,
     sync_random_seed,
 )
 from torchkiln.dist.launch import LAUNCHERS, find_free_port, first_slurm_host, init_dist
@@ -75,6 +77,7 @@ __all__ = [
     "init_dist",
     "is_distributed",
     "is_main_process",
+    "kept_sample_count",
     "launch_local",
     "load_sharded_checkpoint",
     "master_only",

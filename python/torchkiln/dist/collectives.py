@@ -25,6 +25,7 @@ __all__ = [
     "broadcast",
     "broadcast_object",
     "collect_results",
+    "kept_sample_count",
     "sync_random_seed",
 ]
 
@@ -124,6 +125,27 @@ def collect_results(
     for row in itertools.zip_longest(*parts, fillvalue=missing):
         ordered.extend(item for item in row if item is not missing)
     return ordered[:size]
+
+
+def kept_sample_count(size: int, rank: int | None = None, world_size: int | None = None) -> int:
+    """How many of rank ``rank``'s samples :func:`collect_results` keeps for a dataset of ``size``.
+
+    The ``k``-th sample a rank evaluates lands at position ``k * world_size + rank`` of the
+    gathered list, which is cut to ``size``: the rank's first ``ceil((size - rank) / world_size)``
+    samples count, the rest (the repeats ``round_up`` padded in, always at the end of a rank's
+    share) are dropped. Values computed per batch, like a loss, use it to drop the same samples.
+
+    :param size: the dataset's length.
+    :param rank: this process's rank by default.
+    :param world_size: the number of ranks by default.
+    """
+    if rank is None or world_size is None:
+        this_rank, this_world = get_rank(), get_world_size()
+        rank = this_rank if rank is None else rank
+        world_size = this_world if world_size is None else world_size
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size}")
+    return max(0, -(-(int(size) - rank) // world_size))
 
 
 def sync_random_seed(seed: int | None = None) -> int:

@@ -5,22 +5,27 @@ a worker's error back to it.
 that torchrun starts and supervises (``--standalone``: a rendezvous on a free local port).
 Each worker sees torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR``, ``MASTER_PORT``) and ``--launcher pytorch``; it does not start workers again.
-When a worker fails, torchrun stops the others and this process prints which rank failed
-and why, and exits with that rank's exit code.
+When a worker fails, torchrun stops the others and this process prints which rank caused
+the failure and why (see :mod:`torchkiln.dist.failures`), and exits with that rank's exit
+code.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
-from torchkiln.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, UsageError
+from torchkiln.dist import failures as failure_report
+from torchkiln.dist.failures import (
+    WorkerFailure,
+    failures_from_records,
+    format_report,
+    job_exit_code,
+)
+from torchkiln.errors import EXIT_INTERRUPTED, UsageError
 
 __all__ = [
     "LAUNCHED_ENV",
@@ -69,62 +74,8 @@ def torchrun_args(nproc: int, argv: Sequence[str], module: str = "torchkiln") ->
     return args
 
 
-@attrs.frozen
-class _Failure:
-    """One failed worker as reported to the user."""
-
-    rank: int
-    local_rank: int
-    exitcode: (
-        int | None
-    )  # None: the worker wrote its error but torchrun stopped it before it exited
-    message: str
-    timestamp: int
-
-    @property
-    def consequence(self) -> bool:
-        """True when this looks like the echo of another rank's failure (listed after the cause)."""
-        text = self.message.lower()
-        return (self.exitcode is not None and self.exitcode < 0) or any(
-            word in text for word in _CONSEQUENCES
-        )
-
-
-# Errors a worker gets because another worker died first (gloo/NCCL peers closing, signals).
-_CONSEQUENCES = (
-    "connection closed by peer",
-    "connection reset by peer",
-    "remote worker",
-    "signal ",
-)
-
-
-def _message(raw: Any) -> str:
-    if isinstance(raw, dict):  # a structured error file
-        raw = raw.get("message", "") or str(raw)
-    message = str(raw or "").strip()
-    if message.startswith("To enable traceback"):
-        message = ""  # torchrun's placeholder when the worker wrote no error file
-    return message
-
-
-def _read_error_file(path: str) -> tuple[str, int] | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        raw = data["message"]
-        stamp = (
-            int(raw["extraInfo"]["timestamp"])
-            if isinstance(raw, dict)
-            else int(data.get("timestamp", 0))
-        )
-        return _message(raw), stamp
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _failures(exc: Any) -> list[_Failure]:
-    """The failed workers, the likely cause first.
+def _failures(exc: Any) -> list[WorkerFailure]:
+    """The failed workers torchrun reports, and those it stopped after they wrote their error.
 
     torchrun reports the workers that had exited with an error when it noticed the first
     failure; a worker that was still on its way out is then stopped and left out, although
@@ -132,17 +83,18 @@ def _failures(exc: Any) -> list[_Failure]:
     (``<attempt dir>/<local rank>/error.json``), so it is read from there. Local ranks are
     global ranks here: ``--nproc`` runs on one node.
     """
-    found: dict[int, _Failure] = {}
+    rows: list[tuple[int, int, int | None, str, float]] = []
+    seen: set[int] = set()
     attempt_dirs = set()
+    latest = 0.0
     for rank, failure in exc.failures.items():
-        found[int(failure.local_rank)] = _Failure(
-            int(rank),
-            int(failure.local_rank),
-            int(failure.exitcode),
-            _message(failure.message),
-            int(failure.timestamp),
-        )
         error_file = getattr(failure, "error_file", "") or ""
+        noticed = float(failure.timestamp)
+        latest = max(latest, noticed)
+        rows.append(
+            (int(rank), int(failure.local_rank), int(failure.exitcode), error_file, noticed)
+        )
+        seen.add(int(failure.local_rank))
         if os.path.isabs(error_file):
             attempt_dirs.add(os.path.dirname(os.path.dirname(error_file)))
     for attempt in attempt_dirs:
@@ -151,44 +103,18 @@ def _failures(exc: Any) -> list[_Failure]:
         except OSError:
             continue
         for name in names:
-            if not name.isdigit() or int(name) in found:
-                continue
-            read = _read_error_file(os.path.join(attempt, name, "error.json"))
-            if read is not None:
-                found[int(name)] = _Failure(int(name), int(name), None, read[0], read[1])
-    return sorted(found.values(), key=lambda f: (f.consequence, f.timestamp, f.rank))
-
-
-def _exit_code(code: int | None) -> int:
-    if code is None or code == 0:
-        return EXIT_INTERNAL
-    if code < 0:  # killed by a signal
-        return 128 + (-code)
-    return code
+            path = os.path.join(attempt, name, "error.json")
+            if name.isdigit() and int(name) not in seen and os.path.isfile(path):
+                rows.append((int(name), int(name), None, path, latest))
+    return failures_from_records(rows)
 
 
 def _report(exc: Any) -> int:
-    """Print one line per failed worker, the cause first; return the exit code for the job."""
+    """Print the failure report, the cause first; return the exit code for the job."""
     failures = _failures(exc)
-    for failure in failures:
-        status = (
-            "failed" if failure.exitcode is None else f"failed with exit code {failure.exitcode}"
-        )
-        print(
-            f"error: rank {failure.rank} (local rank {failure.local_rank}) {status}"
-            + (f": {failure.message}" if failure.message else " (its output is above)"),
-            file=sys.stderr,
-        )
-    cause = failures[0]
-    if len(failures) > 1:
-        print(
-            f"rank {cause.rank}'s error is the cause (listed first); the other ranks failed or were stopped after it",
-            file=sys.stderr,
-        )
-    if cause.exitcode is None:  # stopped before it could exit: use the first exit code torchrun saw
-        known = [f.exitcode for f in failures if f.exitcode is not None]
-        return _exit_code(known[0] if known else None)
-    return _exit_code(cause.exitcode)
+    for line in format_report(failures):
+        print(line, file=sys.stderr)
+    return job_exit_code(failures)
 
 
 def launch_local(nproc: int, argv: Sequence[str], module: str = "torchkiln") -> int:
@@ -198,8 +124,8 @@ def launch_local(nproc: int, argv: Sequence[str], module: str = "torchkiln") -> 
     :param argv: the command line of each worker, without the program name.
     :param module: the module the workers run.
     :return: 0 when every worker succeeded, else the exit code of the worker whose error
-        caused the failure (``128 + signal`` for a worker killed by a signal). Failures that
-        echo another rank's death (a closed connection, a signal) are listed after the cause.
+        caused the failure (``128 + signal`` for a worker killed by a signal). Ranks whose
+        collective failed because that rank was gone are listed after it, as consequences.
     """
     if int(nproc) < 1:
         raise UsageError(f"--nproc must be at least 1, got {nproc}", where="--nproc")
@@ -220,20 +146,14 @@ def launch_local(nproc: int, argv: Sequence[str], module: str = "torchkiln") -> 
     return 0
 
 
-def record_worker_error(exc: BaseException) -> None:
+def record_worker_error(exc: BaseException, exit_code: int | None = None) -> None:
     """Write ``exc`` to the error file torchrun gave this worker (``TORCHELASTIC_ERROR_FILE``).
 
-    torchrun then shows the worker's message in its failure summary. Call it from inside the
-    ``except`` block that handles ``exc`` (the traceback is read from there). Does nothing
-    outside torchrun; never raises.
-    """
-    if not os.environ.get("TORCHELASTIC_ERROR_FILE"):
-        return
-    try:
-        from torch.distributed.elastic.multiprocessing.errors import get_error_handler
+    torchrun then shows the worker's message in its failure summary, and ``--nproc``'s report
+    orders the ranks by the exact time recorded there (see
+    :func:`torchkiln.dist.failures.record_worker_error`). Does nothing outside torchrun; never
+    raises.
 
-        handler = get_error_handler()
-        handler.initialize()
-        handler.record_exception(exc)
-    except Exception:  # reporting must never hide the original error
-        pass
+    :param exit_code: the exit code the worker ends with for this error.
+    """
+    failure_report.record_worker_error(exc, exit_code)

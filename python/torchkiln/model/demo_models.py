@@ -5,8 +5,9 @@ Both take ``inputs`` of shape (N, 64), (N, 8, 8) or (N, 1, 8, 8) and ``labels`` 
 - ``mode='tensor'`` returns the logits (N, num_classes);
 - ``mode='loss'`` returns ``{'loss': cross_entropy}``;
 - ``mode='predict'`` returns ``{'pred_scores': logits (detached), 'gt_labels': labels}`` (plus
-  ``'loss'`` when labels are given, reported as ``val/loss``), the
-  batch-level dict the built-in ``Accuracy`` metric reads (no per-sample Python objects).
+  ``'loss'``, the per-sample cross entropy (N,), when labels are given, reported as
+  ``val/loss``), the batch-level dict the built-in ``Accuracy`` metric reads (no per-sample
+  Python objects).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class _Classifier(BaseModel):
             return {"loss": F.cross_entropy(logits, labels)}
         outputs = {"pred_scores": logits.detach(), "gt_labels": labels}
         if labels is not None:
-            # Reported as val/loss by the evaluation loops (accumulated on the device).
-            outputs["loss"] = F.cross_entropy(logits.float(), labels).detach()
+            # Reported as val/loss by the evaluation loops (accumulated on the device). Per
+            # sample, so the loops can leave out the samples a distributed sampler repeats.
+            outputs["loss"] = F.cross_entropy(logits.float(), labels, reduction="none").detach()
         return outputs
 
 

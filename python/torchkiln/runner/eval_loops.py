@@ -35,6 +35,8 @@ class _EvalLoop(BaseLoop):
         self.fp16 = fp16
         self._loss_sum: Any = None
         self._loss_count = 0
+        self._seen = 0
+        self._kept: int | None = None
         #: True when the last run stopped early on a stop request (no metrics, no after hooks).
         self.interrupted = False
 
@@ -69,8 +71,8 @@ class _EvalLoop(BaseLoop):
         model = runner.model
         if model.training:
             model.eval()
-        self._loss_sum = None
-        self._loss_count = 0
+        size = len(self.dataloader.dataset) if hasattr(self.dataloader, "dataset") else None
+        self._start_loss(size)
         before_iter = getattr(hooks, f"before_{mode}_iter")
         after_iter = getattr(hooks, f"after_{mode}_iter")
         step = getattr(model, f"{mode}_step")
@@ -87,7 +89,6 @@ class _EvalLoop(BaseLoop):
                     self.interrupted = True
                     self._drop_partial_results()
                     return None
-        size = len(self.dataloader.dataset) if hasattr(self.dataloader, "dataset") else None
         metrics = evaluator.evaluate(size)
         metrics = self._add_mean_loss(metrics)
         getattr(hooks, f"after_{mode}_epoch")(runner, metrics)
@@ -100,24 +101,66 @@ class _EvalLoop(BaseLoop):
             if isinstance(results, list):
                 results.clear()
 
+    def _start_loss(self, size: int | None) -> None:
+        """Reset the loss totals; ``size`` (the dataset's length) bounds the samples counted."""
+        from torchkiln.dist import kept_sample_count
+
+        self._loss_sum = None
+        self._loss_count = 0
+        self._seen = 0
+        self._kept = None if size is None else kept_sample_count(size)
+
     def _collect_loss(self, outputs: Any, data_batch: Any = None) -> None:
-        """Accumulate ``loss`` x batch size from the step outputs, on the device (no sync)."""
-        if isinstance(outputs, Mapping) and "loss" in outputs:
-            size = _batch_size(data_batch)
-            loss = outputs["loss"].detach().float() * size
-            self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
-            self._loss_count += size
+        """Add the batch's ``loss`` times its counted samples to the totals, on the device.
+
+        Counted samples are those the metrics keep (:func:`torchkiln.dist.kept_sample_count`):
+        the repeats a ``round_up`` sampler pads in at the end of a rank's share are left out,
+        so ``val/loss`` is the mean over the dataset, as in one process. A per-sample ``loss``
+        (shape ``(N,)``) drops them exactly; a batch mean is weighted by the batch's counted
+        samples (exact unless one batch mixes real and padded samples).
+        """
+        size = _batch_size(data_batch)
+        counted = size if self._kept is None else max(0, min(size, self._kept - self._seen))
+        self._seen += size
+        if not (isinstance(outputs, Mapping) and "loss" in outputs):
+            return
+        loss = outputs["loss"].detach().float()
+        if loss.dim() == 1 and loss.shape[0] == size:
+            total = loss[:counted].sum()
+        elif counted == 0:
+            total = loss.new_zeros(())  # all padding: even a NaN loss must not count
+        else:
+            total = loss.mean() * counted
+        self._loss_sum = total if self._loss_sum is None else self._loss_sum + total
+        self._loss_count += counted
 
     def _add_mean_loss(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """``loss``: the sample-weighted mean over every rank's batches."""
-        if self._loss_sum is None:
-            return metrics
+        """``loss``: the mean over every rank's counted samples.
+
+        Under torch.distributed every rank joins the reduction, also one that saw no batch
+        (its totals are zero), so no rank waits for another.
+        """
         import torch
 
-        from torchkiln.dist import all_reduce
+        from torchkiln.dist import all_reduce, get_world_size
 
-        totals = torch.stack([self._loss_sum, self._loss_sum.new_tensor(float(self._loss_count))])
+        distributed = get_world_size() > 1
+        if self._loss_sum is None and not distributed:
+            return metrics
+        if self._loss_sum is None:
+            device = "cpu"
+            if torch.distributed.get_backend() == "nccl":
+                device = f"cuda:{torch.cuda.current_device()}"
+            loss_sum = torch.zeros((), device=device)
+            has_loss = 0.0
+        else:
+            loss_sum, has_loss = self._loss_sum, 1.0
+        totals = torch.stack(
+            [loss_sum, loss_sum.new_tensor(float(self._loss_count)), loss_sum.new_tensor(has_loss)]
+        )
         totals = all_reduce(totals, op="sum")
+        if float(totals[2]) == 0 or float(totals[1]) == 0:  # no loss, or nothing counted
+            return metrics
         metrics = dict(metrics)
         metrics.setdefault("loss", float(totals[0] / totals[1]))
         return metrics
