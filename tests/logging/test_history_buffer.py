@@ -46,15 +46,16 @@ def test_window_statistics():
     assert len(buf) == 5
 
 
-def test_counts_weight_the_means():
+def test_a_value_with_a_count_is_the_sum_of_that_many_samples():
     buf = HistoryBuffer()
     buf.update(1.0, count=1)
-    buf.update(4.0, count=3)  # the mean of 3 samples
-    assert buf.mean() == pytest.approx((1.0 + 4.0 * 3) / 4)
-    assert buf.global_mean == pytest.approx(13 / 4)
+    buf.update(6.0, count=3)  # 3 samples summing to 6 (MMEngine's meaning)
+    assert buf.mean() == pytest.approx((1.0 + 6.0) / 4)
+    assert buf.mean(1) == pytest.approx(2.0)
+    assert buf.global_mean == pytest.approx(7 / 4)
     assert buf.count == 4
-    assert buf.median() == 2.5  # counts do not weight order statistics
-    assert buf.data == ([1.0, 4.0], [1, 3])
+    assert buf.median() == 3.5 and buf.current() == 6.0  # order statistics read values as is
+    assert buf.data == ([1.0, 6.0], [1, 3])
 
 
 def test_bounded_history_keeps_global_statistics():
@@ -114,10 +115,10 @@ def test_log_buffer_interface(backend):
     store = backend(3)
     assert all(callable(getattr(store, name)) for name in REQUIRED_METHODS)
     store.update_many({"a": 1.0, "b": 10.0})
-    store.update_many({"a": 3.0, "b": 20.0}, count=2)
+    store.update_many({"a": 3.0, "b": 20.0}, count=2)  # sums over 2 samples
     assert store.keys() == ["a", "b"]
-    assert store.mean("a") == pytest.approx(7 / 3) and store.mean("b", 1) == 20.0
-    assert store.global_mean("b") == pytest.approx(50 / 3) and store.count("b") == 3
+    assert store.mean("a") == pytest.approx(4 / 3) and store.mean("b", 1) == 10.0
+    assert store.global_mean("b") == pytest.approx(10.0) and store.count("b") == 3
     with pytest.raises(KeyError):
         store.current("missing")
     copy = backend(3)

@@ -68,8 +68,9 @@ def test_instances_and_current():
 def test_scalars_and_info():
     hub = MessageHub("h")
     hub.update_scalar("train/loss", 1.0)
-    hub.update_scalars({"train/loss": 3.0, "train/acc": {"value": 0.5, "count": 4}})
-    hub.update_scalars({"train/acc": 1.0}, count=4)
+    # a value with a count is the sum over that many samples: 2 of 4 right, then 4 of 4
+    hub.update_scalars({"train/loss": 3.0, "train/acc": {"value": 2.0, "count": 4}})
+    hub.update_scalars({"train/acc": 4.0}, count=4)
     assert hub.get_scalar("train/loss").mean() == 2.0
     assert hub.get_scalar("train/acc").mean() == 0.75 and hub.get_scalar("train/acc").count == 8
     assert list(hub.log_scalars) == ["train/loss", "train/acc"]
