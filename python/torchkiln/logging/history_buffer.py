@@ -19,6 +19,7 @@ nothing reads.
 from __future__ import annotations
 
 import numbers
+import reprlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -81,18 +82,19 @@ def as_count(count: Any) -> int:
 
     :raises ValueError: a negative or fractional count, or one that is not a number.
     """
+    bad = f"count must be a non-negative int, got {reprlib.repr(count)}"
     if type(count) is int:
         number = count
     elif isinstance(count, numbers.Integral) and not isinstance(count, bool):
         number = int(count)
     elif isinstance(count, numbers.Real) and not isinstance(count, bool):
         if not float(count).is_integer():
-            raise ValueError(f"count must be a non-negative int, got {count!r}")
+            raise ValueError(bad)
         number = int(count)
     else:
-        raise ValueError(f"count must be a non-negative int, got {count!r}")
+        raise ValueError(bad)
     if number < 0:
-        raise ValueError(f"count must be a non-negative int, got {count!r}")
+        raise ValueError(bad)
     return number
 
 

@@ -197,6 +197,7 @@ def setup_logging(
     run_logger.setLevel(effective)
     for handler in run_logger.handlers:  # the console; structlog drops repeated warnings
         handler.filters.clear()
+        handler.setLevel(effective)  # other ranks show their warnings too
         _handlers.append(handler)
     if rank == 0 and log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)

@@ -264,9 +264,8 @@ class MessageHub:
                 _warn(f"message hub: {key!r} in log_scalars is not a scalar history; skipped")
                 continue
             self._view(key).load_state_dict(key_state)
-            self._resumed_keys.setdefault(key, True)
-        for key, value in state.get("runtime_info", {}).items():
-            self.update_info(key, value)
+        self._runtime_info.update(state.get("runtime_info", {}))
+        # a key without an entry in _resumed_keys is saved (see state_dict)
         for key, resumed in (state.get("resumed_keys") or {}).items():
             if key in self._log_scalars or key in self._runtime_info:
                 self._resumed_keys[key] = bool(resumed)

@@ -174,8 +174,9 @@ class MMLogger(logging.Logger):
     :param rank: the process rank; default from ``torch.distributed``.
     :param tty: colourful console lines; default ``sys.stdout.isatty()``.
 
-    Ranks other than 0 print WARNING and above on the console (MMEngine: ERROR and above).
-    Warnings with the same text are printed once per handler.
+    Ranks other than 0 print only ERROR and above on the console (the run logger of
+    :func:`~torchkiln.logging.logger.setup_logging` prints their warnings too). Warnings
+    with the same text are printed once per handler.
     """
 
     _instance_dict: ClassVar[OrderedDict[str, MMLogger]] = OrderedDict()
@@ -203,7 +204,7 @@ class MMLogger(logging.Logger):
             tty = bool(getattr(sys.stdout, "isatty", lambda: False)())
         console = StdoutHandler()
         console.setFormatter(console_formatter(tty, rank, logger_name))
-        console.setLevel(level if rank == 0 else max(level, logging.WARNING))
+        console.setLevel(level if rank == 0 else max(level, logging.ERROR))
         console.addFilter(DuplicateWarningFilter())
         self.handlers.append(console)
         self._log_file: str | None = None
