@@ -227,6 +227,11 @@ class PyLogBuffer:
             raise KeyError(key)
         return series
 
+    def _lookup(self, key: Any, window: Any) -> tuple[_Series, int | None]:
+        """Arguments converted in order (key, then window), then the key looked up."""
+        key, window = _as_key(key), _as_window(window)
+        return self._get(key), window
+
     def _push(self, key: str, value: float, count: int) -> None:
         series = self._series.get(key)
         if series is None:
@@ -299,7 +304,7 @@ class PyLogBuffer:
 
     def mean(self, key: str, window: int | None = None) -> float:
         """Mean per sample of the last ``window`` entries: ``sum(v) / sum(c)``."""
-        series, window = self._get(key), _as_window(window)
+        series, window = self._lookup(key, window)
         start = series.start(window)
         total = 0.0
         weight = 0
@@ -312,7 +317,7 @@ class PyLogBuffer:
 
     def min(self, key: str, window: int | None = None) -> float:
         """Smallest of the last ``window`` values (NaN values are skipped)."""
-        series, window = self._get(key), _as_window(window)
+        series, window = self._lookup(key, window)
         result = math.inf
         for value in series.window(window):
             result = _fmin(result, value)
@@ -320,7 +325,7 @@ class PyLogBuffer:
 
     def max(self, key: str, window: int | None = None) -> float:
         """Largest of the last ``window`` values (NaN values are skipped)."""
-        series, window = self._get(key), _as_window(window)
+        series, window = self._lookup(key, window)
         result = -math.inf
         for value in series.window(window):
             result = _fmax(result, value)
@@ -329,7 +334,7 @@ class PyLogBuffer:
     def median(self, key: str, window: int | None = None) -> float:
         """Median of the last ``window`` values (the mean of the middle two for an even
         number; NaN when there is none)."""
-        series, window = self._get(key), _as_window(window)
+        series, window = self._lookup(key, window)
         values = sorted(series.window(window), key=_total_order)
         if not values:
             return _NAN
