@@ -13,8 +13,7 @@ import pickle
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from torchkiln.logging._py_log_buffer import PyLogBuffer
 
@@ -110,7 +109,9 @@ operations = st.one_of(
         st.one_of(st.dictionaries(keys, values, max_size=3), st.lists(good_values), st.none()),
         counts,
     ),
-    st.tuples(st.just("update_rows"), st.lists(rows, max_size=4), st.sampled_from(list(CONVERTERS))),
+    st.tuples(
+        st.just("update_rows"), st.lists(rows, max_size=4), st.sampled_from(list(CONVERTERS))
+    ),
     st.tuples(st.sampled_from(["current", "global_mean", "count", "data", "key_state_dict"]), keys),
     st.tuples(st.sampled_from(["mean", "min", "max", "median"]), keys, windows),
     st.tuples(st.sampled_from(["keys", "state_dict", "len", "clear", "pickle"])),

@@ -60,6 +60,7 @@ class LogTypeError(TypeError, ValueError, AssertionError):
     ``ValueError``, which torchkiln raised here before.
     """
 
+
 _PLAIN = (int, float)
 
 

@@ -364,4 +364,3 @@ def print_log(msg: Any, logger: Any = None, level: int | str = logging.INFO) -> 
         "print_log: logger must be None, 'silent', 'current', a logger name, a logging.Logger "
         f"or an object with info/warning/... methods, got {type(logger).__name__}"
     )
-
