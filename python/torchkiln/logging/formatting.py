@@ -142,7 +142,7 @@ def console_formatter(tty: bool, rank: int, name: str) -> ProcessorFormatter:
     return plain_formatter(rank, name)
 
 
-class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to ``sys.stdout`` as it is at each record (a progress bar may redirect it)."""
 
     terminator = "\n"
@@ -150,7 +150,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override,unused-ignore]
     def stream(self) -> Any:
         return sys.stdout
 

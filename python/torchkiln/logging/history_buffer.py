@@ -89,9 +89,10 @@ def as_count(count: Any) -> int:
     elif isinstance(count, numbers.Integral) and not isinstance(count, bool):
         number = int(count)
     elif isinstance(count, numbers.Real) and not isinstance(count, bool):
-        if not float(count).is_integer():
+        whole = float(count)
+        if not whole.is_integer():
             raise ValueError(bad)
-        number = int(count)
+        number = int(whole)
     else:
         raise ValueError(bad)
     if number < 0:

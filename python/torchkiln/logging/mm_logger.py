@@ -130,9 +130,9 @@ def _through_structlog(logger: logging.Logger, record: logging.LogRecord) -> boo
     processors drop it (a repeated warning, ``capture_logs``, a level filter)."""
     if isinstance(record.msg, dict) and hasattr(record, "_logger") and hasattr(record, "_name"):
         # made by structlog (get_logger()): processed already; keep a readable message
-        event = record.msg
-        setattr(record, EVENT_ATTR, event)
-        record.msg, record.args = str(event.get("event", "")), ()
+        made = record.msg
+        setattr(record, EVENT_ATTR, made)
+        record.msg, record.args = str(made.get("event", "")), ()
         del record.__dict__["_logger"], record.__dict__["_name"]
         return True
     if getattr(record, EVENT_ATTR, None) is not None:  # handled once already
@@ -284,7 +284,7 @@ class MMLogger(logging.Logger):
                 del cls._instance_dict[logger.instance_name]
 
     # ------------------------------------------------------------------ logging
-    def _log(  # type: ignore[override]
+    def _log(  # type: ignore[override,unused-ignore]
         self,
         level: int,
         msg: object,
