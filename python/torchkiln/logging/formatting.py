@@ -159,6 +159,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-igno
         pass  # always the current sys.stdout
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Write the formatted record and a newline to the current ``sys.stdout``."""
         try:
             stream = sys.stdout
             stream.write(self.format(record) + self.terminator)
@@ -169,6 +170,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-igno
             self.handleError(record)
 
     def flush(self) -> None:
+        """Flush the current ``sys.stdout`` (never raises)."""
         with contextlib.suppress(Exception):
             sys.stdout.flush()
 
@@ -182,6 +184,7 @@ class DuplicateWarningFilter(logging.Filter):
         self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to pass ``record``: False for a warning whose text was seen before."""
         if record.levelno != logging.WARNING:
             return True
         text = record.getMessage()
