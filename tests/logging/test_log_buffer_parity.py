@@ -217,3 +217,25 @@ def test_pickling_round_trips_exactly(backend):
     with pytest.raises(ValueError, match="capacity"):
         copy.__setstate__({"keys": {}})
     assert copy.data("x") == expected  # a failed load changes nothing
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1e308, 1e308, 1.0],
+        [math.inf, -math.inf, 2.0, 3.0],
+        [math.nan, 1.0, -math.nan, -2.0],
+        [-0.0, 0.0, -0.0],
+        [5e-324, -5e-324, 1.0, math.inf],
+    ],
+)
+def test_statistics_agree_on_edge_values(values):
+    python, rust = PyLogBuffer(8), NativeLogBuffer(8)
+    for i, value in enumerate(values):
+        python.update("k", value, i % 3)
+        rust.update("k", value, i % 3)
+    for name in ("mean", "min", "max", "median"):
+        for window in (None, 1, 2, 3, 100):
+            expected, got = getattr(python, name)("k", window), getattr(rust, name)("k", window)
+            assert _same(expected, got), f"{name}({window}) of {values}: {expected} != {got}"
+    assert _same(python.global_mean("k"), rust.global_mean("k"))

@@ -25,6 +25,7 @@ import operator
 import struct
 from collections import abc, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import reduce
 from itertools import islice
 from typing import Any
 
@@ -137,6 +138,15 @@ def _total_order(x: float) -> int:
 
 
 # ---------------------------------------------------------------------- storage
+def _tail(ring: deque[Any], n: int) -> list[Any]:
+    """The last ``n`` items of ``ring``, oldest first, read from the right end: O(n)."""
+    if n >= len(ring):
+        return list(ring)
+    items = list(islice(reversed(ring), n))
+    items.reverse()
+    return items
+
+
 class _Series:
     __slots__ = ("counts", "global_count", "global_sum", "values")
 
@@ -150,7 +160,8 @@ class _Series:
         self.values.append(value)
         self.counts.append(count)
         self.global_sum += value
-        self.global_count = _saturating_add(self.global_count, count)
+        total = self.global_count + count
+        self.global_count = total if total <= _I64_MAX else _I64_MAX
 
     def start(self, window: int | None) -> int:
         """Index of the first of the last ``window`` entries."""
@@ -160,8 +171,13 @@ class _Series:
             raise ValueError(f"window must be a positive int or None, got {window}")
         return max(len(self.values) - window, 0)
 
-    def window(self, window: int | None) -> Iterable[float]:
-        return islice(self.values, self.start(window), None)
+    def window(self, window: int | None) -> list[float]:
+        """The last ``window`` values, oldest first."""
+        return _tail(self.values, len(self.values) - self.start(window))
+
+    def window_counts(self, window: int | None) -> list[int]:
+        """The counts of the last ``window`` entries, oldest first."""
+        return _tail(self.counts, len(self.counts) - self.start(window))
 
     def state(self) -> dict[str, Any]:
         return {
@@ -241,9 +257,15 @@ class PyLogBuffer:
     # ------------------------------------------------------------------ updates (O(1))
     def update(self, key: str, value: float, count: int = 1) -> None:
         """Append ``value`` (the sum of ``count`` samples) to ``key``'s history."""
-        key, value, count = _as_key(key), _as_float(value), _as_i64(count)
-        _check_count(count)
-        self._push(key, value, count)
+        if not (type(key) is str and type(value) is float and type(count) is int):
+            key, value, count = _as_key(key), _as_float(value), _as_i64(count)
+        if not 0 <= count <= _I64_MAX:
+            _as_i64(count)  # OverflowError beyond 64 bits, as the binding raises
+            _check_count(count)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self._capacity)
+        series.push(value, count)
 
     def update_many(self, values: Mapping[str, float], count: int = 1) -> None:
         """``update`` every ``key: value`` of a mapping with the same ``count``."""
@@ -253,7 +275,9 @@ class PyLogBuffer:
             raise TypeError(f"update_many takes a mapping, got {type(values).__name__}")
         items = values.items() if isinstance(values, dict) else list(values.items())
         for key, value in items:
-            self._push(_as_key(key), _as_float(value), count)
+            if type(key) is not str or type(value) is not float:
+                key, value = _as_key(key), _as_float(value)
+            self._push(key, value, count)
 
     def update_rows(
         self,
@@ -305,14 +329,8 @@ class PyLogBuffer:
     def mean(self, key: str, window: int | None = None) -> float:
         """Mean per sample of the last ``window`` entries: ``sum(v) / sum(c)``."""
         series, window = self._lookup(key, window)
-        start = series.start(window)
-        total = 0.0
-        weight = 0
-        for value, count in zip(
-            islice(series.values, start, None), islice(series.counts, start, None)
-        ):
-            total += value
-            weight = _saturating_add(weight, count)
+        total = reduce(operator.add, series.window(window), 0.0)  # in order, as Rust adds
+        weight = min(sum(series.window_counts(window)), _I64_MAX)  # counts are >= 0
         return total / float(weight) if weight else _NAN
 
     def min(self, key: str, window: int | None = None) -> float:
@@ -335,9 +353,13 @@ class PyLogBuffer:
         """Median of the last ``window`` values (the mean of the middle two for an even
         number; NaN when there is none)."""
         series, window = self._lookup(key, window)
-        values = sorted(series.window(window), key=_total_order)
+        values = series.window(window)
         if not values:
             return _NAN
+        if math.isnan(sum(values)):  # NaNs (or infinities of both signs): total order
+            values.sort(key=_total_order)
+        else:  # numbers only: the usual order agrees with the total order up to the sign of 0
+            values.sort()
         mid = len(values) // 2
         return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
 
