@@ -36,6 +36,9 @@ _EXPORTS: dict[str, str] = {
     "BaseMetric": "torchkiln.evaluation",
     "Evaluator": "torchkiln.evaluation",
     "MessageHub": "torchkiln.logging",
+    "HistoryBuffer": "torchkiln.logging",
+    "MMLogger": "torchkiln.logging",
+    "print_log": "torchkiln.logging",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -53,7 +56,12 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from torchkiln.evaluation import BaseMetric as BaseMetric, Evaluator as Evaluator
     from torchkiln.hooks import Hook as Hook
-    from torchkiln.logging import MessageHub as MessageHub
+    from torchkiln.logging import (
+        HistoryBuffer as HistoryBuffer,
+        MessageHub as MessageHub,
+        MMLogger as MMLogger,
+        print_log as print_log,
+    )
     from torchkiln.model import (
         BaseDataPreprocessor as BaseDataPreprocessor,
         BaseModel as BaseModel,

@@ -163,14 +163,15 @@ def parse_yaml(text: str, filename: str = "<string>") -> Any:
 class LogBuffer:
     """Per-key scalar histories in bounded rings of f64.
 
-    ``update`` appends a value with weight ``count`` (the value is the mean of ``count``
-    samples) in O(1); the ring keeps the last ``capacity`` entries. ``mean`` is the
-    count-weighted mean ``sum(v * c) / sum(c)`` of the last ``window`` entries (all retained
-    ones when ``window`` is None; larger windows are clamped); ``min``/``max``/``median``
-    ignore counts (the median of an even number of values is the mean of the middle two).
-    ``global_mean`` and ``count`` cover every update ever made (``count`` saturates at
-    ``2**63 - 1`` instead of wrapping). A key never updated raises ``KeyError``; a
-    ``window`` below 1 or a negative ``count`` raises ``ValueError`` (and records nothing).
+    ``update`` appends a value with its ``count`` in O(1): the value is the sum of ``count``
+    samples (one sample when ``count`` is 1). The ring keeps the last ``capacity`` entries.
+    ``mean`` is the mean per sample ``sum(v) / sum(c)`` of the last ``window`` entries (all
+    retained ones when ``window`` is None; larger windows are clamped; NaN when the counts sum
+    to 0); ``min``/``max``/``median`` ignore counts (the median of an even number of values is
+    the mean of the middle two). ``global_mean`` and ``count`` cover every update ever made
+    (``count`` saturates at ``2**63 - 1`` instead of wrapping). A key never updated raises
+    ``KeyError``; a ``window`` below 1 or a negative ``count`` raises ``ValueError`` (and
+    records nothing). Instances pickle (and copy) exactly, through :meth:`state_dict`.
     """
 
     def __init__(self, capacity: int = 1024) -> None: ...
@@ -205,6 +206,9 @@ class LogBuffer:
         """Replace every key's history by a :meth:`state_dict`."""
     def clear(self) -> None:
         """Forget every key."""
+    def __getnewargs__(self) -> tuple[int]: ...
+    def __getstate__(self) -> dict[str, Any]: ...
+    def __setstate__(self, state: Mapping[str, Any]) -> None: ...
     def __contains__(self, key: object) -> bool: ...
     def __len__(self) -> int: ...
 

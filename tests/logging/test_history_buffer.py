@@ -46,15 +46,16 @@ def test_window_statistics():
     assert len(buf) == 5
 
 
-def test_counts_weight_the_means():
+def test_a_value_with_a_count_is_the_sum_of_that_many_samples():
     buf = HistoryBuffer()
     buf.update(1.0, count=1)
-    buf.update(4.0, count=3)  # the mean of 3 samples
-    assert buf.mean() == pytest.approx((1.0 + 4.0 * 3) / 4)
-    assert buf.global_mean == pytest.approx(13 / 4)
+    buf.update(6.0, count=3)  # 3 samples summing to 6 (MMEngine's meaning)
+    assert buf.mean() == pytest.approx((1.0 + 6.0) / 4)
+    assert buf.mean(1) == pytest.approx(2.0)
+    assert buf.global_mean == pytest.approx(7 / 4)
     assert buf.count == 4
-    assert buf.median() == 2.5  # counts do not weight order statistics
-    assert buf.data == ([1.0, 4.0], [1, 3])
+    assert buf.median() == 3.5 and buf.current() == 6.0  # order statistics read values as is
+    assert buf.data == ([1.0, 6.0], [1, 3])
 
 
 def test_bounded_history_keeps_global_statistics():
@@ -114,10 +115,10 @@ def test_log_buffer_interface(backend):
     store = backend(3)
     assert all(callable(getattr(store, name)) for name in REQUIRED_METHODS)
     store.update_many({"a": 1.0, "b": 10.0})
-    store.update_many({"a": 3.0, "b": 20.0}, count=2)
+    store.update_many({"a": 3.0, "b": 20.0}, count=2)  # sums over 2 samples
     assert store.keys() == ["a", "b"]
-    assert store.mean("a") == pytest.approx(7 / 3) and store.mean("b", 1) == 20.0
-    assert store.global_mean("b") == pytest.approx(50 / 3) and store.count("b") == 3
+    assert store.mean("a") == pytest.approx(4 / 3) and store.mean("b", 1) == 10.0
+    assert store.global_mean("b") == pytest.approx(10.0) and store.count("b") == 3
     with pytest.raises(KeyError):
         store.current("missing")
     copy = backend(3)
@@ -182,3 +183,55 @@ def test_pending_tensors_of_several_dtypes_keep_their_order():
     hub.update_scalar("k", 3.0)
     hub.update_scalar("k", torch.tensor(4.0, dtype=torch.float64))
     assert hub.get_scalar("k").data == ([1.0, 2.0, 3.0, 4.0], [1, 1, 1, 1])
+
+
+def test_named_statistics_and_registering_more():
+    buf = HistoryBuffer([1.0, 2.0, 6.0], [1, 1, 2])
+    assert buf.statistics("mean") == buf.mean() == 2.25
+    assert buf.statistics("max", 2) == 6.0 and buf.statistics("current") == 6.0
+
+    def spread(buffer, window_size=None):
+        return buffer.max(window_size) - buffer.min(window_size)
+
+    try:
+        assert HistoryBuffer.register_statistics(spread) is spread
+        assert buf.statistics("spread") == 5.0 and buf.statistics("spread", window_size=2) == 4.0
+        with pytest.raises(ValueError, match="registered already") as error:
+            HistoryBuffer.register_statistics(spread)
+        assert isinstance(error.value, AssertionError)  # what MMEngine raises there
+    finally:
+        HistoryBuffer._statistics_methods.pop("spread", None)
+    with pytest.raises(KeyError, match="no statistic named 'spread'"):
+        buf.statistics("spread")
+
+
+def test_counts_may_be_numpy_ints_or_whole_floats():
+    import numpy as np
+
+    buf = HistoryBuffer(np.array([2.0, 9.0]), np.array([1, 3]))
+    buf.update(np.float32(4.0), 2.0)
+    assert buf.data == ([2.0, 9.0, 4.0], [1, 3, 2]) and buf.mean() == 15.0 / 6
+    assert (buf._log_history == np.array([2.0, 9.0, 4.0])).all()
+    for bad in (-1, 0.5, "2", True):
+        with pytest.raises(ValueError, match="non-negative int"):
+            buf.update(1.0, bad)
+    with pytest.raises(TypeError, match="one element"):
+        buf.update(np.array([1.0, 2.0]))
+    with pytest.raises(AssertionError):  # MMEngine asserts on mismatched lengths
+        HistoryBuffer([1.0, 2.0], [1])
+
+
+def test_a_history_pickles_with_its_pending_tensors_converted():
+    import copy
+    import pickle
+
+    buf = HistoryBuffer([1.0], max_length=3)
+    buf.update(torch.tensor(5.0, requires_grad=True) * 2, 4)
+    assert not buf.ready
+    restored = pickle.loads(pickle.dumps(buf))
+    assert restored.data == ([1.0, 10.0], [1, 4]) and restored.max_length == 3
+    assert restored.global_mean == 11.0 / 5
+    restored.update(2.0)
+    restored.update(3.0)
+    assert restored.data == ([10.0, 2.0, 3.0], [4, 1, 1]) and buf.data == ([1.0, 10.0], [1, 4])
+    assert copy.deepcopy(buf).data == buf.data

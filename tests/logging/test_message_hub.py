@@ -68,8 +68,9 @@ def test_instances_and_current():
 def test_scalars_and_info():
     hub = MessageHub("h")
     hub.update_scalar("train/loss", 1.0)
-    hub.update_scalars({"train/loss": 3.0, "train/acc": {"value": 0.5, "count": 4}})
-    hub.update_scalars({"train/acc": 1.0}, count=4)
+    # a value with a count is the sum over that many samples: 2 of 4 right, then 4 of 4
+    hub.update_scalars({"train/loss": 3.0, "train/acc": {"value": 2.0, "count": 4}})
+    hub.update_scalars({"train/acc": 4.0}, count=4)
     assert hub.get_scalar("train/loss").mean() == 2.0
     assert hub.get_scalar("train/acc").mean() == 0.75 and hub.get_scalar("train/acc").count == 8
     assert list(hub.log_scalars) == ["train/loss", "train/acc"]
@@ -214,3 +215,79 @@ def test_a_count_equal_to_one_is_stored_as_one():
     assert buffer.count == 2 and buffer.data == ([1.0, 3.0], [1, 1])
     with pytest.raises(ValueError, match="non-negative int"):
         hub.update_scalar("train/loss", 3.0, count=2.5)
+
+
+def test_made_from_histories_info_and_resumed_keys():
+    loss = HistoryBuffer([4.0, 6.0], [2, 2])
+    hub = MessageHub(
+        "made", log_scalars={"train/loss": loss}, runtime_info={"epoch": 2, "tmp": 1},
+        resumed_keys={"tmp": False},
+    )
+    assert hub.get_scalar("train/loss").data == ([4.0, 6.0], [2, 2])
+    assert hub.get_scalar("train/loss").mean() == 2.5
+    assert hub.get_info("epoch") == 2
+    assert hub.state_dict()["runtime_info"] == {"epoch": 2}
+    with pytest.raises(TypeError, match="must be a HistoryBuffer") as error:
+        MessageHub("bad", log_scalars={"a": 1})
+    assert isinstance(error.value, AssertionError)
+    with pytest.raises(ValueError, match="neither in log_scalars nor in runtime_info"):
+        MessageHub("bad", runtime_info={"iter": 1}, resumed_keys={"iters": False})
+    with pytest.raises(TypeError, match="must be a dict"):
+        MessageHub("bad", runtime_info=[1])
+
+
+def test_pop_info():
+    hub = MessageHub("pop")
+    hub.update_info("best_ckpt", "epoch_3.pth", resumed=False)
+    assert hub.pop_info("best_ckpt") == "epoch_3.pth"
+    assert hub.pop_info("best_ckpt", "gone") == "gone" and hub.get_info("best_ckpt") is None
+    hub.update_info("best_ckpt", "epoch_4.pth")  # back again, saved like any new key
+    assert hub.state_dict()["runtime_info"] == {"best_ckpt": "epoch_4.pth"}
+
+
+def test_a_hub_pickles_and_goes_on(backend):
+    import pickle
+
+    hub = MessageHub("pickled", max_length=3)
+    for i in range(4):
+        hub.update_scalar("train/loss", torch.tensor(float(i)))  # pending tensors
+    hub.update_scalar("train/acc", 6.0, count=3)
+    hub.update_info("epoch", 1)
+    restored = pickle.loads(pickle.dumps(hub))
+    assert type(restored._store) is backend
+    assert restored.state_dict() == hub.state_dict()
+    assert restored.get_scalar("train/acc").mean() == 2.0
+    restored.update_scalar("train/loss", torch.tensor(9.0))
+    assert restored.get_scalar("train/loss").data == ([2.0, 3.0, 9.0], [1, 1, 1])
+    assert hub.get_scalar("train/loss").data == ([1.0, 2.0, 3.0], [1, 1, 1])
+
+
+def test_load_state_dict_takes_histories_and_resumed_keys(capsys, monkeypatch):
+    from collections import OrderedDict
+
+    from torchkiln.logging import MMLogger
+
+    monkeypatch.setattr(MMLogger, "_instance_dict", OrderedDict())  # a fresh current logger
+    hub = MessageHub("loaded")
+    hub.load_state_dict({
+        "log_scalars": {"a": 1, "b": HistoryBuffer([3.0])},
+        "runtime_info": {"c": 1, "e": 2},
+        "resumed_keys": {"a": True, "b": True, "e": False, "f": True},
+    })
+    assert list(hub.log_scalars) == ["b"] and hub.get_scalar("b").current() == 3.0
+    assert hub.runtime_info == {"c": 1, "e": 2}
+    assert hub.state_dict()["runtime_info"] == {"c": 1}
+    assert "'a' in log_scalars is not a scalar history" in capsys.readouterr().out
+
+
+def test_the_log_line_shows_the_mean_per_sample_of_counted_values():
+    import types
+
+    hub = MessageHub("counted")
+    for _ in range(3):
+        hub.update_scalar("train/lr", 0.1)
+        hub.update_scalars({"train/loss": {"value": 6.0, "count": 4}, "train/time": 0.5})
+    runner = types.SimpleNamespace(message_hub=hub, epoch=0, iter=2, max_iters=3,
+                                   train_dataloader=range(3))
+    tag, line = LogProcessor(window_size=2).get_log_after_iter(runner, 2, "train")
+    assert tag["loss"] == 1.5 and "loss: 1.5000" in line  # 12 over 8 samples

@@ -54,15 +54,15 @@ def test_capacity_wrap_around_keeps_global_stats() -> None:
     assert buf.count("x") == 10
 
 
-def test_counts_weight_means() -> None:
+def test_a_value_with_a_count_is_a_sum_over_that_many_samples() -> None:
     buf = native.LogBuffer(2)
-    buf.update("acc", 0.5, 4)
+    buf.update("acc", 2.0, 4)  # 4 samples summing to 2
     buf.update("acc", 1.0, 1)
-    buf.update("acc", 0.0, 5)
-    assert buf.mean("acc") == pytest.approx(1.0 / 6.0)
-    assert buf.global_mean("acc") == pytest.approx(0.3)
+    buf.update("acc", 3.0, 5)
+    assert buf.mean("acc") == pytest.approx(4.0 / 6.0)  # window: (1 + 3) over 6 samples
+    assert buf.global_mean("acc") == pytest.approx(0.6)  # (2 + 1 + 3) over 10
     assert buf.count("acc") == 10
-    assert buf.median("acc") == 0.5  # counts do not weight the median
+    assert buf.median("acc") == 2.0  # counts do not weight the median
     zero = native.LogBuffer(4)
     zero.update("z", 1.0, 0)
     assert math.isnan(zero.mean("z"))
@@ -76,7 +76,7 @@ def test_update_many_keys_len_contains() -> None:
     assert buf.keys() == ["train/loss", "train/lr"]
     assert "train/lr" in buf
     assert len(buf) == 2
-    assert buf.mean("train/loss") == pytest.approx((0.5 * 2 + 1.5) / 3)
+    assert buf.mean("train/loss") == pytest.approx((0.5 + 1.5) / 3)  # sums over 2 + 1 samples
     assert buf.count("train/lr") == 2
     with pytest.raises(TypeError):
         buf.update_many({"k": "not a number"})
@@ -97,11 +97,11 @@ def test_matches_a_reference_on_random_data() -> None:
     for window in (None, 1, 3, cap, 100):
         part = kept if window is None else kept[-window:]
         values = [v for v, _ in part]
-        assert buf.mean("k", window) == pytest.approx(sum(v * c for v, c in part) / sum(c for _, c in part))
+        assert buf.mean("k", window) == pytest.approx(sum(v for v, _ in part) / sum(c for _, c in part))
         assert buf.min("k", window) == min(values)
         assert buf.max("k", window) == max(values)
         assert buf.median("k", window) == pytest.approx(statistics.median(values))
-    assert buf.global_mean("k") == pytest.approx(sum(v * c for v, c in history) / sum(c for _, c in history))
+    assert buf.global_mean("k") == pytest.approx(sum(v for v, _ in history) / sum(c for _, c in history))
 
 
 def test_state_round_trip_is_bounded() -> None:
@@ -111,14 +111,14 @@ def test_state_round_trip_is_bounded() -> None:
     buf.update("b", 7.0)
     state = buf.state_dict()
     assert state["capacity"] == 4
-    assert state["keys"]["a"] == {"values": [96.0, 97.0, 98.0, 99.0], "counts": [2, 2, 2, 2], "global_sum": 9900.0, "global_count": 200}
+    assert state["keys"]["a"] == {"values": [96.0, 97.0, 98.0, 99.0], "counts": [2, 2, 2, 2], "global_sum": 4950.0, "global_count": 200}
     json.dumps(state)  # plain data
     other = native.LogBuffer(4)
     other.update("stale", 1.0)
     other.load_state_dict(state)
     assert other.keys() == ["a", "b"]
     assert other.state_dict() == state
-    assert other.global_mean("a") == pytest.approx(49.5)
+    assert other.global_mean("a") == pytest.approx(4950 / 200)
     small = native.LogBuffer(2)
     small.load_state_dict(state)
     assert small.data("a") == ([98.0, 99.0], [2, 2])

@@ -2,7 +2,9 @@
 
 ``MessageHub`` holds the run's scalars (bounded histories; tensors are read only at log
 intervals) and runtime information; ``LogProcessor`` formats them into MMEngine-shaped
-lines; ``setup_logging`` sends the lines to the console, ``log.jsonl`` and a text file.
+lines; ``setup_logging`` sends the lines to the console, ``log.jsonl`` and a text file
+through the run logger, an ``MMLogger`` (a standard ``logging.Logger`` that structlog
+processes and renders; ``print_log`` writes to it as in MMEngine).
 JSON-lines files are written by a background thread (:mod:`torchkiln.logging.sinks`);
 ``flush_all()`` pushes every log, scalar and visualizer record to disk (the signal and
 crash paths call it), ``shutdown_logging()`` also closes the log files.
@@ -22,6 +24,7 @@ from torchkiln.logging.message_hub import MessageHub
 from torchkiln.logging.sinks import JsonlWriter, close_all, flush_all
 
 _LOGGER_EXPORTS = (
+    "MMLogger",
     "bind_run_context",
     "clear_run_context",
     "get_logger",
@@ -58,6 +61,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from torchkiln.logging.logger import (
+        MMLogger as MMLogger,
         bind_run_context as bind_run_context,
         clear_run_context as clear_run_context,
         get_logger as get_logger,

@@ -18,16 +18,48 @@ nothing reads.
 
 from __future__ import annotations
 
+import numbers
+import reprlib
 import sys
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 from torchkiln.logging._py_log_buffer import REQUIRED_METHODS, PyLogBuffer
 
-__all__ = ["DEFAULT_MAX_LENGTH", "HistoryBuffer", "check_count", "new_log_buffer", "pending_limit"]
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "HistoryBuffer",
+    "LogArgumentError",
+    "LogTypeError",
+    "as_count",
+    "check_count",
+    "new_log_buffer",
+    "pending_limit",
+]
 
-#: Entries kept per key by default; windows larger than this are clamped to it.
+#: Entries the message hub keeps per key by default; windows larger than this are clamped.
 DEFAULT_MAX_LENGTH = 1000
+
+#: Entries a stand-alone :class:`HistoryBuffer` keeps by default (MMEngine's default; the
+#: ring grows with use, so an unused capacity costs nothing).
+STANDALONE_MAX_LENGTH = 1_000_000
+
+
+class LogArgumentError(ValueError, AssertionError):
+    """A bad value given to a scalar history or the message hub.
+
+    Also an ``AssertionError``: MMEngine asserts at these points, so code written against it
+    catches it as well.
+    """
+
+
+class LogTypeError(TypeError, ValueError, AssertionError):
+    """A value of the wrong type given to a scalar history or the message hub.
+
+    A ``TypeError`` (MMEngine raises one, or asserts, at these points) that is also a
+    ``ValueError``, which torchkiln raised here before.
+    """
+
 
 _PLAIN = (int, float)
 
@@ -46,10 +78,31 @@ def new_log_buffer(capacity: int = DEFAULT_MAX_LENGTH) -> Any:
     return PyLogBuffer(capacity)
 
 
+def as_count(count: Any) -> int:
+    """``count`` as an int: an int (numpy ints too) or a float with an integral value.
+
+    :raises ValueError: a negative or fractional count, or one that is not a number.
+    """
+    bad = f"count must be a non-negative int, got {reprlib.repr(count)}"
+    if type(count) is int:
+        number = count
+    elif isinstance(count, numbers.Integral) and not isinstance(count, bool):
+        number = int(count)
+    elif isinstance(count, numbers.Real) and not isinstance(count, bool):
+        whole = float(count)
+        if not whole.is_integer():
+            raise ValueError(bad)
+        number = int(whole)
+    else:
+        raise ValueError(bad)
+    if number < 0:
+        raise ValueError(bad)
+    return number
+
+
 def check_count(count: Any) -> None:
-    """Raise ``ValueError`` unless ``count`` is a non-negative int."""
-    if type(count) is not int or count < 0:
-        raise ValueError(f"count must be a non-negative int, got {count!r}")
+    """Raise ``ValueError`` unless ``count`` is a non-negative int (see :func:`as_count`)."""
+    as_count(count)
 
 
 def pending_limit(max_length: int) -> int:
@@ -64,12 +117,20 @@ def _to_python(value: Any) -> Any:
     if hasattr(value, "detach"):  # a torch.Tensor: shape checks read metadata only
         if value.ndim:  # stored 0-d, so a read stacks them without reshaping each
             if value.numel() != 1:
-                raise ValueError(
+                raise LogTypeError(
                     f"a logged scalar must have exactly one element, got shape {tuple(value.shape)}"
                 )
             value = value.reshape(())
         return value.detach() if value.requires_grad else value  # detach() costs a new tensor
-    return float(value)
+    size = getattr(value, "size", None)
+    if isinstance(size, int) and size != 1 and hasattr(value, "dtype"):  # a numpy array
+        raise LogTypeError(f"a logged scalar must have exactly one element, got {size}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise LogTypeError(
+            f"a logged scalar must be a number or a one-element tensor, got {type(value).__name__}"
+        ) from None
 
 
 class _Pending:
@@ -105,6 +166,14 @@ class _Pending:
         entries = self.entries[:]
         self.entries.clear()  # in place: callers may hold the list
         self.store.update_rows(entries, _to_floats)
+
+    def __getstate__(self) -> tuple[Any, int]:
+        self.flush()  # a pickle holds numbers, never device tensors
+        return self.store, self.limit
+
+    def __setstate__(self, state: tuple[Any, int]) -> None:
+        self.store, self.limit = state
+        self.entries = []
 
 
 def _to_floats(tensors: list[Any]) -> list[float]:
@@ -149,31 +218,39 @@ def _window(window_size: int | None, window: int | None) -> int | None:
 class HistoryBuffer:
     """Bounded history of one scalar: window statistics, global mean and count.
 
+    Each entry is a value and its count: the value is the *sum* of ``count`` samples (one
+    sample when the count is 1, the usual case), so :meth:`mean` is ``sum(values) /
+    sum(counts)``, the mean per sample, as in MMEngine.
+
     :param log_history: initial values (oldest first).
     :param count_history: their counts (default 1 each).
     :param max_length: entries kept; older ones only count in :attr:`global_mean`.
 
     Statistics take ``window_size`` (``window`` is accepted too): the last that many
-    entries, or every retained entry when ``None``.
+    entries, or every retained entry when ``None``. More statistics can be added with
+    :meth:`register_statistics` and called by name with :meth:`statistics`.
     """
 
     __slots__ = ("_key", "_pending", "_store")
 
+    #: Statistics callable by name: ``name -> function(buffer, *args, **kwargs)``.
+    _statistics_methods: ClassVar[dict[str, Callable[..., Any]]] = {}
+
     def __init__(
         self,
         log_history: Iterable[Any] = (),
-        count_history: Iterable[int] | None = None,
-        max_length: int = DEFAULT_MAX_LENGTH,
+        count_history: Iterable[Any] | None = None,
+        max_length: int = STANDALONE_MAX_LENGTH,
     ) -> None:
         store = new_log_buffer(max_length)
         self._bind(store, "value", _Pending(store, pending_limit(max_length)))
         values = list(log_history)
         counts = list(count_history) if count_history is not None else [1] * len(values)
         if len(counts) != len(values):
-            raise ValueError(
+            raise LogArgumentError(
                 f"log_history has {len(values)} values but count_history {len(counts)}"
             )
-        for value, count in zip(values, counts):
+        for value, count in zip(values[-max_length:], counts[-max_length:]):
             self.update(value, count)
 
     def _bind(self, store: Any, key: str, pending: _Pending) -> None:
@@ -188,14 +265,22 @@ class HistoryBuffer:
         view._bind(store, key, pending)
         return view
 
+    @property
+    def max_length(self) -> int:
+        """Entries kept (the capacity of the ring)."""
+        return int(self._store.capacity)
+
     # ------------------------------------------------------------------ updates
-    def update(self, value: Any, count: int = 1) -> None:
-        """Record ``value`` (a number or a one-element tensor, the mean of ``count`` samples).
+    def update(self, value: Any, count: Any = 1) -> None:
+        """Record ``value``: a number or a one-element tensor, the sum of ``count`` samples.
 
         Never synchronises with the device: tensors are converted when a statistic is read.
+
+        :raises LogTypeError: ``value`` is not a number or a one-element tensor.
+        :raises ValueError: ``count`` is negative or not a whole number.
         """
-        if count != 1:
-            check_count(count)
+        if type(count) is not int or count < 0:
+            count = as_count(count)
         self._pending.put(self._key, _to_python(value), count)
 
     @property
@@ -212,6 +297,34 @@ class HistoryBuffer:
 
     def _empty(self) -> ValueError:
         return ValueError(f"no value was logged for {self._key!r} yet")
+
+    # ------------------------------------------------------------------ named statistics
+    @classmethod
+    def register_statistics(cls, method: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: make ``method(buffer, *args, **kwargs)`` callable by its name through
+        :meth:`statistics` on every buffer; returns ``method`` unchanged.
+
+        :raises LogArgumentError: a statistic of that name exists already.
+        """
+        name = method.__name__
+        if name in cls._statistics_methods:
+            raise LogArgumentError(
+                f"a statistic named {name!r} is registered already; choose another name"
+            )
+        cls._statistics_methods[name] = method
+        return method
+
+    def statistics(self, method_name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the statistic ``method_name`` (``mean``, ``min``, ``max``, ``median``,
+        ``current`` or a registered one) with ``args`` and ``kwargs``.
+
+        :raises KeyError: no statistic has that name.
+        """
+        method = self._statistics_methods.get(method_name)
+        if method is None:
+            known = ", ".join(sorted(self._statistics_methods))
+            raise KeyError(f"no statistic named {method_name!r}; registered: {known}")
+        return method(self, *args, **kwargs)
 
     # ------------------------------------------------------------------ statistics
     def current(self) -> float:
@@ -290,6 +403,32 @@ class HistoryBuffer:
         entries[:] = [entry for entry in entries if entry[0] != self._key]
         self._store.load_key_state_dict(self._key, state)
 
+    @property
+    def _log_history(self) -> Any:
+        """The retained values as a numpy array (for statistics written for MMEngine)."""
+        import numpy as np
+
+        return np.asarray(self.data[0], dtype=np.float64)
+
+    @property
+    def _count_history(self) -> Any:
+        """The retained counts as a numpy array (for statistics written for MMEngine)."""
+        import numpy as np
+
+        return np.asarray(self.data[1], dtype=np.int64)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> tuple[Any, str, _Pending]:
+        self._ready()  # pending tensors become numbers: the pickle holds plain data
+        return self._store, self._key, self._pending
+
+    def __setstate__(self, state: tuple[Any, str, _Pending]) -> None:
+        self._bind(*state)
+
     def __repr__(self) -> str:
         values, _ = self.data
         return f"HistoryBuffer({self._key!r}, retained={len(values)}, count={self.count})"
+
+
+for _name in ("mean", "min", "max", "median", "current"):
+    HistoryBuffer._statistics_methods[_name] = getattr(HistoryBuffer, _name)

@@ -1,6 +1,9 @@
 """Run logging with structlog: the console, ``log.jsonl`` and a plain text log file.
 
-``setup_logging`` routes structlog through the standard ``logging`` logger ``torchkiln``:
+``setup_logging`` makes the run logger, an :class:`~torchkiln.logging.mm_logger.MMLogger`
+(a standard ``logging.Logger``, so ``assertLogs`` and ``logging`` handlers work on it) whose
+records structlog processes and renders; ``get_logger()`` (structlog's front end) and the
+modules' ``logging.getLogger("torchkiln....")`` loggers write to the same handlers:
 
 - console (``sys.stdout`` as it is when a record is written, so a progress bar that
   redirects stdout prints log lines above itself): structlog's colourful renderer on a TTY,
@@ -20,28 +23,28 @@ A warning with the same text as an earlier one is dropped. Nothing here imports 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
-from structlog.contextvars import (
-    bind_contextvars,
-    get_contextvars,
-    merge_contextvars,
-    unbind_contextvars,
-)
+from structlog.contextvars import bind_contextvars, merge_contextvars, unbind_contextvars
 from structlog.stdlib import ProcessorFormatter
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.logging.formatting import (
+    TIMESTAMPER,
+    check_level,
+    plain_formatter,
+    processor_formatter,
+)
+from torchkiln.logging.mm_logger import MMLogger, print_log
 from torchkiln.logging.sinks import JsonlWriter, flush_all, register_flushable
 
 __all__ = [
     "LOGGER_NAME",
+    "MMLogger",
     "bind_run_context",
     "clear_run_context",
     "get_logger",
@@ -53,31 +56,15 @@ __all__ = [
 ]
 
 LOGGER_NAME = "torchkiln"
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RUN_CONTEXT = ("epoch", "iter", "mode")
 _MAX_REMEMBERED = 10_000  # warning texts kept for de-duplication
 
-_TIMESTAMPER = structlog.processors.TimeStamper(
-    fmt="iso", utc=False
-)  # local time, like the console
-
 _current: Any = None
+_run_logger: MMLogger | None = None
 _handlers: list[logging.Handler] = []
 _context_source: Callable[[], Mapping[str, Any]] | None = None
 _seen_warnings: set[str] = set()
 _warned_once: set[str] = set()
-
-
-def _level(level: int | str) -> int:
-    if isinstance(level, int) and not isinstance(level, bool):
-        return level
-    if isinstance(level, str) and level.upper() in _LEVELS:
-        return logging.getLevelName(level.upper())
-    raise ConfigError(
-        f"unknown log level {level!r}",
-        where="log_level",
-        hint=did_you_mean(str(level).upper(), _LEVELS) or "one of " + ", ".join(_LEVELS),
-    )
 
 
 def _remember(seen: set[str], text: str) -> bool:
@@ -98,13 +85,6 @@ def drop_repeated_warnings(
         _seen_warnings, str(event_dict.get("event"))
     ):
         raise structlog.DropEvent
-    return event_dict
-
-
-def _hide_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """Leave the run context out of human-readable lines (the JSON file keeps it)."""
-    for key in get_contextvars():
-        event_dict.pop(key, None)
     return event_dict
 
 
@@ -134,26 +114,6 @@ def _add_run_context(logger: Any, method_name: str, event_dict: MutableMapping[s
     return event_dict
 
 
-class _StdoutHandler(logging.Handler):
-    """Writes to ``sys.stdout`` as it is at each record (a progress bar may redirect it)."""
-
-    terminator = "\n"
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            stream = sys.stdout
-            stream.write(self.format(record) + self.terminator)
-            stream.flush()
-        except RecursionError:
-            raise
-        except Exception:  # logging's own policy
-            self.handleError(record)
-
-    def flush(self) -> None:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-
-
 class _JsonlHandler(logging.Handler):
     """Hands each formatted record (one JSON line) to a :class:`JsonlWriter`."""
 
@@ -180,49 +140,27 @@ class _JsonlHandler(logging.Handler):
         super().close()
 
 
-def _plain_renderer(rank: int) -> Any:
-    prefix = f"[rank {rank}] " if rank else ""
-
-    def render(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
-        stamp = str(event_dict.pop("timestamp", ""))[:19].replace("T", " ")
-        level = str(event_dict.pop("level", method_name)).upper()
-        event = event_dict.pop("event", "")
-        exception = event_dict.pop("exception", None)
-        extras = "".join(f" {key}={value}" for key, value in event_dict.items())
-        line = f"{prefix}{stamp} - {LOGGER_NAME} - {level} - {event}{extras}"
-        return f"{line}\n{exception}" if exception else line
-
-    return render
-
-
-def _formatter(*processors: Any) -> ProcessorFormatter:
-    pre_chain: list[Any] = [merge_contextvars, structlog.stdlib.add_log_level, _TIMESTAMPER]
-    return ProcessorFormatter(
-        processors=[ProcessorFormatter.remove_processors_meta, *processors],
-        foreign_pre_chain=pre_chain,
-    )
-
-
-def _console_formatter(tty: bool, rank: int) -> ProcessorFormatter:
-    if tty:
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=True, exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
-        )
-        return _formatter(_hide_context, renderer)
-    return _formatter(_hide_context, structlog.processors.format_exc_info, _plain_renderer(rank))
+def _run_logger_factory(*args: Any) -> logging.Logger:
+    """structlog's logger factory: the run logger (the ``torchkiln`` logger before any)."""
+    return _run_logger if _run_logger is not None else logging.getLogger(LOGGER_NAME)
 
 
 def shutdown_logging() -> None:
     """Flush everything (:func:`flush_all`) and close the handlers :func:`setup_logging`
-    added (the log files). Logging afterwards goes to a console-only setup."""
-    global _current
+    added (the log files); the run logger stops being an ``MMLogger`` instance. Logging
+    afterwards goes to a console-only setup."""
+    global _current, _run_logger
     flush_all()
     std = logging.getLogger(LOGGER_NAME)
     for handler in _handlers:
         std.removeHandler(handler)
+        if _run_logger is not None:
+            _run_logger.removeHandler(handler)
         handler.close()
     _handlers.clear()
-    _current = None
+    if _run_logger is not None:
+        MMLogger._unregister(_run_logger)
+    _current = _run_logger = None
 
 
 def setup_logging(
@@ -232,10 +170,14 @@ def setup_logging(
     tty: bool | None = None,
     *,
     timestamp: str | None = None,
-) -> Any:
-    """Configure run logging and return the run logger (a structlog ``BoundLogger``).
+    name: str = LOGGER_NAME,
+) -> MMLogger:
+    """Configure run logging and return the run logger, an :class:`MMLogger`.
 
-    Calling it again replaces the previous setup (closing its files).
+    Calling it again replaces the previous setup (closing its files). The logger takes
+    structlog-style keyword fields (``log.info("saved", path=p)``) and is a standard
+    ``logging.Logger``; it becomes ``MMLogger.get_instance(name)`` and the current
+    instance (``print_log(msg, logger='current')``).
 
     :param log_dir: folder for ``log.jsonl`` and ``<timestamp>.log``; ``None``: console only.
     :param level: ``'DEBUG'``, ``'INFO'``, ... or a ``logging`` level number.
@@ -243,36 +185,40 @@ def setup_logging(
     :param tty: console renderer on a TTY; default ``sys.stdout.isatty()``.
     :param timestamp: the text log's file name; default the current local time
         (``%Y%m%d_%H%M%S``).
+    :param name: the logger's instance name (the runner uses its experiment name).
     :raises ConfigError: an unknown level.
     """
-    global _current
-    numeric = _level(level)
+    global _current, _run_logger
+    numeric = check_level(level)
     shutdown_logging()
     _seen_warnings.clear()  # a new run repeats nothing yet
-    std = logging.getLogger(LOGGER_NAME)
-    std.setLevel(numeric if rank == 0 else max(numeric, logging.WARNING))
-    std.propagate = False
-    if tty is None:
-        tty = bool(getattr(sys.stdout, "isatty", lambda: False)())
-    console = _StdoutHandler()
-    console.setFormatter(_console_formatter(tty, rank))
-    _handlers.append(console)
+    effective = numeric if rank == 0 else max(numeric, logging.WARNING)
+    run_logger = MMLogger(name, LOGGER_NAME, log_level=numeric, rank=rank, tty=tty)
+    run_logger.setLevel(effective)
+    for handler in run_logger.handlers:  # the console; structlog drops repeated warnings
+        handler.filters.clear()
+        handler.setLevel(effective)  # other ranks show their warnings too
+        _handlers.append(handler)
     if rank == 0 and log_dir is not None:
         os.makedirs(log_dir, exist_ok=True)
         stamp = timestamp or time.strftime("%Y%m%d_%H%M%S")
         json_file = _JsonlHandler(os.path.join(log_dir, "log.jsonl"))
         json_file.setFormatter(
-            _formatter(
+            processor_formatter(
                 _add_run_context,
                 structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(default=str),
             )
         )
         text_file = logging.FileHandler(os.path.join(log_dir, f"{stamp}.log"), encoding="utf-8")
-        text_file.setFormatter(
-            _formatter(_hide_context, structlog.processors.format_exc_info, _plain_renderer(rank))
-        )
-        _handlers.extend([json_file, text_file])
+        text_file.setFormatter(plain_formatter(rank, LOGGER_NAME))
+        for handler in (json_file, text_file):
+            run_logger.addHandler(handler)
+            _handlers.append(handler)
+    # Modules log through logging.getLogger("torchkiln...."): same handlers, same files.
+    std = logging.getLogger(LOGGER_NAME)
+    std.setLevel(effective)
+    std.propagate = False
     for handler in _handlers:
         std.addHandler(handler)
         register_flushable(handler)
@@ -281,22 +227,25 @@ def setup_logging(
             merge_contextvars,
             structlog.stdlib.filter_by_level,
             structlog.stdlib.add_log_level,
-            _TIMESTAMPER,
+            TIMESTAMPER,
             drop_repeated_warnings,
             ProcessorFormatter.wrap_for_formatter,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=_run_logger_factory,
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,  # keeps structlog.testing.capture_logs working
     )
+    MMLogger._register(run_logger)
+    _run_logger = run_logger
     _current = structlog.get_logger(LOGGER_NAME)
-    return _current
+    return run_logger
 
 
 def get_logger() -> Any:
-    """The run logger; a console-only one when :func:`setup_logging` was not called."""
+    """structlog's front end to the run logger (a ``BoundLogger``); sets up console-only
+    logging when :func:`setup_logging` was not called."""
     if _current is None:
-        return setup_logging(None)
+        setup_logging(None)
     return _current
 
 
@@ -314,25 +263,3 @@ def warn_once(logger: Any, msg: str) -> None:
     """Log ``msg`` as a warning the first time only (``logger=None``: the run logger)."""
     if _remember(_warned_once, msg):
         (logger or get_logger()).warning(msg)
-
-
-def print_log(msg: str, logger: Any = None, level: int | str = "INFO") -> None:
-    """MMEngine's ``print_log``: ``logger`` None prints, ``'silent'`` drops, ``'current'``
-    (or any other name) uses the run logger, an object with ``info``/``warning``/... logs.
-
-    :param msg: the message.
-    :param logger: where to: see above.
-    :param level: ``'INFO'``, ``'WARNING'``, ... or a ``logging`` level number.
-    """
-    if logger == "silent":
-        return
-    if logger is None:
-        print(msg)
-        return
-    target = get_logger() if isinstance(logger, str) else logger
-    numeric = _level(level)
-    name = logging.getLevelName(numeric).lower()
-    method = getattr(
-        target, name if name in ("debug", "info", "warning", "error", "critical") else "info"
-    )
-    method(msg)

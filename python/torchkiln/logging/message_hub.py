@@ -19,8 +19,10 @@ from torchkiln.errors import did_you_mean
 from torchkiln.logging.history_buffer import (
     DEFAULT_MAX_LENGTH,
     HistoryBuffer,
+    LogArgumentError,
+    LogTypeError,
     _Pending,
-    check_count,
+    as_count,
     new_log_buffer,
     pending_limit,
 )
@@ -28,6 +30,20 @@ from torchkiln.logging.history_buffer import (
 __all__ = ["MessageHub"]
 
 DEFAULT_NAME = "torchkiln"
+
+
+def _as_dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise LogTypeError(f"{name} must be a dict or None, got {type(value).__name__}")
+    return dict(value)
+
+
+def _warn(message: str) -> None:
+    from torchkiln.logging.mm_logger import print_log
+
+    print_log(message, logger="current", level="WARNING")
 
 
 def _is_plain(value: Any) -> bool:
@@ -45,13 +61,29 @@ class MessageHub:
     """Scalars (bounded histories) and runtime information of a run.
 
     :param name: the instance name (``get_instance`` looks hubs up by it).
+    :param log_scalars: initial scalar histories, ``{key: HistoryBuffer}``; their entries are
+        copied into the hub (the newest ``max_length`` of each).
+    :param runtime_info: initial runtime information, ``{key: value}``.
+    :param resumed_keys: ``{key: bool}`` for keys of ``log_scalars`` or ``runtime_info``:
+        whether :meth:`state_dict` saves them (default True).
     :param max_length: entries kept per scalar key (windows are clamped to it).
+    :raises LogTypeError: an argument is not a dict, or a ``log_scalars`` value is not a
+        :class:`HistoryBuffer`.
+    :raises LogArgumentError: a ``resumed_keys`` key names neither a scalar nor an info key.
     """
 
     _instances: ClassVar[dict[str, MessageHub]] = {}
     _current: ClassVar[MessageHub | None] = None
 
-    def __init__(self, name: str = DEFAULT_NAME, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+    def __init__(
+        self,
+        name: str = DEFAULT_NAME,
+        log_scalars: Mapping[str, HistoryBuffer] | None = None,
+        runtime_info: Mapping[str, Any] | None = None,
+        resumed_keys: Mapping[str, bool] | None = None,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> None:
         self.instance_name = name
         self.max_length = max_length
         self._store = new_log_buffer(max_length)
@@ -59,6 +91,32 @@ class MessageHub:
         self._log_scalars: dict[str, HistoryBuffer] = {}
         self._runtime_info: dict[str, Any] = {}
         self._resumed_keys: dict[str, bool] = {}
+        scalars = _as_dict("log_scalars", log_scalars)
+        info = _as_dict("runtime_info", runtime_info)
+        resumed = _as_dict("resumed_keys", resumed_keys)
+        for key, buffer in scalars.items():
+            if not isinstance(buffer, HistoryBuffer):
+                raise LogTypeError(
+                    f"log_scalars[{key!r}] must be a HistoryBuffer, got {type(buffer).__name__}"
+                )
+        for key in resumed:
+            if key not in scalars and key not in info:
+                raise LogArgumentError(
+                    f"resumed_keys names {key!r}, which is neither in log_scalars nor in "
+                    "runtime_info"
+                )
+        for key, buffer in scalars.items():
+            self._view(key).load_state_dict(buffer.state_dict())
+            self._resumed_keys[key] = bool(resumed.get(key, True))
+        for key, value in info.items():
+            self.update_info(key, value, bool(resumed.get(key, True)))
+
+    def _view(self, key: str) -> HistoryBuffer:
+        """The history of ``key`` in the hub's store, made on first use."""
+        buffer = self._log_scalars.get(key)
+        if buffer is None:
+            buffer = self._log_scalars[key] = HistoryBuffer._view(self._store, key, self._pending)
+        return buffer
 
     # ------------------------------------------------------------------ instances
     @classmethod
@@ -94,13 +152,12 @@ class MessageHub:
 
         :param key: e.g. ``'train/loss'``.
         :param value: a number or a one-element tensor (kept on its device until read).
-        :param count: how many samples ``value`` is the mean of.
+        :param count: how many samples ``value`` sums (MMEngine's meaning: the mean of a
+            window is ``sum(values) / sum(counts)``); a whole number >= 0.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
-        if count == 1:
-            count = 1  # also for 1.0: the store takes an int
-        else:
-            check_count(count)
+        if type(count) is not int or count < 0:
+            count = as_count(count)  # also 1.0 or a numpy int: the store takes an int
         buffer = self._log_scalars.get(key)
         if buffer is None:
             buffer = HistoryBuffer._view(self._store, key, self._pending)
@@ -113,9 +170,14 @@ class MessageHub:
     def update_scalars(
         self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True
     ) -> None:
-        """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``."""
+        """``update_scalar`` for each item; a value may be ``{'value': v, 'count': n}``
+        (``v`` the sum of ``n`` samples)."""
         for key, value in log_dict.items():
             if isinstance(value, Mapping):
+                if "value" not in value:
+                    raise LogArgumentError(
+                        f"update_scalars: {key!r} is a dict without 'value': {dict(value)!r}"
+                    )
                 self.update_scalar(key, value["value"], value.get("count", count), resumed)
             else:
                 self.update_scalar(key, value, count, resumed)
@@ -154,6 +216,11 @@ class MessageHub:
         """Runtime information ``key``, or ``default``."""
         return self._runtime_info.get(key, default)
 
+    def pop_info(self, key: str, default: Any = None) -> Any:
+        """Remove runtime information ``key`` and return it (``default`` when absent)."""
+        self._resumed_keys.pop(key, None)
+        return self._runtime_info.pop(key, default)
+
     @property
     def runtime_info(self) -> dict[str, Any]:
         """All runtime information (do not modify)."""
@@ -182,19 +249,31 @@ class MessageHub:
         return {"log_scalars": scalars, "runtime_info": info}
 
     def load_state_dict(self, state: Mapping[str, Any] | MessageHub) -> None:
-        """Restore a :meth:`state_dict` (or copy another hub's); other keys stay as they are."""
+        """Restore a :meth:`state_dict` (or copy another hub's); other keys stay as they are.
+
+        A scalar's state may also be a :class:`HistoryBuffer` (MMEngine's state dicts hold
+        them); anything else is skipped with a warning. A ``resumed_keys`` entry, when the
+        state has one, sets whether a loaded key is saved again.
+        """
         if isinstance(state, MessageHub):
             state = state.state_dict()
         for key, key_state in state.get("log_scalars", {}).items():
-            buffer = self._log_scalars.get(key)
-            if buffer is None:
-                buffer = self._log_scalars[key] = HistoryBuffer._view(
-                    self._store, key, self._pending
-                )
-                self._resumed_keys[key] = True
-            buffer.load_state_dict(key_state)
-        for key, value in state.get("runtime_info", {}).items():
-            self.update_info(key, value)
+            if isinstance(key_state, HistoryBuffer):
+                key_state = key_state.state_dict()
+            elif not isinstance(key_state, Mapping):
+                _warn(f"message hub: {key!r} in log_scalars is not a scalar history; skipped")
+                continue
+            self._view(key).load_state_dict(key_state)
+        self._runtime_info.update(state.get("runtime_info", {}))
+        # a key without an entry in _resumed_keys is saved (see state_dict)
+        for key, resumed in (state.get("resumed_keys") or {}).items():
+            if key in self._log_scalars or key in self._runtime_info:
+                self._resumed_keys[key] = bool(resumed)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._pending.entries:
+            self._pending.flush()  # the pickle holds numbers, never device tensors
+        return self.__dict__.copy()
 
     def __repr__(self) -> str:
         return f"MessageHub({self.instance_name!r}, scalars={list(self._log_scalars)}, info={list(self._runtime_info)})"

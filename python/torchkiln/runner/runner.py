@@ -290,6 +290,7 @@ class Runner:
             level=log_level,
             rank=self.rank,
             timestamp=self._timestamp,
+            name=self._experiment_name,
         )
         self.message_hub = MessageHub.get_instance(f"{self._experiment_name}")
 

@@ -59,7 +59,7 @@ impl LogBuffer {
         self.inner.capacity()
     }
 
-    /// O(1): record `value` as the mean of `count` samples (`count >= 0`).
+    /// O(1): record `value` as the sum of `count` samples (`count >= 0`).
     #[pyo3(signature = (key, value, count = 1))]
     fn update(&mut self, key: &str, value: f64, count: i64) -> PyResult<()> {
         self.inner.update(key, value, count).map_err(to_pyerr)
@@ -221,6 +221,35 @@ impl LogBuffer {
 
     fn clear(&mut self) {
         self.inner.clear();
+    }
+
+    /// Pickling: the constructor argument (`capacity`), then `__setstate__(__getstate__())`.
+    fn __getnewargs__(&self) -> (usize,) {
+        (self.inner.capacity(),)
+    }
+
+    /// Pickling: the whole buffer as a `state_dict` (plain data, exact: floats and counts
+    /// as they are stored).
+    fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.state_dict(py)
+    }
+
+    /// Pickling: replace everything, capacity included, by a `__getstate__` result.
+    /// Nothing changes if the state is invalid.
+    fn __setstate__(&mut self, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let capacity: i64 = state
+            .get_item("capacity")
+            .map_err(|_| PyValueError::new_err("log buffer state is missing 'capacity'"))?
+            .extract()?;
+        if capacity < 1 {
+            return Err(PyValueError::new_err(format!("capacity must be a positive int, got {capacity}")));
+        }
+        let previous = std::mem::replace(&mut self.inner, core::LogBuffer::new(capacity as usize));
+        if let Err(e) = self.load_state_dict(state) {
+            self.inner = previous;
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn __contains__(&self, key: &Bound<'_, PyAny>) -> bool {

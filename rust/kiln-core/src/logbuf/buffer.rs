@@ -1,10 +1,10 @@
 //! Per-key scalar histories in bounded rings.
 //!
-//! `update(key, value, count)` records `value` as the mean of `count` samples. The ring of a
-//! key keeps its last `capacity` entries; window statistics read them: `mean` is the
-//! count-weighted mean `sum(v * c) / sum(c)`, `min`/`max`/`median` ignore counts. The global
-//! sums (`global_mean`, `count`) cover every update ever made. Counts are never negative;
-//! the running count saturates at `i64::MAX` instead of wrapping.
+//! `update(key, value, count)` records `value` as the sum of `count` samples (a single sample
+//! when `count` is 1). The ring of a key keeps its last `capacity` entries; window statistics
+//! read them: `mean` is `sum(v) / sum(c)`, the mean per sample, and `min`/`max`/`median`
+//! ignore counts. The global sums (`global_mean`, `count`) cover every update ever made.
+//! Counts are never negative; running counts saturate at `i64::MAX` instead of wrapping.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -55,7 +55,7 @@ pub struct KeyState {
     pub values: Vec<f64>,
     /// Their counts.
     pub counts: Vec<i64>,
-    /// `sum(value * count)` over every update.
+    /// `sum(value)` over every update.
     pub global_sum: f64,
     /// `sum(count)` over every update.
     pub global_count: i64,
@@ -79,7 +79,7 @@ impl Series {
         }
         self.values.push_back(value);
         self.counts.push_back(count);
-        self.global_sum += value * count as f64;
+        self.global_sum += value;
         self.global_count = self.global_count.saturating_add(count);
     }
 
@@ -102,12 +102,13 @@ impl Series {
         self.values.back().copied().unwrap_or(f64::NAN)
     }
 
-    /// Count-weighted mean of the last `window` entries (all retained ones for `None`).
+    /// Mean per sample of the last `window` entries (all retained ones for `None`):
+    /// `sum(v) / sum(c)`; NaN when their counts sum to 0.
     pub fn mean(&self, window: Option<i64>) -> Result<f64> {
         let start = self.start(window)?;
         let (mut total, mut weight) = (0.0, 0i64);
         for (v, c) in self.values.range(start..).zip(self.counts.range(start..)) {
-            total += v * *c as f64;
+            total += v;
             weight = weight.saturating_add(*c);
         }
         Ok(if weight == 0 { f64::NAN } else { total / weight as f64 })
@@ -134,7 +135,7 @@ impl Series {
         Ok(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
     }
 
-    /// Count-weighted mean over every update ever made.
+    /// Mean per sample over every update ever made: `sum(v) / sum(c)`; NaN for a count of 0.
     pub fn global_mean(&self) -> f64 {
         if self.global_count == 0 { f64::NAN } else { self.global_sum / self.global_count as f64 }
     }
@@ -173,7 +174,7 @@ impl LogBuffer {
         self.capacity
     }
 
-    /// O(1): record `value` as the mean of `count` samples; a negative count is an error.
+    /// O(1): record `value` as the sum of `count` samples; a negative count is an error.
     pub fn update(&mut self, key: &str, value: f64, count: i64) -> Result<()> {
         if count < 0 {
             return Err(LogBufferError::BadCount(count));
@@ -286,17 +287,19 @@ mod tests {
     }
 
     #[test]
-    fn counts_weight_the_means() {
+    fn a_value_with_a_count_is_a_sum_of_samples() {
         let mut b = LogBuffer::new(2);
-        b.update("acc", 0.5, 4).unwrap();
+        b.update("acc", 2.0, 4).unwrap(); // 4 samples summing to 2
         b.update("acc", 1.0, 1).unwrap();
-        b.update("acc", 0.0, 5).unwrap();
+        b.update("acc", 3.0, 5).unwrap();
         let s = b.get("acc").unwrap();
-        // Window holds (1.0, 1) and (0.0, 5).
-        assert!(close(s.mean(None).unwrap(), 1.0 / 6.0));
-        // Global: (0.5*4 + 1.0*1 + 0*5) / 10.
-        assert!(close(s.global_mean(), 0.3));
+        // Window holds (1.0, 1) and (3.0, 5): 4 over 6 samples.
+        assert!(close(s.mean(None).unwrap(), 4.0 / 6.0));
+        assert!(close(s.mean(Some(1)).unwrap(), 0.6));
+        // Global: (2 + 1 + 3) / 10; min/max/current read the values as they are.
+        assert!(close(s.global_mean(), 0.6));
         assert_eq!(s.count(), 10);
+        assert_eq!((s.min(None).unwrap(), s.max(None).unwrap(), s.current()), (1.0, 3.0, 3.0));
     }
 
     #[test]
@@ -313,7 +316,7 @@ mod tests {
         let mut small = LogBuffer::new(2);
         small.load_key_state("a", state.clone()).unwrap();
         assert_eq!(small.get("a").unwrap().state().values, vec![4.0, 5.0]);
-        assert!(close(small.get("a").unwrap().global_mean(), 2.5));
+        assert!(close(small.get("a").unwrap().global_mean(), 15.0 / 12.0));
         let bad = KeyState { values: vec![1.0], counts: vec![], global_sum: 0.0, global_count: 0 };
         assert!(matches!(small.load_key_state("z", bad), Err(LogBufferError::BadState(_))));
         assert_eq!(b.keys().collect::<Vec<_>>(), ["a", "b"]);
