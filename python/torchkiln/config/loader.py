@@ -11,13 +11,20 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from torchkiln.config.config import Config
+from torchkiln.config import filestamp, loadcache
+from torchkiln.config.codecache import caching_enabled
+from torchkiln.config.config import Config, ConfigDict
 from torchkiln.config.packages import resolve_package
-from torchkiln.config.pyconfig import plain_value, python_bases, run_python
+from torchkiln.config.pyconfig import (
+    ENV_TOKEN,
+    plain_value,
+    prepare_python,
+    python_bases,
+    run_python,
+)
 from torchkiln.errors import ConfigError, TorchkilnError
 
 __all__ = ["display_path", "dump_yaml", "escape_refs", "load", "loads", "native", "parse_yaml"]
@@ -84,9 +91,56 @@ def _callbacks() -> dict[str, Any]:
     }
 
 
+class _LoadRecorder:
+    """The callbacks of one load, noting what the in-memory cache needs to know about it:
+    the config packages it resolved and whether its ``.py`` files are deterministic."""
+
+    __slots__ = ("deterministic", "packages")
+
+    def __init__(self) -> None:
+        self.deterministic = True
+        self.packages: dict[str, str] = {}
+
+    def resolve_package(self, package: str) -> Any:
+        folder = resolve_package(package)
+        self.packages[package] = str(folder)
+        return folder
+
+    def python_bases(self, path: str) -> tuple[Any, bool]:
+        bases, reads_base, deterministic = prepare_python(path)
+        self.deterministic = self.deterministic and deterministic
+        return bases, reads_base
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "resolve_package": self.resolve_package,
+            "python_bases": self.python_bases,
+            "run_python": run_python,
+            "plain_value": plain_value,
+        }
+
+
+def _reads_environment(files: Iterable[str], overrides: Iterable[str]) -> bool:
+    """Whether the overrides or a non-``.py`` file may read environment variables (``.py``
+    files are checked when they are compiled)."""
+    if any(ENV_TOKEN.search(text) for text in overrides):
+        return True
+    for name in files:
+        if name.endswith(".py"):
+            continue
+        try:
+            with open(name, encoding="utf-8", errors="replace") as fh:
+                if ENV_TOKEN.search(fh.read()):
+                    return True
+        except OSError:
+            return True
+    return False
+
+
 def _wrap(loaded: Any, filename: str | None) -> Config:
-    return Config(
-        loaded.data,
+    # The native result builds a new ConfigDict tree on each call: the Config may own it.
+    return Config._adopt(
+        loaded.config_dicts(ConfigDict),
         filename=filename,
         provenance=loaded.provenance,
         referenced=loaded.referenced,
@@ -124,28 +178,39 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     """
     filename = str(path)
     overrides = [str(o) for o in overrides]
-    suffix = Path(filename).suffix.lower()
+    suffix = os.path.splitext(filename)[1].lower()
     if suffix not in _SUFFIX_FORMATS:
         raise ConfigError(
             f"unsupported config file type {suffix or '(none)'!r}",
             where=display_path(filename),
             hint="use .yaml, .yml, .json, .toml or .py",
         )
-    if not Path(filename).is_file():
+    if not os.path.isfile(filename):
         raise ConfigError(
             "config file not found", where=display_path(filename), hint="check the path"
         )
+    absolute = os.path.abspath(filename)
+    key = tuple(overrides)
+    use_cache = caching_enabled()
+    if use_cache:
+        kept = loadcache.lookup(absolute, key, resolve_package)
+        if kept is not None:
+            return _wrap(kept, absolute)
+    racy_after = filestamp.racy_after()
     mod = native()
     while True:
+        recorder = _LoadRecorder()
         try:
-            loaded = mod.load_config(os.path.abspath(filename), overrides, **_callbacks())
+            loaded = mod.load_config(absolute, overrides, **recorder.callbacks())
         except (mod.ConfigLoadError, TorchkilnError) as exc:
             retry = _engine_key_to_add(str(exc), overrides)
             if retry is None:
                 raise _convert(exc) from None
             overrides = retry
             continue
-        return _wrap(loaded, os.path.abspath(filename))
+        if use_cache and recorder.deterministic and not _reads_environment(loaded.files, overrides):
+            loadcache.store(absolute, key, loaded, recorder.packages, racy_after)
+        return _wrap(loaded, absolute)
 
 
 def loads(

@@ -22,6 +22,7 @@ rejected with a message saying what to write instead.
 from __future__ import annotations
 
 import io
+import opcode
 import os
 import re
 import tokenize
@@ -29,10 +30,18 @@ import types
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from torchkiln.config import codecache, filestamp
 from torchkiln.config.config import ConfigDict, _wrap
 from torchkiln.errors import ConfigError
 
-__all__ = ["plain_value", "python_bases", "quote_base_tokens", "run_python"]
+__all__ = [
+    "ENV_TOKEN",
+    "plain_value",
+    "prepare_python",
+    "python_bases",
+    "quote_base_tokens",
+    "run_python",
+]
 
 _TOKEN = re.compile(
     r"\{\{\s*(?:_base_\.[A-Za-z0-9_.\[\]]+|\$[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?)\s*\}\}"
@@ -97,21 +106,70 @@ class _Prepared(NamedTuple):
     code: types.CodeType
     bases: Any
     reads_base: bool
+    # Running the file gives the same values every time for the same bases: it imports
+    # nothing (but copy/math), calls no builtin with effects and reads no environment.
+    deterministic: bool
 
 
-# Prepared configs by (path, text): compiling is most of the cost of a .py config, and a
-# process often loads the same bases again (bases shared by configs, tests, notebooks).
-_CACHE: dict[tuple[str, str], _Prepared] = {}
+# Prepared configs by path (with the file's stamp and digest): compiling is most of the cost
+# of a .py config, and a process often loads the same bases again (bases shared by configs,
+# tests, notebooks). Compiled code also lives on disk (codecache), like Python's .pyc files.
+_CACHE: dict[str, codecache.Stored] = {}
 _CACHE_SIZE = 512
+# What python_bases prepared, for the run_python call of the same load that follows it.
+_PENDING: dict[str, _Prepared] = {}
+
+# Text that makes a config read the environment: {{$NAME}} and ${env:NAME}.
+ENV_TOKEN = re.compile(r"\{\{\s*\$|env:")
+_EFFECTFUL_NAMES = frozenset(
+    {
+        "__import__", "open", "eval", "exec", "compile", "input", "print", "globals", "locals",
+        "vars", "breakpoint", "exit", "quit", "help", "id", "hash", "getattr", "setattr",
+        "delattr", "__builtins__", "__loader__", "__spec__",
+    }
+)  # fmt: skip
+_PURE_MODULES = frozenset({"copy", "math"})
 
 
-def _read(filename: str) -> str:
+def _code_objects(code: types.CodeType) -> list[types.CodeType]:
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(_code_objects(const))
+    return found
+
+
+def _is_deterministic(code: types.CodeType, source: str) -> bool:
+    """Whether running ``code`` can only depend on its bases (see :class:`_Prepared`)."""
+    if ENV_TOKEN.search(source):
+        return False
+    import_op = opcode.opmap["IMPORT_NAME"]
+    for co in _code_objects(code):
+        if not _EFFECTFUL_NAMES.isdisjoint(co.co_names):
+            return False
+        if import_op in co.co_code[::2]:
+            import dis
+
+            for ins in dis.get_instructions(co):
+                if (
+                    ins.opname == "IMPORT_NAME"
+                    and str(ins.argval).split(".")[0] not in _PURE_MODULES
+                ):
+                    return False
+    return True
+
+
+def _read_bytes(filename: str) -> bytes:
     try:
-        data = open(filename, "rb").read()  # noqa: SIM115 - read whole, closed by refcount
+        with open(filename, "rb") as fh:
+            return fh.read()
     except OSError as exc:
         raise ConfigError(
             f"cannot read config file: {exc.strerror or exc}", where=filename
         ) from None
+
+
+def _decode(data: bytes, filename: str) -> str:
     nul = data.find(b"\0")
     if nul >= 0:
         raise ConfigError(
@@ -145,11 +203,53 @@ def _statement_end(lines: list[str], first: int, expr_start: str) -> tuple[int, 
 
 
 def _prepare(filename: str) -> _Prepared:
-    source = _read(filename)
-    key = (filename, source)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    """The prepared config at ``filename``: from memory, from the disk cache, or compiled.
+
+    A kept one is used while the file's stamp is the one recorded (when it was old enough
+    to trust), else while its bytes have the recorded digest.
+    """
+    try:
+        current = filestamp.stamp(filename)
+    except OSError:
+        current = None  # reading it reports the problem
+    trusted = current is not None and current[0] < filestamp.racy_after()
+    kept = _CACHE.get(filename)
+    if kept is not None and trusted and kept.stamp == current:
+        return kept.value
+    stored = codecache.read(filename) if kept is None else None
+    if stored is not None and trusted and stored.stamp == current and _valid(stored.value):
+        prepared = _Prepared(*stored.value)
+        _keep(filename, stored._replace(value=prepared))
+        return prepared
+    data = _read_bytes(filename)
+    source_digest = codecache.digest(data)
+    for entry in (kept, stored):
+        if entry is not None and entry.source_digest == source_digest and _valid(entry.value):
+            prepared = _Prepared(*entry.value)
+            break
+    else:
+        prepared = _compile(_decode(data, filename), filename)
+    entry = codecache.Stored(current if trusted else None, source_digest, prepared)
+    known = kept or stored  # what the disk holds, as far as this process knows
+    if known is None or known.stamp != entry.stamp or known.source_digest != source_digest:
+        codecache.write(filename, entry._replace(value=tuple(prepared)))
+    _keep(filename, entry)
+    return prepared
+
+
+def _valid(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], types.CodeType)
+
+
+def _keep(filename: str, entry: codecache.Stored) -> None:
+    _CACHE.pop(filename, None)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[filename] = entry
+
+
+def _compile(text: str, filename: str) -> _Prepared:
+    source = text
     if "read_base" in source or "from ." in source or "from\t." in source:
         found = _NEW_STYLE.search(source)
         if found:
@@ -188,11 +288,7 @@ def _prepare(filename: str) -> _Prepared:
     except SyntaxError as exc:
         where = f"{filename}:{exc.lineno}" + (f":{exc.offset}" if exc.offset else "")
         raise ConfigError(f"invalid Python in config: {exc.msg}", where=where) from None
-    prepared = _Prepared(code, bases, reads_base)
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = prepared
-    return prepared
+    return _Prepared(code, bases, reads_base, _is_deterministic(code, text))
 
 
 def _eval_bases(expr: str, filename: str, line: int) -> Any:
@@ -206,13 +302,26 @@ def _eval_bases(expr: str, filename: str, line: int) -> Any:
         ) from None
 
 
+def prepare_python(path: str) -> tuple[Any, bool, bool]:
+    """Like :func:`python_bases`, plus whether running the file can only depend on its
+    bases (it imports nothing but ``copy``/``math``, calls no builtin with effects such as
+    ``open`` or ``print`` and reads no environment variable), so that its result may be kept.
+    """
+    filename = str(path)
+    prepared = _prepare(filename)
+    _PENDING[filename] = prepared
+    return prepared.bases, prepared.reads_base, prepared.deterministic
+
+
 def python_bases(path: str) -> tuple[Any, bool]:
     """The ``_base_`` entry of the ``.py`` config at ``path`` (``None`` when it has none) and
     whether the file reads ``_base_`` as a value; the file is not run.
 
     :raises ConfigError: when the file cannot be read or is not valid Python.
     """
-    prepared = _prepare(str(path))
+    filename = str(path)
+    prepared = _prepare(filename)
+    _PENDING[filename] = prepared
     return prepared.bases, prepared.reads_base
 
 
@@ -233,7 +342,7 @@ def run_python(
     :raises ConfigError: when the file does not run (with its line).
     """
     filename = str(path)
-    prepared = _prepare(filename)
+    prepared = _PENDING.pop(filename, None) or _prepare(filename)
     bound = _wrap(base) if base is not None else ConfigDict()
     namespace: dict[str, Any] = {
         "__file__": filename,

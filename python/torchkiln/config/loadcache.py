@@ -1,0 +1,83 @@
+"""Loaded configs kept in memory, so that loading an unchanged config again is cheap.
+
+A load is kept under its absolute path and overrides, together with a stamp of every file
+it read (its :mod:`~torchkiln.config.filestamp`) and the folder of every config
+package it named. It is used again only while all of them are unchanged; the caller builds
+a new :class:`~torchkiln.config.config.Config` from it each time, so two loads never share
+mutable state.
+
+A load is not kept when its result could change without any file changing: when it reads
+the environment (``${env:...}``, ``{{$NAME}}``), when one of its ``.py`` files imports a
+module (other than ``copy`` and ``math``) or calls a builtin with effects (``open``,
+``print``, ...), or when one of its files was modified less than two seconds before the
+load (a later write within the file system's time-stamp granularity could keep the same
+stamp). ``TORCHKILN_CONFIG_CACHE=0`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from torchkiln.config.codecache import caching_enabled
+from torchkiln.config.filestamp import Stamp, stamp
+
+__all__ = ["clear", "lookup", "store"]
+
+_MAX_ENTRIES = 1024
+
+
+class _Entry(NamedTuple):
+    stamps: tuple[tuple[str, Stamp], ...]
+    packages: tuple[tuple[str, str], ...]
+    loaded: Any
+
+
+_ENTRIES: dict[tuple[str, tuple[str, ...]], _Entry] = {}
+
+
+def lookup(
+    path: str, overrides: tuple[str, ...], resolve_package: Callable[[str], Any]
+) -> Any | None:
+    """The load kept for ``path`` with ``overrides`` when nothing it read has changed."""
+    entry = _ENTRIES.get((path, overrides))
+    if entry is None:
+        return None
+    try:
+        for name, recorded in entry.stamps:
+            if stamp(name) != recorded:
+                break
+        else:
+            if all(str(resolve_package(pkg)) == folder for pkg, folder in entry.packages):
+                return entry.loaded
+    except Exception:  # a vanished file or package: load again, which reports it
+        pass
+    del _ENTRIES[(path, overrides)]
+    return None
+
+
+def store(
+    path: str,
+    overrides: tuple[str, ...],
+    loaded: Any,
+    packages: dict[str, str],
+    racy_after: int,
+) -> None:
+    """Keep ``loaded`` (the native result, never handed out) when its files have stamps
+    older than ``racy_after``; the caller has checked that the load is deterministic."""
+    if not caching_enabled():
+        return
+    try:
+        stamps = tuple((name, stamp(name)) for name in loaded.files)
+    except OSError:
+        return
+    if any(recorded[0] >= racy_after for _, recorded in stamps):
+        return
+    if len(_ENTRIES) >= _MAX_ENTRIES:
+        _ENTRIES.pop(next(iter(_ENTRIES)))
+    _ENTRIES[(path, overrides)] = _Entry(stamps, tuple(packages.items()), loaded)
+
+
+def clear() -> None:
+    """Forget every kept load."""
+    _ENTRIES.clear()
