@@ -28,7 +28,16 @@ from typing import Any, NamedTuple
 
 from torchkiln.config.filestamp import Stamp
 
-__all__ = ["Stored", "cache_dir", "caching_enabled", "clear", "digest", "read", "write"]
+__all__ = [
+    "Stored",
+    "active_folder",
+    "cache_dir",
+    "caching_enabled",
+    "clear",
+    "digest",
+    "read",
+    "write",
+]
 
 _FORMAT = b"TKPYC\x02" + importlib.util.MAGIC_NUMBER
 _DIGEST_SIZE = 32
@@ -61,24 +70,36 @@ def cache_dir() -> str:
     return os.path.join(root, "pyconfig")
 
 
+def active_folder() -> str | None:
+    """:func:`cache_dir` when caching is on, else ``None``; looked up once per load."""
+    return cache_dir() if caching_enabled() else None
+
+
 def digest(data: bytes) -> bytes:
     """The digest the cache keys a config's bytes by."""
     return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).digest()
 
 
-def _entry(filename: str) -> str:
-    name = hashlib.blake2b(os.fsencode(filename), digest_size=16).hexdigest()
-    tag = sys.implementation.cache_tag or "python"
-    return os.path.join(cache_dir(), f"{name}.{tag}.bin")
+_ENTRY_NAMES: dict[tuple[str, str], str] = {}
 
 
-def read(filename: str) -> Stored | None:
-    """The entry stored for ``filename``; ``None`` when there is none or it is damaged.
-    The caller checks that it is current (its stamp or its source digest)."""
-    if not caching_enabled():
-        return None
+def _entry(folder: str, filename: str) -> str:
+    path = _ENTRY_NAMES.get((folder, filename))
+    if path is None:
+        name = hashlib.blake2b(os.fsencode(filename), digest_size=16).hexdigest()
+        tag = sys.implementation.cache_tag or "python"
+        path = os.path.join(folder, f"{name}.{tag}.bin")
+        if len(_ENTRY_NAMES) > 4096:
+            _ENTRY_NAMES.clear()
+        _ENTRY_NAMES[(folder, filename)] = path
+    return path
+
+
+def read(folder: str, filename: str) -> Stored | None:
+    """The entry stored in ``folder`` for ``filename``; ``None`` when there is none or it is
+    damaged. The caller checks that it is current (its stamp or its source digest)."""
     try:
-        with open(_entry(filename), "rb") as fh:
+        with open(_entry(folder, filename), "rb") as fh:
             blob = fh.read()
     except OSError:
         return None
@@ -98,16 +119,14 @@ def read(filename: str) -> Stored | None:
     return Stored(stored_stamp, source_digest, value)
 
 
-def write(filename: str, stored: Stored) -> None:
-    """Store ``stored`` (its value anything :mod:`marshal` can write) for ``filename``;
-    errors are ignored."""
-    if not caching_enabled():
-        return
+def write(folder: str, filename: str, stored: Stored) -> None:
+    """Store ``stored`` (its value anything :mod:`marshal` can write) in ``folder`` for
+    ``filename``; errors are ignored."""
     try:
         payload = marshal.dumps((filename, stored.stamp, stored.source_digest, stored.value))
     except ValueError:  # a value marshal cannot write (an unusual _base_ entry): not cached
         return
-    path = _entry(filename)
+    path = _entry(folder, filename)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

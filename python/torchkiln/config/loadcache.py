@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from torchkiln.config.codecache import caching_enabled
 from torchkiln.config.filestamp import Stamp, stamp
 
 __all__ = ["clear", "lookup", "store"]
@@ -65,8 +64,6 @@ def store(
 ) -> None:
     """Keep ``loaded`` (the native result, never handed out) when its files have stamps
     older than ``racy_after``; the caller has checked that the load is deterministic."""
-    if not caching_enabled():
-        return
     try:
         stamps = tuple((name, stamp(name)) for name in loaded.files)
     except OSError:

@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from torchkiln.config import filestamp, loadcache
-from torchkiln.config.codecache import caching_enabled
+from torchkiln.config import codecache, filestamp, loadcache
+from torchkiln.config.codecache import active_folder
 from torchkiln.config.config import Config, ConfigDict
 from torchkiln.config.packages import resolve_package
 from torchkiln.config.pyconfig import (
     ENV_TOKEN,
+    clear_memory,
     plain_value,
     prepare_python,
     python_bases,
@@ -27,7 +28,16 @@ from torchkiln.config.pyconfig import (
 )
 from torchkiln.errors import ConfigError, TorchkilnError
 
-__all__ = ["display_path", "dump_yaml", "escape_refs", "load", "loads", "native", "parse_yaml"]
+__all__ = [
+    "clear_config_cache",
+    "display_path",
+    "dump_yaml",
+    "escape_refs",
+    "load",
+    "loads",
+    "native",
+    "parse_yaml",
+]
 
 _SUFFIX_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml", ".py": "py"}
 
@@ -95,9 +105,10 @@ class _LoadRecorder:
     """The callbacks of one load, noting what the in-memory cache needs to know about it:
     the config packages it resolved and whether its ``.py`` files are deterministic."""
 
-    __slots__ = ("deterministic", "packages")
+    __slots__ = ("cache_folder", "deterministic", "packages")
 
-    def __init__(self) -> None:
+    def __init__(self, cache_folder: str | None) -> None:
+        self.cache_folder = cache_folder
         self.deterministic = True
         self.packages: dict[str, str] = {}
 
@@ -107,7 +118,7 @@ class _LoadRecorder:
         return folder
 
     def python_bases(self, path: str) -> tuple[Any, bool]:
-        bases, reads_base, deterministic = prepare_python(path)
+        bases, reads_base, deterministic = prepare_python(path, self.cache_folder)
         self.deterministic = self.deterministic and deterministic
         return bases, reads_base
 
@@ -191,7 +202,8 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
         )
     absolute = os.path.abspath(filename)
     key = tuple(overrides)
-    use_cache = caching_enabled()
+    cache_folder = active_folder()
+    use_cache = cache_folder is not None
     if use_cache:
         kept = loadcache.lookup(absolute, key, resolve_package)
         if kept is not None:
@@ -199,7 +211,7 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     racy_after = filestamp.racy_after()
     mod = native()
     while True:
-        recorder = _LoadRecorder()
+        recorder = _LoadRecorder(cache_folder)
         try:
             loaded = mod.load_config(absolute, overrides, **recorder.callbacks())
         except (mod.ConfigLoadError, TorchkilnError) as exc:
@@ -211,6 +223,18 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
         if use_cache and recorder.deterministic and not _reads_environment(loaded.files, overrides):
             loadcache.store(absolute, key, loaded, recorder.packages, racy_after)
         return _wrap(loaded, absolute)
+
+
+def clear_config_cache(*, disk: bool = False) -> None:
+    """Forget the configs kept in memory: whole loads and compiled ``.py`` configs.
+
+    :param disk: also delete the compiled ``.py`` configs stored on disk (under
+        :func:`torchkiln.config.codecache.cache_dir`).
+    """
+    loadcache.clear()
+    clear_memory()
+    if disk:
+        codecache.clear()
 
 
 def loads(

@@ -36,6 +36,7 @@ from torchkiln.errors import ConfigError
 
 __all__ = [
     "ENV_TOKEN",
+    "clear_memory",
     "plain_value",
     "prepare_python",
     "python_bases",
@@ -202,8 +203,9 @@ def _statement_end(lines: list[str], first: int, expr_start: str) -> tuple[int, 
     return first + 1, expr_start
 
 
-def _prepare(filename: str) -> _Prepared:
-    """The prepared config at ``filename``: from memory, from the disk cache, or compiled.
+def _prepare(filename: str, folder: str | None) -> _Prepared:
+    """The prepared config at ``filename``: from memory, from the disk cache in ``folder``
+    (``None``: no disk cache), or compiled.
 
     A kept one is used while the file's stamp is the one recorded (when it was old enough
     to trust), else while its bytes have the recorded digest.
@@ -216,7 +218,7 @@ def _prepare(filename: str) -> _Prepared:
     kept = _CACHE.get(filename)
     if kept is not None and trusted and kept.stamp == current:
         return kept.value
-    stored = codecache.read(filename) if kept is None else None
+    stored = codecache.read(folder, filename) if kept is None and folder else None
     if stored is not None and trusted and stored.stamp == current and _valid(stored.value):
         prepared = _Prepared(*stored.value)
         _keep(filename, stored._replace(value=prepared))
@@ -231,10 +233,17 @@ def _prepare(filename: str) -> _Prepared:
         prepared = _compile(_decode(data, filename), filename)
     entry = codecache.Stored(current if trusted else None, source_digest, prepared)
     known = kept or stored  # what the disk holds, as far as this process knows
-    if known is None or known.stamp != entry.stamp or known.source_digest != source_digest:
-        codecache.write(filename, entry._replace(value=tuple(prepared)))
+    changed = known is None or known.stamp != entry.stamp or known.source_digest != source_digest
+    if folder and changed:
+        codecache.write(folder, filename, entry._replace(value=tuple(prepared)))
     _keep(filename, entry)
     return prepared
+
+
+def clear_memory() -> None:
+    """Forget the prepared configs kept in memory (the disk cache stays)."""
+    _CACHE.clear()
+    _PENDING.clear()
 
 
 def _valid(value: Any) -> bool:
@@ -302,13 +311,14 @@ def _eval_bases(expr: str, filename: str, line: int) -> Any:
         ) from None
 
 
-def prepare_python(path: str) -> tuple[Any, bool, bool]:
+def prepare_python(path: str, cache_folder: str | None) -> tuple[Any, bool, bool]:
     """Like :func:`python_bases`, plus whether running the file can only depend on its
     bases (it imports nothing but ``copy``/``math``, calls no builtin with effects such as
     ``open`` or ``print`` and reads no environment variable), so that its result may be kept.
+    ``cache_folder`` is :func:`~torchkiln.config.codecache.active_folder`, looked up once.
     """
     filename = str(path)
-    prepared = _prepare(filename)
+    prepared = _prepare(filename, cache_folder)
     _PENDING[filename] = prepared
     return prepared.bases, prepared.reads_base, prepared.deterministic
 
@@ -320,7 +330,7 @@ def python_bases(path: str) -> tuple[Any, bool]:
     :raises ConfigError: when the file cannot be read or is not valid Python.
     """
     filename = str(path)
-    prepared = _prepare(filename)
+    prepared = _prepare(filename, codecache.active_folder())
     _PENDING[filename] = prepared
     return prepared.bases, prepared.reads_base
 
@@ -342,7 +352,7 @@ def run_python(
     :raises ConfigError: when the file does not run (with its line).
     """
     filename = str(path)
-    prepared = _PENDING.pop(filename, None) or _prepare(filename)
+    prepared = _PENDING.pop(filename, None) or _prepare(filename, codecache.active_folder())
     bound = _wrap(base) if base is not None else ConfigDict()
     namespace: dict[str, Any] = {
         "__file__": filename,
