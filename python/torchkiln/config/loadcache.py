@@ -16,7 +16,7 @@ stamp). ``TORCHKILN_CONFIG_CACHE=0`` turns the cache off.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from torchkiln.config.filestamp import Stamp, stamp
@@ -61,18 +61,26 @@ def store(
     loaded: Any,
     packages: dict[str, str],
     racy_after: int,
+    known: Mapping[str, Stamp | None],
 ) -> None:
     """Keep ``loaded`` (the native result, never handed out) when its files have stamps
-    older than ``racy_after``; the caller has checked that the load is deterministic."""
+    older than ``racy_after``; the caller has checked that the load is deterministic.
+
+    :param known: stamps taken before the files were read (``.py`` files), used instead of
+        a new ``stat``; ``None`` for a file too fresh to trust.
+    """
+    stamps = []
     try:
-        stamps = tuple((name, stamp(name)) for name in loaded.files)
+        for name in loaded.files:
+            recorded = known[name] if name in known else stamp(name)
+            if recorded is None or recorded[0] >= racy_after:
+                return
+            stamps.append((name, recorded))
     except OSError:
-        return
-    if any(recorded[0] >= racy_after for _, recorded in stamps):
         return
     if len(_ENTRIES) >= _MAX_ENTRIES:
         _ENTRIES.pop(next(iter(_ENTRIES)))
-    _ENTRIES[(path, overrides)] = _Entry(stamps, tuple(packages.items()), loaded)
+    _ENTRIES[(path, overrides)] = _Entry(tuple(stamps), tuple(packages.items()), loaded)
 
 
 def clear() -> None:

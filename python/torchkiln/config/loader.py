@@ -17,13 +17,16 @@ from typing import Any
 from torchkiln.config import codecache, filestamp, loadcache
 from torchkiln.config.codecache import active_folder
 from torchkiln.config.config import Config, ConfigDict
+from torchkiln.config.filestamp import Stamp
 from torchkiln.config.packages import resolve_package
 from torchkiln.config.pyconfig import (
     ENV_TOKEN,
+    PreparedConfig,
     clear_memory,
     plain_value,
     prepare_python,
     python_bases,
+    run_prepared,
     run_python,
 )
 from torchkiln.errors import ConfigError, TorchkilnError
@@ -103,14 +106,18 @@ def _callbacks() -> dict[str, Any]:
 
 class _LoadRecorder:
     """The callbacks of one load, noting what the in-memory cache needs to know about it:
-    the config packages it resolved and whether its ``.py`` files are deterministic."""
+    the config packages it resolved and whether its ``.py`` files are deterministic. A
+    ``.py`` file is read and compiled once per load: its bases are asked for first, then it
+    runs."""
 
-    __slots__ = ("cache_folder", "deterministic", "packages")
+    __slots__ = ("cache_folder", "deterministic", "packages", "pending", "stamps")
 
     def __init__(self, cache_folder: str | None) -> None:
         self.cache_folder = cache_folder
         self.deterministic = True
         self.packages: dict[str, str] = {}
+        self.pending: dict[str, PreparedConfig] = {}
+        self.stamps: dict[str, Stamp | None] = {}
 
     def resolve_package(self, package: str) -> Any:
         folder = resolve_package(package)
@@ -118,15 +125,23 @@ class _LoadRecorder:
         return folder
 
     def python_bases(self, path: str) -> tuple[Any, bool]:
-        bases, reads_base, deterministic = prepare_python(path, self.cache_folder)
-        self.deterministic = self.deterministic and deterministic
-        return bases, reads_base
+        prepared, stamp = prepare_python(path, self.cache_folder)
+        self.deterministic = self.deterministic and prepared.deterministic
+        self.pending[str(path)] = prepared
+        self.stamps.setdefault(str(path), stamp)  # the first read is the one to check
+        return prepared.bases, prepared.reads_base
+
+    def run_python(self, path: str, base: Any) -> tuple[dict[str, Any], Any]:
+        prepared = self.pending.pop(str(path), None)
+        if prepared is None:
+            return run_python(path, base)
+        return run_prepared(str(path), base, prepared)
 
     def callbacks(self) -> dict[str, Any]:
         return {
             "resolve_package": self.resolve_package,
             "python_bases": self.python_bases,
-            "run_python": run_python,
+            "run_python": self.run_python,
             "plain_value": plain_value,
         }
 
@@ -221,7 +236,7 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
             overrides = retry
             continue
         if use_cache and recorder.deterministic and not _reads_environment(loaded.files, overrides):
-            loadcache.store(absolute, key, loaded, recorder.packages, racy_after)
+            loadcache.store(absolute, key, loaded, recorder.packages, racy_after, recorder.stamps)
         return _wrap(loaded, absolute)
 
 

@@ -31,16 +31,19 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from torchkiln.config import codecache, filestamp
-from torchkiln.config.config import ConfigDict, _wrap
+from torchkiln.config.config import ConfigDict, _new_config_dict, _wrap
+from torchkiln.config.filestamp import Stamp
 from torchkiln.errors import ConfigError
 
 __all__ = [
     "ENV_TOKEN",
+    "PreparedConfig",
     "clear_memory",
     "plain_value",
     "prepare_python",
     "python_bases",
     "quote_base_tokens",
+    "run_prepared",
     "run_python",
 ]
 
@@ -103,12 +106,15 @@ def _predefined(source: str, filename: str) -> str:
     return _PREDEFINED.sub(lambda m: values[m.group(1)], source)
 
 
-class _Prepared(NamedTuple):
+class PreparedConfig(NamedTuple):
+    """A ``.py`` config ready to run: its code (``_base_`` statements removed), its
+    ``_base_`` entry, whether it reads ``_base_`` as a value, and whether running it can
+    only depend on its bases: it imports nothing but ``copy`` and ``math``, calls no builtin
+    with effects (``open``, ``print``, ``eval``, ...) and reads no environment variable."""
+
     code: types.CodeType
     bases: Any
     reads_base: bool
-    # Running the file gives the same values every time for the same bases: it imports
-    # nothing (but copy/math), calls no builtin with effects and reads no environment.
     deterministic: bool
 
 
@@ -117,8 +123,6 @@ class _Prepared(NamedTuple):
 # tests, notebooks). Compiled code also lives on disk (codecache), like Python's .pyc files.
 _CACHE: dict[str, codecache.Stored] = {}
 _CACHE_SIZE = 512
-# What python_bases prepared, for the run_python call of the same load that follows it.
-_PENDING: dict[str, _Prepared] = {}
 
 # Text that makes a config read the environment: {{$NAME}} and ${env:NAME}.
 ENV_TOKEN = re.compile(r"\{\{\s*\$|env:")
@@ -141,7 +145,7 @@ def _code_objects(code: types.CodeType) -> list[types.CodeType]:
 
 
 def _is_deterministic(code: types.CodeType, source: str) -> bool:
-    """Whether running ``code`` can only depend on its bases (see :class:`_Prepared`)."""
+    """Whether running ``code`` can only depend on its bases (see :class:`PreparedConfig`)."""
     if ENV_TOKEN.search(source):
         return False
     import_op = opcode.opmap["IMPORT_NAME"]
@@ -203,9 +207,10 @@ def _statement_end(lines: list[str], first: int, expr_start: str) -> tuple[int, 
     return first + 1, expr_start
 
 
-def _prepare(filename: str, folder: str | None) -> _Prepared:
-    """The prepared config at ``filename``: from memory, from the disk cache in ``folder``
-    (``None``: no disk cache), or compiled.
+def _prepare_entry(filename: str, folder: str | None) -> codecache.Stored:
+    """The prepared config at ``filename`` with the file's stamp (``None`` when too fresh to
+    trust) and digest: from memory, from the disk cache in ``folder`` (``None``: no disk
+    cache), or compiled.
 
     A kept one is used while the file's stamp is the one recorded (when it was old enough
     to trust), else while its bytes have the recorded digest.
@@ -217,17 +222,17 @@ def _prepare(filename: str, folder: str | None) -> _Prepared:
     trusted = current is not None and current[0] < filestamp.racy_after()
     kept = _CACHE.get(filename)
     if kept is not None and trusted and kept.stamp == current:
-        return kept.value
+        return kept
     stored = codecache.read(folder, filename) if kept is None and folder else None
     if stored is not None and trusted and stored.stamp == current and _valid(stored.value):
-        prepared = _Prepared(*stored.value)
-        _keep(filename, stored._replace(value=prepared))
-        return prepared
+        entry = stored._replace(value=PreparedConfig(*stored.value))
+        _keep(filename, entry)
+        return entry
     data = _read_bytes(filename)
     source_digest = codecache.digest(data)
     for entry in (kept, stored):
         if entry is not None and entry.source_digest == source_digest and _valid(entry.value):
-            prepared = _Prepared(*entry.value)
+            prepared = PreparedConfig(*entry.value)
             break
     else:
         prepared = _compile(_decode(data, filename), filename)
@@ -237,13 +242,17 @@ def _prepare(filename: str, folder: str | None) -> _Prepared:
     if folder and changed:
         codecache.write(folder, filename, entry._replace(value=tuple(prepared)))
     _keep(filename, entry)
+    return entry
+
+
+def _prepare(filename: str, folder: str | None) -> PreparedConfig:
+    prepared: PreparedConfig = _prepare_entry(filename, folder).value
     return prepared
 
 
 def clear_memory() -> None:
     """Forget the prepared configs kept in memory (the disk cache stays)."""
     _CACHE.clear()
-    _PENDING.clear()
 
 
 def _valid(value: Any) -> bool:
@@ -257,7 +266,7 @@ def _keep(filename: str, entry: codecache.Stored) -> None:
     _CACHE[filename] = entry
 
 
-def _compile(text: str, filename: str) -> _Prepared:
+def _compile(text: str, filename: str) -> PreparedConfig:
     source = text
     if "read_base" in source or "from ." in source or "from\t." in source:
         found = _NEW_STYLE.search(source)
@@ -297,7 +306,7 @@ def _compile(text: str, filename: str) -> _Prepared:
     except SyntaxError as exc:
         where = f"{filename}:{exc.lineno}" + (f":{exc.offset}" if exc.offset else "")
         raise ConfigError(f"invalid Python in config: {exc.msg}", where=where) from None
-    return _Prepared(code, bases, reads_base, _is_deterministic(code, text))
+    return PreparedConfig(code, bases, reads_base, _is_deterministic(code, text))
 
 
 def _eval_bases(expr: str, filename: str, line: int) -> Any:
@@ -311,16 +320,16 @@ def _eval_bases(expr: str, filename: str, line: int) -> Any:
         ) from None
 
 
-def prepare_python(path: str, cache_folder: str | None) -> tuple[Any, bool, bool]:
-    """Like :func:`python_bases`, plus whether running the file can only depend on its
-    bases (it imports nothing but ``copy``/``math``, calls no builtin with effects such as
-    ``open`` or ``print`` and reads no environment variable), so that its result may be kept.
-    ``cache_folder`` is :func:`~torchkiln.config.codecache.active_folder`, looked up once.
+def prepare_python(path: str, cache_folder: str | None) -> tuple[PreparedConfig, Stamp | None]:
+    """The ``.py`` config at ``path`` compiled and ready to run (:func:`run_prepared`), with
+    the file's stamp taken before it was read (``None`` when it was modified too recently to
+    trust); ``cache_folder`` is :func:`~torchkiln.config.codecache.active_folder`, looked up
+    once per load.
+
+    :raises ConfigError: when the file cannot be read or is not valid Python.
     """
-    filename = str(path)
-    prepared = _prepare(filename, cache_folder)
-    _PENDING[filename] = prepared
-    return prepared.bases, prepared.reads_base, prepared.deterministic
+    entry = _prepare_entry(str(path), cache_folder)
+    return entry.value, entry.stamp
 
 
 def python_bases(path: str) -> tuple[Any, bool]:
@@ -329,9 +338,7 @@ def python_bases(path: str) -> tuple[Any, bool]:
 
     :raises ConfigError: when the file cannot be read or is not valid Python.
     """
-    filename = str(path)
-    prepared = _prepare(filename, codecache.active_folder())
-    _PENDING[filename] = prepared
+    prepared = _prepare(str(path), codecache.active_folder())
     return prepared.bases, prepared.reads_base
 
 
@@ -351,9 +358,14 @@ def run_python(
         file left them when it read ``_base_`` (``None`` otherwise).
     :raises ConfigError: when the file does not run (with its line).
     """
-    filename = str(path)
-    prepared = _PENDING.pop(filename, None) or _prepare(filename, codecache.active_folder())
-    bound = _wrap(base) if base is not None else ConfigDict()
+    return run_prepared(str(path), base, _prepare(str(path), codecache.active_folder()))
+
+
+def run_prepared(
+    filename: str, base: Mapping[str, Any] | None, prepared: PreparedConfig
+) -> tuple[dict[str, Any], ConfigDict | None]:
+    """:func:`run_python` with the file already prepared by :func:`prepare_python`."""
+    bound = _wrap(base) if base is not None else _new_config_dict()
     namespace: dict[str, Any] = {
         "__file__": filename,
         "__name__": "__torchkiln_config__",
