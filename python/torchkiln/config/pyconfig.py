@@ -166,8 +166,7 @@ def _is_deterministic(code: types.CodeType, source: str) -> bool:
 
 def _read_bytes(filename: str) -> bytes:
     try:
-        with open(filename, "rb") as fh:
-            return fh.read()
+        return codecache.read_bytes(filename)
     except OSError as exc:
         raise ConfigError(
             f"cannot read config file: {exc.strerror or exc}", where=filename
@@ -225,14 +224,18 @@ def _prepare_entry(filename: str, folder: str | None) -> codecache.Stored:
         return kept
     stored = codecache.read(folder, filename) if kept is None and folder else None
     if stored is not None and trusted and stored.stamp == current and _valid(stored.value):
-        entry = stored._replace(value=PreparedConfig(*stored.value))
+        entry = codecache.Stored(stored.stamp, stored.source_digest, PreparedConfig(*stored.value))
         _keep(filename, entry)
         return entry
     data = _read_bytes(filename)
     source_digest = codecache.digest(data)
-    for entry in (kept, stored):
-        if entry is not None and entry.source_digest == source_digest and _valid(entry.value):
-            prepared = PreparedConfig(*entry.value)
+    for candidate in (kept, stored):
+        if (
+            candidate is not None
+            and candidate.source_digest == source_digest
+            and _valid(candidate.value)
+        ):
+            prepared = PreparedConfig(*candidate.value)
             break
     else:
         prepared = _compile(_decode(data, filename), filename)

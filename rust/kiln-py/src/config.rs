@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use kiln_core::config::{self as core, Format, Kind, Map, Value};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::PyTypeInfo;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
