@@ -14,7 +14,8 @@ after its path and the interpreter's cache tag. An entry is used only when
 A miss compiles the config again and rewrites the entry (written to a temporary file, then
 renamed into place, so readers never see half an entry). A cache folder that cannot be
 created or written is skipped silently: the cache only saves time.
-``TORCHKILN_CONFIG_CACHE=0`` turns it off (with the in-process caches of config loading).
+``TORCHKILN_CONFIG_CACHE=0`` turns it off, and with it the loads kept in memory
+(:mod:`~torchkiln.config.loadcache`).
 """
 
 from __future__ import annotations
