@@ -234,3 +234,14 @@ def test_clear_config_cache_with_disk(chain, cache_dir):
     clear_config_cache(disk=True)
     assert not kept(str(child)) and not any(cache_dir.iterdir())
     assert codecache.cache_dir() == str(cache_dir)
+
+
+def test_python_text_is_not_written_to_the_disk_cache(tmp_path, cache_dir):
+    from torchkiln.config import loads
+
+    write(tmp_path / "base.py", "model = dict(depth=50)\n")
+    for depth in (1, 2):
+        cfg = loads(f"_base_ = ['base.py']\nmodel = dict(width={depth})\n", "py", base_dir=tmp_path)
+        assert cfg.to_dict() == {"model": {"depth": 50, "width": depth}}
+    # the text goes through a new temporary file each time: nothing of it is stored
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())

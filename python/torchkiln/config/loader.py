@@ -202,8 +202,11 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
         ``~a.b`` (delete).
     :raises ConfigError: with file, line, column and key path when anything is wrong.
     """
-    filename = str(path)
-    overrides = [str(o) for o in overrides]
+    return _load(str(path), [str(o) for o in overrides], cached=True)
+
+
+def _load(filename: str, overrides: list[str], *, cached: bool) -> Config:
+    """:func:`load`; ``cached=False`` for a one-off file (neither kept nor written to disk)."""
     suffix = os.path.splitext(filename)[1].lower()
     if suffix not in _SUFFIX_FORMATS:
         raise ConfigError(
@@ -217,7 +220,7 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
         )
     absolute = os.path.abspath(filename)
     key = tuple(overrides)
-    cache_folder = active_folder()
+    cache_folder = active_folder() if cached else None
     use_cache = cache_folder is not None
     if use_cache:
         kept = loadcache.lookup(absolute, key, resolve_package)
@@ -272,7 +275,7 @@ def loads(
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-            cfg = load(tmp, overrides)
+            cfg = _load(tmp, overrides, cached=False)  # a new name each time: not worth keeping
         finally:
             os.unlink(tmp)
         object.__setattr__(cfg, "_filename", None)
