@@ -1,10 +1,10 @@
 """Loaded configs kept in memory, so that loading an unchanged config again is cheap.
 
-A load is kept under its absolute path and overrides, together with a stamp of every file
-it read (its :mod:`~torchkiln.config.filestamp`) and the folder of every config
-package it named. It is used again only while all of them are unchanged; the caller builds
-a new :class:`~torchkiln.config.config.Config` from it each time, so two loads never share
-mutable state.
+The 128 most recently used loads are kept, each under its absolute path and overrides,
+with the :mod:`~torchkiln.config.filestamp` stamp of every file it read and the folder of
+every config package it named. A load is used again only while all of them are unchanged;
+the caller builds a new :class:`~torchkiln.config.config.Config` from it each time, so two
+loads never share mutable state.
 
 A load is not kept when its result could change without any file changing: when it reads
 the environment (``${env:...}``, ``{{$NAME}}``), when one of its ``.py`` files imports a
@@ -23,7 +23,8 @@ from torchkiln.config.filestamp import Stamp, stamp
 
 __all__ = ["clear", "lookup", "store"]
 
-_MAX_ENTRIES = 1024
+# A kept load of a detection-sized config holds about 80 kB (its tree and provenance).
+_MAX_ENTRIES = 128
 
 
 class _Entry(NamedTuple):
@@ -48,6 +49,7 @@ def lookup(
                 break
         else:
             if all(str(resolve_package(pkg)) == folder for pkg, folder in entry.packages):
+                _ENTRIES[(path, overrides)] = _ENTRIES.pop((path, overrides))  # most recent last
                 return entry.loaded
     except Exception:  # a vanished file or package: load again, which reports it
         pass
