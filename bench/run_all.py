@@ -26,7 +26,9 @@ BENCHMARKS: list[tuple[str, str, list[str], str, str]] = [
     ("config_load", "config_load.py", [], "Config loading",
      "load + merge + 3 overrides of a 5-file detection-style config set (configs/bench); target < 1 ms; "
      "then every config of the OpenMMLab corpus (shared/openmmlab-configs/mmpretrain) against MMEngine: "
-     "equal / differ / fail and per-file cold and warm medians; targets 20x cold, 50x warm"),
+     "equal / differ / fail and per-file medians, wall and process CPU time: cold (in-memory caches emptied; "
+     "the on-disk compiled-config cache in place, like .pyc files), cold with every cache off, and warm "
+     "(the same file again); targets 20x cold, 50x warm"),
     ("overhead", "overhead.py", ["--instructions", "1000", "2000"], "Engine overhead per step",
      "tiny MLP, CPU, 1 thread, batch 32, pre-batched data; process CPU time, median over 7 rounds of the slope between 1,000 and 4,000 steps; "
      "MMEngine, Lightning and Ignite when the `bench` extra is installed (`make bench-peers`); "

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TORCHKILN_DISABLE_PLUGIN_AUTOLOAD", "0")
+# Compiled .py configs go to a folder of the test runs, not the user's cache.
+os.environ.setdefault(
+    "TORCHKILN_CACHE_DIR", os.path.join(tempfile.gettempdir(), "torchkiln-test-cache")
+)
 
 import pytest
 

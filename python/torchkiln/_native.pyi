@@ -35,7 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
-from typing import Any
+from typing import Any, TypeVar
+
+_D = TypeVar("_D", bound=dict[str, Any])
 
 class ConfigLoadError(ValueError):
     """A config could not be read, merged, overridden or interpolated.
@@ -56,7 +58,11 @@ class LoadedConfig:
 
     @property
     def data(self) -> dict[str, Any]:
-        """The final config: plain dict/list/str/int/float/bool/None, insertion-ordered."""
+        """The final config: plain dict/list/tuple/str/int/float/bool/None, insertion-ordered;
+        a new tree on every access."""
+    def config_dicts(self, dict_type: type[_D]) -> _D:
+        """The final config as a new tree whose mappings are ``dict_type`` instances (a dict
+        subclass; made without calling its ``__init__``, items set as on a plain dict)."""
     @property
     def provenance(self) -> dict[str, str]:
         """Dotted leaf path (list items by index) -> ``"/abs/a.yaml:12:3"``, ``"/abs/a.py"``

@@ -97,6 +97,24 @@ def test_load_merges_bases_of_every_format(detection: Path) -> None:
     assert loaded.referenced == sorted(set(loaded.referenced))
 
 
+def test_every_access_builds_a_new_tree(detection: Path) -> None:
+    from torchkiln.config import ConfigDict
+
+    loaded = native.load_config(str(detection))
+    first, second = loaded.config_dicts(ConfigDict), loaded.config_dicts(ConfigDict)
+    assert first == second == loaded.data
+    assert type(first) is ConfigDict and type(first["model"]["roi_head"]) is ConfigDict
+    assert first.model.roi_head.bbox_head.num_classes == 20
+    assert type(first["train_dataloader"]["dataset"]["pipeline"][0]) is ConfigDict
+    first["model"]["type"] = "Changed"
+    first["param_scheduler"].append({})
+    assert second["model"]["type"] == "FasterRCNN" and loaded.data["model"]["type"] == "FasterRCNN"
+    assert len(loaded.config_dicts(ConfigDict)["param_scheduler"]) == len(second["param_scheduler"])
+    assert loaded.data is not loaded.data
+    with pytest.raises(TypeError, match="subclass of dict"):
+        loaded.config_dicts(list)
+
+
 def test_overrides_provenance_and_order(detection: Path) -> None:
     loaded = native.load_config(
         detection,

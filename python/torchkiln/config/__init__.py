@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.config import Config, ConfigDict
-from torchkiln.config.loader import dump_yaml, load, loads
+from torchkiln.config.loader import clear_config_cache, dump_yaml, load, loads
 
 __all__ = [
     "Config",
@@ -20,6 +20,7 @@ __all__ = [
     "ConfigValidationError",
     "ConfigWarning",
     "RunConfig",
+    "clear_config_cache",
     "dump_yaml",
     "load",
     "load_and_validate",

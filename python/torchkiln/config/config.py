@@ -172,6 +172,26 @@ class Config(MutableMapping[str, Any]):
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    def _adopt(
+        cls,
+        data: ConfigDict,
+        *,
+        filename: str | None,
+        provenance: Mapping[str, str],
+        referenced: Iterable[str],
+        files: Iterable[str],
+    ) -> Config:
+        """A config owning ``data``, a new tree already made of :class:`ConfigDict` (the
+        loader builds it so; nothing else may hold it): taken as it is, not copied."""
+        cfg = cls.__new__(cls)
+        object.__setattr__(cfg, "_data", data)
+        object.__setattr__(cfg, "_filename", filename)
+        object.__setattr__(cfg, "_provenance", dict(provenance))
+        object.__setattr__(cfg, "_referenced", list(referenced))
+        object.__setattr__(cfg, "_files", list(files))
+        return cfg
+
+    @classmethod
     def fromfile(
         cls,
         filename: str | Path,

@@ -11,16 +11,36 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from torchkiln.config.config import Config
+from torchkiln.config import codecache, filestamp, loadcache
+from torchkiln.config.codecache import active_folder
+from torchkiln.config.config import Config, ConfigDict
+from torchkiln.config.filestamp import Stamp
 from torchkiln.config.packages import resolve_package
-from torchkiln.config.pyconfig import plain_value, python_bases, run_python
+from torchkiln.config.pyconfig import (
+    ENV_TOKEN,
+    PreparedConfig,
+    clear_memory,
+    plain_value,
+    prepare_python,
+    python_bases,
+    run_prepared,
+    run_python,
+)
 from torchkiln.errors import ConfigError, TorchkilnError
 
-__all__ = ["display_path", "dump_yaml", "escape_refs", "load", "loads", "native", "parse_yaml"]
+__all__ = [
+    "clear_config_cache",
+    "display_path",
+    "dump_yaml",
+    "escape_refs",
+    "load",
+    "loads",
+    "native",
+    "parse_yaml",
+]
 
 _SUFFIX_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml", ".py": "py"}
 
@@ -84,9 +104,69 @@ def _callbacks() -> dict[str, Any]:
     }
 
 
+class _LoadRecorder:
+    """The callbacks of one load, noting what the in-memory cache needs to know about it:
+    the config packages it resolved and whether its ``.py`` files are deterministic. A
+    ``.py`` file is read and compiled once per load: its bases are asked for first, then it
+    runs."""
+
+    __slots__ = ("cache_folder", "deterministic", "packages", "pending", "stamps")
+
+    def __init__(self, cache_folder: str | None) -> None:
+        self.cache_folder = cache_folder
+        self.deterministic = True
+        self.packages: dict[str, str] = {}
+        self.pending: dict[str, PreparedConfig] = {}
+        self.stamps: dict[str, Stamp | None] = {}
+
+    def resolve_package(self, package: str) -> Any:
+        folder = resolve_package(package)
+        self.packages[package] = str(folder)
+        return folder
+
+    def python_bases(self, path: str) -> tuple[Any, bool]:
+        prepared, stamp = prepare_python(path, self.cache_folder)
+        self.deterministic = self.deterministic and prepared.deterministic
+        self.pending[str(path)] = prepared
+        self.stamps.setdefault(str(path), stamp)  # the first read is the one to check
+        return prepared.bases, prepared.reads_base
+
+    def run_python(self, path: str, base: Any) -> tuple[dict[str, Any], Any]:
+        prepared = self.pending.pop(str(path), None)
+        if prepared is None:
+            return run_python(path, base)
+        return run_prepared(str(path), base, prepared)
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "resolve_package": self.resolve_package,
+            "python_bases": self.python_bases,
+            "run_python": self.run_python,
+            "plain_value": plain_value,
+        }
+
+
+def _reads_environment(files: Iterable[str], overrides: Iterable[str]) -> bool:
+    """Whether the overrides or a non-``.py`` file may read environment variables (``.py``
+    files are checked when they are compiled)."""
+    if any(ENV_TOKEN.search(text) for text in overrides):
+        return True
+    for name in files:
+        if name.endswith(".py"):
+            continue
+        try:
+            with open(name, encoding="utf-8", errors="replace") as fh:
+                if ENV_TOKEN.search(fh.read()):
+                    return True
+        except OSError:
+            return True
+    return False
+
+
 def _wrap(loaded: Any, filename: str | None) -> Config:
-    return Config(
-        loaded.data,
+    # The native result builds a new ConfigDict tree on each call: the Config may own it.
+    return Config._adopt(
+        loaded.config_dicts(ConfigDict),
         filename=filename,
         provenance=loaded.provenance,
         referenced=loaded.referenced,
@@ -122,30 +202,57 @@ def load(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
         ``~a.b`` (delete).
     :raises ConfigError: with file, line, column and key path when anything is wrong.
     """
-    filename = str(path)
-    overrides = [str(o) for o in overrides]
-    suffix = Path(filename).suffix.lower()
+    return _load(str(path), [str(o) for o in overrides], cached=True)
+
+
+def _load(filename: str, overrides: list[str], *, cached: bool) -> Config:
+    """:func:`load`; ``cached=False`` for a one-off file (neither kept nor written to disk)."""
+    suffix = os.path.splitext(filename)[1].lower()
     if suffix not in _SUFFIX_FORMATS:
         raise ConfigError(
             f"unsupported config file type {suffix or '(none)'!r}",
             where=display_path(filename),
             hint="use .yaml, .yml, .json, .toml or .py",
         )
-    if not Path(filename).is_file():
+    if not os.path.isfile(filename):
         raise ConfigError(
             "config file not found", where=display_path(filename), hint="check the path"
         )
+    absolute = os.path.abspath(filename)
+    key = tuple(overrides)
+    cache_folder = active_folder() if cached else None
+    use_cache = cache_folder is not None
+    if use_cache:
+        kept = loadcache.lookup(absolute, key, resolve_package)
+        if kept is not None:
+            return _wrap(kept, absolute)
+    racy_after = filestamp.racy_after()
     mod = native()
     while True:
+        recorder = _LoadRecorder(cache_folder)
         try:
-            loaded = mod.load_config(os.path.abspath(filename), overrides, **_callbacks())
+            loaded = mod.load_config(absolute, overrides, **recorder.callbacks())
         except (mod.ConfigLoadError, TorchkilnError) as exc:
             retry = _engine_key_to_add(str(exc), overrides)
             if retry is None:
                 raise _convert(exc) from None
             overrides = retry
             continue
-        return _wrap(loaded, os.path.abspath(filename))
+        if use_cache and recorder.deterministic and not _reads_environment(loaded.files, overrides):
+            loadcache.store(absolute, key, loaded, recorder.packages, racy_after, recorder.stamps)
+        return _wrap(loaded, absolute)
+
+
+def clear_config_cache(*, disk: bool = False) -> None:
+    """Forget the configs kept in memory: whole loads and compiled ``.py`` configs.
+
+    :param disk: also delete the compiled ``.py`` configs stored on disk (under
+        :func:`torchkiln.config.codecache.cache_dir`).
+    """
+    loadcache.clear()
+    clear_memory()
+    if disk:
+        codecache.clear()
 
 
 def loads(
@@ -168,7 +275,7 @@ def loads(
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-            cfg = load(tmp, overrides)
+            cfg = _load(tmp, overrides, cached=False)  # a new name each time: not worth keeping
         finally:
             os.unlink(tmp)
         object.__setattr__(cfg, "_filename", None)

@@ -22,6 +22,7 @@ rejected with a message saying what to write instead.
 from __future__ import annotations
 
 import io
+import opcode
 import os
 import re
 import tokenize
@@ -29,10 +30,22 @@ import types
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from torchkiln.config.config import ConfigDict, _wrap
+from torchkiln.config import codecache, filestamp
+from torchkiln.config.config import ConfigDict, _new_config_dict, _wrap
+from torchkiln.config.filestamp import Stamp
 from torchkiln.errors import ConfigError
 
-__all__ = ["plain_value", "python_bases", "quote_base_tokens", "run_python"]
+__all__ = [
+    "ENV_TOKEN",
+    "PreparedConfig",
+    "clear_memory",
+    "plain_value",
+    "prepare_python",
+    "python_bases",
+    "quote_base_tokens",
+    "run_prepared",
+    "run_python",
+]
 
 _TOKEN = re.compile(
     r"\{\{\s*(?:_base_\.[A-Za-z0-9_.\[\]]+|\$[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?)\s*\}\}"
@@ -93,25 +106,74 @@ def _predefined(source: str, filename: str) -> str:
     return _PREDEFINED.sub(lambda m: values[m.group(1)], source)
 
 
-class _Prepared(NamedTuple):
+class PreparedConfig(NamedTuple):
+    """A ``.py`` config ready to run: its code (``_base_`` statements removed), its
+    ``_base_`` entry, whether it reads ``_base_`` as a value, and whether running it can
+    only depend on its bases: it imports nothing but ``copy`` and ``math``, calls no builtin
+    with effects (``open``, ``print``, ``eval``, ...) and reads no environment variable."""
+
     code: types.CodeType
     bases: Any
     reads_base: bool
+    deterministic: bool
 
 
-# Prepared configs by (path, text): compiling is most of the cost of a .py config, and a
-# process often loads the same bases again (bases shared by configs, tests, notebooks).
-_CACHE: dict[tuple[str, str], _Prepared] = {}
+# Prepared configs by path (with the file's stamp and digest): compiling is most of the cost
+# of a .py config, and a process often loads the same bases again (bases shared by configs,
+# tests, notebooks). Compiled code also lives on disk (codecache), like Python's .pyc files.
+_CACHE: dict[str, codecache.Stored] = {}
 _CACHE_SIZE = 512
 
+# Text that makes a config read the environment: {{$NAME}} and ${env:NAME}.
+ENV_TOKEN = re.compile(r"\{\{\s*\$|env:")
+_EFFECTFUL_NAMES = frozenset(
+    {
+        "__import__", "open", "eval", "exec", "compile", "input", "print", "globals", "locals",
+        "vars", "breakpoint", "exit", "quit", "help", "id", "hash", "getattr", "setattr",
+        "delattr", "__builtins__", "__loader__", "__spec__",
+    }
+)  # fmt: skip
+_PURE_MODULES = frozenset({"copy", "math"})
 
-def _read(filename: str) -> str:
+
+def _code_objects(code: types.CodeType) -> list[types.CodeType]:
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(_code_objects(const))
+    return found
+
+
+def _is_deterministic(code: types.CodeType, source: str) -> bool:
+    """Whether running ``code`` can only depend on its bases (see :class:`PreparedConfig`)."""
+    if ENV_TOKEN.search(source):
+        return False
+    import_op = opcode.opmap["IMPORT_NAME"]
+    for co in _code_objects(code):
+        if not _EFFECTFUL_NAMES.isdisjoint(co.co_names):
+            return False
+        if import_op in co.co_code[::2]:
+            import dis
+
+            for ins in dis.get_instructions(co):
+                if (
+                    ins.opname == "IMPORT_NAME"
+                    and str(ins.argval).split(".")[0] not in _PURE_MODULES
+                ):
+                    return False
+    return True
+
+
+def _read_bytes(filename: str) -> bytes:
     try:
-        data = open(filename, "rb").read()  # noqa: SIM115 - read whole, closed by refcount
+        return codecache.read_bytes(filename)
     except OSError as exc:
         raise ConfigError(
             f"cannot read config file: {exc.strerror or exc}", where=filename
         ) from None
+
+
+def _decode(data: bytes, filename: str) -> str:
     nul = data.find(b"\0")
     if nul >= 0:
         raise ConfigError(
@@ -144,12 +206,71 @@ def _statement_end(lines: list[str], first: int, expr_start: str) -> tuple[int, 
     return first + 1, expr_start
 
 
-def _prepare(filename: str) -> _Prepared:
-    source = _read(filename)
-    key = (filename, source)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+def _prepare_entry(filename: str, folder: str | None) -> codecache.Stored:
+    """The prepared config at ``filename`` with the file's stamp (``None`` when too fresh to
+    trust) and digest: from memory, from the disk cache in ``folder`` (``None``: no disk
+    cache), or compiled.
+
+    A kept one is used while the file's stamp is the one recorded (when it was old enough
+    to trust), else while its bytes have the recorded digest.
+    """
+    try:
+        current = filestamp.stamp(filename)
+    except OSError:
+        current = None  # reading it reports the problem
+    trusted = current is not None and current[0] < filestamp.racy_after()
+    kept = _CACHE.get(filename)
+    if kept is not None and trusted and kept.stamp == current:
+        return kept
+    stored = codecache.read(folder, filename) if kept is None and folder else None
+    if stored is not None and trusted and stored.stamp == current and _valid(stored.value):
+        entry = codecache.Stored(stored.stamp, stored.source_digest, PreparedConfig(*stored.value))
+        _keep(filename, entry)
+        return entry
+    data = _read_bytes(filename)
+    source_digest = codecache.digest(data)
+    for candidate in (kept, stored):
+        if (
+            candidate is not None
+            and candidate.source_digest == source_digest
+            and _valid(candidate.value)
+        ):
+            prepared = PreparedConfig(*candidate.value)
+            break
+    else:
+        prepared = _compile(_decode(data, filename), filename)
+    entry = codecache.Stored(current if trusted else None, source_digest, prepared)
+    known = kept or stored  # what the disk holds, as far as this process knows
+    changed = known is None or known.stamp != entry.stamp or known.source_digest != source_digest
+    if folder and changed:
+        codecache.write(folder, filename, entry._replace(value=tuple(prepared)))
+    _keep(filename, entry)
+    return entry
+
+
+def _prepare(filename: str, folder: str | None) -> PreparedConfig:
+    prepared: PreparedConfig = _prepare_entry(filename, folder).value
+    return prepared
+
+
+def clear_memory() -> None:
+    """Forget the prepared configs kept in memory (the disk cache stays)."""
+    _CACHE.clear()
+
+
+def _valid(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], types.CodeType)
+
+
+def _keep(filename: str, entry: codecache.Stored) -> None:
+    _CACHE.pop(filename, None)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[filename] = entry
+
+
+def _compile(text: str, filename: str) -> PreparedConfig:
+    source = text
     if "read_base" in source or "from ." in source or "from\t." in source:
         found = _NEW_STYLE.search(source)
         if found:
@@ -188,11 +309,7 @@ def _prepare(filename: str) -> _Prepared:
     except SyntaxError as exc:
         where = f"{filename}:{exc.lineno}" + (f":{exc.offset}" if exc.offset else "")
         raise ConfigError(f"invalid Python in config: {exc.msg}", where=where) from None
-    prepared = _Prepared(code, bases, reads_base)
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = prepared
-    return prepared
+    return PreparedConfig(code, bases, reads_base, _is_deterministic(code, text))
 
 
 def _eval_bases(expr: str, filename: str, line: int) -> Any:
@@ -206,13 +323,25 @@ def _eval_bases(expr: str, filename: str, line: int) -> Any:
         ) from None
 
 
+def prepare_python(path: str, cache_folder: str | None) -> tuple[PreparedConfig, Stamp | None]:
+    """The ``.py`` config at ``path`` compiled and ready to run (:func:`run_prepared`), with
+    the file's stamp taken before it was read (``None`` when it was modified too recently to
+    trust); ``cache_folder`` is :func:`~torchkiln.config.codecache.active_folder`, looked up
+    once per load.
+
+    :raises ConfigError: when the file cannot be read or is not valid Python.
+    """
+    entry = _prepare_entry(str(path), cache_folder)
+    return entry.value, entry.stamp
+
+
 def python_bases(path: str) -> tuple[Any, bool]:
     """The ``_base_`` entry of the ``.py`` config at ``path`` (``None`` when it has none) and
     whether the file reads ``_base_`` as a value; the file is not run.
 
     :raises ConfigError: when the file cannot be read or is not valid Python.
     """
-    prepared = _prepare(str(path))
+    prepared = _prepare(str(path), codecache.active_folder())
     return prepared.bases, prepared.reads_base
 
 
@@ -232,9 +361,14 @@ def run_python(
         file left them when it read ``_base_`` (``None`` otherwise).
     :raises ConfigError: when the file does not run (with its line).
     """
-    filename = str(path)
-    prepared = _prepare(filename)
-    bound = _wrap(base) if base is not None else ConfigDict()
+    return run_prepared(str(path), base, _prepare(str(path), codecache.active_folder()))
+
+
+def run_prepared(
+    filename: str, base: Mapping[str, Any] | None, prepared: PreparedConfig
+) -> tuple[dict[str, Any], ConfigDict | None]:
+    """:func:`run_python` with the file already prepared by :func:`prepare_python`."""
+    bound = _wrap(base) if base is not None else _new_config_dict()
     namespace: dict[str, Any] = {
         "__file__": filename,
         "__name__": "__torchkiln_config__",

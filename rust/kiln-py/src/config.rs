@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use kiln_core::config::{self as core, Format, Kind, Value};
+use kiln_core::config::{self as core, Format, Kind, Map, Value};
+use pyo3::PyTypeInfo;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
 use crate::convert::{from_py, map_to_py, to_py};
 use crate::errors::{config_error, conv_type_error, no_panic};
@@ -13,11 +14,12 @@ use crate::host::{PyHost, PythonCallbacks};
 
 /// The result of `load_config`: the final tree, where each leaf came from, which paths were
 /// referenced by interpolation, and which files were read.
+///
+/// The tree stays in Rust: `data` and `config_dicts` build a new Python tree on every call,
+/// so a kept result can be handed out any number of times without sharing mutable state.
 #[pyclass(frozen, module = "torchkiln._native")]
 pub struct LoadedConfig {
-    /// The final config as plain Python objects.
-    #[pyo3(get)]
-    data: Py<PyDict>,
+    value: Value,
     /// Dotted leaf path -> "file:line:col", "file" or "--cfg-options KEY=VALUE".
     #[pyo3(get)]
     provenance: Py<PyDict>,
@@ -31,27 +33,88 @@ pub struct LoadedConfig {
 
 #[pymethods]
 impl LoadedConfig {
+    /// The final config as new plain Python objects (dict, list, tuple and scalars).
+    #[getter]
+    fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        match &self.value.kind {
+            Kind::Map(m) => map_to_py(py, m),
+            _ => Ok(PyDict::new(py)),
+        }
+    }
+
+    /// The final config as new Python objects whose mappings are instances of `dict_type`
+    /// (a subclass of dict, created without running its `__init__`, items set as on a dict).
+    fn config_dicts<'py>(&self, py: Python<'py>, dict_type: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyDict>> {
+        if !dict_type.is_subclass_of::<PyDict>()? {
+            return Err(PyTypeError::new_err("dict_type must be a subclass of dict"));
+        }
+        let maker = DictMaker { new: PyDict::type_object(py).getattr("__new__")?, dict_type: dict_type.clone() };
+        match &self.value.kind {
+            Kind::Map(m) => maker.map(m),
+            _ => maker.empty(),
+        }
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
+        let keys = match &self.value.kind {
+            Kind::Map(m) => m.len(),
+            _ => 0,
+        };
         format!(
             "LoadedConfig(keys={}, files={}, referenced={})",
-            self.data.bind(py).len(),
+            keys,
             self.files.bind(py).len(),
             self.referenced.bind(py).len()
         )
     }
 }
 
+/// Builds Python trees whose mappings are instances of a dict subclass.
+struct DictMaker<'py> {
+    new: Bound<'py, PyAny>,
+    dict_type: Bound<'py, PyType>,
+}
+
+impl<'py> DictMaker<'py> {
+    fn empty(&self) -> PyResult<Bound<'py, PyDict>> {
+        Ok(self.new.call1((&self.dict_type,))?.cast_into::<PyDict>()?)
+    }
+
+    fn map(&self, m: &Map) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.empty()?;
+        for (k, item) in m {
+            d.set_item(PyString::new(d.py(), k), self.value(item)?)?;
+        }
+        Ok(d)
+    }
+
+    fn value(&self, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.new.py();
+        Ok(match &v.kind {
+            Kind::Map(m) => self.map(m)?.into_any(),
+            Kind::List(items) => {
+                let list = PyList::empty(py);
+                for item in items {
+                    list.append(self.value(item)?)?;
+                }
+                list.into_any()
+            }
+            Kind::Tuple(items) => {
+                let items = items.iter().map(|item| self.value(item)).collect::<PyResult<Vec<_>>>()?;
+                PyTuple::new(py, items)?.into_any()
+            }
+            _ => to_py(py, v)?,
+        })
+    }
+}
+
 fn loaded_to_py(py: Python<'_>, l: core::Loaded) -> PyResult<LoadedConfig> {
-    let data = match &l.value.kind {
-        Kind::Map(m) => map_to_py(py, m)?,
-        _ => PyDict::new(py),
-    };
     let provenance = PyDict::new(py);
     for (k, v) in &l.provenance {
         provenance.set_item(k, v)?;
     }
     Ok(LoadedConfig {
-        data: data.unbind(),
+        value: l.value,
         provenance: provenance.unbind(),
         referenced: PyList::new(py, &l.referenced)?.unbind(),
         files: PyList::new(py, &l.files)?.unbind(),

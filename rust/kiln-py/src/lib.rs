@@ -9,6 +9,11 @@ mod logbuf;
 
 use pyo3::prelude::*;
 
+// The config engine allocates many small strings, vectors and maps per load; mimalloc
+// serves them markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 mod _native {
     use super::*;
