@@ -64,7 +64,7 @@ def _check_optimizer(optimizer: Any, owner: str) -> None:
 
 
 def _parse_clip_grad(clip_grad: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
-    if not clip_grad:
+    if clip_grad is None or (isinstance(clip_grad, Mapping) and not clip_grad):
         return None
     if not isinstance(clip_grad, Mapping):
         raise ConfigAssertionError(
