@@ -15,7 +15,7 @@ from torchkiln.optim import (
     build_optim_wrapper,
 )
 from torchkiln.registry._index import builtin_components
-from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, build_from_cfg
 
 LR, WD = 0.01, 1e-4
 
@@ -328,6 +328,93 @@ def test_custom_constructor_by_name():
     wrapper = build_optim_wrapper(model, {"constructor": "OnlyHeadConstructor", "optimizer": {"type": "SGD", "lr": 0.3}})
     assert wrapper.get_lr() == {"lr": [0.3]}
     assert wrapper.param_groups[0]["params"][0] is model.head.weight
+
+
+class BackboneLrConstructor(DefaultOptimWrapperConstructor):
+    """Declares a key of its own and applies it on top of the default rules."""
+
+    paramwise_keys = (*DefaultOptimWrapperConstructor.paramwise_keys, "backbone_lr_mult")
+
+    def add_params(self, params, module, prefix="", is_dcn_module=None):
+        super().add_params(params, module, prefix, is_dcn_module)
+        if prefix:
+            return
+        backbone = {id(p) for p in module.backbone.parameters()}
+        mult = self.paramwise_cfg.get("backbone_lr_mult", 1.0)
+        for group in params:
+            if id(group["params"][0]) in backbone:
+                group["lr"] = group.get("lr", self.base_lr) * mult
+
+
+def test_a_subclass_declares_its_own_paramwise_keys():
+    model = Net()
+    constructor = BackboneLrConstructor(
+        {"optimizer": {"type": "SGD", "lr": LR}}, {"backbone_lr_mult": 0.1, "bias_lr_mult": 2.0}
+    )
+    settings = settings_by_name(model, constructor(model).optimizer)
+    assert settings["backbone.0.weight"][0] == pytest.approx(LR * 0.1)
+    assert settings["backbone.0.bias"][0] == pytest.approx(LR * 2.0 * 0.1)  # both rules
+    assert settings["neck.bias"][0] == pytest.approx(LR * 2.0)
+    # declared keys keep the check strict: a misspelt one is still an error, with a suggestion
+    with pytest.raises(KeyError, match="unknown paramwise_cfg key 'backbone_lr_mul'") as info:
+        BackboneLrConstructor({"optimizer": {"type": "SGD", "lr": LR}}, {"backbone_lr_mul": 0.1})
+    assert "backbone_lr_mult" in info.value.hint
+
+
+def test_an_mmengine_style_subclass_reads_any_key_it_likes():
+    """A subclass that builds the optimizer itself (as MMEngine's examples do) is not checked."""
+
+    @OPTIM_WRAPPER_CONSTRUCTORS.register_module(name="HeadLrConstructor", force=True)
+    class HeadLrConstructor(DefaultOptimWrapperConstructor):
+        def __call__(self, model):
+            mult = self.paramwise_cfg.get("head_lr_mult", 1.0)
+            params = [
+                {"params": [p], **({"lr": self.base_lr * mult} if name.startswith("head") else {})}
+                for name, p in model.named_parameters()
+                if p.requires_grad
+            ]
+            return build_from_cfg({**self.optimizer_cfg, "params": params}, OPTIMIZERS)
+
+    assert HeadLrConstructor.paramwise_keys is None
+    model = Net()
+    optimizer = build_optim_wrapper(
+        model,
+        {"constructor": "HeadLrConstructor", "optimizer": {"type": "SGD", "lr": LR},
+         "paramwise_cfg": {"head_lr_mult": 5.0}},
+    )
+    by_param = {id(g["params"][0]): g["lr"] for g in optimizer.param_groups}
+    assert by_param[id(model.head.weight)] == pytest.approx(LR * 5)
+    assert by_param[id(model.neck.weight)] == pytest.approx(LR)
+
+
+def test_a_subclass_that_declares_nothing_keeps_the_default_keys():
+    class Renamed(DefaultOptimWrapperConstructor):
+        pass
+
+    with pytest.raises(ConfigError, match="unknown paramwise_cfg key 'head_lr_mult' for Renamed") as info:
+        Renamed({"optimizer": {"type": "SGD", "lr": LR}}, {"head_lr_mult": 2.0})
+    assert "paramwise_keys" in info.value.hint
+
+
+def test_frozen_and_bypassed_parameters_are_reported_once(monkeypatch):
+    import torchkiln.logging
+
+    logged = []
+    monkeypatch.setattr(torchkiln.logging, "print_log", lambda msg, **kw: logged.append((msg, kw)))
+    model = Net()
+    model.head.weight.requires_grad_(False)
+    build_optim_wrapper(model, {"optimizer": {"type": "SGD", "lr": LR}, "paramwise_cfg": {"bias_lr_mult": 2.0}})
+    assert logged == [
+        (
+            "3 parameter(s) left out of the optimizer (requires_grad=False): head.weight, frozen.weight, frozen.bias",
+            {"logger": "current", "level": "WARNING"},
+        )
+    ]
+    logged.clear()
+    build_optim_wrapper(
+        Shared(), {"optimizer": {"type": "SGD", "lr": LR}, "paramwise_cfg": {"bypass_duplicate": True}}
+    )
+    assert len(logged) == 1 and "decode.weight" in logged[0][0] and "bypass_duplicate=True" in logged[0][0]
 
 
 def test_components_table_resolves():
