@@ -32,6 +32,7 @@ __all__ = [
     "ConfigAssertionError",
     "ConfigError",
     "ConfigKeyError",
+    "ConfigRuntimeError",
     "ConfigTypeError",
     "ConfigValueError",
     "PluginError",
@@ -124,6 +125,10 @@ class ConfigKeyError(ConfigError, KeyError):
 
 class ConfigAssertionError(ConfigError, AssertionError):
     """A :class:`ConfigError` where MMEngine checks with ``assert``."""
+
+
+class ConfigRuntimeError(ConfigError, RuntimeError):
+    """A :class:`ConfigError` found while running (e.g. a monitored metric that never comes)."""
 
 
 class UsageValueError(UsageError, ValueError):

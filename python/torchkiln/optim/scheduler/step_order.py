@@ -24,7 +24,7 @@ _STEP_COUNTS: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDiction
 
 
 def _count_step(optimizer: Any, args: Any, kwargs: Any) -> None:
-    counter = _STEP_COUNTS.get(optimizer)
+    counter = _counted(optimizer)
     if counter is not None:
         counter[0] += 1
 
@@ -35,8 +35,15 @@ def _torch_optimizer(optimizer: Any) -> Any:
     return inner if inner is not None and hasattr(inner, "param_groups") else optimizer
 
 
+def _counted(raw: Any) -> list[int] | None:
+    try:
+        return _STEP_COUNTS.get(raw)
+    except TypeError:  # not weak-referenceable, so never registered
+        return None
+
+
 def _step_counter(raw: Any) -> list[int] | None:
-    counter = _STEP_COUNTS.get(raw)
+    counter = _counted(raw)
     if counter is not None:
         return counter
     register = getattr(raw, "register_step_post_hook", None)
@@ -44,7 +51,7 @@ def _step_counter(raw: Any) -> list[int] | None:
         return None  # not a torch optimizer: nothing to watch
     try:
         counter = _STEP_COUNTS.setdefault(raw, [0])
-    except TypeError:  # not weak-referenceable
+    except TypeError:
         return None
     register(_count_step)
     return counter
@@ -90,7 +97,7 @@ def warn_if_stepped_first(optimizer: Any, baseline: dict[str, int] | None, owner
             stacklevel=3,
         )
         return
-    counter = _STEP_COUNTS.get(raw)
+    counter = _counted(raw)
     steps = counter[0] if counter is not None else 0
     backward = int(getattr(optimizer, "inner_count", 0) or 0)
     if steps <= baseline["steps"] and backward <= baseline["backward"]:
