@@ -181,15 +181,15 @@ class DefaultOptimWrapperConstructor:
                 hint="give optimizer: {type: ..., lr: ...} so the constructor can make the param groups",
             )
         accepted = self.paramwise_keys
-        for key in pw if accepted is not None else ():
-            if key not in accepted:
-                raise ConfigKeyError(
-                    f"unknown paramwise_cfg key {key!r} for {type(self).__name__}",
-                    where=f"{WHERE}.paramwise_cfg.{key}",
-                    hint=(did_you_mean(key, accepted) or "")
-                    + f" known: {', '.join(accepted)}; a constructor subclass declares keys"
-                    " of its own in its paramwise_keys attribute",
-                )
+        unknown = [key for key in pw if accepted is not None and key not in accepted]
+        if accepted is not None and unknown:
+            raise ConfigKeyError(
+                f"unknown paramwise_cfg key {unknown[0]!r} for {type(self).__name__}",
+                where=f"{WHERE}.paramwise_cfg.{unknown[0]}",
+                hint=(did_you_mean(unknown[0], accepted) or "")
+                + f" known: {', '.join(accepted)}; a constructor subclass declares keys"
+                " of its own in its paramwise_keys attribute",
+            )
         custom_keys = pw.get("custom_keys", {})
         if not isinstance(custom_keys, Mapping):
             raise ConfigTypeError(
