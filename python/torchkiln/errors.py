@@ -3,6 +3,13 @@
 Every error torchkiln raises for bad input says what is wrong, where (file, line, key path,
 plugin) and how to fix it. The CLI prints ``str(error)`` without a traceback and exits with
 ``error.exit_code``; anything else is an internal error (exit 1).
+
+Code written for MMEngine catches the built-in exceptions MMEngine raises (``ValueError``,
+``TypeError``, ``KeyError``, ``AssertionError``, ``NotImplementedError``). So each raise site
+uses the variant of its torchkiln class that is also that built-in: ``ConfigValueError`` is a
+``ConfigError`` (exit code, message with where and hint) and a ``ValueError``. The torchkiln
+class comes first in each variant's bases, so ``str()`` stays the readable message (a plain
+``KeyError`` would quote it) and ``exit_code`` stays the torchkiln one.
 """
 
 from __future__ import annotations
@@ -20,11 +27,22 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USER_CODE",
     "BuildError",
+    "BuildKeyError",
+    "BuildTypeError",
+    "ConfigAssertionError",
     "ConfigError",
+    "ConfigKeyError",
+    "ConfigRuntimeError",
+    "ConfigTypeError",
+    "ConfigValueError",
     "PluginError",
     "RunInterrupted",
     "TorchkilnError",
     "UsageError",
+    "UsageKeyError",
+    "UsageNotImplementedError",
+    "UsageTypeError",
+    "UsageValueError",
     "did_you_mean",
 ]
 
@@ -91,6 +109,50 @@ class UsageError(ConfigError):
 
 class BuildError(ConfigError):
     """A component could not be built from its config dict (unknown type or argument)."""
+
+
+class ConfigValueError(ConfigError, ValueError):
+    """A :class:`ConfigError` where MMEngine raises ``ValueError`` (a value out of range)."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A :class:`ConfigError` where MMEngine raises ``TypeError`` (a value of the wrong type)."""
+
+
+class ConfigKeyError(ConfigError, KeyError):
+    """A :class:`ConfigError` where MMEngine raises ``KeyError`` (a missing or unknown key)."""
+
+
+class ConfigAssertionError(ConfigError, AssertionError):
+    """A :class:`ConfigError` where MMEngine checks with ``assert``."""
+
+
+class ConfigRuntimeError(ConfigError, RuntimeError):
+    """A :class:`ConfigError` found while running (e.g. a monitored metric that never comes)."""
+
+
+class UsageValueError(UsageError, ValueError):
+    """A :class:`UsageError` where MMEngine raises ``ValueError``."""
+
+
+class UsageTypeError(UsageError, TypeError):
+    """A :class:`UsageError` where MMEngine raises ``TypeError``."""
+
+
+class UsageKeyError(UsageError, KeyError):
+    """A :class:`UsageError` where MMEngine raises ``KeyError``."""
+
+
+class UsageNotImplementedError(UsageError, NotImplementedError):
+    """A :class:`UsageError` where MMEngine raises ``NotImplementedError`` (a call not offered)."""
+
+
+class BuildKeyError(BuildError, KeyError):
+    """A :class:`BuildError` for a type no registry has; MMEngine raises ``KeyError`` there."""
+
+
+class BuildTypeError(BuildError, TypeError):
+    """A :class:`BuildError` for arguments the component does not take (``TypeError`` in MMEngine)."""
 
 
 class PluginError(TorchkilnError):

@@ -15,7 +15,7 @@ from torchkiln.optim import (
     build_optim_wrapper,
 )
 from torchkiln.registry._index import builtin_components
-from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, build_from_cfg
 
 LR, WD = 0.01, 1e-4
 
@@ -38,12 +38,12 @@ class Net(nn.Module):
 
 
 def settings_by_name(model, optimizer):
-    """{parameter name: (lr, weight_decay, group index)} from the built optimizer."""
+    """{parameter name: (lr, weight_decay, group index)} for the parameters in the optimizer."""
     where = {}
     for index, group in enumerate(optimizer.param_groups):
         for param in group["params"]:
             where[id(param)] = (group["lr"], group["weight_decay"], index)
-    return {name: where[id(param)] for name, param in model.named_parameters()}
+    return {name: where[id(param)] for name, param in model.named_parameters() if id(param) in where}
 
 
 PARAMWISE = {
@@ -70,16 +70,14 @@ def test_paramwise_settings_per_parameter():
         "backbone.1.weight": (LR, 0.0),  # norm: norm_decay_mult, no bias_lr_mult
         "backbone.1.bias": (LR, 0.0),
         "backbone.2.weight": (LR, WD * 0.1),  # depth-wise: dwconv_decay_mult
-        "backbone.2.bias": (LR * 2, WD * 0.1),  # depth-wise decay wins over the bias rule
+        "backbone.2.bias": (LR * 2, WD * 0.5),  # the bias rule comes before the depth-wise one
         "neck.weight": (LR, WD),
         "neck.bias": (LR * 2, WD * 0.5),
         "head.weight": (LR * 0.1, WD * 0.2),  # custom key 'head'
         "head.bias": (LR * 5, WD),  # the longer custom key 'head.bias', decay_mult defaults to 1
         "ln.weight": (LR, 0.0),
         "ln.bias": (LR, 0.0),
-        "frozen.weight": (LR, WD),  # frozen: kept, with the default settings
-        "frozen.bias": (LR, WD),
-    }
+    }  # frozen.weight and frozen.bias (requires_grad=False) are not in the optimizer
     assert got.keys() == expected.keys()
     for name, (lr, wd) in expected.items():
         assert got[name] == (pytest.approx(lr), pytest.approx(wd)), name
@@ -91,16 +89,16 @@ def test_identical_settings_share_a_group_in_first_appearance_order():
         model, {"optimizer": {"type": "SGD", "lr": LR, "weight_decay": WD}, "paramwise_cfg": PARAMWISE}
     )
     groups = {name: index for name, (_, _, index) in settings_by_name(model, wrapper.optimizer).items()}
-    assert len(wrapper.optimizer.param_groups) == 8
+    assert len(wrapper.optimizer.param_groups) == 7
     # 'scale' (the model's own parameter) comes first, then the children in order
     assert groups["scale"] == 0
-    assert groups["backbone.0.weight"] == groups["neck.weight"] == groups["frozen.weight"] == groups["frozen.bias"] == 1
-    assert groups["backbone.0.bias"] == groups["neck.bias"] == 2
+    assert groups["backbone.0.weight"] == groups["neck.weight"] == 1
+    assert groups["backbone.0.bias"] == groups["backbone.2.bias"] == groups["neck.bias"] == 2
     assert groups["backbone.1.weight"] == groups["backbone.1.bias"] == groups["ln.weight"] == groups["ln.bias"] == 3
-    assert [groups[n] for n in ("backbone.2.weight", "backbone.2.bias", "head.weight", "head.bias")] == [4, 5, 6, 7]
+    assert [groups[n] for n in ("backbone.2.weight", "head.weight", "head.bias")] == [4, 5, 6]
     # parameters keep model order inside a group
     default_group = wrapper.optimizer.param_groups[1]["params"]
-    assert default_group[0] is model.backbone[0].weight and default_group[-1] is model.frozen.bias
+    assert default_group[0] is model.backbone[0].weight and default_group[-1] is model.neck.weight
 
 
 def test_neutral_custom_key_merges_with_the_default_group():
@@ -111,7 +109,8 @@ def test_neutral_custom_key_merges_with_the_default_group():
          "paramwise_cfg": {"custom_keys": {"neck": {"lr_mult": 1.0, "decay_mult": 1.0}}}},
     )
     assert len(wrapper.optimizer.param_groups) == 1
-    assert len(wrapper.optimizer.param_groups[0]["params"]) == len(list(model.parameters()))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(wrapper.optimizer.param_groups[0]["params"]) == len(trainable)
 
 
 def test_custom_keys_ties_break_alphabetically_and_extra_settings():
@@ -215,6 +214,8 @@ def test_decay_multipliers_use_the_optimizers_default_weight_decay(opt_type, def
     optimizer = build_optim_wrapper(net, cfg).optimizer
     model_wd = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
     for name, param in net.named_parameters():
+        if not param.requires_grad:
+            continue
         norm = name.startswith(("backbone.1.", "ln."))
         expected = default_wd * (3.0 if name.startswith("head") else 0.5 if norm else 1.0)
         assert model_wd[id(param)] == pytest.approx(expected), name
@@ -327,6 +328,93 @@ def test_custom_constructor_by_name():
     wrapper = build_optim_wrapper(model, {"constructor": "OnlyHeadConstructor", "optimizer": {"type": "SGD", "lr": 0.3}})
     assert wrapper.get_lr() == {"lr": [0.3]}
     assert wrapper.param_groups[0]["params"][0] is model.head.weight
+
+
+class BackboneLrConstructor(DefaultOptimWrapperConstructor):
+    """Declares a key of its own and applies it on top of the default rules."""
+
+    paramwise_keys = (*DefaultOptimWrapperConstructor.paramwise_keys, "backbone_lr_mult")
+
+    def add_params(self, params, module, prefix="", is_dcn_module=None):
+        super().add_params(params, module, prefix, is_dcn_module)
+        if prefix:
+            return
+        backbone = {id(p) for p in module.backbone.parameters()}
+        mult = self.paramwise_cfg.get("backbone_lr_mult", 1.0)
+        for group in params:
+            if id(group["params"][0]) in backbone:
+                group["lr"] = group.get("lr", self.base_lr) * mult
+
+
+def test_a_subclass_declares_its_own_paramwise_keys():
+    model = Net()
+    constructor = BackboneLrConstructor(
+        {"optimizer": {"type": "SGD", "lr": LR}}, {"backbone_lr_mult": 0.1, "bias_lr_mult": 2.0}
+    )
+    settings = settings_by_name(model, constructor(model).optimizer)
+    assert settings["backbone.0.weight"][0] == pytest.approx(LR * 0.1)
+    assert settings["backbone.0.bias"][0] == pytest.approx(LR * 2.0 * 0.1)  # both rules
+    assert settings["neck.bias"][0] == pytest.approx(LR * 2.0)
+    # declared keys keep the check strict: a misspelt one is still an error, with a suggestion
+    with pytest.raises(KeyError, match="unknown paramwise_cfg key 'backbone_lr_mul'") as info:
+        BackboneLrConstructor({"optimizer": {"type": "SGD", "lr": LR}}, {"backbone_lr_mul": 0.1})
+    assert "backbone_lr_mult" in info.value.hint
+
+
+def test_an_mmengine_style_subclass_reads_any_key_it_likes():
+    """A subclass that builds the optimizer itself (as MMEngine's examples do) is not checked."""
+
+    @OPTIM_WRAPPER_CONSTRUCTORS.register_module(name="HeadLrConstructor", force=True)
+    class HeadLrConstructor(DefaultOptimWrapperConstructor):
+        def __call__(self, model):
+            mult = self.paramwise_cfg.get("head_lr_mult", 1.0)
+            params = [
+                {"params": [p], **({"lr": self.base_lr * mult} if name.startswith("head") else {})}
+                for name, p in model.named_parameters()
+                if p.requires_grad
+            ]
+            return build_from_cfg({**self.optimizer_cfg, "params": params}, OPTIMIZERS)
+
+    assert HeadLrConstructor.paramwise_keys is None
+    model = Net()
+    optimizer = build_optim_wrapper(
+        model,
+        {"constructor": "HeadLrConstructor", "optimizer": {"type": "SGD", "lr": LR},
+         "paramwise_cfg": {"head_lr_mult": 5.0}},
+    )
+    by_param = {id(g["params"][0]): g["lr"] for g in optimizer.param_groups}
+    assert by_param[id(model.head.weight)] == pytest.approx(LR * 5)
+    assert by_param[id(model.neck.weight)] == pytest.approx(LR)
+
+
+def test_a_subclass_that_declares_nothing_keeps_the_default_keys():
+    class Renamed(DefaultOptimWrapperConstructor):
+        pass
+
+    with pytest.raises(ConfigError, match="unknown paramwise_cfg key 'head_lr_mult' for Renamed") as info:
+        Renamed({"optimizer": {"type": "SGD", "lr": LR}}, {"head_lr_mult": 2.0})
+    assert "paramwise_keys" in info.value.hint
+
+
+def test_frozen_and_bypassed_parameters_are_reported_once(monkeypatch):
+    import torchkiln.logging
+
+    logged = []
+    monkeypatch.setattr(torchkiln.logging, "print_log", lambda msg, **kw: logged.append((msg, kw)))
+    model = Net()
+    model.head.weight.requires_grad_(False)
+    build_optim_wrapper(model, {"optimizer": {"type": "SGD", "lr": LR}, "paramwise_cfg": {"bias_lr_mult": 2.0}})
+    assert logged == [
+        (
+            "3 parameter(s) left out of the optimizer (requires_grad=False): head.weight, frozen.weight, frozen.bias",
+            {"logger": "current", "level": "WARNING"},
+        )
+    ]
+    logged.clear()
+    build_optim_wrapper(
+        Shared(), {"optimizer": {"type": "SGD", "lr": LR}, "paramwise_cfg": {"bypass_duplicate": True}}
+    )
+    assert len(logged) == 1 and "decode.weight" in logged[0][0] and "bypass_duplicate=True" in logged[0][0]
 
 
 def test_components_table_resolves():

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from torchkiln.data.collate import default_collate
 from torchkiln.data.samplers import DefaultSampler
 from torchkiln.dist import get_dist_info
-from torchkiln.errors import BuildError, did_you_mean
+from torchkiln.errors import BuildError, BuildKeyError, BuildTypeError, did_you_mean
 from torchkiln.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS
 
 __all__ = ["build_dataloader", "worker_init_fn"]
@@ -99,19 +99,19 @@ def _function(
     if isinstance(value, Mapping):
         kwargs = dict(value)
         if "type" not in kwargs:
-            raise BuildError(
+            raise BuildKeyError(
                 f"{where} needs a 'type' key", where=where, hint="e.g. {type: default_collate}"
             )
         func = FUNCTIONS.get(kwargs.pop("type"))
         if not callable(func):
-            raise BuildError(f"{where}: {func!r} is not callable", where=where)
+            raise BuildTypeError(f"{where}: {func!r} is not callable", where=where)
         for key, val in (inject or {}).items():
             if key not in kwargs and _accepts(func, key):
                 kwargs[key] = val
         return functools.partial(func, **kwargs) if kwargs else func
     if callable(value):
         return value
-    raise BuildError(
+    raise BuildTypeError(
         f"{where} must be a callable, a registered name or a config dict, got {value!r}",
         where=where,
     )
@@ -154,20 +154,20 @@ def build_dataloader(
     if isinstance(cfg, DataLoader):
         return cfg
     if not isinstance(cfg, Mapping):
-        raise BuildError(
+        raise BuildTypeError(
             f"{name} must be a DataLoader or a config dict, got {type(cfg).__name__}", where=name
         )
     cfg = dict(cfg)
     allowed = (*_OWN_KEYS, *_LOADER_KEYS)
     for key in cfg:
         if key not in allowed:
-            raise BuildError(
+            raise BuildTypeError(
                 f"unknown {name} key {key!r}",
                 where=f"{name}.{key}",
                 hint=(did_you_mean(key, allowed) or "") + f" accepted: {', '.join(allowed)}",
             )
     if "dataset" not in cfg:
-        raise BuildError(
+        raise BuildKeyError(
             f"{name} needs a 'dataset'", where=name, hint="add dataset: {type: <Name>, ...}"
         )
 
@@ -187,7 +187,7 @@ def build_dataloader(
         )
     elif isinstance(sampler_cfg, Mapping):
         if "type" not in sampler_cfg:
-            raise BuildError(
+            raise BuildKeyError(
                 f"{name}.sampler needs a 'type' key",
                 where=f"{name}.sampler",
                 hint="e.g. {type: DefaultSampler, shuffle: true}",

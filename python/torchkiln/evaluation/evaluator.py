@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from torchkiln.data.collate import pseudo_collate
-from torchkiln.errors import BuildError, ConfigError
+from torchkiln.errors import BuildTypeError, ConfigValueError
 from torchkiln.evaluation.metric import BaseMetric
 from torchkiln.registry import EVALUATOR, METRICS
 
@@ -43,7 +43,7 @@ class Evaluator:
                 callable(getattr(metric, "process", None))
                 and callable(getattr(metric, "evaluate", None))
             ):
-                raise BuildError(
+                raise BuildTypeError(
                     f"evaluator metric {i} is {type(metric).__name__}, not a metric",
                     where=f"evaluator.metrics[{i}]",
                     hint="give a BaseMetric subclass instance or a config dict {type: <Metric>, ...}",
@@ -86,7 +86,7 @@ class Evaluator:
             label = f"{type(metric).__name__} (metrics[{i}])"
             for key, value in metric.evaluate(size).items():
                 if key in merged:
-                    raise ConfigError(
+                    raise ConfigValueError(
                         f"metric key {key!r} is produced by both {owner[key]} and {label}",
                         where="evaluator",
                         hint="give one of them another prefix, e.g. prefix: 'val_b'",

@@ -19,7 +19,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import (
+    ConfigAssertionError,
+    ConfigKeyError,
+    ConfigTypeError,
+    ConfigValueError,
+    did_you_mean,
+)
 from torchkiln.hooks._rules import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
@@ -99,16 +105,16 @@ class CheckpointHook(Hook):
             ("save_begin", save_begin),
         ):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(
+                raise ConfigTypeError(
                     f"CheckpointHook {name} must be an int, got {value!r}", where=f"{_WHERE}.{name}"
                 )
         if save_begin < 0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"CheckpointHook save_begin must be >= 0, got {save_begin}",
                 where=f"{_WHERE}.save_begin",
             )
         if file_client_args or backend_args:
-            raise ConfigError(
+            raise ConfigValueError(
                 "CheckpointHook writes to the local file system only",
                 where=f"{_WHERE}.backend_args",
                 hint="remove file_client_args/backend_args and mount remote storage as a folder if needed",
@@ -123,7 +129,7 @@ class CheckpointHook(Hook):
         self.save_last = save_last
         self.save_begin = save_begin
         if not isinstance(async_save, bool):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"CheckpointHook async_save must be true or false, got {async_save!r}",
                 where=f"{_WHERE}.async_save",
             )
@@ -136,7 +142,7 @@ class CheckpointHook(Hook):
         except (IndexError, KeyError, ValueError):
             distinct = False
         if not distinct:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"filename_tmpl must contain one '{{}}' for the epoch or iteration, got {filename_tmpl!r}",
                 where=f"{_WHERE}.filename_tmpl",
                 hint="e.g. filename_tmpl: 'epoch_{}.pth'",
@@ -156,7 +162,7 @@ class CheckpointHook(Hook):
             not isinstance(published_keys, Sequence)
             or not all(isinstance(k, str) for k in published_keys)
         ):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"published_keys must be a list of checkpoint keys, got {published_keys!r}",
                 where=f"{_WHERE}.published_keys",
                 hint="e.g. published_keys: [meta, state_dict]",
@@ -176,17 +182,19 @@ class CheckpointHook(Hook):
             or not keys
             or not all(isinstance(k, str) and k for k in keys)
         ):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"save_best must be a metric key, a list of keys or 'auto', got {save_best!r}",
                 where=f"{_WHERE}.save_best",
             )
         keys = list(keys)
         if "auto" in keys and len(keys) > 1:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 "save_best: 'auto' cannot be combined with other keys", where=f"{_WHERE}.save_best"
             )
         if len(set(keys)) != len(keys):
-            raise ConfigError(f"save_best lists a key twice: {keys}", where=f"{_WHERE}.save_best")
+            raise ConfigAssertionError(
+                f"save_best lists a key twice: {keys}", where=f"{_WHERE}.save_best"
+            )
         return keys
 
     def _parse_rules(self, rule: Any) -> list[str | None]:
@@ -196,7 +204,7 @@ class CheckpointHook(Hook):
         elif isinstance(rule, Sequence) and len(rule) == n:
             rules = list(rule)
         else:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"rule must be one rule or one per save_best key ({n}), got {rule!r}",
                 where=f"{_WHERE}.rule",
             )
@@ -302,7 +310,7 @@ class CheckpointHook(Hook):
                     did_you_mean(key, list(metrics))
                     or f"available metrics: {', '.join(map(str, metrics))}"
                 )
-                raise ConfigError(
+                raise ConfigKeyError(
                     f"save_best key {key!r} is not among the validation metrics",
                     where=f"{_WHERE}.save_best",
                     hint=hint,

@@ -7,7 +7,13 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import (
+    ConfigAssertionError,
+    ConfigRuntimeError,
+    ConfigTypeError,
+    ConfigValueError,
+    did_you_mean,
+)
 from torchkiln.hooks._rules import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
@@ -56,17 +62,17 @@ class EarlyStoppingHook(Hook):
         stopping_threshold: float | None = None,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"EarlyStoppingHook monitor must be a metric key, got {monitor!r}",
                 where=f"{_WHERE}.monitor",
             )
         if min_delta < 0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"EarlyStoppingHook min_delta must be >= 0, got {min_delta}",
                 where=f"{_WHERE}.min_delta",
             )
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"EarlyStoppingHook patience must be a positive int, got {patience!r}",
                 where=f"{_WHERE}.patience",
             )
@@ -88,7 +94,7 @@ class EarlyStoppingHook(Hook):
         self._training = True
         loop = runner.train_loop
         if not hasattr(loop, "stop_training"):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"EarlyStoppingHook needs a train loop with a stop_training attribute; {type(loop).__name__} has none",
                 where=_WHERE,
                 hint=(
@@ -114,7 +120,7 @@ class EarlyStoppingHook(Hook):
         if self.monitor not in metrics:
             message = f"EarlyStoppingHook: metric {self.monitor!r} is not among the validation metrics {sorted(metrics)}"
             if self.strict:
-                raise ConfigError(
+                raise ConfigRuntimeError(
                     message,
                     where=f"{_WHERE}.monitor",
                     hint=did_you_mean(self.monitor, list(metrics)) or "or set strict=False",

@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
@@ -76,12 +76,12 @@ class EMAHook(Hook):
         **kwargs: Any,
     ) -> None:
         if begin_iter < 0 or begin_epoch < 0:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"EMAHook begin_iter and begin_epoch must be >= 0, got {begin_iter} and {begin_epoch}",
                 where="custom_hooks.EMAHook",
             )
         if begin_iter and begin_epoch:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 "EMAHook takes begin_iter or begin_epoch, not both",
                 where="custom_hooks.EMAHook",
                 hint="keep one of them",
@@ -111,12 +111,12 @@ class EMAHook(Hook):
     def before_train(self, runner: Any) -> None:
         """Check that averaging starts within the run."""
         if self.begin_epoch and self.begin_epoch > runner.max_epochs:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"EMAHook begin_epoch={self.begin_epoch} is after the last epoch ({runner.max_epochs})",
                 where="custom_hooks.EMAHook.begin_epoch",
             )
         if self.begin_iter and self.begin_iter > runner.max_iters:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"EMAHook begin_iter={self.begin_iter} is after the last iteration ({runner.max_iters})",
                 where="custom_hooks.EMAHook.begin_iter",
             )

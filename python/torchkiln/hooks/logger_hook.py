@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigTypeError, ConfigValueError
 from torchkiln.hooks._phase_length import loader_len
 from torchkiln.hooks.hook import Hook
 from torchkiln.logging.scalars import is_scalar
@@ -92,12 +92,16 @@ class LoggerHook(Hook):
         backend_args: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ConfigError(
+            raise (
+                ConfigValueError
+                if isinstance(interval, int) and not isinstance(interval, bool)
+                else ConfigTypeError
+            )(
                 f"LoggerHook interval must be a positive int, got {interval!r}",
                 where=f"{_WHERE}.interval",
             )
         if file_client_args or backend_args:
-            raise ConfigError(
+            raise ConfigValueError(
                 "LoggerHook writes to the local file system only",
                 where=f"{_WHERE}.backend_args",
                 hint="remove file_client_args/backend_args; use out_dir with a mounted folder",
@@ -105,7 +109,7 @@ class LoggerHook(Hook):
         if isinstance(out_suffix, str):
             out_suffix = (out_suffix,)
         if out_dir is None and not keep_local:
-            raise ConfigError(
+            raise ConfigValueError(
                 "LoggerHook keep_local=False needs an out_dir to copy the logs to",
                 where=f"{_WHERE}.keep_local",
             )

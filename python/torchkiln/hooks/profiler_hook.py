@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigValueError
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
@@ -66,29 +66,29 @@ class ProfilerHook(Hook):
             or not isinstance(profile_times, int)
             or profile_times < 1
         ):
-            raise ConfigError(
+            raise ConfigValueError(
                 f"ProfilerHook profile_times must be a positive int, got {profile_times!r}",
                 where=f"{_WHERE}.profile_times",
             )
         if not (activity_with_cpu or activity_with_cuda):
-            raise ConfigError(
+            raise ConfigValueError(
                 "ProfilerHook needs at least one of activity_with_cpu and activity_with_cuda",
                 where=_WHERE,
             )
         if schedule is not None and not isinstance(schedule, Mapping):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"ProfilerHook schedule must be a dict of torch.profiler.schedule arguments, got {schedule!r}",
                 where=f"{_WHERE}.schedule",
             )
         if isinstance(on_trace_ready, Mapping):
             trace_type = on_trace_ready.get("type")
             if trace_type not in _TRACE_TYPES:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"ProfilerHook on_trace_ready type must be one of {list(_TRACE_TYPES)}, got {trace_type!r}",
                     where=f"{_WHERE}.on_trace_ready",
                 )
         elif on_trace_ready is not None and not callable(on_trace_ready):
-            raise ConfigError(
+            raise ConfigValueError(
                 f"ProfilerHook on_trace_ready must be a callable or a dict, got {on_trace_ready!r}",
                 where=f"{_WHERE}.on_trace_ready",
             )
@@ -117,7 +117,7 @@ class ProfilerHook(Hook):
             activities.append(torch.profiler.ProfilerActivity.CPU)
         if self.activity_with_cuda:
             if not torch.cuda.is_available():
-                raise ConfigError(
+                raise ConfigValueError(
                     "ProfilerHook activity_with_cuda=True but CUDA is not available",
                     where=f"{_WHERE}.activity_with_cuda",
                 )
@@ -152,7 +152,7 @@ class ProfilerHook(Hook):
         limit = runner.max_epochs if self.by_epoch else runner.max_iters
         if limit and self.profile_times > limit:
             unit = "epochs" if self.by_epoch else "iterations"
-            raise ConfigError(
+            raise ConfigValueError(
                 f"ProfilerHook profile_times={self.profile_times} exceeds the run's {limit} {unit}",
                 where=f"{_WHERE}.profile_times",
             )

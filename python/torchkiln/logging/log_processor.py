@@ -21,7 +21,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import (
+    ConfigAssertionError,
+    ConfigKeyError,
+    ConfigTypeError,
+    ConfigValueError,
+    did_you_mean,
+)
 from torchkiln.registry import LOG_PROCESSORS
 
 __all__ = ["LogProcessor"]
@@ -84,19 +90,19 @@ class LogProcessor:
         mean_pattern: str = r".*(loss|time|data_time|grad_norm).*",
     ) -> None:
         if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"log_processor.window_size must be a positive int, got {window_size!r}",
                 where="log_processor.window_size",
             )
         if isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"log_processor.num_digits must be an int >= 0, got {num_digits!r}",
                 where="log_processor.num_digits",
             )
         try:
             self._mean_re = re.compile(mean_pattern)
         except re.error as exc:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"log_processor.mean_pattern is not a valid regular expression: {exc}",
                 where="log_processor.mean_pattern",
             ) from None
@@ -115,28 +121,28 @@ class LogProcessor:
         for i, item in enumerate(custom_cfg):
             where = f"log_processor.custom_cfg[{i}]"
             if not isinstance(item, Mapping):
-                raise ConfigError(f"custom_cfg items must be dicts, got {item!r}", where=where)
+                raise ConfigTypeError(f"custom_cfg items must be dicts, got {item!r}", where=where)
             for key in item:
                 if key not in _CUSTOM_KEYS:
-                    raise ConfigError(
+                    raise ConfigKeyError(
                         f"unknown custom_cfg key {key!r}",
                         where=f"{where}.{key}",
                         hint=did_you_mean(key, _CUSTOM_KEYS) or "keys: " + ", ".join(_CUSTOM_KEYS),
                     )
             if not isinstance(item.get("data_src"), str):
-                raise ConfigError(
+                raise ConfigAssertionError(
                     "custom_cfg items need data_src: the logged name, e.g. 'loss'", where=where
                 )
             method = item.get("method")
             if method not in _METHODS:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"custom_cfg method must be one of {', '.join(_METHODS)}, got {method!r}",
                     where=f"{where}.method",
                     hint=did_you_mean(str(method), _METHODS),
                 )
             window = item.get("window_size", self.window_size)
             if window == "epoch" and not self.by_epoch:
-                raise ConfigError(
+                raise ConfigAssertionError(
                     "window_size 'epoch' needs by_epoch=True",
                     where=f"{where}.window_size",
                     hint="use an int or 'global' for iteration-based training",
@@ -144,21 +150,23 @@ class LogProcessor:
             if window not in ("epoch", "global") and (
                 isinstance(window, bool) or not isinstance(window, int) or window < 1
             ):
-                raise ConfigError(
+                raise ConfigTypeError(
                     f"window_size must be a positive int, 'epoch' or 'global', got {window!r}",
                     where=f"{where}.window_size",
                 )
             log_name = item.get("log_name")
             if log_name is None:
                 if item["data_src"] in replaced:
-                    raise ConfigError(
+                    raise ConfigAssertionError(
                         f"data_src {item['data_src']!r} is replaced twice",
                         where=where,
                         hint="give one of the two items a log_name",
                     )
                 replaced.add(item["data_src"])
             elif log_name in names:
-                raise ConfigError(f"log_name {log_name!r} is used twice", where=f"{where}.log_name")
+                raise ConfigAssertionError(
+                    f"log_name {log_name!r} is used twice", where=f"{where}.log_name"
+                )
             else:
                 names.add(log_name)
             checked.append(

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigValueError
 from torchkiln.registry import MODELS
 
 __all__ = [
@@ -147,7 +147,7 @@ class BaseAveragedModel(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(interval, int) or interval < 1:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{type(self).__name__}: interval must be a positive int, got {interval!r}"
             )
         self.module = copy.deepcopy(_unwrap(model)).requires_grad_(False)
@@ -306,7 +306,7 @@ def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
 
 def _check_momentum(owner: str, momentum: float) -> None:
     if not 0.0 < momentum < 1.0:
-        raise ConfigError(
+        raise ConfigAssertionError(
             f"{owner}: momentum must be in (0, 1), got {momentum}",
             hint="averaged = (1 - momentum) * averaged + momentum * model; typical values are 0.0001-0.001",
         )
@@ -382,7 +382,7 @@ class MomentumAnnealingEMA(ExponentialMovingAverage):
     ) -> None:
         super().__init__(model, momentum, interval, device, update_buffers)
         if gamma <= 0:
-            raise ConfigError(f"MomentumAnnealingEMA: gamma must be positive, got {gamma}")
+            raise ConfigAssertionError(f"MomentumAnnealingEMA: gamma must be positive, got {gamma}")
         self.gamma = gamma
 
     def _momentum(self, steps: int) -> float:

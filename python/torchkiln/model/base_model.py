@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigTypeError
 from torchkiln.model.base_module import BaseModule
 from torchkiln.model.direct_forward import forwards_directly
 from torchkiln.registry import MODELS
@@ -189,7 +189,7 @@ class BaseModel(BaseModule):
         elif isinstance(data_preprocessor, Mapping):
             self.data_preprocessor = MODELS.build(data_preprocessor)
         else:
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"{type(self).__name__}: data_preprocessor must be a config dict or an nn.Module, "
                 f"got {type(data_preprocessor).__name__}",
                 where="model.data_preprocessor",

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigValueError
 from torchkiln.registry import MODELS
 
 _TENSOR = torch.Tensor
@@ -192,14 +192,14 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
     ) -> None:
         super().__init__(non_blocking=non_blocking)
         if bgr_to_rgb and rgb_to_bgr:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 "ImgDataPreprocessor: bgr_to_rgb and rgb_to_bgr cannot both be true",
                 hint="both swap channels 0 and 2; set only one",
             )
         if (mean is None) != (std is None):
-            raise ConfigError("ImgDataPreprocessor: give both mean and std, or neither")
+            raise ConfigAssertionError("ImgDataPreprocessor: give both mean and std, or neither")
         if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"ImgDataPreprocessor: pad_size_divisor must be a positive int, got {pad_size_divisor!r}"
             )
         self._normalize = mean is not None
@@ -207,11 +207,11 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
             mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
             std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
             if mean_t.numel() != std_t.numel():
-                raise ConfigError(
+                raise ConfigAssertionError(
                     f"ImgDataPreprocessor: mean has {mean_t.numel()} values, std {std_t.numel()}"
                 )
             if bool((std_t == 0).any()):
-                raise ConfigError("ImgDataPreprocessor: std must not contain zeros")
+                raise ConfigValueError("ImgDataPreprocessor: std must not contain zeros")
             self.register_buffer("mean", mean_t.view(-1, 1, 1), persistent=False)
             self.register_buffer("std", std_t.view(-1, 1, 1), persistent=False)
         self._swap_channels = bgr_to_rgb or rgb_to_bgr

@@ -25,7 +25,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkiln.errors import BuildError, ConfigError, did_you_mean
+from torchkiln.errors import (
+    BuildKeyError,
+    ConfigAssertionError,
+    ConfigError,
+    ConfigRuntimeError,
+    ConfigTypeError,
+    ConfigValueError,
+    did_you_mean,
+)
 from torchkiln.registry import WEIGHT_INITIALIZERS
 
 __all__ = [
@@ -195,7 +203,7 @@ def caffe2_xavier_init(module: nn.Module, bias: float = 0) -> None:
 
 def _check_distribution(distribution: str) -> None:
     if distribution not in ("normal", "uniform"):
-        raise ConfigError(
+        raise ConfigAssertionError(
             f"unknown distribution {distribution!r}",
             hint="distribution is 'normal' or 'uniform'",
         )
@@ -230,10 +238,10 @@ class BaseInit:
         layer: str | list[str] | None = None,
     ) -> None:
         if not isinstance(bias, numbers.Real) or isinstance(bias, bool):
-            raise ConfigError(f"{type(self).__name__}: bias must be a number, got {bias!r}")
+            raise ConfigTypeError(f"{type(self).__name__}: bias must be a number, got {bias!r}")
         if bias_prob is not None:
             if not isinstance(bias_prob, numbers.Real) or isinstance(bias_prob, bool):
-                raise ConfigError(
+                raise ConfigTypeError(
                     f"{type(self).__name__}: bias_prob must be a float, got {bias_prob!r}"
                 )
             bias = bias_init_with_prob(bias_prob)
@@ -244,7 +252,7 @@ class BaseInit:
         elif isinstance(layer, (list, tuple)) and all(isinstance(x, str) for x in layer):
             layers = list(layer)
         else:
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"{type(self).__name__}: layer must be a class name or a list of class names, got {layer!r}",
                 hint="e.g. layer='Conv2d' or layer=['Conv2d', 'Linear']",
             )
@@ -392,7 +400,7 @@ class TruncNormalInit(BaseInit):
     ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         if a >= b:
-            raise ConfigError(f"TruncNormal needs a < b, got a={a}, b={b}")
+            raise ConfigValueError(f"TruncNormal needs a < b, got a={a}, b={b}")
         self.mean = mean
         self.std = std
         self.a = a
@@ -424,7 +432,7 @@ class UniformInit(BaseInit):
     ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         if a > b:
-            raise ConfigError(f"Uniform needs a <= b, got a={a}, b={b}")
+            raise ConfigValueError(f"Uniform needs a <= b, got a={a}, b={b}")
         self.a = a
         self.b = b
 
@@ -461,7 +469,7 @@ class KaimingInit(BaseInit):
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
         _check_distribution(distribution)
         if mode not in ("fan_in", "fan_out"):
-            raise ConfigError(
+            raise ConfigValueError(
                 f"Kaiming: unknown mode {mode!r}", hint="mode is 'fan_in' or 'fan_out'"
             )
         self.a = a
@@ -609,7 +617,7 @@ def _as_cfg_list(init_cfg: Any, what: str = "init_cfg") -> list[dict[str, Any]]:
         return [dict(init_cfg)]
     if isinstance(init_cfg, (list, tuple)) and all(isinstance(c, Mapping) for c in init_cfg):
         return [dict(c) for c in init_cfg]
-    raise ConfigError(
+    raise ConfigTypeError(
         f"{what} must be a dict or a list of dicts, got {type(init_cfg).__name__}",
         hint="e.g. init_cfg=dict(type='Kaiming', layer='Conv2d')",
     )
@@ -667,7 +675,7 @@ def initialize(
             if override is not None and not {k for k in cfg if k != "layer"}:
                 cfg = {}
             else:
-                raise BuildError(
+                raise BuildKeyError(
                     f"init_cfg entry {cfg!r} needs a 'type'",
                     hint="known initializers: " + ", ".join(WEIGHT_INITIALIZERS.names()),
                 )
@@ -686,17 +694,17 @@ def initialize(
             for ov in _as_cfg_list(override, "override"):
                 name = ov.pop("name", None)
                 if name is None:
-                    raise ConfigError(
+                    raise ConfigValueError(
                         f"override {ov!r} needs a 'name' (the child module to initialise)"
                     )
                 if not ov:
                     if not base:
-                        raise ConfigError(
+                        raise ConfigValueError(
                             f"override for {name!r} gives no 'type' and the outer init_cfg has none"
                         )
                     ov = dict(base)
                 elif "type" not in ov:
-                    raise ConfigError(
+                    raise ConfigValueError(
                         f"override for {name!r} sets {sorted(ov)} without a 'type'",
                         hint="give the override its own type, or only a name to reuse the outer initializer",
                     )
@@ -711,7 +719,7 @@ def _get_child(module: nn.Module, name: str) -> nn.Module:
         child = None
     if not isinstance(child, nn.Module):
         names = [n for n, _ in module.named_modules() if n]
-        raise ConfigError(
+        raise ConfigRuntimeError(
             f"init_cfg override names {name!r}, but {type(module).__name__} has no such sub-module",
             hint=did_you_mean(name, names) or ("sub-modules: " + ", ".join(names[:20])),
         )

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigValueError
 from torchkiln.model.base_model import run_forward
 from torchkiln.registry import MODEL_WRAPPERS
 
@@ -307,7 +307,7 @@ def _convert_sync_bn(model: nn.Module, sync_bn: Any) -> nn.Module:
         return model
     if sync_bn is True or sync_bn == "torch":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    raise ConfigError(
+    raise ConfigValueError(
         f"unknown sync_bn {sync_bn!r}",
         where="sync_bn",
         hint="use sync_bn: 'torch' (torch.nn.SyncBatchNorm) or leave it out",
@@ -357,7 +357,7 @@ def wrap_model(
     wrapper_cls = MODEL_WRAPPERS.get(cfg["type"])
     if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, _DDP_LIKE):
         if device.type == "cpu" and any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
-            raise ConfigError(
+            raise ConfigValueError(
                 "sync_bn needs CUDA devices: torch.nn.SyncBatchNorm does not run under DDP on the CPU",
                 where="model_wrapper_cfg.sync_bn",
                 hint="leave sync_bn out for CPU runs (each rank then normalises with its own batch statistics)",

@@ -14,7 +14,13 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from torchkiln.errors import BuildError, PluginError, add_note, did_you_mean
+from torchkiln.errors import (
+    BuildKeyError,
+    BuildTypeError,
+    PluginError,
+    add_note,
+    did_you_mean,
+)
 from torchkiln.registry import _index
 
 __all__ = ["Registry", "build_from_cfg", "check_kwargs", "signature_params"]
@@ -172,7 +178,7 @@ class Registry:
             try:
                 return _import_target(short)
             except (ImportError, AttributeError) as exc:
-                raise BuildError(
+                raise BuildKeyError(
                     f"cannot import {short!r} for registry {self.name}: {exc}",
                     hint="a dotted type must name an importable object, e.g. 'torch.nn.Linear'",
                 ) from None
@@ -185,7 +191,7 @@ class Registry:
         scope_pref = default_scope or _index.default_scope()
         if scope_pref in candidates:
             return self._get_scoped(short, scope_pref, key)
-        raise BuildError(
+        raise BuildKeyError(
             f"{short!r} in {self.name} is offered by more than one distribution: {', '.join(candidates)}",
             hint="pick one with 'scope::Name', e.g. "
             + ", ".join(f"'{c}::{short}'" for c in candidates),
@@ -202,7 +208,7 @@ class Registry:
         target = _index.providers(self.name, self.entry_point_group).get(name, {}).get(scope)
         if target is None:
             if scope and name in self._all_names():
-                raise BuildError(
+                raise BuildKeyError(
                     f"{name!r} in {self.name} is not offered by {scope!r}",
                     hint="offered by: " + ", ".join(self._candidates(name)),
                 )
@@ -229,7 +235,7 @@ class Registry:
         self._fallback(self)
         return True
 
-    def _unknown(self, key: str) -> BuildError:
+    def _unknown(self, key: str) -> BuildKeyError:
         if self._fallback is not None:
             self._run_fallback()
         names = sorted(self._all_names())
@@ -249,7 +255,7 @@ class Registry:
                 "distribution, and none are installed: reinstall torchkiln (`make setup`, or "
                 "`pip install -e .` in its source tree)"
             )
-        return BuildError(
+        return BuildKeyError(
             f"unknown type {key!r} in registry {self.name}", hint="; ".join(hint_parts)
         )
 
@@ -317,7 +323,7 @@ def build_from_cfg(
     component.
     """
     if not isinstance(cfg, Mapping):
-        raise BuildError(
+        raise BuildTypeError(
             f"cannot build a {registry.name} component from {type(cfg).__name__} {cfg!r}",
             hint="give a dict with a 'type' key",
         )
@@ -326,14 +332,14 @@ def build_from_cfg(
         for key, value in default_args.items():
             args.setdefault(key, value)
     if "type" not in args:
-        raise BuildError(
+        raise BuildKeyError(
             f"a {registry.name} config needs a 'type' key, got keys {sorted(args)}",
             hint=f"add type: <Name> (see `torchkiln plugins` for the names in {registry.name})",
         )
     obj_type = args.pop("type")
     scope = args.pop("_scope_", None)
     if scope is not None and not isinstance(scope, str):
-        raise BuildError(
+        raise BuildTypeError(
             f"'_scope_' must be a scope name, got {type(scope).__name__} {scope!r}",
             hint="e.g. _scope_: mmdet",
         )
@@ -388,11 +394,11 @@ def check_kwargs(obj_cls: Any, kwargs: Mapping[str, Any], what: str) -> None:
         return
     for key in kwargs:
         if key not in accepted:
-            raise BuildError(
+            raise BuildTypeError(
                 f"{what} got an unexpected argument {key!r}",
                 hint=(did_you_mean(key, accepted) or "")
                 + f" accepted: {', '.join(accepted) or 'none'}",
             )
     missing = [n for n in accepted if n not in defaults and n not in kwargs]
     if missing:
-        raise BuildError(f"{what} is missing required argument(s): {', '.join(missing)}")
+        raise BuildTypeError(f"{what} is missing required argument(s): {', '.join(missing)}")

@@ -22,7 +22,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError
 from torchkiln.registry import LOOPS
 from torchkiln.runner.base_loop import BaseLoop
 
@@ -45,14 +45,14 @@ def _parse_dynamic_intervals(
     if dynamic_intervals:
         for item in dynamic_intervals:
             if not isinstance(item, (list, tuple)) or len(item) != 2:
-                raise ConfigError(
+                raise ConfigAssertionError(
                     f"train_cfg.dynamic_intervals items must be [milestone, interval], got {item!r}",
                     where="train_cfg.dynamic_intervals",
                 )
             milestones.append(int(item[0]))
             intervals.append(int(item[1]))
         if milestones != sorted(milestones):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"train_cfg.dynamic_intervals milestones must be increasing {what}",
                 where="train_cfg.dynamic_intervals",
             )
@@ -324,7 +324,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     ) -> None:
         super().__init__(runner, dataloader)
         if not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"train_cfg.max_epochs must be a positive int, got {max_epochs!r}",
                 where="train_cfg.max_epochs",
             )
@@ -440,7 +440,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     ) -> None:
         super().__init__(runner, dataloader)
         if not isinstance(max_iters, int) or max_iters < 1:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"train_cfg.max_iters must be a positive int, got {max_iters!r}",
                 where="train_cfg.max_iters",
             )

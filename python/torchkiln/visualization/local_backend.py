@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError
 from torchkiln.registry import VISBACKENDS
 from torchkiln.visualization.vis_backend import BaseVisBackend
 
@@ -71,12 +71,12 @@ class LocalVisBackend(BaseVisBackend):
     ) -> None:
         super().__init__(save_dir)
         if not scalar_save_file.endswith((".jsonl", ".json")):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"LocalVisBackend scalar_save_file must end in .jsonl or .json, got {scalar_save_file!r}",
                 where="visualizer.vis_backends.scalar_save_file",
             )
         if not config_save_file.endswith((".yaml", ".yml", ".py", ".json")):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"LocalVisBackend config_save_file must end in .yaml, .yml, .py or .json, got {config_save_file!r}",
                 where="visualizer.vis_backends.config_save_file",
             )

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from torchkiln.errors import BuildError, ConfigError, did_you_mean
+from torchkiln.errors import BuildError, ConfigKeyError, ConfigTypeError, did_you_mean
 from torchkiln.registry import VISBACKENDS
 from torchkiln.visualization.vis_backend import (
     BaseVisBackend,
@@ -221,13 +221,13 @@ def visualizer_class(type_: Any) -> type:
         return Visualizer
     if isinstance(type_, type):
         if not issubclass(type_, Visualizer):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"visualizer.type must be a Visualizer subclass, got {type_.__name__}",
                 where="visualizer.type",
             )
         return type_
     if not isinstance(type_, str):
-        raise ConfigError(
+        raise ConfigTypeError(
             f"visualizer.type must be a name, got {type(type_).__name__}", where="visualizer.type"
         )
     name = type_.rpartition("::")[2]
@@ -238,11 +238,11 @@ def visualizer_class(type_: Any) -> type:
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(
+            raise ConfigKeyError(
                 f"cannot import visualizer type {type_!r}: {exc}", where="visualizer.type"
             ) from None
         return visualizer_class(cls)
-    raise ConfigError(
+    raise ConfigKeyError(
         f"unknown visualizer type {type_!r}",
         where="visualizer.type",
         hint=did_you_mean(name, _TYPE_NAMES)
@@ -282,12 +282,14 @@ def build_visualizer(
             args["vis_backends"] = []
         try:
             visualizer = cls(**args)
-        except TypeError as exc:
-            raise ConfigError(f"cannot build the visualizer: {exc}", where="visualizer") from None
-        except BuildError as exc:
+        except BuildError as exc:  # before TypeError: a BuildTypeError keeps its own message
             if exc.where is None:
                 exc.where = "visualizer.vis_backends"
             raise
+        except TypeError as exc:
+            raise ConfigTypeError(
+                f"cannot build the visualizer: {exc}", where="visualizer"
+            ) from None
     else:
         visualizer = cfg
     add_config = getattr(visualizer, "add_config", None)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from torchkiln.errors import UsageError
+from torchkiln.errors import UsageKeyError, UsageTypeError, UsageValueError
 from torchkiln.evaluation.metric import BaseMetric
 from torchkiln.registry import METRICS
 
@@ -84,12 +84,12 @@ class Accuracy(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         self.topk = (int(topk),) if isinstance(topk, int) else tuple(int(k) for k in topk)
         if not self.topk or any(k < 1 for k in self.topk):
-            raise UsageError(
+            raise UsageValueError(
                 f"Accuracy topk must be positive integers, got {topk!r}", where="Accuracy.topk"
             )
         self.thrs = (thrs,) if thrs is None or isinstance(thrs, (int, float)) else tuple(thrs)
         if not self.thrs:
-            raise UsageError(
+            raise UsageValueError(
                 "Accuracy thrs must not be empty (use None for no threshold)", where="Accuracy.thrs"
             )
         self.keys = [self._key(k, thr) for k in self.topk for thr in self.thrs]
@@ -117,7 +117,7 @@ class Accuracy(BaseMetric):
             and isinstance(data_batch[-1], torch.Tensor)
         ):
             return _label_tensor(data_batch[-1])
-        raise UsageError(
+        raise UsageKeyError(
             "Accuracy found no ground-truth labels in the model outputs nor in the data batch",
             where="Accuracy.process",
             hint="accepted outputs: " + _FORMS,
@@ -133,7 +133,7 @@ class Accuracy(BaseMetric):
             gt = _first(data_samples, _GT_KEYS)
             labels = _label_tensor(gt) if gt is not None else self._labels_from_batch(data_batch)
             if scores is None and preds is None:
-                raise UsageError(
+                raise UsageKeyError(
                     f"Accuracy got a dict with keys {sorted(data_samples)} but no scores or predicted labels",
                     where="Accuracy.process",
                     hint="accepted outputs: " + _FORMS,
@@ -152,7 +152,7 @@ class Accuracy(BaseMetric):
         ):
             gts = [_first(s, _GT_KEYS) for s in data_samples]
             if any(g is None for g in gts):
-                raise UsageError(
+                raise UsageKeyError(
                     "Accuracy: a per-sample dict has no 'gt_label'",
                     where="Accuracy.process",
                     hint="accepted outputs: " + _FORMS,
@@ -163,7 +163,7 @@ class Accuracy(BaseMetric):
                 return torch.stack([torch.as_tensor(s).reshape(-1) for s in scores]), None, labels
             preds = [_first(s, _PRED_LABEL_KEYS) for s in data_samples]
             if any(p is None for p in preds):
-                raise UsageError(
+                raise UsageKeyError(
                     "Accuracy: a per-sample dict has neither 'pred_score' nor 'pred_label'",
                     where="Accuracy.process",
                     hint="accepted outputs: " + _FORMS,
@@ -176,7 +176,7 @@ class Accuracy(BaseMetric):
             if first.ndim == 1 and not first.is_floating_point():
                 return None, first.long(), labels
             return self._from_tensor(first), None, labels
-        raise UsageError(
+        raise UsageTypeError(
             f"Accuracy cannot read model outputs of type {type(data_samples).__name__}",
             where="Accuracy.process",
             hint="accepted outputs: " + _FORMS,
@@ -185,7 +185,7 @@ class Accuracy(BaseMetric):
     @staticmethod
     def _from_tensor(scores: torch.Tensor) -> torch.Tensor:
         if scores.ndim != 2:
-            raise UsageError(
+            raise UsageValueError(
                 f"Accuracy expects scores shaped (N, C), got {tuple(scores.shape)}",
                 where="Accuracy.process",
                 hint="accepted outputs: " + _FORMS,
@@ -199,7 +199,7 @@ class Accuracy(BaseMetric):
         if scores is not None:
             scores = self._from_tensor(scores)
             if scores.shape[0] != labels.shape[0]:
-                raise UsageError(
+                raise UsageValueError(
                     f"Accuracy got {scores.shape[0]} score rows but {labels.shape[0]} labels",
                     where="Accuracy.process",
                 )
@@ -225,7 +225,7 @@ class Accuracy(BaseMetric):
         else:
             assert preds is not None
             if preds.shape[0] != labels.shape[0]:
-                raise UsageError(
+                raise UsageValueError(
                     f"Accuracy got {preds.shape[0]} predicted labels but {labels.shape[0]} labels",
                     where="Accuracy.process",
                 )

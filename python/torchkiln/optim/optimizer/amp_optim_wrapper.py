@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import ConfigAssertionError, ConfigTypeError, ConfigValueError, did_you_mean
 from torchkiln.optim.optimizer.optim_wrapper import _NO_CONTEXT, OptimWrapper
 from torchkiln.registry import OPTIM_WRAPPERS
 
@@ -40,14 +40,14 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device_type: str) -> torch.d
         return torch.float16 if device_type == "cuda" else torch.bfloat16
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float16, torch.bfloat16):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"AmpOptimWrapper dtype must be float16 or bfloat16, got {dtype}",
                 where="optim_wrapper.dtype",
             )
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.removeprefix("torch.")]
-    raise ConfigError(
+    raise ConfigAssertionError(
         f"unknown AmpOptimWrapper dtype {dtype!r}",
         where="optim_wrapper.dtype",
         hint=(did_you_mean(str(dtype), _DTYPES) or "")
@@ -120,7 +120,7 @@ class AmpOptimWrapper(OptimWrapper):
             return scaler_cls(device=self._device_type)
         if isinstance(loss_scale, (int, float)) and not isinstance(loss_scale, bool):
             if loss_scale <= 0:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"loss_scale must be positive, got {loss_scale}",
                     where="optim_wrapper.loss_scale",
                 )
@@ -133,14 +133,14 @@ class AmpOptimWrapper(OptimWrapper):
             ]
             for key in kwargs:
                 if key not in accepted:
-                    raise ConfigError(
+                    raise ConfigTypeError(
                         f"loss_scale got an unexpected GradScaler argument {key!r}",
                         where=f"optim_wrapper.loss_scale.{key}",
                         hint=(did_you_mean(key, accepted) or "")
                         + f" accepted: {', '.join(accepted)}",
                     )
             return scaler_cls(device=self._device_type, **kwargs)
-        raise ConfigError(
+        raise ConfigTypeError(
             f"loss_scale must be 'dynamic', a number or a dict, got {loss_scale!r}",
             where="optim_wrapper.loss_scale",
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigTypeError
 from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
 from torchkiln.optim.optimizer.optim_wrapper_dict import OptimWrapperDict
 from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS
@@ -33,7 +33,7 @@ def build_optim_wrapper(
     if isinstance(cfg, (OptimWrapper, OptimWrapperDict)):
         return cfg
     if not isinstance(cfg, Mapping):
-        raise ConfigError(
+        raise ConfigTypeError(
             f"optim_wrapper must be a dict or an OptimWrapper, got {type(cfg).__name__}",
             where="optim_wrapper",
             hint="e.g. optim_wrapper: {optimizer: {type: SGD, lr: 0.01}}",
@@ -46,12 +46,12 @@ def build_optim_wrapper(
             if cfg and all(isinstance(v, OptimWrapper) for v in cfg.values()):
                 return OptimWrapperDict(**cfg)
             if cfg and all(isinstance(v, Mapping) and "optimizer" in v for v in cfg.values()):
-                raise ConfigError(
+                raise ConfigAssertionError(
                     f"optim_wrapper has sections {', '.join(map(repr, cfg))} but no constructor to build them",
                     where="optim_wrapper",
                     hint="add constructor: MultiOptimWrapperConstructor",
                 )
-            raise ConfigError(
+            raise ConfigAssertionError(
                 "optim_wrapper needs an 'optimizer' entry, e.g. optimizer: {type: SGD, lr: 0.01}",
                 where="optim_wrapper",
             )

@@ -5,20 +5,28 @@
 ``dwconv_decay_mult``, ``flat_decay_mult``, ``dcn_offset_lr_mult``, ``bypass_duplicate``).
 Rules are decided per parameter; parameters whose resulting settings are identical then
 share one param group, in order of first appearance, so optimizers stay small and fast.
+With ``paramwise_cfg``, frozen parameters (``requires_grad=False``) are left out of the
+optimizer, as MMEngine does; without it the optimizer gets ``model.parameters()``.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import (
+    ConfigAssertionError,
+    ConfigKeyError,
+    ConfigTypeError,
+    ConfigValueError,
+    did_you_mean,
+)
 from torchkiln.optim.optimizer._model import unwrap_model
 from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
 from torchkiln.registry import (
@@ -30,7 +38,7 @@ from torchkiln.registry import (
 
 __all__ = ["DefaultOptimWrapperConstructor", "merge_param_groups"]
 
-PARAMWISE_KEYS = (
+PARAMWISE_KEYS: tuple[str, ...] = (
     "custom_keys",
     "bias_lr_mult",
     "bias_decay_mult",
@@ -50,6 +58,11 @@ _DCN_NAMES = frozenset(
     {"DeformConv2d", "ModulatedDeformConv2d", "DeformConv2dPack", "ModulatedDeformConv2dPack"}
 )
 WHERE = "optim_wrapper"
+
+
+def _is_dcn(module: nn.Module) -> bool:
+    """Whether ``module`` is a deformable convolution (any class in its MRO has a DCN name)."""
+    return any(klass.__name__ in _DCN_NAMES for klass in type(module).__mro__)
 
 
 def _is_optimizer(obj: Any) -> bool:
@@ -104,15 +117,29 @@ class DefaultOptimWrapperConstructor:
         other rule; other keys of a ``custom_keys`` entry that the optimizer accepts (e.g.
         ``momentum``) are set as they are. ``bias_lr_mult`` applies to biases except in
         norm layers and DCN offsets; the decay rules apply in this order: norm layers,
-        depth-wise convolutions, biases, other 1-D parameters. ``bypass_duplicate`` keeps a
+        biases, depth-wise convolutions, other 1-D parameters. ``bypass_duplicate`` keeps a
         shared parameter once instead of failing.
+
+    A subclass that reads keys of its own from ``paramwise_cfg`` declares them in
+    :attr:`paramwise_keys`; one that overrides ``__call__`` or ``add_params`` without
+    declaring them accepts any key, since it interprets the config itself.
     """
+
+    #: The keys ``paramwise_cfg`` may hold; others are errors. ``None`` accepts any key.
+    #: Extend it in a subclass: ``paramwise_keys = (*PARAMWISE_KEYS, "conv1_lr_mult")``.
+    paramwise_keys: ClassVar[tuple[str, ...] | None] = PARAMWISE_KEYS
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = any(name in cls.__dict__ for name in ("__call__", "add_params"))
+        if overrides and "paramwise_keys" not in cls.__dict__:
+            cls.paramwise_keys = None
 
     def __init__(
         self, optim_wrapper_cfg: Mapping[str, Any], paramwise_cfg: Mapping[str, Any] | None = None
     ) -> None:
         if not isinstance(optim_wrapper_cfg, Mapping):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"optim_wrapper must be a dict, got {type(optim_wrapper_cfg).__name__}",
                 where=WHERE,
                 hint="e.g. optim_wrapper: {optimizer: {type: SGD, lr: 0.01}}",
@@ -122,7 +149,7 @@ class DefaultOptimWrapperConstructor:
         if paramwise_cfg is None:
             paramwise_cfg = inline_paramwise
         if "optimizer" not in cfg:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 "optim_wrapper needs an 'optimizer' entry, e.g. optimizer: {type: SGD, lr: 0.01}",
                 where=WHERE,
                 hint="for several optimizers use constructor: MultiOptimWrapperConstructor with one section each",
@@ -130,7 +157,7 @@ class DefaultOptimWrapperConstructor:
         self.optim_wrapper_cfg = cfg
         self.optimizer_cfg = cfg["optimizer"]
         if paramwise_cfg is not None and not isinstance(paramwise_cfg, Mapping):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"paramwise_cfg must be a dict, got {type(paramwise_cfg).__name__}",
                 where=f"{WHERE}.paramwise_cfg",
             )
@@ -148,22 +175,24 @@ class DefaultOptimWrapperConstructor:
         if not pw:
             return
         if not isinstance(self.optimizer_cfg, Mapping):
-            raise ConfigError(
+            raise ConfigTypeError(
                 "paramwise_cfg needs the optimizer as a config dict, not a built optimizer",
                 where=f"{WHERE}.paramwise_cfg",
                 hint="give optimizer: {type: ..., lr: ...} so the constructor can make the param groups",
             )
-        for key in pw:
-            if key not in PARAMWISE_KEYS:
-                raise ConfigError(
-                    f"unknown paramwise_cfg key {key!r}",
-                    where=f"{WHERE}.paramwise_cfg.{key}",
-                    hint=(did_you_mean(key, PARAMWISE_KEYS) or "")
-                    + f" known: {', '.join(PARAMWISE_KEYS)}",
-                )
+        accepted = self.paramwise_keys
+        unknown = [key for key in pw if accepted is not None and key not in accepted]
+        if accepted is not None and unknown:
+            raise ConfigKeyError(
+                f"unknown paramwise_cfg key {unknown[0]!r} for {type(self).__name__}",
+                where=f"{WHERE}.paramwise_cfg.{unknown[0]}",
+                hint=(did_you_mean(unknown[0], accepted) or "")
+                + f" known: {', '.join(accepted)}; a constructor subclass declares keys"
+                " of its own in its paramwise_keys attribute",
+            )
         custom_keys = pw.get("custom_keys", {})
         if not isinstance(custom_keys, Mapping):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"paramwise_cfg.custom_keys must be a dict, got {type(custom_keys).__name__}",
                 where=f"{WHERE}.paramwise_cfg.custom_keys",
                 hint="e.g. custom_keys: {backbone: {lr_mult: 0.1}}",
@@ -172,7 +201,7 @@ class DefaultOptimWrapperConstructor:
         for name, rule in custom_keys.items():
             where = f"{WHERE}.paramwise_cfg.custom_keys.{name}"
             if not isinstance(rule, Mapping):
-                raise ConfigError(
+                raise ConfigTypeError(
                     f"custom_keys entry {name!r} must be a dict",
                     where=where,
                     hint="e.g. {lr_mult: 0.1, decay_mult: 0.0}",
@@ -187,7 +216,7 @@ class DefaultOptimWrapperConstructor:
                             *_MULT_KEYS,
                             *(a for a in optimizer_args if a not in ("lr", "weight_decay")),
                         ]
-                        raise ConfigError(
+                        raise ConfigKeyError(
                             f"custom_keys entry {name!r} has an unknown setting {extra!r}",
                             where=f"{where}.{extra}",
                             hint=(did_you_mean(extra, choices) or "")
@@ -205,7 +234,7 @@ class DefaultOptimWrapperConstructor:
                 "weight_decay"
             )
             if not isinstance(default, (int, float)) or isinstance(default, bool):
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{decay_users[0]} needs the optimizer's weight_decay, and "
                     f"{self.optimizer_cfg.get('type')!r} has no default weight_decay",
                     where=f"{WHERE}.{decay_users[0]}",
@@ -222,7 +251,7 @@ class DefaultOptimWrapperConstructor:
                 "lr", inspect.Parameter.empty
             )
             if default is inspect.Parameter.empty or not isinstance(default, (int, float)):
-                raise ConfigError(
+                raise ConfigValueError(
                     "lr multipliers need the optimizer's lr",
                     where=f"{WHERE}.optimizer",
                     hint="set optimizer.lr",
@@ -241,7 +270,7 @@ class DefaultOptimWrapperConstructor:
         elif isinstance(optimizer_cfg, Mapping):
             opt_cfg = dict(optimizer_cfg)
             if "type" not in opt_cfg:
-                raise ConfigError(
+                raise ConfigKeyError(
                     "optim_wrapper.optimizer needs a 'type'",
                     where=f"{WHERE}.optimizer",
                     hint="e.g. optimizer: {type: SGD, lr: 0.01} (any torch.optim class, or a registered one)",
@@ -251,7 +280,7 @@ class DefaultOptimWrapperConstructor:
             )
             optimizer = OPTIMIZERS.build(opt_cfg)
         else:
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"optim_wrapper.optimizer must be a dict or an optimizer, got {type(optimizer_cfg).__name__}",
                 where=f"{WHERE}.optimizer",
                 hint="e.g. optimizer: {type: SGD, lr: 0.01}",
@@ -261,8 +290,10 @@ class DefaultOptimWrapperConstructor:
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         """The param groups ``paramwise_cfg`` gives for ``model``, with equal settings merged."""
         self._seen: dict[int, str] = {}
+        self._skipped: dict[str, list[str]] = {"frozen": [], "duplicate": []}
         groups: list[dict[str, Any]] = []
         self.add_params(groups, model)
+        self._log_skipped()
         defaults = {k: v for k, v in self.optimizer_cfg.items() if k != "type"}
         for key, value in (("lr", self.base_lr), ("weight_decay", self.base_wd)):
             if value is not None:
@@ -284,47 +315,76 @@ class DefaultOptimWrapperConstructor:
         :param is_dcn_module: whether ``module`` sits inside a deformable convolution.
         """
         seen: dict[int, str] = self.__dict__.setdefault("_seen", {})
+        skipped: dict[str, list[str]] = self.__dict__.setdefault(
+            "_skipped", {"frozen": [], "duplicate": []}
+        )
         pw = self.paramwise_cfg
         custom_keys: Mapping[str, Mapping[str, Any]] = pw.get("custom_keys", {})
         # Longest key first; equal lengths in alphabetical order.
         sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)
         bypass_duplicate = bool(pw.get("bypass_duplicate", False))
-        is_dcn = bool(is_dcn_module) or type(module).__name__ in _DCN_NAMES
+        # Like MMEngine, "inside a DCN" means the parent module is one (its offset convolution).
+        is_dcn = bool(is_dcn_module)
         is_norm = isinstance(module, _NORM_TYPES)
         is_dwconv = isinstance(module, nn.Conv2d) and module.in_channels == module.groups
 
         for name, param in module.named_parameters(recurse=False):
             full_name = f"{prefix}.{name}" if prefix else name
+            if not param.requires_grad:
+                skipped["frozen"].append(full_name)
+                continue
             first = seen.get(id(param))
             if first is not None:
                 if bypass_duplicate:
+                    skipped["duplicate"].append(full_name)
                     continue
-                raise ConfigError(
-                    f"parameter {full_name!r} is the same tensor as {first!r}, so it would appear in two param groups",
+                raise ConfigValueError(
+                    f"parameter {full_name!r} is the same tensor as {first!r}: "
+                    "some parameters appear in more than one parameter group",
                     where=f"{WHERE}.paramwise_cfg",
                     hint="set paramwise_cfg.bypass_duplicate: true to keep shared parameters once",
                 )
             seen[id(param)] = full_name
             group: dict[str, Any] = {"params": [param]}
-            if param.requires_grad:
-                group.update(
-                    self._settings_for(
-                        name,
-                        param,
-                        f"{prefix}.{name}",
-                        sorted_keys,
-                        is_norm=is_norm,
-                        is_dwconv=is_dwconv,
-                        is_dcn=is_dcn,
-                        module=module,
-                        prefix=prefix,
-                    )
+            group.update(
+                self._settings_for(
+                    name,
+                    param,
+                    f"{prefix}.{name}",
+                    sorted_keys,
+                    is_norm=is_norm,
+                    is_dwconv=is_dwconv,
+                    is_dcn=is_dcn,
+                    module=module,
+                    prefix=prefix,
                 )
+            )
             params.append(group)
 
+        children_in_dcn = _is_dcn(module)
         for child_name, child in module.named_children():
             child_prefix = f"{prefix}.{child_name}" if prefix else child_name
-            self.add_params(params, child, prefix=child_prefix, is_dcn_module=is_dcn)
+            self.add_params(params, child, prefix=child_prefix, is_dcn_module=children_in_dcn)
+
+    def _log_skipped(self) -> None:
+        """One warning each for the frozen and the shared parameters left out."""
+        from torchkiln.logging import print_log
+
+        skipped = self.__dict__.get("_skipped", {})
+        reasons = {
+            "frozen": "requires_grad=False",
+            "duplicate": "shared with another parameter, and bypass_duplicate=True",
+        }
+        for kind, names in skipped.items():
+            if names:
+                shown = ", ".join(names[:8]) + (
+                    f", ... ({len(names)} in all)" if len(names) > 8 else ""
+                )
+                print_log(
+                    f"{len(names)} parameter(s) left out of the optimizer ({reasons[kind]}): {shown}",
+                    logger="current",
+                    level="WARNING",
+                )
 
     def _settings_for(
         self,
@@ -368,10 +428,10 @@ class DefaultOptimWrapperConstructor:
             mult = None
             if is_norm and pw.get("norm_decay_mult") is not None:
                 mult = pw["norm_decay_mult"]
-            elif is_dwconv and pw.get("dwconv_decay_mult") is not None:
-                mult = pw["dwconv_decay_mult"]
             elif name == "bias" and not is_dcn and pw.get("bias_decay_mult") is not None:
                 mult = pw["bias_decay_mult"]
+            elif is_dwconv and pw.get("dwconv_decay_mult") is not None:
+                mult = pw["dwconv_decay_mult"]
             elif param.ndim == 1 and not is_dcn and pw.get("flat_decay_mult") is not None:
                 mult = pw["flat_decay_mult"]
             if mult is not None:

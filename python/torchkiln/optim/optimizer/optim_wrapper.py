@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import ConfigAssertionError, ConfigTypeError, ConfigValueError, did_you_mean
 from torchkiln.optim.optimizer._model import has_batch_norm
 from torchkiln.registry import OPTIM_WRAPPERS
 
@@ -56,7 +56,7 @@ def _check_optimizer(optimizer: Any, owner: str) -> None:
     if not all(
         hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")
     ):
-        raise ConfigError(
+        raise ConfigTypeError(
             f"{owner} needs a torch optimizer, got {type(optimizer).__name__}",
             where=f"{owner}.optimizer",
             hint="give a torch.optim.Optimizer instance, or a config such as optimizer: {type: SGD, lr: 0.01}",
@@ -64,10 +64,10 @@ def _check_optimizer(optimizer: Any, owner: str) -> None:
 
 
 def _parse_clip_grad(clip_grad: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
-    if not clip_grad:
+    if clip_grad is None or (isinstance(clip_grad, Mapping) and not clip_grad):
         return None
     if not isinstance(clip_grad, Mapping):
-        raise ConfigError(
+        raise ConfigAssertionError(
             f"clip_grad must be a dict, got {type(clip_grad).__name__}",
             where="optim_wrapper.clip_grad",
             hint="e.g. clip_grad: {max_norm: 1.0} or clip_grad: {type: value, clip_value: 0.5}",
@@ -75,7 +75,7 @@ def _parse_clip_grad(clip_grad: Mapping[str, Any] | None) -> tuple[str, dict[str
     kwargs = dict(clip_grad)
     kind = kwargs.pop("type", "norm")
     if kind not in _CLIP_ARGS:
-        raise ConfigError(
+        raise ConfigValueError(
             f"unknown clip_grad type {kind!r}",
             where="optim_wrapper.clip_grad.type",
             hint="use 'norm' (clip_grad_norm_) or 'value' (clip_grad_value_)",
@@ -83,14 +83,14 @@ def _parse_clip_grad(clip_grad: Mapping[str, Any] | None) -> tuple[str, dict[str
     accepted = _CLIP_ARGS[kind]
     for key in kwargs:
         if key not in accepted:
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"clip_grad of type {kind!r} got an unexpected argument {key!r}",
                 where=f"optim_wrapper.clip_grad.{key}",
                 hint=(did_you_mean(key, accepted) or "") + f" accepted: {', '.join(accepted)}",
             )
     required = _CLIP_REQUIRED[kind]
     if required not in kwargs:
-        raise ConfigError(
+        raise ConfigTypeError(
             f"clip_grad of type {kind!r} needs {required!r}",
             where="optim_wrapper.clip_grad",
             hint=f"e.g. clip_grad: {{type: {kind}, {required}: 1.0}}",
@@ -124,7 +124,7 @@ class OptimWrapper:
             or isinstance(accumulative_counts, bool)
             or accumulative_counts < 1
         ):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"accumulative_counts must be a positive integer, got {accumulative_counts!r}",
                 where="optim_wrapper.accumulative_counts",
             )

@@ -7,7 +7,12 @@ from typing import Any, NoReturn
 
 from torch import nn
 
-from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.errors import (
+    ConfigAssertionError,
+    UsageKeyError,
+    UsageNotImplementedError,
+    did_you_mean,
+)
 from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
 
 __all__ = ["OptimWrapperDict"]
@@ -30,7 +35,7 @@ class OptimWrapperDict:
     def __init__(self, **optim_wrappers: OptimWrapper) -> None:
         for name, wrapper in optim_wrappers.items():
             if not isinstance(wrapper, OptimWrapper):
-                raise ConfigError(
+                raise ConfigAssertionError(
                     f"OptimWrapperDict entry {name!r} must be an OptimWrapper, got {type(wrapper).__name__}",
                     where=f"optim_wrapper.{name}",
                     hint="build each entry with build_optim_wrapper or use constructor: MultiOptimWrapperConstructor",
@@ -42,13 +47,10 @@ class OptimWrapperDict:
         try:
             return self.optim_wrappers[name]
         except KeyError:
-            raise KeyError(
-                f"no optimizer named {name!r}; known: {', '.join(self.optim_wrappers) or 'none'}"
-                + (
-                    f" ({did_you_mean(name, self.optim_wrappers)})"
-                    if did_you_mean(name, self.optim_wrappers)
-                    else ""
-                )
+            raise UsageKeyError(
+                f"no optimizer named {name!r}; known: {', '.join(self.optim_wrappers) or 'none'}",
+                where="optim_wrapper",
+                hint=did_you_mean(name, self.optim_wrappers),
             ) from None
 
     def __contains__(self, name: object) -> bool:
@@ -73,6 +75,11 @@ class OptimWrapperDict:
         return self.optim_wrappers.items()
 
     # ------------------------------------------------------------------ whole-dict operations
+    @property
+    def param_groups(self) -> dict[str, list[dict[str, Any]]]:
+        """``{name: that optimizer's param_groups}``."""
+        return {name: wrapper.param_groups for name, wrapper in self.items()}
+
     def get_lr(self) -> dict[str, list[float]]:
         """``{'<name>.lr': [lr of each param group], ...}``."""
         return {f"{name}.lr": wrapper.get_lr()["lr"] for name, wrapper in self.items()}
@@ -101,7 +108,7 @@ class OptimWrapperDict:
         """Load each wrapper's state from ``{name: state}``; unknown names are an error."""
         for name, state in state_dict.items():
             if name not in self.optim_wrappers:
-                raise ConfigError(
+                raise ConfigAssertionError(
                     f"the optimizer state names {name!r}, which this OptimWrapperDict does not have",
                     where="optimizer state_dict",
                     hint=f"known optimizers: {', '.join(self.optim_wrappers)}",
@@ -111,7 +118,7 @@ class OptimWrapperDict:
     # ------------------------------------------------------------------ not for a dict
     def _which(self, method: str) -> NoReturn:
         first = next(iter(self.optim_wrappers), "name")
-        raise NotImplementedError(
+        raise UsageNotImplementedError(
             f"OptimWrapperDict holds several optimizers ({', '.join(self.optim_wrappers)}); "
             f"call {method} on one of them, e.g. optim_wrapper[{first!r}].{method}"
         )

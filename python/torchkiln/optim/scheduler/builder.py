@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError, TorchkilnError
+from torchkiln.errors import ConfigKeyError, ConfigTypeError, ConfigValueError, TorchkilnError
 from torchkiln.optim.optimizer.optim_wrapper_dict import OptimWrapperDict
 from torchkiln.optim.scheduler.param_scheduler import _ParamScheduler
 from torchkiln.registry import PARAM_SCHEDULERS, check_kwargs
@@ -50,7 +50,7 @@ def build_param_schedulers(
         if per_name:
             unknown = [name for name in cfg if name not in optim_wrapper]
             if unknown:
-                raise ConfigError(
+                raise ConfigKeyError(
                     f"param_scheduler names {', '.join(map(repr, unknown))}, which optim_wrapper does not have",
                     where=f"{WHERE}.{unknown[0]}",
                     hint=f"optimizers: {', '.join(optim_wrapper.keys())}",
@@ -64,7 +64,7 @@ def build_param_schedulers(
             for name, wrapper in optim_wrapper.items()
         }
     if per_name:
-        raise ConfigError(
+        raise ConfigValueError(
             "param_scheduler is a dict of lists by optimizer name, but there is only one optimizer",
             where=WHERE,
             hint="give a list of schedulers, or a single {type: ..., ...}",
@@ -82,7 +82,7 @@ def _build_list(
     elif isinstance(cfg, Sequence) and not isinstance(cfg, (str, bytes)):
         items = cfg
     else:
-        raise ConfigError(
+        raise ConfigTypeError(
             f"param_scheduler must be a dict or a list of dicts, got {type(cfg).__name__}",
             where=where,
             hint="e.g. param_scheduler: [{type: LinearLR, start_factor: 0.1, by_epoch: false, end: 100}, "
@@ -95,7 +95,7 @@ def _build_list(
         )
         if isinstance(item, _ParamScheduler):
             if copy_only:
-                raise ConfigError(
+                raise ConfigValueError(
                     "a built scheduler cannot be shared by several optimizers",
                     where=item_where,
                     hint="give configs, or a dict of scheduler lists by optimizer name",
@@ -104,7 +104,7 @@ def _build_list(
         elif isinstance(item, Mapping):
             schedulers.append(_build_one(dict(item), optim_wrapper, item_where, **options))
         else:
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"a scheduler must be a dict with a 'type', got {type(item).__name__}",
                 where=item_where,
             )
@@ -122,13 +122,13 @@ def _build_one(
     train_by_epoch: bool,
 ) -> _ParamScheduler:
     if "type" not in item:
-        raise ConfigError(
+        raise ConfigKeyError(
             f"a scheduler config needs a 'type', got keys {sorted(item)}",
             where=where,
             hint="e.g. {type: MultiStepLR, milestones: [8, 11]}; see `torchkiln plugins` for param_schedulers",
         )
     if "optimizer" in item:
-        raise ConfigError(
+        raise ConfigValueError(
             "a scheduler config must not set 'optimizer'; the runner passes it",
             where=f"{where}.optimizer",
         )
@@ -143,13 +143,13 @@ def _build_one(
         name = getattr(scheduler_cls, "__name__", str(item["type"]))
         if convert:
             if not by_epoch:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{name}: convert_to_iter_based needs by_epoch: true (its values are in epochs)",
                     where=where,
                     hint="remove convert_to_iter_based for a by_epoch: false scheduler",
                 )
             if epoch_length is None:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{name}: convert_to_iter_based needs the epoch length (len(train_dataloader))",
                     where=where,
                 )
@@ -159,7 +159,7 @@ def _build_one(
                 optimizer=optim_wrapper, epoch_length=epoch_length, **kwargs
             )
         if by_epoch and not train_by_epoch:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{name} steps by epoch, but training is iteration-based, so it would never step",
                 where=where,
                 hint="set by_epoch: false (values in iterations) or convert_to_iter_based: true",

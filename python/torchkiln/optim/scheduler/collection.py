@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigTypeError
 
 __all__ = ["iter_schedulers"]
 
@@ -27,7 +27,7 @@ def iter_schedulers(param_schedulers: Any) -> Iterator[Any]:
     elif callable(getattr(param_schedulers, "step", None)):
         yield param_schedulers
     else:
-        raise ConfigError(
+        raise ConfigTypeError(
             f"runner.param_schedulers must be a scheduler, a list of them or a dict of lists, "
             f"got {type(param_schedulers).__name__}",
             where="param_scheduler",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigValueError
 from torchkiln.optim.scheduler.param_scheduler import (
     INF,
     _check_eta_min,
@@ -63,7 +63,7 @@ class OneCycleParamScheduler(_ParamScheduler):
         owner = type(self).__name__
         if total_steps is None:
             if end >= INF:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{owner} needs total_steps or a finite end",
                     where=owner,
                     hint="set total_steps, or end (built from config, end defaults to the end of training)",
@@ -71,11 +71,11 @@ class OneCycleParamScheduler(_ParamScheduler):
             total_steps = int(end - begin)
         self.total_steps = _positive_int(total_steps, "total_steps", owner)
         if not 0 <= pct_start <= 1:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: pct_start must be in [0, 1], got {pct_start}", where=f"{owner}.pct_start"
             )
         if anneal_strategy not in ("cos", "linear"):
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}",
                 where=f"{owner}.anneal_strategy",
             )
@@ -95,7 +95,7 @@ class OneCycleParamScheduler(_ParamScheduler):
         groups = optimizer.param_groups
         if isinstance(eta_max, Sequence) and not isinstance(eta_max, str):
             if len(eta_max) != len(groups):
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{owner}: eta_max has {len(eta_max)} values for {len(groups)} param groups",
                     where=f"{owner}.eta_max",
                 )
@@ -130,7 +130,7 @@ class OneCycleParamScheduler(_ParamScheduler):
 
     def _get_value(self) -> list[Any]:
         if self.last_step > self.total_steps:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{type(self).__name__} stepped {self.last_step + 1} times but total_steps is {self.total_steps}",
                 where=type(self).__name__,
                 hint="make total_steps cover the whole schedule, or set end to stop it",
@@ -172,14 +172,14 @@ class CosineRestartParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if isinstance(periods, (str, bytes)) or not isinstance(periods, Sequence) or not periods:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: periods must be a non-empty list of step counts, got {periods!r}",
                 where=f"{owner}.periods",
             )
         self.periods = [_positive_int(p, "periods", owner) for p in periods]
         weights = [1.0] * len(self.periods) if restart_weights is None else list(restart_weights)
         if len(weights) != len(self.periods):
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"{owner}: {len(weights)} restart_weights for {len(self.periods)} periods",
                 where=f"{owner}.restart_weights",
                 hint="give one weight per period",

@@ -17,8 +17,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigKeyError, ConfigTypeError, ConfigValueError
 from torchkiln.optim.optimizer.optim_wrapper_dict import OptimWrapperDict
+from torchkiln.optim.scheduler.step_order import order_baseline, warn_if_stepped_first
 from torchkiln.registry import PARAM_SCHEDULERS
 
 __all__ = [
@@ -49,7 +50,7 @@ def _uses_betas(optimizer: Any, owner: str) -> bool:
         return False
     if groups and "betas" in groups[0]:
         return True
-    raise ConfigError(
+    raise ConfigValueError(
         f"{owner} schedules momentum but {type(optimizer).__name__} has neither 'momentum' nor 'betas'",
         where=owner,
         hint="use an optimizer with momentum (SGD with momentum, Adam's betas) or remove the momentum scheduler",
@@ -85,22 +86,22 @@ class _ParamScheduler:
     ) -> None:
         owner = type(self).__name__
         if isinstance(optimizer, OptimWrapperDict):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"{owner} schedules one optimizer, got an OptimWrapperDict",
                 where=owner,
                 hint="give one wrapper, e.g. optim_wrapper['generator'], or a dict of scheduler lists per name",
             )
         if not hasattr(optimizer, "param_groups"):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"{owner} needs an OptimWrapper or a torch optimizer, got {type(optimizer).__name__}",
                 where=owner,
             )
         if end <= begin:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: end must be larger than begin, got begin={begin}, end={end}", where=owner
             )
         if not isinstance(last_step, int) or isinstance(last_step, bool) or last_step < -1:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"{owner}: last_step must be an integer >= -1, got {last_step!r}", where=owner
             )
         self.optimizer = optimizer
@@ -123,7 +124,7 @@ class _ParamScheduler:
                     for k in group
                     if k != "params" and not k.startswith(("initial_", "max_", "min_"))
                 )
-                raise ConfigError(
+                raise ConfigKeyError(
                     f"{owner} schedules {param_name!r}, which the param groups of "
                     f"{type(optimizer).__name__} do not have",
                     where=owner,
@@ -136,7 +137,7 @@ class _ParamScheduler:
         else:
             for index, group in enumerate(groups):
                 if initial_key not in group:
-                    raise ConfigError(
+                    raise ConfigKeyError(
                         f"{owner}: param group {index} has no {initial_key!r} to resume from last_step={last_step}",
                         where=owner,
                         hint="resume the optimizer state together with the scheduler, or start with last_step=-1",
@@ -145,6 +146,8 @@ class _ParamScheduler:
         self.last_step = last_step
         self._global_step = -1
         self._last_value: list[Any] | None = []
+        # plain counts (part of the state dict) for the first step's order check
+        self._order_baseline = order_baseline(optimizer)
         self.step()
 
     # ------------------------------------------------------------------ conversion
@@ -165,13 +168,13 @@ class _ParamScheduler:
         ``epoch_length`` (iterations per epoch); the result has ``by_epoch=False``.
         """
         if not by_epoch:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"{cls.__name__}: only by_epoch=True schedulers can be converted to iterations",
                 where=cls.__name__,
                 hint="remove convert_to_iter_based or set by_epoch: true",
             )
         if not isinstance(epoch_length, int) or isinstance(epoch_length, bool) or epoch_length <= 0:
-            raise ConfigError(
+            raise ConfigAssertionError(
                 f"{cls.__name__}: epoch_length must be a positive integer, got {epoch_length!r}",
                 where=cls.__name__,
             )
@@ -190,8 +193,13 @@ class _ParamScheduler:
         """Advance one step; inside ``[begin, end)`` set each group's new value.
 
         Outside ``[begin, end)`` a step only counts (it runs every iteration for the rest of
-        training once an iteration-based warmup has ended, so it does nothing more).
+        training once an iteration-based warmup has ended, so it does nothing more). The first
+        call after construction warns if the optimizer has not stepped since then.
         """
+        if self._global_step == 0:
+            warn_if_stepped_first(
+                self.optimizer, getattr(self, "_order_baseline", None), type(self).__name__
+            )
         self._global_step += 1
         if not self.begin <= self._global_step < self.end:
             self._last_value = None  # read from the groups when asked
@@ -291,7 +299,7 @@ def fixed_param_init(base: type, param_name: str) -> Any:
 
 def _positive_int(value: Any, name: str, owner: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(
+        raise ConfigValueError(
             f"{owner}: {name} must be a positive integer, got {value!r}", where=f"{owner}.{name}"
         )
     return value
@@ -367,7 +375,7 @@ class MultiStepParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"{owner}: milestones must be a list of steps, got {milestones!r}",
                 where=f"{owner}.milestones",
             )
@@ -421,7 +429,7 @@ class ConstantParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not 0 < factor <= 1.0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: factor must be in (0, 1], got {factor}", where=f"{owner}.factor"
             )
         self.factor = factor
@@ -498,12 +506,12 @@ class LinearParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not 0 <= start_factor <= 1.0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: start_factor must be in [0, 1], got {start_factor}",
                 where=f"{owner}.start_factor",
             )
         if not 0 <= end_factor <= 1.0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: end_factor must be in [0, 1], got {end_factor}",
                 where=f"{owner}.end_factor",
             )
@@ -579,7 +587,7 @@ class PolyParamScheduler(_ParamScheduler):
 
 def _check_eta_min(owner: str, eta_min: float | None, eta_min_ratio: float | None) -> float | None:
     if eta_min is not None and eta_min_ratio is not None:
-        raise ConfigError(f"{owner}: give eta_min or eta_min_ratio, not both", where=owner)
+        raise ConfigAssertionError(f"{owner}: give eta_min or eta_min_ratio, not both", where=owner)
     if eta_min is None and eta_min_ratio is None:
         return 0.0
     return eta_min

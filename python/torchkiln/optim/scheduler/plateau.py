@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigError, UsageError, did_you_mean
+from torchkiln.errors import ConfigValueError, UsageKeyError, UsageTypeError, did_you_mean
 from torchkiln.optim.scheduler.param_scheduler import INF, _logger, _ParamScheduler
 from torchkiln.registry import PARAM_SCHEDULERS
 
@@ -62,32 +62,34 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
     ) -> None:
         owner = type(self).__name__
         if not 0 <= factor < 1.0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: factor must be in [0, 1), got {factor}", where=f"{owner}.factor"
             )
         if rule not in ("less", "greater"):
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: rule must be 'less' or 'greater', got {rule!r}", where=f"{owner}.rule"
             )
         if threshold_rule not in ("rel", "abs"):
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: threshold_rule must be 'rel' or 'abs', got {threshold_rule!r}",
                 where=f"{owner}.threshold_rule",
             )
         if threshold < 0:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"{owner}: threshold must be >= 0, got {threshold}", where=f"{owner}.threshold"
             )
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{owner}: {name} must be an integer >= 0, got {value!r}",
                     where=f"{owner}.{name}",
                 )
-        groups = optimizer.param_groups if hasattr(optimizer, "param_groups") else []
+        groups = getattr(optimizer, "param_groups", None)
+        if not isinstance(groups, list):  # not an optimizer: the base class says so below
+            groups = []
         if isinstance(min_value, Sequence) and not isinstance(min_value, str):
             if len(min_value) != len(groups):
-                raise ConfigError(
+                raise ConfigValueError(
                     f"{owner}: min_value has {len(min_value)} values for {len(groups)} param groups",
                     where=f"{owner}.min_value",
                 )
@@ -126,7 +128,7 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
         for key in (self.monitor, f"val/{self.monitor}"):
             if key in metrics:
                 return float(metrics[key])
-        raise UsageError(
+        raise UsageKeyError(
             f"{type(self).__name__} monitors {self.monitor!r}, which the validation metrics do not have",
             where=f"{type(self).__name__}.monitor",
             hint=(did_you_mean(self.monitor, metrics) or "")
@@ -141,7 +143,7 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
             self._last_value = [group[self.param_name] for group in groups]
             return
         if not isinstance(metrics, Mapping):
-            raise UsageError(
+            raise UsageTypeError(
                 f"{type(self).__name__}.step expects a dict of metrics, got {type(metrics).__name__}"
             )
         if self.begin <= self._global_step < self.end:
