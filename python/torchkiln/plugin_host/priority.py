@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 from torchkiln.errors import ConfigError, did_you_mean
 
-__all__ = ["PRIORITIES", "get_priority", "priority_label"]
+__all__ = ["PRIORITIES", "Priority", "get_priority", "priority_label"]
 
-PRIORITIES: dict[str, int] = {
-    "HIGHEST": 0,
-    "VERY_HIGH": 10,
-    "HIGH": 30,
-    "ABOVE_NORMAL": 40,
-    "NORMAL": 50,
-    "BELOW_NORMAL": 60,
-    "LOW": 70,
-    "VERY_LOW": 90,
-    "LOWEST": 100,
-}
+
+class Priority(Enum):
+    """The named hook priorities (MMEngine's enum): ``Priority.NORMAL.value == 50``."""
+
+    HIGHEST = 0
+    VERY_HIGH = 10
+    HIGH = 30
+    ABOVE_NORMAL = 40
+    NORMAL = 50
+    BELOW_NORMAL = 60
+    LOW = 70
+    VERY_LOW = 90
+    LOWEST = 100
+
+
+PRIORITIES: dict[str, int] = {member.name: member.value for member in Priority}
 
 _LABELS: dict[int, str] = {value: name for name, value in PRIORITIES.items()}
 
 
-def get_priority(priority: int | str, where: str | None = None) -> int:
-    """Return the numeric priority of a name (``'HIGH'``, case-insensitive) or an int.
+def get_priority(priority: int | str | Enum, where: str | None = None) -> int:
+    """Return the numeric priority of a name (``'HIGH'``, case-insensitive), a
+    :class:`Priority` member or an int.
 
-    :param priority: a name from :data:`PRIORITIES` or an int in ``0..100``; lower runs first.
+    :param priority: a name from :data:`PRIORITIES`, a :class:`Priority` or an int in
+        ``0..100``; lower runs first.
     :param where: what the priority belongs to, for the error message.
     :raises ConfigError: for an unknown name or an int out of range.
     """
+    if isinstance(priority, Priority):
+        return priority.value
     if isinstance(priority, int) and not isinstance(priority, bool):
         if 0 <= priority <= 100:
             return priority

@@ -1,0 +1,318 @@
+"""MMEngine's checkpoint functions, on torchkiln's safe loading and atomic writing.
+
+- :class:`CheckpointLoader` picks a loader by the path's scheme (``torchvision://``,
+  ``http(s)://``, a local path, or any scheme registered with ``register_scheme``);
+- :func:`load_checkpoint` loads a file into a model (unwrapping DDP, renaming keys with
+  ``revise_keys``, reporting what did not fit); :func:`load_state_dict` does it for a dict;
+- :func:`save_checkpoint` writes atomically (temp file, fsync, rename);
+- :func:`get_state_dict` and :func:`weights_to_cpu` prepare what is saved.
+
+Local files load with ``torch.load(weights_only=True)``: a checkpoint holding arbitrary
+pickled objects is refused with an error saying so, where MMEngine would run its pickle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from torchkiln.logging.logger import print_log
+from torchkiln.model.wrappers import unwrap_model
+from torchkiln.runner.checkpoint_io import (
+    CheckpointError,
+    atomic_save,
+    find_latest_checkpoint,
+    load_checkpoint_file,
+)
+from torchkiln.runner.model_state import load_model_state, revise_state_dict
+
+__all__ = [
+    "CheckpointLoader",
+    "CheckpointNotFoundError",
+    "StateDictMismatchError",
+    "find_latest_checkpoint",
+    "get_state_dict",
+    "load_checkpoint",
+    "load_state_dict",
+    "save_checkpoint",
+    "weights_to_cpu",
+]
+
+Loader = Callable[[str, Any], Any]
+
+DEFAULT_REVISE_KEYS: list[tuple[str, str]] = [(r"^module\.", "")]
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A local checkpoint path names no file."""
+
+
+class StateDictMismatchError(CheckpointError, RuntimeError):
+    """A strict load found missing, unexpected or mis-shaped keys."""
+
+
+class CheckpointLoader:
+    """Loads checkpoints by scheme: the longest registered prefix of the path picks the loader.
+
+    Built in: local paths (the empty prefix), ``http://``/``https://`` (through torch.hub's
+    download cache) and ``torchvision://NAME`` (torchvision's ImageNet weights for ``NAME``).
+    ``register_scheme('s3://', loader)`` adds one; a loader takes ``(filename, map_location)``.
+    """
+
+    _schemes: ClassVar[dict[str, Loader]] = {}
+
+    @classmethod
+    def _register_scheme(cls, prefixes: str | Sequence[str], loader: Loader, force: bool) -> None:
+        names = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+        for prefix in names:
+            if prefix in cls._schemes and not force:
+                raise KeyError(
+                    f"{prefix} is already registered as a loader backend, "
+                    'add "force=True" if you want to override it'
+                )
+            cls._schemes[prefix] = loader
+        # longest prefix first, so 'https://' wins over '' (local)
+        cls._schemes = dict(sorted(cls._schemes.items(), key=lambda item: -len(item[0])))
+
+    @classmethod
+    def register_scheme(
+        cls,
+        prefixes: str | Sequence[str],
+        loader: Loader | None = None,
+        force: bool = False,
+    ) -> Any:
+        """Register ``loader`` for paths starting with any of ``prefixes``.
+
+        Used as a decorator when ``loader`` is omitted.
+
+        :raises KeyError: a prefix is taken and ``force`` is false.
+        """
+        if loader is not None:
+            cls._register_scheme(prefixes, loader, force)
+            return None
+
+        def decorate(function: Loader) -> Loader:
+            cls._register_scheme(prefixes, function, force)
+            return function
+
+        return decorate
+
+    @classmethod
+    def _get_checkpoint_loader(cls, path: str) -> Loader:
+        """The loader whose prefix is the longest one that starts ``path``."""
+        for prefix, loader in cls._schemes.items():
+            if path.startswith(prefix):
+                return loader
+        raise CheckpointError(f"no checkpoint loader for {path}")  # '' is always registered
+
+    @classmethod
+    def load_checkpoint(
+        cls, filename: str, map_location: Any = None, logger: Any = "current"
+    ) -> Any:
+        """Load ``filename`` with the loader of its scheme."""
+        loader = cls._get_checkpoint_loader(filename)
+        name = loader.__name__.removeprefix("load_from_")
+        print_log(f"Loads checkpoint by {name} backend from path: {filename}", logger=logger)
+        return loader(filename, map_location)
+
+
+@CheckpointLoader.register_scheme(prefixes="")
+def load_from_local(filename: str, map_location: Any = None) -> dict[str, Any]:
+    """Load a local checkpoint file safely (``weights_only=True``)."""
+    path = os.path.expanduser(filename)
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(
+            f"{filename} can not be found: no such checkpoint file",
+            hint="check the path (relative paths are taken from the current folder)",
+        )
+    return load_checkpoint_file(path, map_location=map_location)
+
+
+@CheckpointLoader.register_scheme(prefixes=("http://", "https://"))
+def load_from_http(
+    filename: str, map_location: Any = None, model_dir: str | None = None
+) -> dict[str, Any]:
+    """Load a checkpoint from a URL through torch.hub's cache (downloaded once, if reachable)."""
+    try:
+        return torch.hub.load_state_dict_from_url(
+            filename, model_dir=model_dir, map_location=map_location, weights_only=True
+        )
+    except OSError as exc:  # URLError and socket errors derive from OSError
+        cache = model_dir or os.path.join(torch.hub.get_dir(), "checkpoints")
+        raise CheckpointError(
+            f"cannot download checkpoint {filename}: {exc}",
+            hint=f"download the file elsewhere and put it in {cache}, or load it from a local path",
+        ) from None
+
+
+@CheckpointLoader.register_scheme(prefixes=("torchvision://", "modelzoo://"))
+def load_from_torchvision(filename: str, map_location: Any = None) -> dict[str, Any]:
+    """Load torchvision's ImageNet weights for ``torchvision://NAME`` (e.g. ``resnet50``)."""
+    name = filename.split("://", 1)[1]
+    try:
+        models = importlib.import_module("torchvision.models")
+    except ImportError:
+        raise CheckpointError(
+            f"{filename} needs torchvision, which is not installed",
+            hint="pip install torchvision",
+        ) from None
+    try:
+        weights = models.get_model_weights(name)
+    except ValueError:
+        raise CheckpointError(
+            f"torchvision has no model named {name!r} ({filename})",
+            hint="see torchvision.models.list_models() for the names",
+        ) from None
+    # MMEngine's torchvision:// names the original ImageNet weights, not the newer recipes
+    chosen = weights.__members__.get("IMAGENET1K_V1", weights.DEFAULT)
+    return load_from_http(chosen.url, map_location=map_location)
+
+
+def _load_checkpoint(filename: str, map_location: Any = None, logger: Any = None) -> Any:
+    """Load a checkpoint by scheme (see :class:`CheckpointLoader`) without applying it."""
+    return CheckpointLoader.load_checkpoint(filename, map_location, logger)
+
+
+def _load_checkpoint_with_prefix(
+    prefix: str, filename: str, map_location: Any = None
+) -> dict[str, Any]:
+    """The weights under ``prefix`` (e.g. ``'backbone'``), with the prefix removed.
+
+    :raises AssertionError: no key starts with the prefix.
+    """
+    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    state_dict = checkpoint.get("state_dict", checkpoint)
+    if not prefix.endswith("."):
+        prefix += "."
+    selected = {
+        key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)
+    }
+    assert selected, f"{prefix} is not in the pretrained model {filename}"
+    return selected
+
+
+def load_state_dict(
+    module: nn.Module, state_dict: dict[str, Any], strict: bool = False, logger: Any = None
+) -> None:
+    """Load ``state_dict`` into ``module`` (unwrapped), skipping mis-shaped tensors.
+
+    What did not fit is logged as a warning, or, with ``strict``, raised after loading the rest.
+
+    :raises StateDictMismatchError: with ``strict``, when any key is missing, unexpected or
+        mis-shaped.
+    """
+    report = load_model_state(unwrap_model(module), state_dict, strict=False, revise_keys=())
+    missing = [key for key in report.missing if not key.endswith("num_batches_tracked")]
+    if not (missing or report.unexpected or report.shape_mismatch):
+        return
+    text = report.format()
+    if strict:
+        raise StateDictMismatchError(
+            f"the state dict does not match {type(unwrap_model(module)).__name__}:\n{text}",
+            hint="load with strict=False to keep what fits",
+        )
+    print_log(text, logger=logger, level=logging.WARNING)
+
+
+def _load_checkpoint_to_model(
+    model: nn.Module,
+    checkpoint: dict[str, Any],
+    strict: bool = False,
+    logger: Any = None,
+    revise_keys: Sequence[Sequence[str]] = tuple(DEFAULT_REVISE_KEYS),
+) -> dict[str, Any]:
+    state_dict = checkpoint.get("state_dict", checkpoint)
+    load_state_dict(model, revise_state_dict(state_dict, revise_keys), strict, logger)
+    return checkpoint
+
+
+def load_checkpoint(
+    model: nn.Module,
+    filename: str,
+    map_location: Any = None,
+    strict: bool = False,
+    logger: Any = None,
+    revise_keys: Sequence[Sequence[str]] = tuple(DEFAULT_REVISE_KEYS),
+) -> dict[str, Any]:
+    """Load the checkpoint ``filename`` (any registered scheme) into ``model``; return it.
+
+    :param revise_keys: ``(pattern, replacement)`` regex pairs applied to every key; by
+        default the ``module.`` prefix DDP adds is removed.
+    :raises CheckpointError: the file is missing, unsafe or not a checkpoint.
+    """
+    checkpoint = _load_checkpoint(filename, map_location, logger)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"No state_dict found in checkpoint file {filename}")
+    return _load_checkpoint_to_model(model, checkpoint, strict, logger, revise_keys)
+
+
+def weights_to_cpu(state_dict: dict[str, Any]) -> OrderedDict[str, Any]:
+    """A copy of ``state_dict`` with every tensor on the CPU (its ``_metadata`` kept)."""
+    on_cpu: OrderedDict[str, Any] = OrderedDict(
+        (key, value.cpu() if isinstance(value, torch.Tensor) else value)
+        for key, value in state_dict.items()
+    )
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        on_cpu._metadata = metadata  # type: ignore[attr-defined]
+    return on_cpu
+
+
+def get_state_dict(
+    module: nn.Module,
+    destination: OrderedDict[str, Any] | None = None,
+    prefix: str = "",
+    keep_vars: bool = False,
+) -> OrderedDict[str, Any]:
+    """``module.state_dict()`` with every model wrapper (DDP, ...) at any depth unwrapped,
+    so the keys carry no ``module.`` segments."""
+    module = unwrap_model(module)
+    if destination is None:
+        destination = OrderedDict()
+        destination._metadata = OrderedDict()  # type: ignore[attr-defined]
+    metadata = getattr(destination, "_metadata", None)
+    if metadata is not None:
+        metadata[prefix[:-1]] = {"version": module._version}
+    module._save_to_state_dict(destination, prefix, keep_vars)
+    for name, child in module._modules.items():
+        if child is not None:
+            get_state_dict(
+                unwrap_model(child), destination, prefix + name + ".", keep_vars=keep_vars
+            )
+    for hook in module._state_dict_hooks.values():
+        result = hook(module, destination, prefix, {})
+        if result is not None:
+            destination = result
+    return destination
+
+
+def save_checkpoint(
+    checkpoint: dict[str, Any],
+    filename: str,
+    file_client_args: dict | None = None,
+    backend_args: dict | None = None,
+) -> None:
+    """Write ``checkpoint`` to the local path ``filename`` atomically (temp file, fsync, rename).
+
+    :raises CheckpointError: for a remote path (only local files are written).
+    """
+    if file_client_args or backend_args:
+        raise CheckpointError(
+            "save_checkpoint writes local files only: file_client_args and backend_args are "
+            "not supported",
+            hint="save locally, then copy the file with your storage's own tool",
+        )
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", filename):
+        raise CheckpointError(
+            f"save_checkpoint writes local files only, got {filename}",
+            hint="save locally, then copy the file with your storage's own tool",
+        )
+    atomic_save(checkpoint, os.path.expanduser(filename))
