@@ -23,6 +23,7 @@ from torchkiln.runner.checkpoint_io import (
     load_checkpoint_file,
 )
 from torchkiln.runner.checkpointer import Checkpointer
+from torchkiln.runner.environment import set_random_seed
 from torchkiln.runner.eval_loops import TestLoop, ValLoop
 from torchkiln.runner.model_state import LoadReport, load_model_state
 from torchkiln.runner.runner import Runner
@@ -52,6 +53,7 @@ __all__ = [
     "load_model_state",
     "load_state_dict",
     "save_checkpoint",
+    "set_random_seed",
     "turn_on_activation_checkpointing",
     "weights_to_cpu",
 ]
