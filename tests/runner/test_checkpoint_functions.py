@@ -145,10 +145,91 @@ def test_missing_unsafe_and_remote_paths_give_clear_errors(tmp_path) -> None:
     torch.save({"state_dict": {}, "obj": Net}, evil)
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         load_checkpoint(Net(), str(evil), logger="silent")
-    with pytest.raises(CheckpointError, match="local files only"):
+    with pytest.raises(CheckpointError, match="no storage backend for s3://bucket/x.pth"):
         save_checkpoint({}, "s3://bucket/x.pth")
-    with pytest.raises(CheckpointError, match="local files only"):
+    with pytest.raises(CheckpointError, match="no storage backend named 'petrel'"):
         save_checkpoint({}, str(tmp_path / "x.pth"), backend_args={"backend": "petrel"})
+    with pytest.raises(CheckpointError, match="no storage backend for s3://b/x.pth"):
+        _load_checkpoint("s3://b/x.pth", logger="silent")
+    with pytest.raises(CheckpointError, match="PAVI"):
+        _load_checkpoint("pavi://x.pth", logger="silent")
+    with pytest.raises(CheckpointError, match="model-zoo"):
+        _load_checkpoint("open-mmlab://resnet50", logger="silent")
+
+
+def test_local_backend_arguments_and_a_registered_remote_backend(tmp_path) -> None:
+    from torchkiln.fileio import BaseStorageBackend, registry
+
+    path = tmp_path / "a.pth"
+    save_checkpoint({"w": torch.ones(1)}, str(path), backend_args={"backend": "local"})
+    save_checkpoint({"w": torch.ones(2)}, str(path), file_client_args={"backend": "disk"})
+    assert torch.equal(_load_checkpoint(str(path), logger="silent")["w"], torch.ones(2))
+
+    class Bucket(BaseStorageBackend):
+        objects: dict[str, bytes] = {}
+
+        def get(self, filepath):
+            return self.objects[str(filepath)]
+
+        def get_text(self, filepath, encoding="utf-8"):
+            return self.get(filepath).decode(encoding)
+
+        def put(self, obj, filepath):
+            self.objects[str(filepath)] = obj
+
+    registry.register_backend("bucket", Bucket, prefixes="s3")
+    try:
+        net, other = Net(), Net()
+        save_checkpoint({"state_dict": net.state_dict()}, "s3://models/net.pth")
+        assert "s3://models/net.pth" in Bucket.objects
+        load_checkpoint(other, "s3://models/net.pth", logger="silent")
+        assert torch.equal(other.head.weight, net.head.weight)
+    finally:
+        registry.BACKENDS.pop("bucket", None)
+        registry.PREFIX_TO_BACKEND.pop("s3", None)
+        registry._INSTANCES.clear()
+
+
+def test_version_metadata_reaches_modules_that_convert_old_keys(tmp_path) -> None:
+    class Old(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(2, 2)
+
+    class New(nn.Module):
+        _version = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.renamed = nn.Linear(2, 2)
+
+        def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+            if local_metadata.get("version", 1) < 2:
+                for key in [k for k in state_dict if k.startswith(prefix + "first.")]:
+                    state_dict[key.replace("first.", "renamed.")] = state_dict.pop(key)
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+    old, new = Old(), New()
+    path = str(tmp_path / "old.pth")
+    save_checkpoint(old.state_dict(), path)
+    load_checkpoint(new, path, strict=True, logger="silent")
+    assert torch.equal(new.renamed.weight, old.first.weight)
+    save_checkpoint(New().state_dict(), path)  # version 2: loaded as is
+    load_checkpoint(new, path, strict=True, logger="silent")
+
+
+def test_scheme_prefixes_are_regular_expressions() -> None:
+    names = {
+        "s3://b/x.pth": "load_from_ceph",
+        "open-mmlab:s3://b/x.pth": "load_from_ceph",
+        "petrel://b/x.pth": "load_from_ceph",
+        "ss3://b/x.pth": "load_from_local",
+        ":s3://b/x.pth": "load_from_local",
+        "mmcls://resnet": "load_from_mmcls",
+        "modelzoo://resnet50": "load_from_torchvision",
+    }
+    for path, name in names.items():
+        assert CheckpointLoader._get_checkpoint_loader(path).__name__ == name, path
 
 
 def test_scheme_registry_picks_the_longest_prefix() -> None:

@@ -16,10 +16,14 @@ def test_priority_enum_and_get_priority() -> None:
     assert Priority.LOWEST.value == 100 and len(Priority) == 9
     assert get_priority(Priority.VERY_LOW) == 90
     assert get_priority("above_normal") == 40 and get_priority(7) == 7
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as info:
         get_priority(101)
-    with pytest.raises(ConfigError):
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ConfigError, match="SOMETIMES"):
         get_priority("SOMETIMES")
+    with pytest.raises(ConfigError, match="integer or Priority") as info:
+        get_priority([10])  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
 
 
 def test_a_hook_may_declare_an_enum_priority(tmp_path) -> None:

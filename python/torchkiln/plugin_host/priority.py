@@ -6,7 +6,14 @@ from enum import Enum
 
 from torchkiln.errors import ConfigError, did_you_mean
 
-__all__ = ["PRIORITIES", "Priority", "get_priority", "priority_label"]
+__all__ = [
+    "PRIORITIES",
+    "Priority",
+    "PriorityRangeError",
+    "PriorityTypeError",
+    "get_priority",
+    "priority_label",
+]
 
 
 class Priority(Enum):
@@ -28,6 +35,14 @@ PRIORITIES: dict[str, int] = {member.name: member.value for member in Priority}
 _LABELS: dict[int, str] = {value: name for name, value in PRIORITIES.items()}
 
 
+class PriorityRangeError(ConfigError, ValueError):
+    """A numeric hook priority outside ``0..100`` (also a ``ValueError``, as in MMEngine)."""
+
+
+class PriorityTypeError(ConfigError, TypeError):
+    """A hook priority that is neither a name, a :class:`Priority` nor an int."""
+
+
 def get_priority(priority: int | str | Enum, where: str | None = None) -> int:
     """Return the numeric priority of a name (``'HIGH'``, case-insensitive), a
     :class:`Priority` member or an int.
@@ -42,7 +57,7 @@ def get_priority(priority: int | str | Enum, where: str | None = None) -> int:
     if isinstance(priority, int) and not isinstance(priority, bool):
         if 0 <= priority <= 100:
             return priority
-        raise ConfigError(
+        raise PriorityRangeError(
             f"hook priority must be between 0 and 100, got {priority}",
             where=where,
             hint="0 runs first, 100 last; NORMAL is 50",
@@ -64,8 +79,9 @@ def get_priority(priority: int | str | Enum, where: str | None = None) -> int:
                 )
             ),
         )
-    raise ConfigError(
-        f"hook priority must be a name or an int, got {type(priority).__name__} {priority!r}",
+    raise PriorityTypeError(
+        "hook priority must be an integer or Priority enum value (a name or an int), got "
+        f"{type(priority).__name__} {priority!r}",
         where=where,
         hint="valid names: " + ", ".join(PRIORITIES),
     )

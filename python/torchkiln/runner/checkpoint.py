@@ -14,6 +14,7 @@ pickled objects is refused with an error saying so, where MMEngine would run its
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from torchkiln.runner.checkpoint_io import (
     find_latest_checkpoint,
     load_checkpoint_file,
 )
-from torchkiln.runner.model_state import load_model_state, revise_state_dict
+from torchkiln.runner.model_state import revise_state_dict
 
 __all__ = [
     "CheckpointLoader",
@@ -60,11 +61,14 @@ class StateDictMismatchError(CheckpointError, RuntimeError):
 
 
 class CheckpointLoader:
-    """Loads checkpoints by scheme: the longest registered prefix of the path picks the loader.
+    """Loads checkpoints by scheme: the longest registered prefix matching the path picks the
+    loader (prefixes are regular expressions matched at the start, as in MMEngine).
 
     Built in: local paths (the empty prefix), ``http://``/``https://`` (through torch.hub's
-    download cache) and ``torchvision://NAME`` (torchvision's ImageNet weights for ``NAME``).
-    ``register_scheme('s3://', loader)`` adds one; a loader takes ``(filename, map_location)``.
+    download cache), ``torchvision://NAME`` (torchvision's ImageNet weights for ``NAME``) and
+    ``s3://``/``petrel://`` (through the storage backend registered for the prefix in
+    :mod:`torchkiln.fileio`). ``register_scheme('ftp://', loader)`` adds one; a loader takes
+    ``(filename, map_location)``.
     """
 
     _schemes: ClassVar[dict[str, Loader]] = {}
@@ -107,9 +111,9 @@ class CheckpointLoader:
 
     @classmethod
     def _get_checkpoint_loader(cls, path: str) -> Loader:
-        """The loader whose prefix is the longest one that starts ``path``."""
+        """The loader whose prefix is the longest one that matches the start of ``path``."""
         for prefix, loader in cls._schemes.items():
-            if path.startswith(prefix):
+            if re.match(prefix, path) is not None:
                 return loader
         raise CheckpointError(f"no checkpoint loader for {path}")  # '' is always registered
 
@@ -176,6 +180,53 @@ def load_from_torchvision(filename: str, map_location: Any = None) -> dict[str, 
     return load_from_http(chosen.url, map_location=map_location)
 
 
+def _load_bytes(data: bytes, filename: str, map_location: Any) -> dict[str, Any]:
+    """A checkpoint read from a storage backend, loaded safely like a local file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, os.path.basename(filename) or "checkpoint.pth")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return load_checkpoint_file(path, map_location=map_location)
+
+
+@CheckpointLoader.register_scheme(prefixes=[r"(\S+\:)?s3://", r"(\S+\:)?petrel://"])
+def load_from_ceph(filename: str, map_location: Any = None) -> dict[str, Any]:
+    """Load a checkpoint from object storage through its :mod:`torchkiln.fileio` backend."""
+    from torchkiln.fileio import get_file_backend
+
+    try:
+        backend = get_file_backend(filename)
+    except ValueError as exc:
+        raise CheckpointError(
+            f"cannot load {filename}: {exc}",
+            hint="copy the checkpoint to a local path, or register a storage backend",
+        ) from None
+    return _load_bytes(backend.get(filename), filename, map_location)
+
+
+def _hub_loader(kind: str) -> Loader:
+    def load(filename: str, map_location: Any = None) -> dict[str, Any]:
+        raise CheckpointError(
+            f"{filename}: {kind} checkpoints are not supported",
+            hint="download the checkpoint and load it from a local path, or use its https:// URL",
+        )
+
+    return load
+
+
+load_from_pavi = _hub_loader("PAVI (OpenMMLab's internal model cloud)")
+load_from_pavi.__name__ = "load_from_pavi"
+load_from_openmmlab = _hub_loader("OpenMMLab model-zoo names")
+load_from_openmmlab.__name__ = "load_from_openmmlab"
+load_from_mmcls = _hub_loader("MMClassification model-zoo names")
+load_from_mmcls.__name__ = "load_from_mmcls"
+CheckpointLoader.register_scheme("pavi://", load_from_pavi)
+CheckpointLoader.register_scheme(["open-mmlab://", "openmmlab://"], load_from_openmmlab)
+CheckpointLoader.register_scheme("mmcls://", load_from_mmcls)
+
+
 def _load_checkpoint(filename: str, map_location: Any = None, logger: Any = None) -> Any:
     """Load a checkpoint by scheme (see :class:`CheckpointLoader`) without applying it."""
     return CheckpointLoader.load_checkpoint(filename, map_location, logger)
@@ -199,21 +250,51 @@ def _load_checkpoint_with_prefix(
     return selected
 
 
+def _with_metadata(state_dict: Any, metadata: Any) -> OrderedDict[str, Any]:
+    copy: OrderedDict[str, Any] = OrderedDict(state_dict)
+    if metadata is not None:
+        copy._metadata = metadata  # type: ignore[attr-defined]
+    return copy
+
+
 def load_state_dict(
     module: nn.Module, state_dict: dict[str, Any], strict: bool = False, logger: Any = None
 ) -> None:
-    """Load ``state_dict`` into ``module`` (unwrapped), skipping mis-shaped tensors.
+    """Load ``state_dict`` into ``module``, unwrapping model wrappers at any depth.
 
-    What did not fit is logged as a warning, or, with ``strict``, raised after loading the rest.
+    Unlike ``nn.Module.load_state_dict``, mis-shaped tensors are skipped instead of stopping
+    the load; each module's ``_load_from_state_dict`` sees the checkpoint's version metadata,
+    so modules that convert old key names keep working. What did not fit is logged as a
+    warning, or, with ``strict``, raised after loading the rest.
 
     :raises StateDictMismatchError: with ``strict``, when any key is missing, unexpected or
         mis-shaped.
     """
-    report = load_model_state(unwrap_model(module), state_dict, strict=False, revise_keys=())
-    missing = [key for key in report.missing if not key.endswith("num_batches_tracked")]
-    if not (missing or report.unexpected or report.shape_mismatch):
+    metadata = getattr(state_dict, "_metadata", None)
+    state = _with_metadata(state_dict, metadata)  # modules may edit it while loading
+    missing: list[str] = []
+    unexpected: list[str] = []
+    errors: list[str] = []
+
+    def load(current: nn.Module, prefix: str) -> None:
+        current = unwrap_model(current)
+        local = {} if metadata is None else metadata.get(prefix[:-1], {})
+        current._load_from_state_dict(state, prefix, local, True, missing, unexpected, errors)
+        for name, child in current._modules.items():
+            if child is not None:
+                load(child, prefix + name + ".")
+
+    load(module, "")
+    missing = [key for key in missing if "num_batches_tracked" not in key]
+    lines = []
+    if unexpected:
+        lines.append(f"unexpected key in source state_dict: {', '.join(unexpected)}")
+    if missing:
+        lines.append(f"missing keys in source state_dict: {', '.join(missing)}")
+    lines.extend(errors)
+    if not lines:
         return
-    text = report.format()
+    text = "\n".join(lines)
     if strict:
         raise StateDictMismatchError(
             f"the state dict does not match {type(unwrap_model(module)).__name__}:\n{text}",
@@ -230,7 +311,10 @@ def _load_checkpoint_to_model(
     revise_keys: Sequence[Sequence[str]] = tuple(DEFAULT_REVISE_KEYS),
 ) -> dict[str, Any]:
     state_dict = checkpoint.get("state_dict", checkpoint)
-    load_state_dict(model, revise_state_dict(state_dict, revise_keys), strict, logger)
+    revised = _with_metadata(
+        revise_state_dict(state_dict, revise_keys), getattr(state_dict, "_metadata", None)
+    )
+    load_state_dict(model, revised, strict, logger)
     return checkpoint
 
 
@@ -300,19 +384,33 @@ def save_checkpoint(
     file_client_args: dict | None = None,
     backend_args: dict | None = None,
 ) -> None:
-    """Write ``checkpoint`` to the local path ``filename`` atomically (temp file, fsync, rename).
+    """Write ``checkpoint`` to ``filename``: atomically (temp file, fsync, rename) for a
+    local path, through its :mod:`torchkiln.fileio` backend otherwise.
 
-    :raises CheckpointError: for a remote path (only local files are written).
+    :param file_client_args: MMEngine's older way to pick the backend (``{'backend': 'disk'}``).
+    :param backend_args: the backend's arguments (``{'backend': 'local'}``).
+    :raises CheckpointError: no storage backend handles ``filename``.
     """
-    if file_client_args or backend_args:
+    from torchkiln.fileio import FileClient, LocalBackend, get_file_backend
+
+    if file_client_args is not None and backend_args is not None:
+        raise ValueError("give file_client_args or backend_args, not both")
+    try:
+        if file_client_args is not None:
+            backend = FileClient.infer_client(file_client_args, filename).client
+        else:
+            backend = get_file_backend(filename, backend_args=backend_args)
+    except ValueError as exc:
         raise CheckpointError(
-            "save_checkpoint writes local files only: file_client_args and backend_args are "
-            "not supported",
-            hint="save locally, then copy the file with your storage's own tool",
-        )
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", filename):
-        raise CheckpointError(
-            f"save_checkpoint writes local files only, got {filename}",
-            hint="save locally, then copy the file with your storage's own tool",
-        )
-    atomic_save(checkpoint, os.path.expanduser(filename))
+            f"cannot save checkpoint {filename}: {exc}",
+            hint="save to a local path, or register a storage backend for the prefix",
+        ) from None
+    if isinstance(backend, LocalBackend):
+        atomic_save(checkpoint, os.path.expanduser(filename))
+        return
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    put = getattr(backend, "put", None)
+    if put is None:
+        raise CheckpointError(f"the {backend.name} storage backend cannot write {filename}")
+    put(buffer.getvalue(), filename)
