@@ -27,7 +27,8 @@ class PrepareTTAHook(Hook):
                 "PrepareTTAHook: tta_cfg must be a config dict with a 'type' (a BaseTTAModel "
                 f"subclass), got {tta_cfg!r}"
             )
-        self.tta_cfg = dict(tta_cfg)
+        # kept as given (MMEngine code checks it is the same dict); copied only if read-only
+        self.tta_cfg: dict[str, Any] = tta_cfg if isinstance(tta_cfg, dict) else dict(tta_cfg)
 
     def before_test(self, runner: Any) -> None:
         """Build the TTA model around ``runner.model`` and make it the runner's model."""
