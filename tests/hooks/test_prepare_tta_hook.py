@@ -89,5 +89,7 @@ def test_tta_model_accepts_tuples_and_rejects_other_batches() -> None:
         tta.test_step(torch.zeros(2))
     with pytest.raises(NotImplementedError):
         tta(x)
+    with pytest.raises(NotImplementedError, match="train_step should not be called"):
+        tta.train_step(None, None)
     built = MeanTTA(module={"type": "DigitsMLP"})
     assert type(built.module).__name__ == "DigitsMLP"

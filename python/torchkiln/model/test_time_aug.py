@@ -77,6 +77,13 @@ class BaseTTAModel(BaseModel):
         per_sample = [list(predictions) for predictions in zip(*per_view)]
         return self.merge_preds(per_sample)
 
+    def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, Any]:
+        """Not used: a TTA model only tests (train the wrapped model instead)."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.train_step should not be called: a test-time augmentation "
+            "model only runs test_step; train the wrapped model"
+        )
+
     def forward(self, inputs: Any, data_samples: Any = None, mode: str = "tensor") -> Any:
         """Not used: a TTA model only tests, through :meth:`test_step`."""
         raise NotImplementedError(
