@@ -12,10 +12,10 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["autocast", "default_device_type"]
+__all__ = ["autocast", "get_device"]
 
 
-def default_device_type() -> str:
+def get_device() -> str:
     """``'cuda'`` when a CUDA device is visible, else ``'mps'`` when available, else ``'cpu'``."""
     if torch.cuda.is_available():
         return "cuda"
@@ -40,7 +40,7 @@ def autocast(
     :raises RuntimeError: bfloat16 on a CUDA device without bfloat16 support.
     :raises ValueError: a device type torch's autocast does not know.
     """
-    device_type = device_type or default_device_type()
+    device_type = device_type or get_device()
     if cache_enabled is None:
         cache_enabled = torch.is_autocast_cache_enabled()
     if device_type == "cuda":
