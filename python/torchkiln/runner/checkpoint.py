@@ -213,6 +213,7 @@ def _hub_loader(kind: str) -> Loader:
             hint="download the checkpoint and load it from a local path, or use its https:// URL",
         )
 
+    load.__doc__ = f"Refuse {kind}, with an error asking for a URL or a local file."
     return load
 
 
