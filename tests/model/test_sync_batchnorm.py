@@ -37,6 +37,17 @@ def test_revert_keeps_state_and_runs_in_one_process() -> None:
     assert not norms[0].training
     out = reverted[:2](torch.randn(2, 1, 5, 5))  # a SyncBatchNorm needs a process group here
     assert out.shape == (2, 2, 3, 3)
+    class NoAdd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(1, 1)
+            self.norm = nn.SyncBatchNorm(1)
+
+        def add_module(self, name, module):
+            raise ValueError("modules are fixed")
+
+    odd = revert_sync_batchnorm(NoAdd())
+    assert not isinstance(odd.norm, nn.SyncBatchNorm) and isinstance(odd.fc, nn.Linear)
     alone = revert_sync_batchnorm(nn.SyncBatchNorm(3))
     assert not isinstance(alone, nn.SyncBatchNorm)
     assert alone(torch.randn(2, 3)).shape == (2, 3)  # any input rank

@@ -54,7 +54,12 @@ def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
             local.qconfig = sync.qconfig
         converted = local
     for name, child in module.named_children():
-        converted.add_module(name, revert_sync_batchnorm(child))
+        reverted = revert_sync_batchnorm(child)
+        if reverted is not child:
+            # written to the registry directly: a module may override add_module
+            converted._modules[name] = reverted
+        elif converted is not module:
+            converted._modules[name] = child
     return converted
 
 
