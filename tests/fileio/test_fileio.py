@@ -88,3 +88,30 @@ def test_load_and_dump(tmp_path) -> None:
     (tmp_path / "l.txt").write_text("a 1\nb 2 3\n\n")
     assert fileio.list_from_file(tmp_path / "l.txt", prefix="-", offset=1) == ["-b 2 3", "-"]
     assert fileio.dict_from_file(tmp_path / "l.txt") == {"a": "1", "b": ["2", "3"]}
+
+
+def test_copies_keep_the_path_type_and_symlinks_fall_back_to_copies(tmp_path, monkeypatch) -> None:
+    import os
+    import shutil
+
+    backend = LocalBackend()
+    src = tmp_path / "s.txt"
+    backend.put_text("x", src)
+    assert backend.copyfile(src, tmp_path / "d.txt") == tmp_path / "d.txt"
+    with pytest.raises(shutil.SameFileError):
+        backend.copyfile(src, src)
+    (tmp_path / "folder").mkdir()
+    assert backend.copytree(str(tmp_path / "folder"), str(tmp_path / "f2")) == str(tmp_path / "f2")
+    with pytest.raises(FileExistsError):
+        backend.copytree(tmp_path / "folder", tmp_path / "f2")
+    assert backend.copy_if_symlink_fails(src, tmp_path / "link.txt") is True
+    assert os.path.islink(tmp_path / "link.txt")
+
+    def refuse(*_args):
+        raise PermissionError("no links here")
+
+    monkeypatch.setattr(os, "symlink", refuse)
+    assert backend.copy_if_symlink_fails(src, tmp_path / "copy.txt") is False
+    assert not os.path.islink(tmp_path / "copy.txt") and backend.get_text(tmp_path / "copy.txt") == "x"
+    assert backend.copy_if_symlink_fails(tmp_path / "folder", tmp_path / "f3") is False
+    assert backend.isdir(tmp_path / "f3")

@@ -105,36 +105,42 @@ class LocalBackend(BaseStorageBackend):
         """Delete the folder ``dir_path`` and everything in it."""
         shutil.rmtree(os.path.expanduser(dir_path))
 
-    def copyfile(self, src: str | Path, dst: str | Path) -> str:
-        """Copy the file ``src`` to ``dst`` (a file or a folder); return the destination path."""
-        return shutil.copy(os.path.expanduser(src), os.path.expanduser(dst))
+    def copyfile(self, src: str | Path, dst: str | Path) -> str | Path:
+        """Copy the file ``src`` to ``dst`` (a file or a folder); return the destination path.
 
-    def copytree(self, src: str | Path, dst: str | Path) -> str:
-        """Copy the folder ``src`` to ``dst`` (which must not exist); return ``dst``."""
-        return shutil.copytree(os.path.expanduser(src), os.path.expanduser(dst))
+        :raises shutil.SameFileError: ``src`` and ``dst`` are the same file.
+        """
+        return shutil.copy(src, dst)
 
-    def copyfile_from_local(self, src: str | Path, dst: str | Path) -> str:
+    def copytree(self, src: str | Path, dst: str | Path) -> str | Path:
+        """Copy the folder ``src`` to ``dst`` (which must not exist); return ``dst``.
+
+        :raises FileExistsError: ``dst`` exists.
+        """
+        return shutil.copytree(src, dst)
+
+    def copyfile_from_local(self, src: str | Path, dst: str | Path) -> str | Path:
         """Same as :meth:`copyfile` (both sides are local)."""
         return self.copyfile(src, dst)
 
-    def copytree_from_local(self, src: str | Path, dst: str | Path) -> str:
+    def copytree_from_local(self, src: str | Path, dst: str | Path) -> str | Path:
         """Same as :meth:`copytree` (both sides are local)."""
         return self.copytree(src, dst)
 
-    def copyfile_to_local(self, src: str | Path, dst: str | Path) -> str:
+    def copyfile_to_local(self, src: str | Path, dst: str | Path) -> str | Path:
         """Same as :meth:`copyfile` (both sides are local)."""
         return self.copyfile(src, dst)
 
-    def copytree_to_local(self, src: str | Path, dst: str | Path) -> str:
+    def copytree_to_local(self, src: str | Path, dst: str | Path) -> str | Path:
         """Same as :meth:`copytree` (both sides are local)."""
         return self.copytree(src, dst)
 
     def copy_if_symlink_fails(self, src: str | Path, dst: str | Path) -> bool:
         """Symlink ``dst`` to ``src``; copy instead where links fail. True when linked."""
         try:
-            os.symlink(os.path.expanduser(src), os.path.expanduser(dst))
+            os.symlink(src, dst)
             return True
-        except OSError:
+        except Exception:  # any failure (no permission, no support) falls back to a copy
             if self.isfile(src):
                 self.copyfile(src, dst)
             else:
