@@ -29,9 +29,13 @@ EXPECTED_PRIORITIES = {
     "NonFiniteLossHook": "NORMAL",
     "CheckInvalidLossHook": "NORMAL",
     "GradientMonitorHook": "NORMAL",
+    "PrepareTTAHook": "NORMAL",
 }
 
-REQUIRED_ARGS = {"EarlyStoppingHook": {"monitor": "acc"}}
+REQUIRED_ARGS = {
+    "EarlyStoppingHook": {"monitor": "acc"},
+    "PrepareTTAHook": {"tta_cfg": {"type": "MyTTAModel"}},
+}
 
 
 def test_defaults_unchanged():

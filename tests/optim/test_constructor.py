@@ -422,7 +422,11 @@ def test_components_table_resolves():
     for registry_name, registry in registries.items():
         for name in builtin_components(f"torchkiln.{registry_name.lower()}"):
             assert registry.get(name).__name__ == name
-    assert set(builtin_components("torchkiln.optim_wrappers")) == {"OptimWrapper", "AmpOptimWrapper"}
+    assert set(builtin_components("torchkiln.optim_wrappers")) == {
+        "OptimWrapper",
+        "AmpOptimWrapper",
+        "ApexOptimWrapper",
+    }
 
 
 def test_import_is_light():

@@ -14,6 +14,8 @@ _EXPORTS: dict[str, str] = {
     "BaseMetric": "torchkiln.evaluation.metric",
     "Evaluator": "torchkiln.evaluation.evaluator",
     "build_evaluator": "torchkiln.evaluation.evaluator",
+    "DumpResults": "torchkiln.evaluation.metrics.dump_results",
+    "get_metric_value": "torchkiln.evaluation.metric_value",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -28,4 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
         build_evaluator as build_evaluator,
     )
     from torchkiln.evaluation.metric import BaseMetric as BaseMetric
+    from torchkiln.evaluation.metric_value import get_metric_value as get_metric_value
     from torchkiln.evaluation.metrics.accuracy import Accuracy as Accuracy
+    from torchkiln.evaluation.metrics.dump_results import DumpResults as DumpResults

@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "CheckInvalidLossHook": "torchkiln.hooks.loss_guard_hook",
     "NonFiniteLossError": "torchkiln.hooks.loss_guard_hook",
     "GradientMonitorHook": "torchkiln.hooks.gradient_monitor_hook",
+    "PrepareTTAHook": "torchkiln.hooks.prepare_tta_hook",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
         NonFiniteLossHook as NonFiniteLossHook,
     )
     from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook as ParamSchedulerHook
+    from torchkiln.hooks.prepare_tta_hook import PrepareTTAHook as PrepareTTAHook
     from torchkiln.hooks.profiler_hook import ProfilerHook as ProfilerHook
     from torchkiln.hooks.progress_bar_hook import ProgressBarHook as ProgressBarHook
     from torchkiln.hooks.runtime_info_hook import RuntimeInfoHook as RuntimeInfoHook

@@ -55,6 +55,9 @@ _EXPORTS: dict[str, str] = {
     "MomentumAnnealingEMA": _AV,
     "StochasticWeightAverage": _AV,
     "DigitsMLP": "torchkiln.model.demo_models",
+    "BaseTTAModel": "torchkiln.model.test_time_aug",
+    "convert_sync_batchnorm": "torchkiln.model.sync_batchnorm",
+    "revert_sync_batchnorm": "torchkiln.model.sync_batchnorm",
     "DigitsCNN": "torchkiln.model.demo_models",
 }
 
@@ -84,6 +87,11 @@ if TYPE_CHECKING:  # pragma: no cover
         stack_batch as stack_batch,
     )
     from torchkiln.model.demo_models import DigitsCNN as DigitsCNN, DigitsMLP as DigitsMLP
+    from torchkiln.model.sync_batchnorm import (
+        convert_sync_batchnorm as convert_sync_batchnorm,
+        revert_sync_batchnorm as revert_sync_batchnorm,
+    )
+    from torchkiln.model.test_time_aug import BaseTTAModel as BaseTTAModel
     from torchkiln.model.weight_init import (
         BaseInit as BaseInit,
         Caffe2XavierInit as Caffe2XavierInit,

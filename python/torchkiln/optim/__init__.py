@@ -34,6 +34,19 @@ _EXPORTS: dict[str, str] = {
     "OptimWrapperDict": _OPTIMIZER,
     "build_optim_wrapper": _OPTIMIZER,
     "merge_param_groups": _OPTIMIZER,
+    "ApexOptimWrapper": "torchkiln.optim.optimizer.apex_optim_wrapper",
+    **{
+        f"{source}_OPTIMIZERS": "torchkiln.optim.optimizer.known_optimizers"
+        for source in (
+            "BITSANDBYTES",
+            "DADAPTATION",
+            "LION",
+            "NPU",
+            "SOPHIA",
+            "TORCH",
+            "TRANSFORMERS",
+        )
+    },
     "INF": _SCHEDULER,
     "_ParamScheduler": _SCHEDULER,
     "build_param_schedulers": _SCHEDULER,
@@ -59,5 +72,15 @@ if TYPE_CHECKING:  # pragma: no cover
         OptimWrapperDict as OptimWrapperDict,
         build_optim_wrapper as build_optim_wrapper,
         merge_param_groups as merge_param_groups,
+    )
+    from torchkiln.optim.optimizer.apex_optim_wrapper import ApexOptimWrapper as ApexOptimWrapper
+    from torchkiln.optim.optimizer.known_optimizers import (
+        BITSANDBYTES_OPTIMIZERS as BITSANDBYTES_OPTIMIZERS,
+        DADAPTATION_OPTIMIZERS as DADAPTATION_OPTIMIZERS,
+        LION_OPTIMIZERS as LION_OPTIMIZERS,
+        NPU_OPTIMIZERS as NPU_OPTIMIZERS,
+        SOPHIA_OPTIMIZERS as SOPHIA_OPTIMIZERS,
+        TORCH_OPTIMIZERS as TORCH_OPTIMIZERS,
+        TRANSFORMERS_OPTIMIZERS as TRANSFORMERS_OPTIMIZERS,
     )
     from torchkiln.optim.scheduler import *  # noqa: F403

@@ -2,36 +2,62 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 from torchkiln.errors import ConfigError, did_you_mean
 
-__all__ = ["PRIORITIES", "get_priority", "priority_label"]
+__all__ = [
+    "PRIORITIES",
+    "Priority",
+    "PriorityRangeError",
+    "PriorityTypeError",
+    "get_priority",
+    "priority_label",
+]
 
-PRIORITIES: dict[str, int] = {
-    "HIGHEST": 0,
-    "VERY_HIGH": 10,
-    "HIGH": 30,
-    "ABOVE_NORMAL": 40,
-    "NORMAL": 50,
-    "BELOW_NORMAL": 60,
-    "LOW": 70,
-    "VERY_LOW": 90,
-    "LOWEST": 100,
-}
+
+class Priority(Enum):
+    """The named hook priorities (MMEngine's enum): ``Priority.NORMAL.value == 50``."""
+
+    HIGHEST = 0
+    VERY_HIGH = 10
+    HIGH = 30
+    ABOVE_NORMAL = 40
+    NORMAL = 50
+    BELOW_NORMAL = 60
+    LOW = 70
+    VERY_LOW = 90
+    LOWEST = 100
+
+
+PRIORITIES: dict[str, int] = {member.name: member.value for member in Priority}
 
 _LABELS: dict[int, str] = {value: name for name, value in PRIORITIES.items()}
 
 
-def get_priority(priority: int | str, where: str | None = None) -> int:
-    """Return the numeric priority of a name (``'HIGH'``, case-insensitive) or an int.
+class PriorityRangeError(ConfigError, ValueError):
+    """A numeric hook priority outside ``0..100`` (also a ``ValueError``, as in MMEngine)."""
 
-    :param priority: a name from :data:`PRIORITIES` or an int in ``0..100``; lower runs first.
+
+class PriorityTypeError(ConfigError, TypeError):
+    """A hook priority that is neither a name, a :class:`Priority` nor an int."""
+
+
+def get_priority(priority: int | str | Enum, where: str | None = None) -> int:
+    """Return the numeric priority of a name (``'HIGH'``, case-insensitive), a
+    :class:`Priority` member or an int.
+
+    :param priority: a name from :data:`PRIORITIES`, a :class:`Priority` or an int in
+        ``0..100``; lower runs first.
     :param where: what the priority belongs to, for the error message.
     :raises ConfigError: for an unknown name or an int out of range.
     """
+    if isinstance(priority, Priority):
+        return priority.value
     if isinstance(priority, int) and not isinstance(priority, bool):
         if 0 <= priority <= 100:
             return priority
-        raise ConfigError(
+        raise PriorityRangeError(
             f"hook priority must be between 0 and 100, got {priority}",
             where=where,
             hint="0 runs first, 100 last; NORMAL is 50",
@@ -53,8 +79,9 @@ def get_priority(priority: int | str, where: str | None = None) -> int:
                 )
             ),
         )
-    raise ConfigError(
-        f"hook priority must be a name or an int, got {type(priority).__name__} {priority!r}",
+    raise PriorityTypeError(
+        "hook priority must be an integer or Priority enum value (a name or an int), got "
+        f"{type(priority).__name__} {priority!r}",
         where=where,
         hint="valid names: " + ", ".join(PRIORITIES),
     )
