@@ -615,13 +615,12 @@ class Registry:
                 return self._find(key, None) is not None
             except (BuildError, PluginError):
                 return True  # ambiguous or broken: offered, all the same
-        node: Registry | None = self
-        while node is not None and node.parent is not None:
+        node = self
+        while node.parent is not None:
             if node._own(key) is not None:
                 return True
             node = node.parent
-        assert node is not None
-        return key in node._forced or bool(node._candidates(key))
+        return key in node._forced or bool(node._candidates(key, descendants=node is self))
 
     def __len__(self) -> int:
         return len(self._all_names())
