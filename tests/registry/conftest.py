@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from torchkiln.registry import DefaultScope
-from torchkiln.registry import registry as registry_module
+from torchkiln.registry import _keys
 
 
 @pytest.fixture(autouse=True)
 def _fresh_default_scope():
     DefaultScope.reset_instances()
-    registry_module._scope_registry_imports.clear()
+    _keys._scope_registry_imports.clear()
     yield
     DefaultScope.reset_instances()
-    registry_module._scope_registry_imports.clear()
+    _keys._scope_registry_imports.clear()

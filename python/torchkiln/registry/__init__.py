@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from torchkiln.registry import root
 from torchkiln.registry._index import default_scope, set_default_scope
-from torchkiln.registry.build_functions import build_model_from_cfg
-from torchkiln.registry.default_scope import DefaultScope, init_default_scope
-from torchkiln.registry.registry import (
-    Registry,
+from torchkiln.registry.build_functions import (
     build_from_cfg,
+    build_model_from_cfg,
     check_kwargs,
-    scope_key,
     signature_params,
 )
+from torchkiln.registry.default_scope import DefaultScope, init_default_scope
+from torchkiln.registry.registry import Registry, scope_key
 from torchkiln.registry.root import (
     ALL_REGISTRIES,
     DATA_SAMPLERS,

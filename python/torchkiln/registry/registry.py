@@ -10,100 +10,26 @@ offer the same name; ``type`` may also be a dotted import path (``pkg.mod.Class`
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import inspect
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from torchkiln.errors import BuildError, PluginError, add_note, did_you_mean
+from torchkiln.errors import BuildError, PluginError, did_you_mean
 from torchkiln.registry import _index
+from torchkiln.registry._keys import (
+    SCOPE_SEP,
+    import_dotted,
+    import_scope_registry,
+    import_target,
+    infer_scope,
+    scope_key,
+    scope_of,
+)
 from torchkiln.registry.default_scope import DefaultScope, current_scope_name
 
-__all__ = [
-    "SCOPE_SEP",
-    "Registry",
-    "build_from_cfg",
-    "check_kwargs",
-    "scope_key",
-    "signature_params",
-]
+_import_target = import_target  # the name tests and older callers import from here
 
-SCOPE_SEP = "::"
-
-# Scopes written in MMEngine's words that mean torchkiln's own (root) scope.
-_SCOPE_ALIASES = {"mmengine": _index.BUILTIN_SCOPE}
-
-
-def scope_key(scope: str) -> str:
-    """The form scopes are compared in: packaging's rule for distribution names, and
-    ``mmengine`` as torchkiln's own scope (``Acme-Kiln.Zoo`` -> ``acme_kiln_zoo``)."""
-    key = _index.normalise_dist(scope)
-    return _SCOPE_ALIASES.get(key, key)
-
-
-def _scope_of(obj: Any) -> str:
-    """The scope of an object registered by decorator: its top-level package name."""
-    module = getattr(obj, "__module__", None) or "__main__"
-    return module.split(".", 1)[0]
-
-
-def _import_target(target: str) -> Any:
-    """Import ``pkg.mod:attr`` or ``pkg.mod.attr`` and return the attribute."""
-    if ":" in target:
-        module_name, _, attr = target.partition(":")
-    else:
-        module_name, _, attr = target.rpartition(".")
-    module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _import_dotted(key: str) -> Any:
-    """``key`` as an importable object (``torch.nn.Linear``, ``pkg.mod:Class``, a module), or
-    None when it names nothing importable."""
-    try:
-        return importlib.import_module(key) if ":" not in key else _import_target(key)
-    except ImportError:
-        pass
-    try:
-        return _import_target(key)
-    except (ImportError, AttributeError, ValueError):
-        return None
-
-
-_scope_registry_imports: dict[str, bool] = {}
-
-
-def _import_scope_registry(scope: str) -> bool:
-    """Import ``<scope>.registry`` once, as MMEngine does, so that a package declaring its
-    registries there joins the tree before its scope is looked up. True if it imported."""
-    if scope in _scope_registry_imports:
-        return _scope_registry_imports[scope]
-    found = False
-    if scope.isidentifier() and scope_key(scope) != _index.BUILTIN_SCOPE:
-        try:
-            if importlib.util.find_spec(scope) is not None:
-                found = importlib.util.find_spec(f"{scope}.registry") is not None
-                if found:
-                    importlib.import_module(f"{scope}.registry")
-        except (ImportError, ValueError):
-            found = False
-    _scope_registry_imports[scope] = found
-    return found
-
-
-def _infer_scope(frame_depth: int) -> str:
-    """The top-level package of the module that creates a registry (MMEngine's rule)."""
-    try:
-        frame = sys._getframe(frame_depth + 1)
-    except ValueError:
-        return "__main__"
-    module = frame.f_globals.get("__name__") or "__main__"
-    return str(module).split(".", 1)[0]
+__all__ = ["SCOPE_SEP", "Registry", "scope_key"]
 
 
 class Registry:
@@ -148,7 +74,7 @@ class Registry:
         if isinstance(locations, str):
             locations = [locations]
         self.name = name
-        self._scope = scope if scope is not None else _infer_scope(1)
+        self._scope = scope if scope is not None else infer_scope(1)
         self._scope_key = scope_key(self._scope)
         self.parent = parent
         self._children: dict[str, Registry] = {}
@@ -163,6 +89,8 @@ class Registry:
         elif parent is not None:
             self.build_func = parent.build_func
         else:
+            from torchkiln.registry.build_functions import build_from_cfg
+
             self.build_func = build_from_cfg
         self._fallback = fallback
         self._fallback_done = False
@@ -253,7 +181,7 @@ class Registry:
             if current is not None:
                 root = self._get_root_registry()
                 found = root._search_child(current)
-                if found is None and _import_scope_registry(current):
+                if found is None and import_scope_registry(current):
                     found = root._search_child(current)
                 registry = found if found is not None else self
             yield registry
@@ -343,7 +271,7 @@ class Registry:
             return self._scope_key
         indexed = self._providers().get(key)
         if not indexed:
-            return scope_key(_scope_of(obj))
+            return scope_key(scope_of(obj))
         module = getattr(obj, "__module__", None) or "__main__"
         own = f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', ''))}"
         package = module.split(".", 1)[0]
@@ -398,7 +326,7 @@ class Registry:
         entry point whose target lies in the child's package is the same provider.
         """
         own, from_children = self._scope_sources(name, descendants)
-        child_packages = {_scope_of(obj) for obj in from_children.values()}
+        child_packages = {scope_of(obj) for obj in from_children.values()}
         kept = [
             scope
             for scope, source in own.items()
@@ -419,7 +347,7 @@ class Registry:
             return True
         if any(key in scopes for scopes in root._providers().values()):
             return True
-        return _import_scope_registry(scope) and root._search_child(key) is not None
+        return import_scope_registry(scope) and root._search_child(key) is not None
 
     # ------------------------------------------------------------------ lookup
     def get(self, key: str | Any, default_scope: str | None = None) -> Any:
@@ -448,7 +376,7 @@ class Registry:
         scope, rest = self._split(key)
         found = self._find_name(key, prefer) if scope is None else self._find_in_scope(scope, rest)
         if found is None and SCOPE_SEP not in key and ("." in key or ":" in key):
-            found = _import_dotted(key)
+            found = import_dotted(key)
         return found
 
     def _split(self, key: str) -> tuple[str | None, str]:
@@ -500,7 +428,7 @@ class Registry:
         if root is not self:
             return root._find_in_scope(scope, rest)
         holder = self._search_child(key)
-        if holder is None and _import_scope_registry(scope):
+        if holder is None and import_scope_registry(scope):
             holder = self._search_child(key)
         if holder is not None:
             return holder._find(rest, None)
@@ -522,7 +450,7 @@ class Registry:
         if target is None:
             return None
         try:
-            obj = _import_target(target)
+            obj = import_target(target)
         except Exception as exc:  # a broken plugin must name itself
             raise PluginError(
                 f"plugin {scope!r} failed to load {name!r} for {self.name} from {target!r}: "
@@ -663,105 +591,3 @@ def _same_definition(a: Any, b: Any) -> bool:
         and qualname == getattr(b, "__qualname__", None)
         and getattr(a, "__module__", None) == getattr(b, "__module__", None)
     )
-
-
-def build_from_cfg(
-    cfg: Mapping[str, Any] | Any,
-    registry: Registry,
-    default_args: Mapping[str, Any] | None = None,
-) -> Any:
-    """Build ``cfg['type']`` from ``registry`` with the remaining keys as keyword arguments.
-
-    The type is looked up in the registry of the tree whose scope is the default scope (the
-    ``default_scope`` config key), falling back to ``registry``. ``_scope_`` (MMEngine's
-    per-component scope) is the default scope while this component is looked up and built,
-    so it picks the provider when several offer the type, and what the constructor builds
-    prefers it too. ``type`` may also come from ``default_args``, or be a class.
-
-    Unknown keyword arguments are reported before the constructor runs, with a suggestion;
-    an exception inside the constructor keeps its traceback and gains a note naming the
-    component.
-    """
-    if not isinstance(registry, Registry):
-        raise TypeError(f"registry must be a torchkiln Registry, got {type(registry).__name__}")
-    if not isinstance(cfg, Mapping):
-        raise BuildError(
-            f"cannot build a {registry.name} component from {type(cfg).__name__} {cfg!r}",
-            hint="give a dict with a 'type' key",
-        )
-    if default_args is not None and not isinstance(default_args, Mapping):
-        raise TypeError(f"default_args must be a dict or None, got {type(default_args).__name__}")
-    args = dict(cfg)
-    if default_args:
-        for key, value in default_args.items():
-            args.setdefault(key, value)
-    if "type" not in args:
-        raise BuildError(
-            f"a {registry.name} config needs a 'type' key, got keys {sorted(args)}",
-            hint=f"add type: <Name> (see `torchkiln plugins` for the names in {registry.name})",
-        )
-    scope = args.pop("_scope_", None)
-    if scope is not None and not isinstance(scope, str):
-        raise BuildError(
-            f"'_scope_' must be a scope name, got {type(scope).__name__} {scope!r}",
-            hint="e.g. _scope_: mmdet",
-        )
-    with registry.switch_scope_and_registry(scope) as chosen:
-        obj_type = args.pop("type")
-        if not isinstance(obj_type, str) and not callable(obj_type):
-            raise BuildError(
-                f"'type' of a {registry.name} config must be a name or a class, "
-                f"got {type(obj_type).__name__} {obj_type!r}"
-            )
-        obj_cls = chosen.get(obj_type)
-        type_name = getattr(obj_cls, "__name__", repr(obj_cls))
-        check_kwargs(obj_cls, args, f"{registry.name}.{type_name}")
-        try:
-            return obj_cls(**args)
-        except Exception as exc:
-            add_note(exc, f"while building {type_name} from registry {registry.name}")
-            raise
-
-
-def signature_params(obj: Any) -> tuple[list[str], bool, dict[str, Any]] | None:
-    """What ``obj`` (a class or function) accepts by keyword, or None if it has no signature.
-
-    :returns: ``(names, has_var_kw, defaults)``: the parameters that can be passed by
-        keyword in order, whether ``**kwargs`` is accepted, and the defaults of those that
-        have one.
-    """
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):
-        return None
-    names: list[str] = []
-    defaults: dict[str, Any] = {}
-    var_kw = False
-    for name, p in sig.parameters.items():
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            names.append(name)
-            if p.default is not p.empty:
-                defaults[name] = p.default
-    return names, var_kw, defaults
-
-
-def check_kwargs(obj_cls: Any, kwargs: Mapping[str, Any], what: str) -> None:
-    """Raise :class:`BuildError` if ``kwargs`` cannot bind to ``obj_cls``'s signature."""
-    found = signature_params(obj_cls)
-    if found is None:
-        return
-    accepted, var_kw, defaults = found
-    if var_kw:
-        return
-    for key in kwargs:
-        if key not in accepted:
-            raise BuildError(
-                f"{what} got an unexpected argument {key!r}",
-                hint=(did_you_mean(key, accepted) or "")
-                + f" accepted: {', '.join(accepted) or 'none'}",
-            )
-    missing = [n for n in accepted if n not in defaults and n not in kwargs]
-    if missing:
-        raise BuildError(f"{what} is missing required argument(s): {', '.join(missing)}")
