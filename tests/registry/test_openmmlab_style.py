@@ -104,3 +104,17 @@ def test_a_run_with_default_scope_builds_from_the_packages_registries(mmstyle_pa
     runner.train()
     [counter] = [h for h in runner.hook_host.get_plugins() if type(h).__name__ == "StyleCounter"]
     assert counter.iters == 2
+
+
+def test_config_validation_finds_the_packages_names_through_default_scope(mmstyle_package) -> None:
+    from torchkiln.config import validate
+
+    assert "tk_mmstyle" not in sys.modules
+    cfg = {"model": {"type": "StyleNet", "width": 2}, "custom_hooks": [{"type": "StyleCounter"}]}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # default_scope names a package with registries: no warning
+        assert validate({**cfg, "default_scope": PACKAGE}) == []
+    errors = validate({"model": {"type": "StyleNet", "depth": 2}, "default_scope": PACKAGE})
+    assert len(errors) == 1 and "StyleNet got an unexpected argument 'depth'" in str(errors[0])

@@ -401,6 +401,11 @@ class Registry:
         if not candidates and self._run_fallback():
             candidates = self._candidates(name, descendants)
         if not candidates and descendants:
+            # the default scope's package may declare its registries in a module nothing
+            # has imported yet (``default_scope: mmdet`` and ``mmdet.registry``)
+            scope = prefer or _index.default_scope()
+            if scope is not None:
+                import_scope_registry(scope)
             for child in list(self._descendants()):
                 child.import_from_location()
             candidates = self._candidates(name, descendants)
