@@ -40,6 +40,23 @@ _EXPORTS: dict[str, str] = {
     "MMLogger": "torchkiln.logging",
     "print_log": "torchkiln.logging",
 }
+# the registry API and the root registries, at the top level as MMEngine has them
+_EXPORTS.update(
+    dict.fromkeys(
+        [
+            "DefaultScope",
+            "build_from_cfg",
+            "build_model_from_cfg",
+            "init_default_scope",
+            *("DATASETS", "DATA_SAMPLERS", "EVALUATOR", "FUNCTIONS", "HOOKS", "INFERENCERS"),
+            *("LOG_PROCESSORS", "LOOPS", "METRICS", "MODELS", "MODEL_WRAPPERS", "OPTIMIZERS"),
+            *("OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS", "PARAM_SCHEDULERS", "RUNNERS"),
+            *("RUNNER_CONSTRUCTORS", "STRATEGIES", "TASK_UTILS", "TRANSFORMS", "VISBACKENDS"),
+            *("VISUALIZERS", "WEIGHT_INITIALIZERS"),
+        ],
+        "torchkiln.registry",
+    )
+)
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
@@ -73,7 +90,36 @@ if TYPE_CHECKING:  # pragma: no cover
         OptimWrapper as OptimWrapper,
         OptimWrapperDict as OptimWrapperDict,
     )
-    from torchkiln.registry import Registry as Registry
+    from torchkiln.registry import (
+        DATA_SAMPLERS as DATA_SAMPLERS,
+        DATASETS as DATASETS,
+        EVALUATOR as EVALUATOR,
+        FUNCTIONS as FUNCTIONS,
+        HOOKS as HOOKS,
+        INFERENCERS as INFERENCERS,
+        LOG_PROCESSORS as LOG_PROCESSORS,
+        LOOPS as LOOPS,
+        METRICS as METRICS,
+        MODEL_WRAPPERS as MODEL_WRAPPERS,
+        MODELS as MODELS,
+        OPTIM_WRAPPER_CONSTRUCTORS as OPTIM_WRAPPER_CONSTRUCTORS,
+        OPTIM_WRAPPERS as OPTIM_WRAPPERS,
+        OPTIMIZERS as OPTIMIZERS,
+        PARAM_SCHEDULERS as PARAM_SCHEDULERS,
+        RUNNER_CONSTRUCTORS as RUNNER_CONSTRUCTORS,
+        RUNNERS as RUNNERS,
+        STRATEGIES as STRATEGIES,
+        TASK_UTILS as TASK_UTILS,
+        TRANSFORMS as TRANSFORMS,
+        VISBACKENDS as VISBACKENDS,
+        VISUALIZERS as VISUALIZERS,
+        WEIGHT_INITIALIZERS as WEIGHT_INITIALIZERS,
+        DefaultScope as DefaultScope,
+        Registry as Registry,
+        build_from_cfg as build_from_cfg,
+        build_model_from_cfg as build_model_from_cfg,
+        init_default_scope as init_default_scope,
+    )
     from torchkiln.runner import (
         BaseLoop as BaseLoop,
         EpochBasedTrainLoop as EpochBasedTrainLoop,

@@ -63,3 +63,17 @@ def test_options_for_a_plugin_that_is_not_installed(tmp_path):
     assert "did you mean 'example_counter'" in str(info.value)
     errors = validate({"model": {"type": "DigitsMLP"}, "plugins": {"options": {"example_countr": {}}}})
     assert any("example_countr" in str(e) for e in errors)
+
+
+def test_disable_and_options_take_names_in_any_spelling_packaging_accepts(tmp_path, monkeypatch):
+    """``Example-Counter`` is the entry point ``example_counter``; ``Torchkiln--Example`` is the
+    distribution ``torchkiln-example``."""
+    runner = _runner(tmp_path / "a", plugins=dict(options={"Example-Counter": dict(every=2)}))
+    [configured] = _counters(runner)
+    assert configured.every == 2
+    assert validate({"model": {"type": "DigitsMLP"}, "plugins": {"options": {"Example.Counter": {}}}}) == []
+    runner = _runner(tmp_path / "b", plugins=dict(disable=["Torchkiln--Example"]))
+    assert _counters(runner) == []
+    assert "example_logger" not in [name for name, _ in runner._entry_point_plugins]
+    monkeypatch.setenv("TORCHKILN_DISABLE_PLUGINS", "EXAMPLE.counter")
+    assert _counters(_runner(tmp_path / "c")) == []

@@ -2,7 +2,8 @@
 
 A distribution offers configs with an entry point in the ``torchkiln.configs`` group whose
 value names a package (``torchkiln_example.configs``). ``pkg`` in ``pkg::path`` is the entry
-point's name or the distribution's name (normalised: lower case, ``-`` and ``.`` as ``_``).
+point's name or the distribution's name, in any spelling packaging treats as the same (case
+and runs of ``-``, ``_``, ``.`` do not matter: ``torchkiln-example``, ``Torchkiln_Example``).
 The folder is found from import specs without importing the package itself.
 """
 

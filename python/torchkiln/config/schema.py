@@ -203,6 +203,8 @@ class PluginsCfg:
 
     ``disable`` names plugins (entry-point or distribution names) never to load; ``options``
     gives the arguments a plugin that is a Hook class is built with, by entry-point name.
+    Names match in any spelling packaging treats as the same (``Example-Counter`` is
+    ``example_counter``).
     """
 
     disable: list[str] = attrs.Factory(list)

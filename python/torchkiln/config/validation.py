@@ -227,10 +227,16 @@ def _check_default_scope(scope: Any, reporter: Reporter) -> None:
     resolve from every provider, which may not be what the config's author meant."""
     if not isinstance(scope, str) or not scope:
         return
-    from torchkiln.registry import _index
+    from torchkiln.registry import ALL_REGISTRIES, _index, scope_key
+    from torchkiln.registry._keys import import_scope_registry
 
     installed = {_index.BUILTIN_SCOPE, *(_index.normalise_dist(d) for d in _index.distributions())}
-    if _index.normalise_dist(scope) in installed:
+    if scope_key(scope) in installed:
+        return
+    # a package declaring child registries (``mmdet``) is a scope too, once its
+    # ``<scope>.registry`` module, if it has one, is imported
+    import_scope_registry(scope)
+    if any(root._search_child(scope) is not None for root in ALL_REGISTRIES.values()):
         return
     suggestion = did_you_mean(_index.normalise_dist(scope), sorted(installed))
     reporter.warn(

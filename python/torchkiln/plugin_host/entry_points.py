@@ -128,10 +128,20 @@ def load_entry_point_plugins(
             ) from exc
         if isinstance(obj, type) and obj in configured:
             continue  # the config lists this hook itself: that one, with its arguments, runs
-        plugin = _instantiate(obj, ep.name, dist, ep.value, options.get(ep.name))
+        plugin = _instantiate(obj, ep.name, dist, ep.value, _options_for(ep.name, options))
         host.register(plugin, name=ep.name, dist=dist)
         loaded.append((ep.name, dist))
     return loaded
+
+
+def _options_for(name: str, options: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The ``plugins.options`` entry of plugin ``name``, its key written in any spelling
+    packaging treats as the same (``acme-plugin``, ``Acme_Plugin``)."""
+    wanted = _index.normalise_dist(name)
+    for key, value in options.items():
+        if _index.normalise_dist(str(key)) == wanted:
+            return value
+    return None
 
 
 def check_option_names(options: Mapping[str, Any], available: Any) -> None:
@@ -142,8 +152,9 @@ def check_option_names(options: Mapping[str, Any], available: Any) -> None:
     from torchkiln.errors import ConfigError, did_you_mean
 
     names = [ep.name for ep in available]
+    known = {_index.normalise_dist(n) for n in names}
     for name in options:
-        if name not in names:
+        if _index.normalise_dist(str(name)) not in known:
             raise ConfigError(
                 f"plugins.options names {name!r}, which is not an installed hook plugin",
                 where=f"plugins.options.{name}",

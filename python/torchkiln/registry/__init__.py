@@ -1,9 +1,21 @@
-"""Registries: component names to classes, filled by decorators, built-ins and entry points."""
+"""Registries: component names to classes, filled by decorators, built-ins and entry points.
+
+Root registries (``MODELS``, ``HOOKS``, ...) read installed distributions' entry points;
+packages may hang child registries with their own scope below them, as in MMEngine.
+"""
 
 from __future__ import annotations
 
+from torchkiln.registry import root
 from torchkiln.registry._index import default_scope, set_default_scope
-from torchkiln.registry.registry import Registry, build_from_cfg, check_kwargs, signature_params
+from torchkiln.registry.build_functions import (
+    build_from_cfg,
+    build_model_from_cfg,
+    check_kwargs,
+    signature_params,
+)
+from torchkiln.registry.default_scope import DefaultScope, init_default_scope
+from torchkiln.registry.registry import Registry, scope_key
 from torchkiln.registry.root import (
     ALL_REGISTRIES,
     DATA_SAMPLERS,
@@ -11,6 +23,7 @@ from torchkiln.registry.root import (
     EVALUATOR,
     FUNCTIONS,
     HOOKS,
+    INFERENCERS,
     LOG_PROCESSORS,
     LOOPS,
     METRICS,
@@ -20,11 +33,16 @@ from torchkiln.registry.root import (
     OPTIM_WRAPPERS,
     OPTIMIZERS,
     PARAM_SCHEDULERS,
+    RUNNER_CONSTRUCTORS,
     RUNNERS,
+    STRATEGIES,
+    TASK_UTILS,
     TRANSFORMS,
     VISBACKENDS,
+    VISUALIZERS,
     WEIGHT_INITIALIZERS,
 )
+from torchkiln.registry.tree import count_registered_modules, traverse_registry_tree
 
 __all__ = [
     "ALL_REGISTRIES",
@@ -33,6 +51,7 @@ __all__ = [
     "EVALUATOR",
     "FUNCTIONS",
     "HOOKS",
+    "INFERENCERS",
     "LOG_PROCESSORS",
     "LOOPS",
     "METRICS",
@@ -43,13 +62,24 @@ __all__ = [
     "OPTIM_WRAPPER_CONSTRUCTORS",
     "PARAM_SCHEDULERS",
     "RUNNERS",
+    "RUNNER_CONSTRUCTORS",
+    "STRATEGIES",
+    "TASK_UTILS",
     "TRANSFORMS",
     "VISBACKENDS",
+    "VISUALIZERS",
     "WEIGHT_INITIALIZERS",
+    "DefaultScope",
     "Registry",
     "build_from_cfg",
+    "build_model_from_cfg",
     "check_kwargs",
+    "count_registered_modules",
     "default_scope",
+    "init_default_scope",
+    "root",
+    "scope_key",
     "set_default_scope",
     "signature_params",
+    "traverse_registry_tree",
 ]

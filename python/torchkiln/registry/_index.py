@@ -9,8 +9,13 @@ cached.
 from __future__ import annotations
 
 import importlib.metadata as md
-from contextvars import ContextVar
+import re
 from functools import cache, lru_cache
+
+from torchkiln.registry.default_scope import (
+    current_scope_name,
+    set_default_scope as _set_current_scope,
+)
 
 __all__ = [
     "BUILTIN_SCOPE",
@@ -28,22 +33,29 @@ __all__ = [
 BUILTIN_SCOPE = "torchkiln"
 _GROUP_PREFIX = "torchkiln."
 
-_default_scope: ContextVar[str | None] = ContextVar("torchkiln_default_scope", default=None)
+_SEPARATOR_RUNS = re.compile(r"[-_.]+")
 
 
 def default_scope() -> str | None:
-    """The scope preferred when a name is offered by several providers (``default_scope``)."""
-    return _default_scope.get()
+    """The scope preferred when a name is offered by several providers (``default_scope``),
+    as it was written (compare it through :func:`normalise_dist`)."""
+    return current_scope_name()
 
 
 def set_default_scope(scope: str | None) -> None:
     """Set the preferred scope (MMEngine's ``default_scope``); ``None`` clears it."""
-    _default_scope.set(scope)
+    _set_current_scope(scope)
 
 
+@lru_cache(maxsize=1024)
 def normalise_dist(name: str) -> str:
-    """Distribution name as a scope: lower case, ``-`` and ``.`` become ``_``."""
-    return name.lower().replace("-", "_").replace(".", "_")
+    """A distribution or scope name in the one form scopes are compared in.
+
+    The rule is packaging's for distribution names (PEP 503): case does not matter and runs
+    of ``-``, ``_`` and ``.`` are one separator, written ``_`` here because a scope is also a
+    Python package name: ``Acme-Kiln.Zoo``, ``acme_kiln_zoo`` and ``acme--kiln-zoo`` are one.
+    """
+    return _SEPARATOR_RUNS.sub("_", name).lower()
 
 
 @lru_cache(maxsize=1)

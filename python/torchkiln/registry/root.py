@@ -1,7 +1,13 @@
-"""The root registries, with MMEngine's names; each reads its own entry-point group."""
+"""The root registries, with MMEngine's names; each reads its own entry-point group.
+
+They are the parents an OpenMMLab-style package declares its registries under
+(``Registry('model', parent=MODELS, locations=['mypkg.models'])``); their scope is
+``torchkiln`` (``mmengine`` is accepted as the same scope).
+"""
 
 from __future__ import annotations
 
+from torchkiln.registry.build_functions import build_model_from_cfg
 from torchkiln.registry.registry import Registry
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "EVALUATOR",
     "FUNCTIONS",
     "HOOKS",
+    "INFERENCERS",
     "LOG_PROCESSORS",
     "LOOPS",
     "METRICS",
@@ -20,9 +27,14 @@ __all__ = [
     "OPTIM_WRAPPERS",
     "OPTIM_WRAPPER_CONSTRUCTORS",
     "PARAM_SCHEDULERS",
+    "REGISTRY_CONSTANTS",
     "RUNNERS",
+    "RUNNER_CONSTRUCTORS",
+    "STRATEGIES",
+    "TASK_UTILS",
     "TRANSFORMS",
     "VISBACKENDS",
+    "VISUALIZERS",
     "WEIGHT_INITIALIZERS",
 ]
 
@@ -42,12 +54,14 @@ def _register_torch_optimizers(registry: Registry) -> None:
 
 
 RUNNERS = Registry("runners")
+RUNNER_CONSTRUCTORS = Registry("runner_constructors")
+STRATEGIES = Registry("strategies")
 LOOPS = Registry("loops")
 HOOKS = Registry("hooks")
 DATASETS = Registry("datasets")
 DATA_SAMPLERS = Registry("data_samplers")
 TRANSFORMS = Registry("transforms")
-MODELS = Registry("models")
+MODELS = Registry("models", build_func=build_model_from_cfg)
 MODEL_WRAPPERS = Registry("model_wrappers")
 WEIGHT_INITIALIZERS = Registry("weight_initializers")
 OPTIMIZERS = Registry("optimizers", fallback=_register_torch_optimizers)
@@ -59,6 +73,9 @@ EVALUATOR = Registry("evaluator")
 VISBACKENDS = Registry("visbackends", entry_point_group="torchkiln.vis_backends")
 LOG_PROCESSORS = Registry("log_processors")
 FUNCTIONS = Registry("functions")
+TASK_UTILS = Registry("task_utils")
+VISUALIZERS = Registry("visualizers")
+INFERENCERS = Registry("inferencers")
 
 ALL_REGISTRIES: dict[str, Registry] = {
     r.name: r
@@ -81,5 +98,15 @@ ALL_REGISTRIES: dict[str, Registry] = {
         VISBACKENDS,
         LOG_PROCESSORS,
         FUNCTIONS,
+        RUNNER_CONSTRUCTORS,
+        STRATEGIES,
+        TASK_UTILS,
+        VISUALIZERS,
+        INFERENCERS,
     )
+}
+
+# The roots by their constant names (``MODELS``), as MMEngine's ``registry.root`` offers them.
+REGISTRY_CONSTANTS: dict[str, Registry] = {
+    constant: value for constant, value in globals().items() if isinstance(value, Registry)
 }
