@@ -41,6 +41,23 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         it = iter(inf)
         out["infinite"] = [next(it) for _ in range(12)]
         out["default_seed"] = DefaultSampler(range(4)).seed  # drawn by rank 0, shared
+        out["gather"] = [x.tolist() for x in dist.gather(torch.tensor([rank + 1]), dst=1)]
+        out["gather_object"] = dist.gather_object({"r": rank}, dst=0)
+        box = [f"from{rank}", rank]
+        dist.broadcast_object_list(box, src=1)
+        out["object_list"] = box
+        reduced = {"b": torch.tensor([float(rank)]), "a": torch.tensor([2.0 * rank])}
+        dist.all_reduce_dict(reduced, op="mean")
+        out["reduced_dict"] = {k: v.tolist() for k, v in reduced.items()}
+        layer = torch.nn.Linear(1, 1)
+        torch.nn.init.constant_(layer.weight, float(rank))
+        dist.all_reduce_params(layer.parameters(), op="sum")
+        out["reduced_weight"] = layer.weight.item()
+        out["collected_cpu"] = dist.collect_results_cpu([f"s{rank}"], 2)
+        out["backend"] = dist.get_backend()
+        out["comm_device"] = str(dist.get_comm_device())
+        dist.init_local_group(node_rank=0, num_gpus_per_node=2)
+        out["local_size"] = dist.get_local_size()
         called = []
         dist.master_only(lambda: called.append(rank))()
         out["master_called"] = called
@@ -103,3 +120,15 @@ def test_infinite_sampler_ranks_interleave_into_the_single_stream(results):
     stream = [next(single) for _ in range(24)]
     assert results[0]["infinite"] == stream[0::2]
     assert results[1]["infinite"] == stream[1::2]
+
+
+@pytest.mark.dist
+def test_mmengine_named_collectives(results):
+    assert [r["gather"] for r in results] == [[], [[1], [2]]]
+    assert [r["gather_object"] for r in results] == [[{"r": 0}, {"r": 1}], None]
+    for r in results:
+        assert r["object_list"] == ["from1", 1]
+        assert r["reduced_dict"] == {"a": [1.0], "b": [0.5]}
+        assert r["reduced_weight"] == 1.0
+        assert (r["backend"], r["comm_device"], r["local_size"]) == ("gloo", "cpu", 2)
+    assert [r["collected_cpu"] for r in results] == [["s0", "s1"], None]

@@ -305,3 +305,22 @@ def test_scope_key_picks_the_provider_and_is_the_default_scope_while_building(
     assert seen == ["dist_b"] and _index.default_scope() is None
     with pytest.raises(BuildError, match="'_scope_' must be a scope name"):
         reg.build({"type": "Clash", "_scope_": 3})
+
+
+def test_module_dict_is_a_live_view_that_unregisters_on_pop():
+    reg = Registry("tk_live_view", entry_point_group="tk.none.live_view")
+
+    class Thing:
+        pass
+
+    reg.register_module(module=Thing)
+    assert reg.module_dict["Thing"] is Thing and "Thing" in reg
+    assert reg.module_dict.pop("Thing") is Thing
+    assert "Thing" not in reg.module_dict and "Thing" not in reg
+    with pytest.raises(KeyError):
+        reg.get("Thing")
+    assert reg.module_dict.pop("Thing", None) is None
+    reg.module_dict["Alias"] = Thing  # registers with force=True
+    assert reg.get("Alias") is Thing
+    del reg.module_dict["Alias"]
+    assert len(reg.module_dict) == 0

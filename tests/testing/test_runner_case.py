@@ -6,7 +6,7 @@ import os
 import unittest
 
 from torchkiln.logging import MessageHub
-from torchkiln.registry import MODELS  # noqa: F401
+from torchkiln.registry import MODELS
 from torchkiln.testing import RunnerTestCase
 
 
@@ -36,8 +36,8 @@ def test_the_epoch_config_trains_two_epochs_of_four_iterations_and_cleans_up():
     assert (epoch, iteration) == (2, 8)
     assert experiment.startswith("test_epoch_based_")
     assert not os.path.exists(temp_dir)
-    # TODO-after-registry: assert "ToyModel" not in MODELS.module_dict
-    assert not MessageHub._instances
+    assert "ToyModel" not in MODELS.module_dict
+    assert not MessageHub._instance_dict
 
 
 def test_the_iter_config_trains_twelve_iterations_with_a_checkpoint():

@@ -7,6 +7,7 @@ so code written for many processes runs unchanged in one.
 - :mod:`~torchkiln.dist.torchrun`: ``--nproc`` through torchrun, and worker error reports;
 - :mod:`~torchkiln.dist.failures`: which rank caused a failed job, and which followed it;
 - :mod:`~torchkiln.dist.collectives`, :mod:`~torchkiln.dist.utils`: collectives and rank queries;
+- :mod:`~torchkiln.dist.groups`: the backend, per-node groups, and the devices data moves on;
 - :mod:`~torchkiln.dist.fsdp`: the FSDP2 wrapper and sharded checkpoints (loaded on first use).
 """
 
@@ -18,12 +19,29 @@ from torchkiln.dist.collectives import (
     all_gather,
     all_gather_object,
     all_reduce,
+    all_reduce_dict,
+    all_reduce_params,
     barrier,
     broadcast,
     broadcast_object,
+    broadcast_object_list,
     collect_results,
+    collect_results_cpu,
+    collect_results_gpu,
+    gather,
+    gather_object,
     kept_sample_count,
     sync_random_seed,
+)
+from torchkiln.dist.groups import (
+    cast_data_device,
+    get_backend,
+    get_comm_device,
+    get_data_device,
+    get_default_group,
+    get_local_group,
+    get_local_size,
+    init_local_group,
 )
 from torchkiln.dist.launch import LAUNCHERS, find_free_port, first_slurm_host, init_dist
 from torchkiln.dist.utils import (
@@ -63,18 +81,33 @@ __all__ = [
     "all_gather",
     "all_gather_object",
     "all_reduce",
+    "all_reduce_dict",
+    "all_reduce_params",
     "barrier",
     "broadcast",
     "broadcast_object",
+    "broadcast_object_list",
+    "cast_data_device",
     "collect_results",
+    "collect_results_cpu",
+    "collect_results_gpu",
     "find_free_port",
     "first_slurm_host",
+    "gather",
+    "gather_object",
+    "get_backend",
+    "get_comm_device",
+    "get_data_device",
+    "get_default_group",
     "get_dist_info",
+    "get_local_group",
     "get_local_rank",
+    "get_local_size",
     "get_local_world_size",
     "get_rank",
     "get_world_size",
     "init_dist",
+    "init_local_group",
     "is_distributed",
     "is_main_process",
     "kept_sample_count",

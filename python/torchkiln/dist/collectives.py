@@ -16,15 +16,23 @@ import torch
 import torch.distributed as dist
 
 from torchkiln.dist.utils import get_rank, get_world_size, is_distributed
+from torchkiln.errors import UsageTypeError
 
 __all__ = [
     "all_gather",
     "all_gather_object",
     "all_reduce",
+    "all_reduce_dict",
+    "all_reduce_params",
     "barrier",
     "broadcast",
     "broadcast_object",
+    "broadcast_object_list",
     "collect_results",
+    "collect_results_cpu",
+    "collect_results_gpu",
+    "gather",
+    "gather_object",
     "kept_sample_count",
     "sync_random_seed",
 ]
@@ -98,6 +106,57 @@ def all_gather_object(obj: Any) -> list[Any]:
     return out
 
 
+def broadcast_object_list(data: list[Any], src: int = 0) -> None:
+    """Replace ``data``'s items (in place) with rank ``src``'s; every rank's list must have
+    the same length. Nothing changes in a single process."""
+    if not isinstance(data, list):
+        raise UsageTypeError(f"broadcast_object_list takes a list, got {type(data).__name__}")
+    if is_distributed() and get_world_size() > 1:
+        dist.broadcast_object_list(data, src=src)
+
+
+def gather(tensor: torch.Tensor, dst: int = 0) -> list[torch.Tensor]:
+    """Every rank's ``tensor`` (same shape and dtype) on rank ``dst``, in rank order; an empty
+    list on the other ranks, ``[tensor]`` in a single process."""
+    if not is_distributed() or get_world_size() == 1:
+        return [tensor]
+    if get_rank() != dst:
+        dist.gather(tensor, None, dst=dst)
+        return []
+    out = [torch.empty_like(tensor) for _ in range(get_world_size())]
+    dist.gather(tensor, out, dst=dst)
+    return out
+
+
+def gather_object(obj: Any, dst: int = 0) -> list[Any] | None:
+    """Every rank's picklable ``obj`` on rank ``dst``, in rank order; ``None`` on the other
+    ranks, ``[obj]`` in a single process."""
+    if not is_distributed() or get_world_size() == 1:
+        return [obj]
+    out: list[Any] | None = [None] * get_world_size() if get_rank() == dst else None
+    dist.gather_object(obj, out, dst=dst)
+    return out
+
+
+def all_reduce_dict(data: dict[str, torch.Tensor], op: str = "sum") -> None:
+    """Reduce each tensor of ``data`` across ranks, in place (``op`` as in :func:`all_reduce`).
+
+    Every rank must hold the same keys; they are reduced in sorted order so ranks agree.
+    """
+    if not isinstance(data, dict):
+        raise UsageTypeError(f"all_reduce_dict takes a dict of tensors, got {type(data).__name__}")
+    for key in sorted(data):
+        all_reduce(data[key], op=op)
+
+
+def all_reduce_params(params: Any, op: str = "sum") -> None:
+    """Reduce each parameter or buffer of ``params`` (an iterable of tensors, e.g.
+    ``model.buffers()``) across ranks, in place."""
+    for tensor in params:
+        data = tensor.data if isinstance(tensor, torch.nn.Parameter) else tensor
+        all_reduce(data, op=op)
+
+
 def collect_results(
     results: Sequence[Any], size: int, device: str = "cpu", tmpdir: str | None = None
 ) -> list[Any]:
@@ -125,6 +184,22 @@ def collect_results(
     for row in itertools.zip_longest(*parts, fillvalue=missing):
         ordered.extend(item for item in row if item is not missing)
     return ordered[:size]
+
+
+def collect_results_cpu(
+    result_part: Sequence[Any], size: int, tmpdir: str | None = None
+) -> list[Any] | None:
+    """MMEngine's name for :func:`collect_results` as rank 0 sees it: the ordered list on
+    rank 0 and ``None`` on the others (nothing goes through ``tmpdir``)."""
+    results = collect_results(result_part, size, tmpdir=tmpdir)
+    return results if get_rank() == 0 else None
+
+
+def collect_results_gpu(result_part: Sequence[Any], size: int) -> list[Any] | None:
+    """MMEngine's name for :func:`collect_results` over the backend's device: the ordered
+    list on rank 0 and ``None`` on the others."""
+    results = collect_results(result_part, size)
+    return results if get_rank() == 0 else None
 
 
 def kept_sample_count(size: int, rank: int | None = None, world_size: int | None = None) -> int:

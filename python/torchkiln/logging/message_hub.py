@@ -72,7 +72,7 @@ class MessageHub:
     :raises LogArgumentError: a ``resumed_keys`` key names neither a scalar nor an info key.
     """
 
-    _instances: ClassVar[dict[str, MessageHub]] = {}
+    _instance_dict: ClassVar[dict[str, MessageHub]] = {}
     _current: ClassVar[MessageHub | None] = None
 
     def __init__(
@@ -122,9 +122,9 @@ class MessageHub:
     @classmethod
     def get_instance(cls, name: str = DEFAULT_NAME, **kwargs: Any) -> MessageHub:
         """The hub called ``name`` (created with ``kwargs`` if new); it becomes current."""
-        hub = cls._instances.get(name)
+        hub = cls._instance_dict.get(name)
         if hub is None:
-            hub = cls._instances[name] = cls(name, **kwargs)
+            hub = cls._instance_dict[name] = cls(name, **kwargs)
         MessageHub._current = hub
         return hub
 
@@ -138,12 +138,12 @@ class MessageHub:
     @classmethod
     def check_instance_created(cls, name: str) -> bool:
         """Whether a hub called ``name`` exists."""
-        return name in cls._instances
+        return name in cls._instance_dict
 
     @classmethod
     def reset_instances(cls) -> None:
         """Forget every hub and the current one (between runs in one process, and tests)."""
-        cls._instances.clear()
+        cls._instance_dict.clear()
         MessageHub._current = None
 
     # ------------------------------------------------------------------ scalars

@@ -11,6 +11,8 @@ from torchkiln.registry._index import default_scope, set_default_scope
 from torchkiln.registry.build_functions import (
     build_from_cfg,
     build_model_from_cfg,
+    build_runner_from_cfg,
+    build_scheduler_from_cfg,
     check_kwargs,
     signature_params,
 )
@@ -73,6 +75,8 @@ __all__ = [
     "Registry",
     "build_from_cfg",
     "build_model_from_cfg",
+    "build_runner_from_cfg",
+    "build_scheduler_from_cfg",
     "check_kwargs",
     "count_registered_modules",
     "default_scope",

@@ -9,7 +9,14 @@ from typing import Any
 from torchkiln.errors import BuildKeyError, BuildTypeError, add_note, did_you_mean
 from torchkiln.registry.registry import Registry
 
-__all__ = ["build_from_cfg", "build_model_from_cfg", "check_kwargs", "signature_params"]
+__all__ = [
+    "build_from_cfg",
+    "build_model_from_cfg",
+    "build_runner_from_cfg",
+    "build_scheduler_from_cfg",
+    "check_kwargs",
+    "signature_params",
+]
 
 
 def build_from_cfg(
@@ -126,3 +133,49 @@ def build_model_from_cfg(
 
         return torch.nn.Sequential(*(build_from_cfg(c, registry, default_args) for c in cfg))
     return build_from_cfg(cfg, registry, default_args)
+
+
+def build_runner_from_cfg(cfg: Mapping[str, Any], registry: Registry) -> Any:
+    """A runner from a whole run config: ``registry.get(cfg.runner_type or 'Runner')``'s
+    ``from_cfg(cfg)`` (the RUNNERS registry's build function, as in MMEngine).
+
+    ``_scope_`` in ``cfg`` picks the registry tree the runner class is looked up in.
+    """
+    if not isinstance(cfg, Mapping):
+        raise BuildTypeError(
+            f"a runner is built from a config dict, got {type(cfg).__name__}",
+            hint="load the config first: Config.fromfile(path)",
+        )
+    scope = cfg.get("_scope_")
+    with registry.switch_scope_and_registry(scope) as chosen:
+        runner_type = cfg.get("runner_type") or "Runner"
+        runner_cls = chosen.get(runner_type) if isinstance(runner_type, str) else runner_type
+        return runner_cls.from_cfg(cfg)
+
+
+def build_scheduler_from_cfg(
+    cfg: Mapping[str, Any],
+    registry: Registry,
+    default_args: Mapping[str, Any] | None = None,
+) -> Any:
+    """A parameter scheduler; with ``convert_to_iter_based: true`` one built in iterations
+    from arguments given in epochs (``default_args`` must then give ``epoch_length``), as
+    MMEngine's PARAM_SCHEDULERS build function does."""
+    if not isinstance(cfg, Mapping) or not cfg.get("convert_to_iter_based", False):
+        args = dict(cfg) if isinstance(cfg, Mapping) else cfg
+        if isinstance(args, dict):
+            args.pop("convert_to_iter_based", None)
+        return build_from_cfg(args, registry, default_args)
+    args = {k: v for k, v in cfg.items() if k != "convert_to_iter_based"}
+    for key, value in (default_args or {}).items():
+        args.setdefault(key, value)
+    if "epoch_length" not in args:
+        raise BuildKeyError(
+            "convert_to_iter_based needs the epoch length",
+            hint="pass default_args={'epoch_length': len(train_dataloader), ...}",
+        )
+    scope = args.pop("_scope_", None)
+    with registry.switch_scope_and_registry(scope) as chosen:
+        obj_type = args.pop("type")
+        scheduler_cls = chosen.get(obj_type) if isinstance(obj_type, str) else obj_type
+        return scheduler_cls.build_iter_from_epoch(**args)

@@ -31,7 +31,7 @@ class DefaultScope:
         that declares child registries (``mmdet``) or ``torchkiln`` itself.
     """
 
-    _instances: ClassVar[dict[str, DefaultScope]] = {}
+    _instance_dict: ClassVar[dict[str, DefaultScope]] = {}
     _current: ClassVar[DefaultScope | None] = None
 
     def __init__(self, name: str, scope_name: str = ROOT_SCOPE) -> None:
@@ -59,9 +59,9 @@ class DefaultScope:
         Asking for an existing name with other arguments warns and returns it unchanged.
         """
         with _lock:
-            found = cls._instances.get(name)
+            found = cls._instance_dict.get(name)
             if found is None:
-                found = cls._instances[name] = cls(name, **kwargs)
+                found = cls._instance_dict[name] = cls(name, **kwargs)
             elif kwargs and kwargs.get("scope_name", found.scope_name) != found.scope_name:
                 warnings.warn(
                     f"DefaultScope {name!r} exists with scope {found.scope_name!r}; "
@@ -79,7 +79,7 @@ class DefaultScope:
     @classmethod
     def check_instance_created(cls, name: str) -> bool:
         """Whether an instance called ``name`` exists."""
-        return name in cls._instances
+        return name in cls._instance_dict
 
     @classmethod
     @contextmanager
@@ -104,7 +104,7 @@ class DefaultScope:
     def reset_instances(cls) -> None:
         """Forget every instance (between runs in one process, and in tests)."""
         with _lock:
-            cls._instances.clear()
+            cls._instance_dict.clear()
             DefaultScope._current = None
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ offer the same name; ``type`` may also be a dotted import path (``pkg.mod.Class`
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -566,10 +566,19 @@ class Registry:
         return sorted(self._all_names())
 
     @property
-    def module_dict(self) -> dict[str, Any]:
-        """Names already imported, to their component (MMEngine compatibility)."""
+    def module_dict(self) -> MutableMapping[str, Any]:
+        """Names already imported, to their component (MMEngine compatibility).
+
+        A live view: ``module_dict.pop(name)`` (or ``del``) forgets the registration, as
+        tests written for MMEngine do in their ``tearDown``; ``module_dict[name] = cls``
+        registers ``cls`` with ``force=True``.
+        """
         if self.parent is not None:
             self.import_from_location()
+        return _ModuleDict(self)
+
+    def _imported_components(self) -> dict[str, Any]:
+        """Snapshot of the names already imported, to their component."""
         out = {
             name: scopes.get(self._scope_key, next(iter(scopes.values())))
             for name, scopes in self._entries.items()
@@ -577,6 +586,13 @@ class Registry:
         }
         out.update(self._forced)
         return out
+
+    def _forget(self, name: str) -> None:
+        """Drop every registration of ``name`` made in this process (entry points stay)."""
+        if name not in self._entries and name not in self._forced:
+            raise KeyError(name)
+        self._entries.pop(name, None)
+        self._forced.pop(name, None)
 
     def __repr__(self) -> str:
         parent = f", parent={self.parent.name!r}" if self.parent is not None else ""
@@ -596,3 +612,28 @@ def _same_definition(a: Any, b: Any) -> bool:
         and qualname == getattr(b, "__qualname__", None)
         and getattr(a, "__module__", None) == getattr(b, "__module__", None)
     )
+
+
+class _ModuleDict(MutableMapping[str, Any]):
+    """:attr:`Registry.module_dict`: the imported names, where removing one unregisters it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, name: str) -> Any:
+        return self._registry._imported_components()[name]
+
+    def __setitem__(self, name: str, obj: Any) -> None:
+        self._registry.register_module(name=name, force=True, module=obj)
+
+    def __delitem__(self, name: str) -> None:
+        self._registry._forget(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry._imported_components())
+
+    def __len__(self) -> int:
+        return len(self._registry._imported_components())
+
+    def __repr__(self) -> str:
+        return repr(self._registry._imported_components())

@@ -7,7 +7,11 @@ They are the parents an OpenMMLab-style package declares its registries under
 
 from __future__ import annotations
 
-from torchkiln.registry.build_functions import build_model_from_cfg
+from torchkiln.registry.build_functions import (
+    build_model_from_cfg,
+    build_runner_from_cfg,
+    build_scheduler_from_cfg,
+)
 from torchkiln.registry.registry import Registry
 
 __all__ = [
@@ -53,7 +57,7 @@ def _register_torch_optimizers(registry: Registry) -> None:
             registry._entries[name] = {"torch": obj}
 
 
-RUNNERS = Registry("runners")
+RUNNERS = Registry("runners", build_func=build_runner_from_cfg)
 RUNNER_CONSTRUCTORS = Registry("runner_constructors")
 STRATEGIES = Registry("strategies")
 LOOPS = Registry("loops")
@@ -67,7 +71,7 @@ WEIGHT_INITIALIZERS = Registry("weight_initializers")
 OPTIMIZERS = Registry("optimizers", fallback=_register_torch_optimizers)
 OPTIM_WRAPPERS = Registry("optim_wrappers")
 OPTIM_WRAPPER_CONSTRUCTORS = Registry("optim_wrapper_constructors")
-PARAM_SCHEDULERS = Registry("param_schedulers")
+PARAM_SCHEDULERS = Registry("param_schedulers", build_func=build_scheduler_from_cfg)
 METRICS = Registry("metrics")
 EVALUATOR = Registry("evaluator")
 VISBACKENDS = Registry("visbackends", entry_point_group="torchkiln.vis_backends")

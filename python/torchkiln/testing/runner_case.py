@@ -96,27 +96,12 @@ def _toy_loader(sampler: str, shuffle: bool) -> dict[str, Any]:
 
 def _clear_instances() -> None:
     """Forget every process-wide named instance (hubs, loggers, visualizers, scopes)."""
-    from torchkiln.logging import MessageHub
+    from torchkiln.logging import MessageHub, MMLogger
+    from torchkiln.registry import DefaultScope
     from torchkiln.visualization import Visualizer
 
-    managed: list[Any] = [MessageHub, Visualizer]
-    try:
-        from torchkiln.logging import MMLogger
-
-        managed.append(MMLogger)
-    except ImportError:
-        pass
-    try:
-        from torchkiln.registry import DefaultScope  # type: ignore[attr-defined]
-
-        managed.append(DefaultScope)
-    except ImportError:
-        pass
-    for cls in managed:
-        for attribute in ("_instance_dict", "_instances"):
-            instances = getattr(cls, attribute, None)
-            if isinstance(instances, dict):
-                instances.clear()
+    for managed in (MessageHub, MMLogger, Visualizer, DefaultScope):
+        managed._instance_dict.clear()
 
 
 class RunnerTestCase(TestCase):

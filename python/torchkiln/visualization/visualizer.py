@@ -55,7 +55,7 @@ class Visualizer:
         a ``save_dir``; without one, configs that need it are skipped with a warning.
     """
 
-    _instances: ClassVar[dict[str, Visualizer]] = {}
+    _instance_dict: ClassVar[dict[str, Visualizer]] = {}
     _current: ClassVar[Visualizer | None] = None
 
     def __init__(
@@ -74,7 +74,7 @@ class Visualizer:
             built = self._build_backend(backend, f"visualizer.vis_backends[{i}]")
             if built is not None:
                 self._backends.append(built)
-        Visualizer._instances[name] = self
+        Visualizer._instance_dict[name] = self
         Visualizer._current = self
         from torchkiln.logging.sinks import register_flushable
 
@@ -98,7 +98,7 @@ class Visualizer:
     @classmethod
     def get_instance(cls, name: str, **kwargs: Any) -> Visualizer:
         """The visualizer called ``name`` (created with ``kwargs`` if new); it becomes current."""
-        visualizer = cls._instances.get(name)
+        visualizer = cls._instance_dict.get(name)
         if visualizer is None:
             visualizer = cls(name=name, **kwargs)
         Visualizer._current = visualizer
@@ -114,12 +114,12 @@ class Visualizer:
     @classmethod
     def check_instance_created(cls, name: str) -> bool:
         """Whether a visualizer called ``name`` exists."""
-        return name in cls._instances
+        return name in cls._instance_dict
 
     @classmethod
     def reset_instances(cls) -> None:
         """Forget every visualizer (between runs in one process, and tests)."""
-        cls._instances.clear()
+        cls._instance_dict.clear()
         Visualizer._current = None
 
     # ------------------------------------------------------------------ backends
