@@ -40,15 +40,16 @@ DEFAULT_LESS_KEYS: tuple[str, ...] = ("loss",)
 
 def normalise_keys(
     keys: str | Sequence[str] | None, default: Sequence[str], what: str
-) -> tuple[str, ...]:
-    """``None`` gives ``default``; a string gives a 1-tuple; a sequence must hold strings."""
+) -> Sequence[str]:
+    """``None`` gives ``default``; a string gives a 1-tuple; a list or tuple of strings is
+    kept as given (as MMEngine keeps it)."""
     if keys is None:
         return tuple(default)
     if isinstance(keys, str):
         return (keys,)
     if not isinstance(keys, Sequence) or not all(isinstance(k, str) for k in keys):
         raise ConfigError(f"{what} must be a string or a list of strings, got {keys!r}", where=what)
-    return tuple(keys)
+    return keys if isinstance(keys, (list, tuple)) else tuple(keys)
 
 
 def infer_rule(

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchkiln.errors import ConfigError, did_you_mean
+from torchkiln.hooks._backend_args import check_local_backend
+from torchkiln.hooks._errors import ConfigAssertionError
 from torchkiln.hooks._rules import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
@@ -107,12 +109,7 @@ class CheckpointHook(Hook):
                 f"CheckpointHook save_begin must be >= 0, got {save_begin}",
                 where=f"{_WHERE}.save_begin",
             )
-        if file_client_args or backend_args:
-            raise ConfigError(
-                "CheckpointHook writes to the local file system only",
-                where=f"{_WHERE}.backend_args",
-                hint="remove file_client_args/backend_args and mount remote storage as a folder if needed",
-            )
+        check_local_backend("CheckpointHook", _WHERE, file_client_args, backend_args)
         self.interval = interval
         self.by_epoch = bool(by_epoch)
         self.save_optimizer = save_optimizer
@@ -176,14 +173,16 @@ class CheckpointHook(Hook):
             or not keys
             or not all(isinstance(k, str) and k for k in keys)
         ):
-            raise ConfigError(
-                f"save_best must be a metric key, a list of keys or 'auto', got {save_best!r}",
+            raise ConfigAssertionError(
+                "\"save_best\" should be a metric key, a list of keys or 'auto',"
+                f" got {save_best!r}",
                 where=f"{_WHERE}.save_best",
             )
         keys = list(keys)
         if "auto" in keys and len(keys) > 1:
-            raise ConfigError(
-                "save_best: 'auto' cannot be combined with other keys", where=f"{_WHERE}.save_best"
+            raise ConfigAssertionError(
+                "Only support one 'auto' in save_best, not combined with other keys",
+                where=f"{_WHERE}.save_best",
             )
         if len(set(keys)) != len(keys):
             raise ConfigError(f"save_best lists a key twice: {keys}", where=f"{_WHERE}.save_best")
@@ -193,11 +192,17 @@ class CheckpointHook(Hook):
         n = len(self.key_indicators)
         if rule is None or isinstance(rule, str):
             rules = [rule] * n
-        elif isinstance(rule, Sequence) and len(rule) == n:
+        elif not isinstance(rule, Sequence) or not all(isinstance(r, str) for r in rule):
+            raise ConfigAssertionError(
+                f'"rule" should be a str or a list of str, got {rule!r}', where=f"{_WHERE}.rule"
+            )
+        elif len(rule) == 1:
+            rules = list(rule) * n
+        elif len(rule) == n:
             rules = list(rule)
         else:
-            raise ConfigError(
-                f"rule must be one rule or one per save_best key ({n}), got {rule!r}",
+            raise ConfigAssertionError(
+                f'Number of "rule" must be 1 or one per save_best key ({n}), got {rule!r}',
                 where=f"{_WHERE}.rule",
             )
         out: list[str | None] = []
