@@ -159,6 +159,19 @@ def test_out_dir_copies_logs(make_runner, drive, tmp_path):
     assert not os.path.exists(os.path.join(runner.log_dir, "run.log"))
 
 
+def test_out_dir_copies_subfolders_and_keep_local_false_removes_them(make_runner, drive, tmp_path):
+    runner = make_runner(max_epochs=1, iters_per_epoch=1)
+    os.makedirs(os.path.join(runner.log_dir, "vis_data"))
+    with open(os.path.join(runner.log_dir, "vis_data", "run.json"), "w", encoding="utf-8") as fh:
+        fh.write("{}\n")
+    hook = LoggerHook(interval=1, out_dir=str(tmp_path / "archive"), keep_local=False)
+    drive.train_epoch(runner, [hook])
+    hook.after_run(runner)
+    target = tmp_path / "archive" / os.path.basename(runner.work_dir) / os.path.basename(runner.log_dir)
+    assert (target / "vis_data" / "run.json").read_text() == "{}\n"
+    assert not os.path.exists(os.path.join(runner.log_dir, "vis_data", "run.json"))
+
+
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="interval"):
         LoggerHook(interval=0)

@@ -62,8 +62,8 @@ def _run_context(runner: Any) -> dict[str, Any]:
 
 
 def _main_process(runner: Any) -> bool:
-    """Whether this process writes the run's files: ``runner.rank`` 0, or the process's own
-    rank when the runner does not give one as an int."""
+    """Whether this process writes the test results: ``runner.rank`` 0, or the process's own
+    rank when the runner does not give one as an int (a stand-in runner)."""
     rank = getattr(runner, "rank", 0)
     if not isinstance(rank, int):
         from torchkiln.dist import get_rank
@@ -92,7 +92,8 @@ class LoggerHook(Hook):
         interval (they are logged when the epoch is no longer than the interval).
     :param interval_exp_name: log the experiment name every this many iterations (``0``: never).
     :param out_dir: after the run, copy this run's log files (those ending in
-        ``out_suffix``) to ``out_dir/<last folder of work_dir>/<timestamp>``.
+        ``out_suffix``, subfolders such as ``vis_data`` included) to
+        ``out_dir/<last folder of work_dir>/<timestamp>``.
     :param out_suffix: file name endings copied to ``out_dir``.
     :param keep_local: keep the local log files after copying them to ``out_dir``.
     :param file_client_args: accepted for MMEngine configs; only local files are supported.
@@ -244,7 +245,7 @@ class LoggerHook(Hook):
         scalar_metrics = {k: v for k, v in (metrics or {}).items() if is_scalar(v)}
         self._write_record(runner, head, {**scalar_metrics, **tag})
         self._latest_metrics[mode] = {**head, **to_jsonable(dict(metrics or {}))}
-        if _main_process(runner):
+        if getattr(runner, "rank", 0) == 0:
             from torchkiln.runner.checkpoint_io import atomic_write_text
 
             path = os.path.join(runner.log_dir, METRICS_FILE)
@@ -269,7 +270,7 @@ class LoggerHook(Hook):
 
     # ------------------------------------------------------------------ output
     def _write_record(self, runner: Any, head: Mapping[str, Any], tag: Mapping[str, Any]) -> None:
-        if not _main_process(runner):
+        if getattr(runner, "rank", 0) != 0:
             return
         if self._scalars_file is None or self._scalars_file.closed:
             self._scalars_file = JsonlWriter(os.path.join(runner.log_dir, SCALARS_FILE))
@@ -298,7 +299,7 @@ class LoggerHook(Hook):
         close = getattr(getattr(runner, "visualizer", None), "close", None)
         if callable(close):
             close()
-        if self.out_dir is not None and _main_process(runner):
+        if self.out_dir is not None and getattr(runner, "rank", 0) == 0:
             self._copy_logs(runner)
 
     def _copy_logs(self, runner: Any) -> None:
@@ -311,11 +312,14 @@ class LoggerHook(Hook):
         from torchkiln.logging.sinks import flush_all
 
         flush_all()  # log.jsonl is still open
-        for name in sorted(os.listdir(log_dir)):
-            source = os.path.join(log_dir, name)
-            if not os.path.isfile(source) or not name.endswith(self.out_suffix):
-                continue
-            shutil.copy2(source, os.path.join(target, name))
-            if not self.keep_local:
-                os.remove(source)
+        for folder, _dirs, files in os.walk(log_dir):
+            relative = os.path.relpath(folder, log_dir)
+            for name in sorted(files):
+                if not name.endswith(self.out_suffix):
+                    continue
+                destination = os.path.normpath(os.path.join(target, relative, name))
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+                shutil.copy2(os.path.join(folder, name), destination)
+                if not self.keep_local:
+                    os.remove(os.path.join(folder, name))
         runner.logger.info(f"logs copied to {target}")
