@@ -324,6 +324,17 @@ def test_save_best_and_rule_checks_use_mmengine_exception_types():
     assert hook.rules == ["less", "less"]
 
 
+def test_rule_errors_carry_mmengine_exception_types():
+    from torchkiln.hooks._rules import check_rule
+
+    with pytest.raises(KeyError, match="rule must be"):  # CheckpointHook: KeyError
+        CheckpointHook(save_best="acc", rule="bigger")
+    with pytest.raises(ValueError, match="cannot tell"):  # no rule inferred: ValueError
+        CheckpointHook(save_best="foo")
+    with pytest.raises(AssertionError, match="rule must be"):  # the default (EarlyStopping)
+        check_rule("the world", "custom_hooks.EarlyStoppingHook.rule")
+
+
 def test_key_lists_are_kept_as_given():
     assert CheckpointHook(greater_keys="acc").greater_keys == ("acc",)
     assert CheckpointHook(greater_keys=["acc"]).greater_keys == ["acc"]

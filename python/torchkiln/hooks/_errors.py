@@ -10,7 +10,13 @@ from __future__ import annotations
 from torchkiln import errors as _errors
 from torchkiln.errors import ConfigError
 
-__all__ = ["ConfigAssertionError", "ConfigTypeError", "ConfigValueError", "MissingPackageError"]
+__all__ = [
+    "ConfigAssertionError",
+    "ConfigKeyError",
+    "ConfigTypeError",
+    "ConfigValueError",
+    "MissingPackageError",
+]
 
 
 class _ConfigValueError(ConfigError, ValueError):
@@ -21,12 +27,17 @@ class _ConfigTypeError(ConfigError, TypeError):
     """A :class:`ConfigError` where MMEngine raises ``TypeError``."""
 
 
+class _ConfigKeyError(ConfigError, KeyError):
+    """A :class:`ConfigError` where MMEngine raises ``KeyError``."""
+
+
 class _ConfigAssertionError(ConfigError, AssertionError):
     """A :class:`ConfigError` where MMEngine checks with ``assert``."""
 
 
 ConfigValueError: type[ConfigError] = getattr(_errors, "ConfigValueError", _ConfigValueError)
 ConfigTypeError: type[ConfigError] = getattr(_errors, "ConfigTypeError", _ConfigTypeError)
+ConfigKeyError: type[ConfigError] = getattr(_errors, "ConfigKeyError", _ConfigKeyError)
 ConfigAssertionError: type[ConfigError] = getattr(
     _errors, "ConfigAssertionError", _ConfigAssertionError
 )

@@ -21,7 +21,7 @@ from typing import Any
 
 from torchkiln.errors import ConfigError, did_you_mean
 from torchkiln.hooks._backend_args import check_local_backend
-from torchkiln.hooks._errors import ConfigAssertionError
+from torchkiln.hooks._errors import ConfigAssertionError, ConfigKeyError
 from torchkiln.hooks._rules import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
@@ -207,7 +207,7 @@ class CheckpointHook(Hook):
             )
         out: list[str | None] = []
         for key, item in zip(self.key_indicators, rules):
-            item = check_rule(item, f"{_WHERE}.rule")
+            item = check_rule(item, f"{_WHERE}.rule", ConfigKeyError)
             if item is None and key != "auto":
                 item = infer_rule(
                     key, self.greater_keys, self.less_keys, where=f"{_WHERE}.save_best"
