@@ -35,6 +35,7 @@ __all__ = [
     "ConfigRuntimeError",
     "ConfigTypeError",
     "ConfigValueError",
+    "MissingPackageError",
     "PluginError",
     "RunInterrupted",
     "TorchkilnError",
@@ -153,6 +154,11 @@ class BuildKeyError(BuildError, KeyError):
 
 class BuildTypeError(BuildError, TypeError):
     """A :class:`BuildError` for arguments the component does not take (``TypeError`` in MMEngine)."""
+
+
+class MissingPackageError(ConfigError, ImportError):
+    """A configured component needs a package that is not installed (also the ``ImportError``
+    MMEngine raises there)."""
 
 
 class PluginError(TorchkilnError):

@@ -73,9 +73,14 @@ class FakeLogProcessor:
         self.calls.append(("iter", batch_idx, mode))
         return {"loss": 0.5, "lr": 0.1}, f"{mode} iter {batch_idx}"
 
-    def get_log_after_epoch(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict[str, Any], str]:
+    def get_log_after_epoch(
+        self, runner: Any, batch_idx: int, mode: str, with_non_scalar: bool = False
+    ) -> tuple[dict[str, Any], str]:
         self.calls.append(("epoch", batch_idx, mode))
-        return {"accuracy/top1": 90.0}, f"{mode} epoch done ({batch_idx} batches)"
+        tag: dict[str, Any] = {"accuracy/top1": 90.0}
+        if with_non_scalar:
+            tag["confusion"] = [[1, 0], [0, 1]]
+        return tag, f"{mode} epoch done ({batch_idx} batches)"
 
 
 class FakeLoop:

@@ -128,8 +128,10 @@ def test_rule_errors():
         CheckpointHook(save_best="acc", rule="bigger")
     with pytest.raises(ConfigError, match="'auto'"):
         CheckpointHook(save_best=["auto", "acc"])
-    with pytest.raises(ConfigError, match="one rule or one per"):
-        CheckpointHook(save_best=["acc", "loss"], rule=["greater"])
+    with pytest.raises(ConfigError, match="one per save_best key"):
+        CheckpointHook(save_best=["acc", "loss"], rule=["greater", "less", "less"])
+    # One rule in a list applies to every key, as in MMEngine.
+    assert CheckpointHook(save_best=["acc", "loss"], rule=["less"]).rules == ["less", "less"]
     with pytest.raises(ConfigError, match="filename_tmpl"):
         CheckpointHook(filename_tmpl="model.pth")
     assert CheckpointHook(save_best="foo", greater_keys=["fo"]).rules == ["greater"]
@@ -297,6 +299,46 @@ def test_published_keys(make_runner, drive):
 def test_backend_args_are_rejected():
     with pytest.raises(ConfigError, match="local file system"):
         CheckpointHook(backend_args={"backend": "petrel"})
+    with pytest.raises(ValueError, match="local file system"):
+        CheckpointHook(file_client_args={"backend": "disk", "enable_mc": True})
+    with pytest.raises(ValueError, match="cannot be set at the same time"):
+        CheckpointHook(file_client_args={"backend": "disk"}, backend_args={"backend": "local"})
+
+
+def test_local_backend_args_are_accepted():
+    CheckpointHook(backend_args={"backend": "local"})
+    CheckpointHook(backend_args={})
+    CheckpointHook(file_client_args={"backend": "disk"})  # deprecated spelling, logged
+
+
+def test_save_best_and_rule_checks_use_mmengine_exception_types():
+    with pytest.raises(AssertionError, match='"save_best" should be'):
+        CheckpointHook(save_best={"acc": "acc"})
+    with pytest.raises(AssertionError, match="Only support one"):
+        CheckpointHook(save_best=["auto", "acc"])
+    with pytest.raises(AssertionError, match='"rule" should be a str'):
+        CheckpointHook(save_best=["acc"], rule=1)
+    with pytest.raises(AssertionError, match='Number of "rule" must be'):
+        CheckpointHook(save_best=["acc"], rule=["greater", "less"])
+    hook = CheckpointHook(save_best=["FID", "IS"], rule=["less"])
+    assert hook.rules == ["less", "less"]
+
+
+def test_rule_errors_carry_mmengine_exception_types():
+    from torchkiln.hooks._rules import check_rule
+
+    with pytest.raises(KeyError, match="rule must be"):  # CheckpointHook: KeyError
+        CheckpointHook(save_best="acc", rule="bigger")
+    with pytest.raises(ValueError, match="cannot tell"):  # no rule inferred: ValueError
+        CheckpointHook(save_best="foo")
+    with pytest.raises(AssertionError, match="rule must be"):  # the default (EarlyStopping)
+        check_rule("the world", "custom_hooks.EarlyStoppingHook.rule")
+
+
+def test_key_lists_are_kept_as_given():
+    assert CheckpointHook(greater_keys="acc").greater_keys == ("acc",)
+    assert CheckpointHook(greater_keys=["acc"]).greater_keys == ["acc"]
+    assert CheckpointHook(less_keys=["loss_cls"]).less_keys == ["loss_cls"]
 
 
 def test_a_fresh_run_ignores_an_old_best_record(make_runner, drive):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -30,6 +31,8 @@ EXPECTED_PRIORITIES = {
     "CheckInvalidLossHook": "NORMAL",
     "GradientMonitorHook": "NORMAL",
     "PrepareTTAHook": "NORMAL",
+    "NaiveVisualizationHook": "NORMAL",
+    "NPUProfilerHook": "VERY_LOW",
 }
 
 REQUIRED_ARGS = {
@@ -88,7 +91,12 @@ def test_every_default_builds():
 
 
 @pytest.mark.parametrize("name", sorted(builtin_components("torchkiln.hooks")))
-def test_component_table_resolves(name):
+def test_component_table_resolves(name, monkeypatch, tmp_path):
+    if name == "NPUProfilerHook":  # needs torch_npu: a stand-in with its profile() API
+        fake = types.ModuleType("torch_npu")
+        fake.npu = types.SimpleNamespace(profile=lambda path, use_e2e_profiler=False: None)
+        monkeypatch.setitem(sys.modules, "torch_npu", fake)
+        monkeypatch.chdir(tmp_path)  # it creates its result_path folder
     cls = HOOKS.get(name)
     module, _, attr = builtin_components("torchkiln.hooks")[name].partition(":")
     assert cls.__module__ == module and cls.__name__ == attr

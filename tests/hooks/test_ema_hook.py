@@ -97,6 +97,7 @@ def test_checkpoint_layout_and_exact_resume(make_runner):
 
     # Resume into a fresh model and hook, loading as the runner does: weights first, then hooks.
     resumed = make_runner(model=_model(9.0))
+    resumed._resume = True
     hook2 = EMAHook(momentum=0.5)
     hook2.before_run(resumed)
     load_model_state(resumed.model, checkpoint["state_dict"])
@@ -108,6 +109,44 @@ def test_checkpoint_layout_and_exact_resume(make_runner):
     _step(runner, hook, 3.0)
     _step(resumed, hook2, 3.0)
     assert _value(hook2.ema_model.module) == _value(hook.ema_model.module) == 2.25
+
+
+def test_load_from_without_resume_starts_model_and_average_from_the_published_weights(
+    make_runner,
+):
+    runner = make_runner(model=_model(0.0))
+    hook = EMAHook(momentum=0.5)
+    runner.hooks = [hook]
+    hook.before_run(runner)
+    for value in (4.0, 0.0, 1.0):
+        _step(runner, hook, value)  # average 1.5, model 1
+    checkpoint = torch.load(
+        runner.save_checkpoint(runner.work_dir, "epoch_1.pth"), weights_only=True
+    )
+
+    # load_from: the runner loads state_dict (the average) into the model, then the hook runs.
+    loaded = make_runner(model=_model(9.0))
+    hook2 = EMAHook(momentum=0.5)
+    hook2.before_run(loaded)
+    load_model_state(loaded.model, checkpoint["state_dict"])
+    hook2.after_load_checkpoint(loaded, checkpoint)
+    assert _value(loaded.model) == 1.5
+    assert _value(hook2.ema_model.module) == 1.5
+    # The checkpoint is left as it was (no swap back).
+    assert checkpoint["state_dict"]["weight"][0, 0].item() == 1.5
+    assert checkpoint["ema_state_dict"]["module.weight"][0, 0].item() == 1.0
+    assert not loaded.logger.messages("warning")
+
+
+def test_begin_arguments_are_checked_with_mmengine_exception_types():
+    with pytest.raises(AssertionError, match="`begin_iter` must"):
+        EMAHook(begin_iter=-1)
+    with pytest.raises(AssertionError, match="`begin_epoch` must"):
+        EMAHook(begin_epoch=-1)
+    with pytest.raises(AssertionError, match="`begin_iter` and `begin_epoch`"):
+        EMAHook(begin_iter=1, begin_epoch=1)
+    with pytest.raises(ConfigError):
+        EMAHook(begin_iter=-1)
 
 
 def test_checkpoint_while_swapped_has_the_same_layout(make_runner):
@@ -127,6 +166,7 @@ def test_checkpoint_while_swapped_has_the_same_layout(make_runner):
 
 def test_plain_checkpoint_starts_the_average_from_it(make_runner):
     runner = make_runner(model=_model(0.0))
+    runner._resume = True  # resuming from a checkpoint without an average: warned
     hook = EMAHook(momentum=0.5)
     hook.before_run(runner)
     plain = {"state_dict": {k: v.clone() for k, v in _model(5.0).state_dict().items()}}

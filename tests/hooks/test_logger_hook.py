@@ -118,9 +118,33 @@ def test_file_is_opened_once_and_closed(make_runner, drive):
 def test_visualizer_gets_the_tags(make_runner, drive):
     calls = []
     runner = make_runner(max_epochs=1, iters_per_epoch=2)
-    runner.visualizer = types.SimpleNamespace(add_scalars=lambda tag, step: calls.append((tag, step)))
-    drive.train_epoch(runner, [LoggerHook(interval=2)])
-    assert calls == [({"loss": 0.5, "lr": 0.1}, 2)]
+    runner.visualizer = types.SimpleNamespace(
+        add_scalars=lambda tag, step, file_path=None: calls.append((tag, step, file_path))
+    )
+    hook = LoggerHook(interval=2)
+    hook.before_run(runner)
+    drive.train_epoch(runner, [hook])
+    # file_path: the local backend also appends to vis_data/<timestamp>.json, as MMEngine does
+    assert calls == [({"loss": 0.5, "lr": 0.1}, 2, "20240101_000000.json")]
+
+
+def test_last_batch_of_a_short_epoch_is_logged_without_before_train_epoch(make_runner):
+    runner = make_runner(max_epochs=1, iters_per_epoch=9)
+    hook = LoggerHook()  # interval 10 > 9 batches
+    hook.after_train_iter(runner, 7)
+    assert runner.log_processor.calls == []
+    hook.after_train_iter(runner, 8)
+    assert runner.log_processor.calls == [("iter", 8, "train")]
+
+
+def test_test_results_are_dumped_with_non_scalars(make_runner, drive):
+    runner = make_runner(max_epochs=1, iters_per_epoch=1)
+    hook = LoggerHook()
+    hook.before_run(runner)
+    hook.after_test_epoch(runner, {"accuracy/top1": 90.0})
+    path = os.path.join(runner.log_dir, "20240101_000000.json")
+    with open(path, encoding="utf-8") as fh:
+        assert json.load(fh) == {"accuracy/top1": 90.0, "confusion": [[1, 0], [0, 1]]}
 
 
 def test_out_dir_copies_logs(make_runner, drive, tmp_path):
@@ -135,8 +159,41 @@ def test_out_dir_copies_logs(make_runner, drive, tmp_path):
     assert not os.path.exists(os.path.join(runner.log_dir, "run.log"))
 
 
+def test_out_dir_copies_subfolders_and_keep_local_false_removes_them(make_runner, drive, tmp_path):
+    runner = make_runner(max_epochs=1, iters_per_epoch=1)
+    os.makedirs(os.path.join(runner.log_dir, "vis_data"))
+    with open(os.path.join(runner.log_dir, "vis_data", "run.json"), "w", encoding="utf-8") as fh:
+        fh.write("{}\n")
+    hook = LoggerHook(interval=1, out_dir=str(tmp_path / "archive"), keep_local=False)
+    drive.train_epoch(runner, [hook])
+    hook.after_run(runner)
+    target = tmp_path / "archive" / os.path.basename(runner.work_dir) / os.path.basename(runner.log_dir)
+    assert (target / "vis_data" / "run.json").read_text() == "{}\n"
+    assert not os.path.exists(os.path.join(runner.log_dir, "vis_data", "run.json"))
+
+
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="interval"):
         LoggerHook(interval=0)
+    # The exception types MMEngine raises at the same checks.
+    with pytest.raises(TypeError, match="interval must be"):
+        LoggerHook(interval="100")
+    with pytest.raises(ValueError, match="interval must be"):
+        LoggerHook(interval=-1)
+    with pytest.raises(TypeError, match="ignore_last must be"):
+        LoggerHook(ignore_last="False")
+    with pytest.raises(TypeError, match="interval_exp_name"):
+        LoggerHook(interval_exp_name="100")
+    with pytest.raises(ValueError, match="interval_exp_name"):
+        LoggerHook(interval_exp_name=-1)
+    with pytest.raises(TypeError, match="out_suffix"):
+        LoggerHook(out_suffix=[100])
+    with pytest.raises(TypeError, match="out_dir must be"):
+        LoggerHook(out_dir=1)
+    with pytest.raises(ValueError, match="file_client_args"):
+        LoggerHook(file_client_args={"enable_mc": True})
+    with pytest.raises(ValueError, match="cannot be set at the same time"):
+        LoggerHook(file_client_args={"backend": "disk"}, backend_args={"backend": "local"})
+    LoggerHook(file_client_args={"backend": "disk"})  # the local disk: accepted
     with pytest.raises(ConfigError, match="keep_local"):
         LoggerHook(keep_local=False)

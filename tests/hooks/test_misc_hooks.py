@@ -77,13 +77,12 @@ def test_sync_buffers_before_val_only_when_needed(make_runner, drive, monkeypatc
 
 
 def _profile_run(runner, hook, iters):
-    hook.before_train(runner)
+    hook.before_run(runner)
     x = torch.randn(8, 8)
     for _ in range(iters):
         torch.mm(x, x)
         hook.after_train_iter(runner, runner.iter, None, None)
         runner.train_loop.iter += 1
-    hook.after_train(runner)
     hook.after_run(runner)
 
 
@@ -117,4 +116,71 @@ def test_profiler_arguments(make_runner):
         ProfilerHook(on_trace_ready={"type": "html"})
     runner = make_runner(max_epochs=2)
     with pytest.raises(ConfigError, match="exceeds"):
-        ProfilerHook(profile_times=3).before_train(runner)
+        ProfilerHook(profile_times=3).before_run(runner)
+    # The exception types MMEngine raises at the same checks.
+    with pytest.raises(ValueError, match="profile_times"):
+        ProfilerHook(profile_times=0)
+    with pytest.raises(TypeError, match="schedule"):
+        ProfilerHook(schedule={})
+    with pytest.raises(ValueError, match="on_trace_ready"):
+        ProfilerHook(on_trace_ready=0)
+    with pytest.raises(ValueError, match="exceeds"):
+        ProfilerHook(profile_times=3).before_run(runner)
+
+
+class _FakeProfiler:
+    """Counts the calls ProfilerHook makes on ``torch.profiler.profile``."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.exits = 0
+
+    def step(self) -> None:
+        self.steps += 1
+
+    def __exit__(self, *exc) -> None:
+        self.exits += 1
+
+    def key_averages(self):
+        raise RuntimeError("no events")
+
+    def export_chrome_trace(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("{}")
+
+
+def test_profiler_stops_at_the_training_iteration_profile_times(make_runner):
+    runner = make_runner(max_epochs=1, iters_per_epoch=20)
+    hook = ProfilerHook(by_epoch=False, profile_times=10)
+    hook.before_run(runner)
+    hook.profiler.__exit__(None, None, None)  # the real one started by before_run
+    fake = hook.profiler = _FakeProfiler()
+    runner.train_loop.iter = 9  # the tenth iteration (counted from the start of training)
+    hook.after_train_iter(runner, 9)
+    assert (fake.steps, fake.exits) == (1, 1)
+    assert os.path.isfile(hook.trace_path)
+    hook.after_train_iter(runner, 10)  # stopped: no more steps
+    hook.after_run(runner)
+    assert (fake.steps, fake.exits) == (1, 1)
+
+
+def test_profiler_starts_before_the_run_and_parses_trace_config(make_runner):
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    hook = ProfilerHook()
+    hook.before_run(runner)
+    assert hook.profiler is not None
+    hook.profiler.__exit__(None, None, None)
+    hook.profiler = _FakeProfiler()
+    hook.after_run(runner)  # the run ended before the epoch did: stop and write the trace
+    assert hook.profiler.exits == 1
+
+    def handler(prof):
+        return None
+
+    hook.on_trace_ready = handler
+    assert hook._parse_trace_config(runner) is handler
+    hook.on_trace_ready = {"type": "log_trace", "row_limit": 3}
+    assert callable(hook._parse_trace_config(runner))
+    hook.on_trace_ready = {"type": "unknown"}
+    with pytest.raises(ValueError, match="log_trace"):
+        hook._parse_trace_config(runner)

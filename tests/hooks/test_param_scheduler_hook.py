@@ -105,6 +105,18 @@ def test_unbuilt_configs_are_skipped_and_junk_rejected(make_runner):
         ParamSchedulerHook().after_train_epoch(runner)
 
 
+def test_a_single_scheduler_outside_a_list_is_a_type_error(make_runner):
+    runner = make_runner()
+    runner.param_schedulers = Recorder(by_epoch=False)
+    for call in (
+        lambda hook: hook.after_train_iter(runner, 0),
+        lambda hook: hook.after_train_epoch(runner),
+    ):
+        with pytest.raises(TypeError, match="should be list of ParamScheduler"):
+            call(ParamSchedulerHook())
+    assert runner.param_schedulers.calls == []
+
+
 def test_with_torchkiln_schedulers(make_runner, drive):
     from torchkiln.registry import PARAM_SCHEDULERS
 

@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "NonFiniteLossError": "torchkiln.hooks.loss_guard_hook",
     "GradientMonitorHook": "torchkiln.hooks.gradient_monitor_hook",
     "PrepareTTAHook": "torchkiln.hooks.prepare_tta_hook",
+    "NaiveVisualizationHook": "torchkiln.hooks.naive_visualization_hook",
+    "NPUProfilerHook": "torchkiln.hooks.npu_profiler_hook",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,6 +69,10 @@ if TYPE_CHECKING:  # pragma: no cover
         NonFiniteLossError as NonFiniteLossError,
         NonFiniteLossHook as NonFiniteLossHook,
     )
+    from torchkiln.hooks.naive_visualization_hook import (
+        NaiveVisualizationHook as NaiveVisualizationHook,
+    )
+    from torchkiln.hooks.npu_profiler_hook import NPUProfilerHook as NPUProfilerHook
     from torchkiln.hooks.param_scheduler_hook import ParamSchedulerHook as ParamSchedulerHook
     from torchkiln.hooks.prepare_tta_hook import PrepareTTAHook as PrepareTTAHook
     from torchkiln.hooks.profiler_hook import ProfilerHook as ProfilerHook

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigAssertionError, ConfigError, ConfigValueError
 
 __all__ = [
     "DEFAULT_GREATER_KEYS",
@@ -40,15 +40,16 @@ DEFAULT_LESS_KEYS: tuple[str, ...] = ("loss",)
 
 def normalise_keys(
     keys: str | Sequence[str] | None, default: Sequence[str], what: str
-) -> tuple[str, ...]:
-    """``None`` gives ``default``; a string gives a 1-tuple; a sequence must hold strings."""
+) -> Sequence[str]:
+    """``None`` gives ``default``; a string gives a 1-tuple; a list or tuple of strings is
+    kept as given (as MMEngine keeps it)."""
     if keys is None:
         return tuple(default)
     if isinstance(keys, str):
         return (keys,)
     if not isinstance(keys, Sequence) or not all(isinstance(k, str) for k in keys):
         raise ConfigError(f"{what} must be a string or a list of strings, got {keys!r}", where=what)
-    return tuple(keys)
+    return keys if isinstance(keys, (list, tuple)) else tuple(keys)
 
 
 def infer_rule(
@@ -60,7 +61,8 @@ def infer_rule(
     """The rule for metric ``key``: an exact (case-insensitive) match wins, then a substring.
 
     Greater keys are tried before less keys at each stage, so ``val/acc_loss`` is 'greater'.
-    Raises :class:`ConfigError` when neither list matches.
+    Raises :class:`ConfigError` (also a ``ValueError``, as in MMEngine) when neither list
+    matches.
     """
     low = key.lower()
     greater = [k.lower() for k in greater_keys]
@@ -73,17 +75,23 @@ def infer_rule(
         return "greater"
     if any(k in low for k in less):
         return "less"
-    raise ConfigError(
+    raise ConfigValueError(
         f"cannot tell whether a larger or a smaller {key!r} is better",
         where=where,
         hint="set rule: greater (or less), or add a part of the name to greater_keys / less_keys",
     )
 
 
-def check_rule(rule: str | None, where: str) -> str | None:
-    """Validate an explicit rule (``None`` means infer it)."""
+def check_rule(
+    rule: str | None, where: str, error: type[ConfigError] = ConfigAssertionError
+) -> str | None:
+    """Validate an explicit rule (``None`` means infer it).
+
+    :param error: the class raised for a bad rule (a :class:`ConfigError`; the default is
+        also an ``AssertionError``, as in MMEngine's EarlyStoppingHook).
+    """
     if rule is not None and rule not in RULES:
-        raise ConfigError(
+        raise error(
             f"rule must be 'greater' or 'less', got {rule!r}",
             where=where,
             hint="rule: greater | less",

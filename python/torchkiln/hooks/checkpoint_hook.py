@@ -19,13 +19,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import (
-    ConfigAssertionError,
-    ConfigKeyError,
-    ConfigTypeError,
-    ConfigValueError,
-    did_you_mean,
-)
+from torchkiln.errors import ConfigAssertionError, ConfigError, ConfigKeyError, did_you_mean
+from torchkiln.hooks._backend_args import check_local_backend
 from torchkiln.hooks._rules import (
     DEFAULT_GREATER_KEYS,
     DEFAULT_LESS_KEYS,
@@ -105,20 +100,15 @@ class CheckpointHook(Hook):
             ("save_begin", save_begin),
         ):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigTypeError(
+                raise ConfigError(
                     f"CheckpointHook {name} must be an int, got {value!r}", where=f"{_WHERE}.{name}"
                 )
         if save_begin < 0:
-            raise ConfigValueError(
+            raise ConfigError(
                 f"CheckpointHook save_begin must be >= 0, got {save_begin}",
                 where=f"{_WHERE}.save_begin",
             )
-        if file_client_args or backend_args:
-            raise ConfigValueError(
-                "CheckpointHook writes to the local file system only",
-                where=f"{_WHERE}.backend_args",
-                hint="remove file_client_args/backend_args and mount remote storage as a folder if needed",
-            )
+        check_local_backend("CheckpointHook", _WHERE, file_client_args, backend_args)
         self.interval = interval
         self.by_epoch = bool(by_epoch)
         self.save_optimizer = save_optimizer
@@ -129,7 +119,7 @@ class CheckpointHook(Hook):
         self.save_last = save_last
         self.save_begin = save_begin
         if not isinstance(async_save, bool):
-            raise ConfigTypeError(
+            raise ConfigError(
                 f"CheckpointHook async_save must be true or false, got {async_save!r}",
                 where=f"{_WHERE}.async_save",
             )
@@ -142,7 +132,7 @@ class CheckpointHook(Hook):
         except (IndexError, KeyError, ValueError):
             distinct = False
         if not distinct:
-            raise ConfigValueError(
+            raise ConfigError(
                 f"filename_tmpl must contain one '{{}}' for the epoch or iteration, got {filename_tmpl!r}",
                 where=f"{_WHERE}.filename_tmpl",
                 hint="e.g. filename_tmpl: 'epoch_{}.pth'",
@@ -162,7 +152,7 @@ class CheckpointHook(Hook):
             not isinstance(published_keys, Sequence)
             or not all(isinstance(k, str) for k in published_keys)
         ):
-            raise ConfigTypeError(
+            raise ConfigError(
                 f"published_keys must be a list of checkpoint keys, got {published_keys!r}",
                 where=f"{_WHERE}.published_keys",
                 hint="e.g. published_keys: [meta, state_dict]",
@@ -183,34 +173,40 @@ class CheckpointHook(Hook):
             or not all(isinstance(k, str) and k for k in keys)
         ):
             raise ConfigAssertionError(
-                f"save_best must be a metric key, a list of keys or 'auto', got {save_best!r}",
+                "\"save_best\" should be a metric key, a list of keys or 'auto',"
+                f" got {save_best!r}",
                 where=f"{_WHERE}.save_best",
             )
         keys = list(keys)
         if "auto" in keys and len(keys) > 1:
             raise ConfigAssertionError(
-                "save_best: 'auto' cannot be combined with other keys", where=f"{_WHERE}.save_best"
+                "Only support one 'auto' in save_best, not combined with other keys",
+                where=f"{_WHERE}.save_best",
             )
         if len(set(keys)) != len(keys):
-            raise ConfigAssertionError(
-                f"save_best lists a key twice: {keys}", where=f"{_WHERE}.save_best"
-            )
+            raise ConfigError(f"save_best lists a key twice: {keys}", where=f"{_WHERE}.save_best")
         return keys
 
     def _parse_rules(self, rule: Any) -> list[str | None]:
         n = len(self.key_indicators)
         if rule is None or isinstance(rule, str):
             rules = [rule] * n
-        elif isinstance(rule, Sequence) and len(rule) == n:
+        elif not isinstance(rule, Sequence) or not all(isinstance(r, str) for r in rule):
+            raise ConfigAssertionError(
+                f'"rule" should be a str or a list of str, got {rule!r}', where=f"{_WHERE}.rule"
+            )
+        elif len(rule) == 1:
+            rules = list(rule) * n
+        elif len(rule) == n:
             rules = list(rule)
         else:
             raise ConfigAssertionError(
-                f"rule must be one rule or one per save_best key ({n}), got {rule!r}",
+                f'Number of "rule" must be 1 or one per save_best key ({n}), got {rule!r}',
                 where=f"{_WHERE}.rule",
             )
         out: list[str | None] = []
         for key, item in zip(self.key_indicators, rules):
-            item = check_rule(item, f"{_WHERE}.rule")
+            item = check_rule(item, f"{_WHERE}.rule", ConfigKeyError)
             if item is None and key != "auto":
                 item = infer_rule(
                     key, self.greater_keys, self.less_keys, where=f"{_WHERE}.save_best"
@@ -310,7 +306,7 @@ class CheckpointHook(Hook):
                     did_you_mean(key, list(metrics))
                     or f"available metrics: {', '.join(map(str, metrics))}"
                 )
-                raise ConfigKeyError(
+                raise ConfigError(
                     f"save_best key {key!r} is not among the validation metrics",
                     where=f"{_WHERE}.save_best",
                     hint=hint,

@@ -5,10 +5,12 @@ the averaged (EMA) weights, which is what a plain ``load_from`` should evaluate,
 ``ema_state_dict`` holds the averaged model's own state dict (``steps`` and ``module.<key>``)
 with the ``module.<key>`` entries swapped for the trained (source) weights.
 
-Loading a checkpoint that has ``ema_state_dict`` (``resume`` or ``load_from``) restores both
-exactly: the entries are swapped back, the averaged model gets its weights and step count,
-and the trained model gets the source weights. A checkpoint without ``ema_state_dict``
-starts the average from its ``state_dict``, with a warning.
+Resuming from a checkpoint that has ``ema_state_dict`` restores both exactly: the entries
+are swapped back, the averaged model gets its weights and step count, and the trained model
+gets the source weights. A plain ``load_from`` (no ``resume``), like a checkpoint without
+``ema_state_dict``, starts the average from the checkpoint's ``state_dict`` (the averaged
+weights), as in MMEngine: the model and its average both start from the published weights.
+A resumed checkpoint without ``ema_state_dict`` gets a warning.
 
 Swapping weights for validation and testing exchanges the tensors' storage (``.data``) in
 place: nothing is copied or allocated when the average lives on the model's device.
@@ -50,6 +52,11 @@ def _swap_checkpoint_entries(checkpoint: dict[str, Any]) -> None:
                 model_state[key], ema_state[ema_key] = ema_state[ema_key], model_state[key]
 
 
+def _resuming(runner: Any) -> bool:
+    """True when the runner resumes a run (``resume``), not when it only loads weights."""
+    return bool(getattr(runner, "_resume", False))
+
+
 @HOOKS.register_module()
 class EMAHook(Hook):
     """Average the model's weights during training; validate and test with the average.
@@ -75,17 +82,18 @@ class EMAHook(Hook):
         begin_epoch: int = 0,
         **kwargs: Any,
     ) -> None:
-        if begin_iter < 0 or begin_epoch < 0:
-            raise ConfigAssertionError(
-                f"EMAHook begin_iter and begin_epoch must be >= 0, got {begin_iter} and {begin_epoch}",
-                where="custom_hooks.EMAHook",
-            )
         if begin_iter and begin_epoch:
             raise ConfigAssertionError(
-                "EMAHook takes begin_iter or begin_epoch, not both",
+                "EMAHook takes `begin_iter` and `begin_epoch` one at a time, not both",
                 where="custom_hooks.EMAHook",
                 hint="keep one of them",
             )
+        for name, value in (("begin_iter", begin_iter), ("begin_epoch", begin_epoch)):
+            if value < 0:
+                raise ConfigAssertionError(
+                    f"EMAHook `{name}` must be >= 0, got {value}",
+                    where=f"custom_hooks.EMAHook.{name}",
+                )
         self.ema_cfg = dict(type=ema_type, **kwargs)
         self.strict_load = strict_load
         self.begin_iter = begin_iter
@@ -112,12 +120,14 @@ class EMAHook(Hook):
         """Check that averaging starts within the run."""
         if self.begin_epoch and self.begin_epoch > runner.max_epochs:
             raise ConfigAssertionError(
-                f"EMAHook begin_epoch={self.begin_epoch} is after the last epoch ({runner.max_epochs})",
+                f"EMAHook self.begin_epoch={self.begin_epoch} is after the last epoch"
+                f" ({runner.max_epochs})",
                 where="custom_hooks.EMAHook.begin_epoch",
             )
         if self.begin_iter and self.begin_iter > runner.max_iters:
             raise ConfigAssertionError(
-                f"EMAHook begin_iter={self.begin_iter} is after the last iteration ({runner.max_iters})",
+                f"EMAHook self.begin_iter={self.begin_iter} is after the last iteration"
+                f" ({runner.max_iters})",
                 where="custom_hooks.EMAHook.begin_iter",
             )
 
@@ -199,12 +209,16 @@ class EMAHook(Hook):
             _swap_checkpoint_entries(checkpoint)
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
-        """Restore the averaged model and the trained model's own weights."""
+        """On resume, restore the averaged model and the trained model's own weights.
+
+        On a plain load (``load_from``), or when the checkpoint has no ``ema_state_dict``,
+        the average starts from the checkpoint's ``state_dict``.
+        """
         if self.ema_model is None:
             self._build(runner)
         from torchkiln.runner.model_state import load_model_state
 
-        if "ema_state_dict" in checkpoint and "state_dict" in checkpoint:
+        if _resuming(runner) and "ema_state_dict" in checkpoint and "state_dict" in checkpoint:
             _swap_checkpoint_entries(checkpoint)  # back to: state_dict = source weights
             self._swapped = False
             self.ema_model.load_state_dict(checkpoint["ema_state_dict"], strict=self.strict_load)
@@ -220,9 +234,11 @@ class EMAHook(Hook):
         state_dict = checkpoint.get("state_dict")
         if state_dict is None:
             return
-        runner.logger.warning(
-            "EMAHook: the checkpoint has no ema_state_dict; the moving average starts from its state_dict"
-        )
+        if _resuming(runner):
+            runner.logger.warning(
+                "EMAHook: the checkpoint has no ema_state_dict; the moving average starts from"
+                " its state_dict"
+            )
         load_model_state(
             self.ema_model.module,
             state_dict,

@@ -29,7 +29,8 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchkiln.errors import ConfigTypeError, ConfigValueError
+from torchkiln.errors import ConfigError, ConfigTypeError, ConfigValueError
+from torchkiln.hooks._backend_args import check_local_backend
 from torchkiln.hooks._phase_length import loader_len
 from torchkiln.hooks.hook import Hook
 from torchkiln.logging.scalars import is_scalar
@@ -59,6 +60,28 @@ def _run_context(runner: Any) -> dict[str, Any]:
     }
 
 
+def _main_process(runner: Any) -> bool:
+    """Whether this process writes the test results: ``runner.rank`` 0, or the process's own
+    rank when the runner does not give one as an int (a stand-in runner)."""
+    rank = getattr(runner, "rank", 0)
+    if not isinstance(rank, int):
+        from torchkiln.dist import get_rank
+
+        rank = get_rank()
+    return rank == 0
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigTypeError(
+            f"LoggerHook {name} must be an int, got {value!r}", where=f"{_WHERE}.{name}"
+        )
+    if value < minimum:
+        raise ConfigValueError(
+            f"LoggerHook {name} must be >= {minimum}, got {value}", where=f"{_WHERE}.{name}"
+        )
+
+
 @HOOKS.register_module()
 class LoggerHook(Hook):
     """Write log lines and scalar records at intervals.
@@ -68,7 +91,8 @@ class LoggerHook(Hook):
         interval (they are logged when the epoch is no longer than the interval).
     :param interval_exp_name: log the experiment name every this many iterations (``0``: never).
     :param out_dir: after the run, copy this run's log files (those ending in
-        ``out_suffix``) to ``out_dir/<last folder of work_dir>/<timestamp>``.
+        ``out_suffix``, subfolders such as ``vis_data`` included) to
+        ``out_dir/<last folder of work_dir>/<timestamp>``.
     :param out_suffix: file name endings copied to ``out_dir``.
     :param keep_local: keep the local log files after copying them to ``out_dir``.
     :param file_client_args: accepted for MMEngine configs; only local files are supported.
@@ -91,25 +115,31 @@ class LoggerHook(Hook):
         log_metric_by_epoch: bool = True,
         backend_args: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise (
-                ConfigValueError
-                if isinstance(interval, int) and not isinstance(interval, bool)
-                else ConfigTypeError
-            )(
-                f"LoggerHook interval must be a positive int, got {interval!r}",
-                where=f"{_WHERE}.interval",
+        _check_int("interval", interval, minimum=1)
+        if not isinstance(ignore_last, bool):
+            raise ConfigTypeError(
+                f"LoggerHook ignore_last must be a bool, got {ignore_last!r}",
+                where=f"{_WHERE}.ignore_last",
             )
-        if file_client_args or backend_args:
-            raise ConfigValueError(
-                "LoggerHook writes to the local file system only",
-                where=f"{_WHERE}.backend_args",
-                hint="remove file_client_args/backend_args; use out_dir with a mounted folder",
+        _check_int("interval_exp_name", interval_exp_name, minimum=0)
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise ConfigTypeError(
+                f"LoggerHook out_dir must be a str, a path or None, got {out_dir!r}",
+                where=f"{_WHERE}.out_dir",
             )
+        if not (
+            isinstance(out_suffix, str)
+            or (isinstance(out_suffix, Sequence) and all(isinstance(x, str) for x in out_suffix))
+        ):
+            raise ConfigTypeError(
+                f"LoggerHook out_suffix must be a str or a sequence of str, got {out_suffix!r}",
+                where=f"{_WHERE}.out_suffix",
+            )
+        check_local_backend("LoggerHook", _WHERE, file_client_args, backend_args)
         if isinstance(out_suffix, str):
             out_suffix = (out_suffix,)
         if out_dir is None and not keep_local:
-            raise ConfigValueError(
+            raise ConfigError(
                 "LoggerHook keep_local=False needs an out_dir to copy the logs to",
                 where=f"{_WHERE}.keep_local",
             )
@@ -121,7 +151,8 @@ class LoggerHook(Hook):
         self.keep_local = keep_local
         self.log_metric_by_epoch = log_metric_by_epoch
         self._scalars_file: JsonlWriter | None = None
-        self._tail = -1  # see before_train_epoch
+        self._tail: int | None = None  # see before_train_epoch
+        self.json_log_path: str | None = None
         self._train_iter = 0  # finished training iterations, see before_train
         self._latest_metrics: dict[str, Any] = {}
 
@@ -131,6 +162,7 @@ class LoggerHook(Hook):
         from torchkiln.logging.logger import set_run_context_source
 
         set_run_context_source(lambda: _run_context(runner))
+        self.json_log_path = f"{runner.timestamp}.json"
 
     # ------------------------------------------------------------------ training
     def before_train(self, runner: Any) -> None:
@@ -148,6 +180,8 @@ class LoggerHook(Hook):
         self._train_iter += 1  # counted here: reading runner.iter is two property calls
         if self.interval_exp_name > 0 and self._train_iter % self.interval_exp_name == 0:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
+        if self._tail is None:  # called outside an epoch's before_train_epoch
+            self._tail = self._tail_index(runner)
         if (batch_idx + 1) % self.interval and batch_idx != self._tail:
             return
         tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
@@ -162,10 +196,9 @@ class LoggerHook(Hook):
 
     def _tail_index(self, runner: Any) -> int:
         """The last batch index of an epoch when ``ignore_last`` does not hide it, else -1."""
-        loop = getattr(runner, "train_loop", None)
-        loader = getattr(loop, "dataloader", None)
-        if loader is None:
-            loader = getattr(runner, "train_dataloader", None)
+        loader = getattr(runner, "train_dataloader", None)
+        if loader is None or isinstance(loader, Mapping):  # not built (a config)
+            loader = getattr(getattr(runner, "train_loop", None), "dataloader", None)
         try:
             length = len(loader)  # type: ignore[arg-type]  # TypeError is handled
         except TypeError:
@@ -201,9 +234,12 @@ class LoggerHook(Hook):
 
     def _after_eval_epoch(self, runner: Any, mode: str, metrics: Mapping[str, Any] | None) -> None:
         tag, line = runner.log_processor.get_log_after_epoch(
-            runner, loader_len(runner, mode) or 0, mode
+            runner, loader_len(runner, mode) or 0, mode, with_non_scalar=mode == "test"
         )
         runner.logger.info(line)
+        if mode == "test":
+            self._dump_test_results(runner, tag)
+            tag = {k: v for k, v in tag.items() if is_scalar(v)}
         head = {"step": runner.iter, "epoch": runner.epoch, "mode": mode}
         scalar_metrics = {k: v for k, v in (metrics or {}).items() if is_scalar(v)}
         self._write_record(runner, head, {**scalar_metrics, **tag})
@@ -220,6 +256,17 @@ class LoggerHook(Hook):
         self._visualize(runner, vis_tag, runner.epoch if self.log_metric_by_epoch else runner.iter)
         self._flush()
 
+    def _dump_test_results(self, runner: Any, tag: Mapping[str, Any]) -> None:
+        """Write the test results, non-scalar ones included, to ``<log_dir>/<timestamp>.json``."""
+        if not _main_process(runner):
+            return
+        from torchkiln.runner.checkpoint_io import atomic_write_text
+
+        name = self.json_log_path or f"{runner.timestamp}.json"
+        atomic_write_text(
+            os.path.join(runner.log_dir, name), json.dumps(to_jsonable(dict(tag)), indent=2) + "\n"
+        )
+
     # ------------------------------------------------------------------ output
     def _write_record(self, runner: Any, head: Mapping[str, Any], tag: Mapping[str, Any]) -> None:
         if getattr(runner, "rank", 0) != 0:
@@ -232,12 +279,13 @@ class LoggerHook(Hook):
         if self._scalars_file is not None and not self._scalars_file.closed:
             self._scalars_file.flush()
 
-    @staticmethod
-    def _visualize(runner: Any, tag: Mapping[str, Any], step: int) -> None:
+    def _visualize(self, runner: Any, tag: Mapping[str, Any], step: int) -> None:
+        """Send ``tag`` to the visualizer; its local backend also appends it to
+        ``vis_data/<timestamp>.json`` (MMEngine's file)."""
         visualizer = getattr(runner, "visualizer", None)
         add_scalars = getattr(visualizer, "add_scalars", None)
         if callable(add_scalars):
-            add_scalars(dict(tag), step=step)
+            add_scalars(dict(tag), step=step, file_path=self.json_log_path)
 
     def after_run(self, runner: Any) -> None:
         """Close the scalars file and the visualizer; copy the logs to ``out_dir`` if set."""
@@ -263,11 +311,14 @@ class LoggerHook(Hook):
         from torchkiln.logging.sinks import flush_all
 
         flush_all()  # log.jsonl is still open
-        for name in sorted(os.listdir(log_dir)):
-            source = os.path.join(log_dir, name)
-            if not os.path.isfile(source) or not name.endswith(self.out_suffix):
-                continue
-            shutil.copy2(source, os.path.join(target, name))
-            if not self.keep_local:
-                os.remove(source)
+        for folder, _dirs, files in os.walk(log_dir):
+            relative = os.path.relpath(folder, log_dir)
+            for name in sorted(files):
+                if not name.endswith(self.out_suffix):
+                    continue
+                destination = os.path.normpath(os.path.join(target, relative, name))
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+                shutil.copy2(os.path.join(folder, name), destination)
+                if not self.keep_local:
+                    os.remove(os.path.join(folder, name))
         runner.logger.info(f"logs copied to {target}")

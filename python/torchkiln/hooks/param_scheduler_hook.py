@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from torchkiln.errors import ConfigTypeError
 from torchkiln.hooks.hook import Hook
 from torchkiln.optim.scheduler.collection import iter_schedulers
 from torchkiln.registry import HOOKS
@@ -62,6 +63,13 @@ class ParamSchedulerHook(Hook):
         source = runner.param_schedulers
         if source is self._source and _size(source) == self._source_size:
             return
+        if source is not None and not isinstance(source, (list, tuple, Mapping)):
+            raise ConfigTypeError(
+                "runner.param_schedulers should be list of ParamScheduler or a dict containing "
+                f"list of ParamScheduler, got {type(source).__name__}",
+                where="param_scheduler",
+                hint="wrap a single scheduler in a list",
+            )
         schedulers = list(iter_schedulers(source))
         self._iter_based = tuple(s for s in schedulers if not _by_epoch(s))
         self._epoch_based = tuple(s for s in schedulers if _by_epoch(s))

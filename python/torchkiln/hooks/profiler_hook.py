@@ -1,7 +1,9 @@
 """ProfilerHook: run ``torch.profiler`` over the first epochs or iterations of training.
 
-The profiler starts before training and stops after ``profile_times`` epochs
-(``by_epoch``) or iterations. When it stops, the hook logs the table of
+The profiler starts before the run (``before_run``, as in MMEngine) and stops after
+``profile_times`` training epochs (``by_epoch``) or once training iteration
+``profile_times`` is done (counted from the start of training, so a resumed run past it
+profiles one iteration), or at the end of the run. When it stops, the hook logs the table of
 ``key_averages()`` and writes a Chrome trace (open it in ``chrome://tracing`` or Perfetto)
 to ``json_trace_path``, by default ``<log_dir>/profiler_trace.json`` (``..._rank<r>.json``
 on ranks other than 0).
@@ -13,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from torchkiln.errors import ConfigAssertionError, ConfigValueError
+from torchkiln.errors import ConfigError, ConfigTypeError, ConfigValueError
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
@@ -21,6 +23,43 @@ __all__ = ["ProfilerHook"]
 
 _WHERE = "custom_hooks.ProfilerHook"
 _TRACE_TYPES = ("log_trace", "tb_trace")
+
+
+def _check_schedule(schedule: Any) -> None:
+    """Raise unless ``schedule`` holds valid ``torch.profiler.schedule`` arguments."""
+    if not isinstance(schedule, Mapping):
+        raise ConfigTypeError(
+            "ProfilerHook schedule must be a dict of torch.profiler.schedule arguments,"
+            f" got {schedule!r}",
+            where=f"{_WHERE}.schedule",
+        )
+    import torch
+
+    try:
+        torch.profiler.schedule(**schedule)
+    except TypeError as exc:
+        raise ConfigTypeError(
+            f"ProfilerHook schedule {dict(schedule)!r} is not valid for torch.profiler.schedule"
+            f" ({exc})",
+            where=f"{_WHERE}.schedule",
+            hint="give wait, warmup and active (and optionally repeat, skip_first)",
+        ) from None
+
+
+def _check_trace_spec(spec: Any) -> None:
+    """Raise unless ``spec`` is None, a callable or ``{type: log_trace|tb_trace, ...}``."""
+    if isinstance(spec, Mapping):
+        if spec.get("type") not in _TRACE_TYPES:
+            raise ConfigValueError(
+                f"ProfilerHook on_trace_ready type must be one of {list(_TRACE_TYPES)},"
+                f" got {spec.get('type')!r}",
+                where=f"{_WHERE}.on_trace_ready",
+            )
+    elif spec is not None and not callable(spec):
+        raise ConfigValueError(
+            f"ProfilerHook on_trace_ready must be a callable, a dict or None, got {spec!r}",
+            where=f"{_WHERE}.on_trace_ready",
+        )
 
 
 @HOOKS.register_module()
@@ -61,37 +100,24 @@ class ProfilerHook(Hook):
         with_flops: bool = False,
         json_trace_path: str | None = None,
     ) -> None:
-        if (
-            isinstance(profile_times, bool)
-            or not isinstance(profile_times, int)
-            or profile_times < 1
-        ):
+        if isinstance(profile_times, bool) or not isinstance(profile_times, int):
+            raise ConfigTypeError(
+                f"ProfilerHook profile_times must be an int, got {profile_times!r}",
+                where=f"{_WHERE}.profile_times",
+            )
+        if profile_times < 1:
             raise ConfigValueError(
                 f"ProfilerHook profile_times must be a positive int, got {profile_times!r}",
                 where=f"{_WHERE}.profile_times",
             )
         if not (activity_with_cpu or activity_with_cuda):
-            raise ConfigValueError(
+            raise ConfigError(
                 "ProfilerHook needs at least one of activity_with_cpu and activity_with_cuda",
                 where=_WHERE,
             )
-        if schedule is not None and not isinstance(schedule, Mapping):
-            raise ConfigAssertionError(
-                f"ProfilerHook schedule must be a dict of torch.profiler.schedule arguments, got {schedule!r}",
-                where=f"{_WHERE}.schedule",
-            )
-        if isinstance(on_trace_ready, Mapping):
-            trace_type = on_trace_ready.get("type")
-            if trace_type not in _TRACE_TYPES:
-                raise ConfigValueError(
-                    f"ProfilerHook on_trace_ready type must be one of {list(_TRACE_TYPES)}, got {trace_type!r}",
-                    where=f"{_WHERE}.on_trace_ready",
-                )
-        elif on_trace_ready is not None and not callable(on_trace_ready):
-            raise ConfigValueError(
-                f"ProfilerHook on_trace_ready must be a callable or a dict, got {on_trace_ready!r}",
-                where=f"{_WHERE}.on_trace_ready",
-            )
+        if schedule is not None:
+            _check_schedule(schedule)
+        _check_trace_spec(on_trace_ready)
         self.by_epoch = by_epoch
         self.profile_times = profile_times
         self.activity_with_cpu = activity_with_cpu
@@ -117,7 +143,7 @@ class ProfilerHook(Hook):
             activities.append(torch.profiler.ProfilerActivity.CPU)
         if self.activity_with_cuda:
             if not torch.cuda.is_available():
-                raise ConfigValueError(
+                raise ConfigError(
                     "ProfilerHook activity_with_cuda=True but CUDA is not available",
                     where=f"{_WHERE}.activity_with_cuda",
                 )
@@ -127,10 +153,12 @@ class ProfilerHook(Hook):
     def _log_dir(self, runner: Any) -> str:
         return getattr(runner, "log_dir", None) or runner.work_dir
 
-    def _trace_handler(self, runner: Any) -> Callable[..., Any] | None:
+    def _parse_trace_config(self, runner: Any) -> Callable[..., Any] | None:
+        """The ``on_trace_ready`` handler ``torch.profiler`` gets, from the hook's setting."""
         import torch
 
         spec = self.on_trace_ready
+        _check_trace_spec(spec)
         if spec is None or callable(spec):
             return spec
         options = {k: v for k, v in spec.items() if k != "type"}
@@ -145,12 +173,12 @@ class ProfilerHook(Hook):
             dir_name = os.path.join(self._log_dir(runner), dir_name)
         return torch.profiler.tensorboard_trace_handler(dir_name, **options)
 
-    def before_train(self, runner: Any) -> None:
-        """Start the profiler."""
+    def before_run(self, runner: Any) -> None:
+        """Start the profiler (as MMEngine does, before the run)."""
         import torch
 
-        limit = runner.max_epochs if self.by_epoch else runner.max_iters
-        if limit and self.profile_times > limit:
+        limit = getattr(runner, "max_epochs" if self.by_epoch else "max_iters", None)
+        if isinstance(limit, int) and limit and self.profile_times > limit:
             unit = "epochs" if self.by_epoch else "iterations"
             raise ConfigValueError(
                 f"ProfilerHook profile_times={self.profile_times} exceeds the run's {limit} {unit}",
@@ -159,7 +187,7 @@ class ProfilerHook(Hook):
         self.profiler = torch.profiler.profile(
             activities=self._activities(),
             schedule=None if self.schedule is None else torch.profiler.schedule(**self.schedule),
-            on_trace_ready=self._trace_handler(runner),
+            on_trace_ready=self._parse_trace_config(runner),
             record_shapes=self.record_shapes,
             profile_memory=self.profile_memory,
             with_stack=self.with_stack,
@@ -175,14 +203,12 @@ class ProfilerHook(Hook):
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
     ) -> None:
-        """Step the profiler schedule; stop after ``profile_times`` iterations."""
+        """Step the profiler schedule; stop after training iteration ``profile_times``."""
         if not self._active:
             return
         self.profiler.step()
-        if not self.by_epoch:
-            self._count += 1
-            if self._count >= self.profile_times:
-                self._finish(runner)
+        if not self.by_epoch and runner.iter + 1 >= self.profile_times:
+            self._export_chrome_trace(runner)
 
     def after_train_epoch(self, runner: Any) -> None:
         """Stop after ``profile_times`` epochs."""
@@ -190,18 +216,12 @@ class ProfilerHook(Hook):
             return
         self._count += 1
         if self._count >= self.profile_times:
-            self._finish(runner)
-
-    def after_train(self, runner: Any) -> None:
-        """Stop the profiler if training ended before it was done."""
-        if self._active:
-            self._finish(runner)
+            self._export_chrome_trace(runner)
 
     def after_run(self, runner: Any) -> None:
-        """Make sure the profiler is stopped even when the run failed."""
+        """Stop the profiler if the run ended (or failed) before it was done."""
         if self._active:
-            self._active = False
-            self.profiler.__exit__(None, None, None)
+            self._export_chrome_trace(runner)
 
     # ------------------------------------------------------------------ output
     def _default_trace_path(self, runner: Any) -> str:
@@ -214,7 +234,8 @@ class ProfilerHook(Hook):
             name = f"{stem}_rank{rank}{ext or '.json'}"
         return name
 
-    def _finish(self, runner: Any) -> None:
+    def _export_chrome_trace(self, runner: Any) -> None:
+        """Stop the profiler, log its summary table and write the Chrome trace."""
         self._active = False
         runner.logger.info("profiler: collecting results (this may take a while)")
         self.profiler.__exit__(None, None, None)
@@ -226,9 +247,10 @@ class ProfilerHook(Hook):
             runner.logger.warning(f"profiler: no summary ({type(exc).__name__}: {exc})")
         if self.on_trace_ready is not None and self.json_trace_path is None:
             return  # traces went to the on_trace_ready handler
-        path = self._default_trace_path(runner)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        path = self.json_trace_path or "the log folder"
         try:
+            path = self._default_trace_path(runner)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             self.profiler.export_chrome_trace(path)
         except Exception as exc:
             runner.logger.warning(

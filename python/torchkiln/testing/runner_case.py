@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, ClassVar
@@ -173,6 +174,23 @@ class RunnerTestCase(TestCase):
 
         cfg.experiment_name = self.experiment_name
         return Runner.from_cfg(cfg)
+
+    def build_epoch_based_runner(self, cfg: Config) -> Any:
+        """A runner from ``cfg`` (expected to be an epoch-based config), as :meth:`build_runner`."""
+        return self.build_runner(cfg)
+
+    def build_iter_based_runner(self, cfg: Config) -> Any:
+        """A runner from ``cfg`` (expected to be an iteration-based config), as :meth:`build_runner`."""
+        return self.build_runner(cfg)
+
+    def clear_work_dir(self) -> None:
+        """Close the log files and empty ``self.temp_dir``, keeping the folder itself."""
+        logging.shutdown()
+        for entry in os.scandir(self.temp_dir.name):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.remove(entry.path)
 
     @property
     def experiment_name(self) -> str:
