@@ -122,7 +122,7 @@ def _record_calls(runner: Any, calls: dict[str, list[str]]) -> None:
     from torchkiln.hookspecs import MOUNT_POINTS
 
     host = runner.hook_host
-    facade = runner.hooks
+    facade = runner.dispatch
     install = facade.install
 
     def wrap(mount_point: str, dispatch: Any) -> Any:
