@@ -85,7 +85,7 @@ def test_hooks_view_follows_registrations_and_refuses_edits(tmp_path):
     runner.register_hook(plain, priority=0)
     assert len(view) == before + 1 and view[0] is plain and plain.priority == 0
     for edit in (lambda: view.append(Plain()), lambda: view.pop(), lambda: view.__setitem__(0, Plain())):
-        with pytest.raises(TypeError, match="read-only view.*register_hook"):
+        with pytest.raises(TypeError, match=r"read-only view.*register_hook"):
             edit()
     with pytest.raises(AttributeError):
         runner.hooks = []
@@ -148,7 +148,7 @@ def test_build_model_returns_modules_builds_configs_and_rejects_the_rest(tmp_pat
     assert runner.build_model(model) is model
     built = runner.build_model({"type": "DigitsMLP", "hidden": 8})
     assert type(built).__name__ == "DigitsMLP"
-    with pytest.raises(TypeError, match="model should be an nn.Module or a model config dict"):
+    with pytest.raises(TypeError, match=r"model should be an nn\.Module or a model config dict"):
         runner.build_model("DigitsMLP")
     assert runner.wrap_model(None, built) is built  # not distributed: moved to the device only
 

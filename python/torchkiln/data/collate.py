@@ -74,6 +74,10 @@ def _as_is(column: Sequence[Any]) -> Sequence[Any]:
     return column
 
 
+def _stacked(column: Sequence[Any]) -> Any:
+    return _torch_default_collate(list(column))
+
+
 @FUNCTIONS.register_module()
 def pseudo_collate(data_batch: Sequence[Any]) -> Any:
     """Transpose samples into one batch of the same structure, stacking nothing.
@@ -100,4 +104,4 @@ def default_collate(data_batch: Sequence[Any]) -> Any:
     :raises RuntimeError: samples whose sequences differ in length, or tensors of one field
         with different shapes.
     """
-    return _transpose(data_batch, _torch_default_collate)
+    return _transpose(data_batch, _stacked)
