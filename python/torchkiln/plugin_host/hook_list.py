@@ -75,6 +75,7 @@ class HookList(Sequence[Any]):
 
     # ------------------------------------------------------------------ read-only
     def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refused: the view cannot be changed in place (register hooks on the runner)."""
         raise TypeError(
             f"runner.hooks is a read-only view of the registered hooks; {_READ_ONLY_HINT}"
         )
