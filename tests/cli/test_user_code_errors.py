@@ -59,6 +59,7 @@ def _config(tmp_path, *, missing_at=-1, max_label=9, workers=0):
           num_workers: {workers}
           dataset: {{type: ImagesOnDisk, missing_at: {missing_at}}}
           sampler: {{type: DefaultSampler, shuffle: false}}
+          collate_fn: {{type: default_collate}}
         train_cfg: {{by_epoch: true, max_epochs: 1}}
         optim_wrapper: {{optimizer: {{type: SGD, lr: 0.1}}}}
         default_hooks: {{checkpoint: null, progress_bar: null}}

@@ -32,7 +32,9 @@ def test_component_table_resolves():
 
 def test_digits_config_builds_default_sampler_and_stacked_batches():
     loader = build_dataloader(
-        {"dataset": {"type": "DigitsDataset", "split": "val"}, "batch_size": 50, "shuffle": False}, seed=3
+        {"dataset": {"type": "DigitsDataset", "split": "val"}, "batch_size": 50, "shuffle": False,
+         "collate_fn": {"type": "default_collate"}},
+        seed=3,
     )
     assert isinstance(loader.sampler, DefaultSampler)
     assert loader.sampler.seed == 3 and not loader.sampler.shuffle
@@ -41,6 +43,39 @@ def test_digits_config_builds_default_sampler_and_stacked_batches():
     assert x.shape == (50, 64) and y.shape == (50,)
     ds = loader.dataset
     assert torch.equal(x[0], ds[0][0])
+
+
+def test_default_collate_fn_is_pseudo_collate_as_in_mmengine():
+    ds = DigitsDataset("val")
+    loader = build_dataloader({"dataset": ds, "batch_size": 5, "shuffle": False})
+    inputs, labels = next(iter(loader))
+    # Transposed, not stacked: one tensor per sample, as MMEngine's default leaves them.
+    assert len(inputs) == 5 and all(torch.equal(x, ds[i][0]) for i, x in enumerate(inputs))
+    assert [int(y) for y in labels] == [int(ds[i][1]) for i in range(5)]
+
+
+def test_function_configs_become_partials_as_in_mmengine():
+    import functools
+
+    from torchkiln.data import pseudo_collate
+
+    loader = build_dataloader({"dataset": list(range(4)), "collate_fn": {"type": "pseudo_collate"}})
+    assert isinstance(loader.collate_fn, functools.partial) and loader.collate_fn.func is pseudo_collate
+    loader = build_dataloader(
+        {"dataset": list(range(4)), "worker_init_fn": {"type": "torch.manual_seed"}, "num_workers": 0}
+    )
+    assert isinstance(loader.worker_init_fn, functools.partial)
+    assert loader.worker_init_fn.func is torch.manual_seed
+
+
+def test_num_batch_per_epoch_keeps_the_first_batches_and_the_metainfo():
+    ds = DigitsDataset("val")
+    assert ds.metainfo
+    loader = build_dataloader({"dataset": ds, "batch_size": 3, "num_batch_per_epoch": 2, "shuffle": False})
+    assert len(loader.dataset) == 6 and len(loader) == 2
+    assert loader.dataset.metainfo == ds.metainfo
+    with pytest.raises(BuildError, match="num_batch_per_epoch must be a positive int"):
+        build_dataloader({"dataset": ds, "num_batch_per_epoch": 0})
 
 
 def test_sampler_config_gets_dataset_and_seed():
@@ -64,7 +99,7 @@ def test_collate_fn_by_name_dict_or_callable():
     for spec in ("pseudo_collate", {"type": "pseudo_collate"}):
         loader = build_dataloader({"dataset": data, "collate_fn": spec, "batch_size": 4, "shuffle": False})
         inputs, labels = next(iter(loader))
-        assert [t.shape[0] for t in inputs] == [1, 2, 3, 4] and labels == [0, 1, 2, 3]
+        assert [t.shape[0] for t in inputs] == [1, 2, 3, 4] and list(labels) == [0, 1, 2, 3]
     loader = build_dataloader({"dataset": data[:1], "collate_fn": lambda b: "custom"})
     assert next(iter(loader)) == "custom"
 
@@ -72,7 +107,8 @@ def test_collate_fn_by_name_dict_or_callable():
 def test_batch_sampler_config():
     loader = build_dataloader(
         {"dataset": list(range(10)), "sampler": {"type": "DefaultSampler", "shuffle": False},
-         "batch_sampler": {"type": "BatchSampler"}, "batch_size": 4, "drop_last": True}
+         "batch_sampler": {"type": "BatchSampler"}, "batch_size": 4, "drop_last": True,
+         "collate_fn": "default_collate"}
     )
     assert isinstance(loader.batch_sampler, BatchSampler)
     assert [b.tolist() for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
@@ -153,6 +189,7 @@ def test_resumed_loader_yields_exactly_the_remaining_batches(num_workers):
         "dataset": {"type": "DigitsDataset", "split": "val", "augment": True, "noise_std": 0.05},
         "batch_size": 16,
         "num_workers": num_workers,
+        "collate_fn": "default_collate",
     }
     full = build_dataloader(dict(cfg), seed=2)
     full.sampler.set_epoch(1)

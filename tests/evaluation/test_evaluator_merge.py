@@ -100,7 +100,7 @@ def test_offline_evaluate_in_chunks():
     assert out == {"accuracy/top1": 80.0, "count/n": 5}
     assert [len(s) for _, s in count.batches] == [2, 2, 1]
     first_batch = count.batches[0][0]
-    assert isinstance(first_batch, tuple) and first_batch[1] == [0, 1]  # pseudo-collated
+    assert isinstance(first_batch, list) and list(first_batch[1]) == [0, 1]  # pseudo-collated
     with pytest.raises(ValueError, match="data has 1 items"):
         ev.offline_evaluate(samples, data=data[:1])
 

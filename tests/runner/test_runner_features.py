@@ -26,6 +26,7 @@ def _runner(tmp_path, **kw):
             batch_size=4,
             dataset=dict(type="DigitsDataset", split="train"),
             sampler=dict(type="DefaultSampler", shuffle=True),
+            collate_fn=dict(type="default_collate"),
         ),
         train_cfg=dict(by_epoch=True, max_epochs=1),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
@@ -50,7 +51,7 @@ def _train_limited(tmp_path, seed, iters=20):
         train_cfg=dict(by_epoch=False, max_iters=iters),
         train_dataloader=dict(
             batch_size=4, dataset=dict(type="DigitsDataset", split="train", augment=True),
-            sampler=dict(type="InfiniteSampler", shuffle=True),
+            sampler=dict(type="InfiniteSampler", shuffle=True), collate_fn=dict(type="default_collate"),
         ),
         randomness=dict(seed=seed, deterministic=True),
     )

@@ -48,6 +48,7 @@ def _run(tmp_path, fail_at, persistent):
           persistent_workers: {str(persistent).lower()}
           dataset: {{type: Numbers, fail_at: {fail_at}}}
           sampler: {{type: DefaultSampler, shuffle: false}}
+          collate_fn: {{type: default_collate}}
         train_cfg: {{by_epoch: true, max_epochs: 2}}
         optim_wrapper: {{optimizer: {{type: SGD, lr: 0.1}}}}
         default_hooks: {{checkpoint: null, progress_bar: null}}

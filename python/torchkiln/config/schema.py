@@ -109,6 +109,8 @@ class DataLoaderCfg:
     generator: int | None = None
     pin_memory_device: str = ""
     in_order: bool = True
+    #: Use only this many batches per epoch (every rank's share): quick trial runs.
+    num_batch_per_epoch: int | None = attrs.field(default=None, validator=_positive)
 
 
 # ---------------------------------------------------------------------- environment

@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     "DigitsDataset": "torchkiln.data.digits",
     "build_dataloader": "torchkiln.data.builder",
     "worker_init_fn": "torchkiln.data.builder",
+    "COLLATE_FUNCTIONS": "torchkiln.data.collate",
     "default_collate": "torchkiln.data.collate",
     "pseudo_collate": "torchkiln.data.collate",
 }
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
         worker_init_fn as worker_init_fn,
     )
     from torchkiln.data.collate import (
+        COLLATE_FUNCTIONS as COLLATE_FUNCTIONS,
         default_collate as default_collate,
         pseudo_collate as pseudo_collate,
     )

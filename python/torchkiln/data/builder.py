@@ -3,9 +3,14 @@
 Keys: ``dataset`` (a config built through DATASETS, or an object), ``sampler`` (a config
 built through DATA_SAMPLERS, or an object; default :class:`DefaultSampler` with
 ``shuffle``), ``batch_sampler`` (optional, through DATA_SAMPLERS), ``collate_fn`` (a FUNCTIONS
-config, name or callable; default ``default_collate``), ``worker_init_fn`` (same; default
-seeds each worker), and the DataLoader's own arguments (``batch_size``, ``num_workers``,
-``persistent_workers``, ``pin_memory``, ``drop_last``, ``prefetch_factor``, ``generator``, ...).
+config, name or callable; default ``pseudo_collate``, as in MMEngine), ``worker_init_fn``
+(same; default seeds each worker), ``num_batch_per_epoch`` (use only the first
+``num_batch_per_epoch * batch_size * world_size`` samples: quick trial runs), and the
+DataLoader's own arguments (``batch_size``, ``num_workers``, ``persistent_workers``,
+``pin_memory``, ``drop_last``, ``prefetch_factor``, ``generator``, ...).
+
+A ``collate_fn`` or ``worker_init_fn`` config becomes ``functools.partial(function, **rest)``,
+as in MMEngine.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from torchkiln.data.collate import default_collate
+from torchkiln.data.collate import pseudo_collate
 from torchkiln.data.samplers import DefaultSampler
 from torchkiln.dist import get_dist_info
 from torchkiln.errors import BuildError, BuildKeyError, BuildTypeError, did_you_mean
@@ -29,7 +34,15 @@ from torchkiln.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS
 
 __all__ = ["build_dataloader", "worker_init_fn"]
 
-_OWN_KEYS = ("dataset", "sampler", "batch_sampler", "collate_fn", "worker_init_fn", "shuffle")
+_OWN_KEYS = (
+    "dataset",
+    "sampler",
+    "batch_sampler",
+    "collate_fn",
+    "worker_init_fn",
+    "shuffle",
+    "num_batch_per_epoch",
+)
 _LOADER_KEYS = tuple(
     name
     for name in inspect.signature(DataLoader.__init__).parameters
@@ -108,7 +121,7 @@ def _function(
         for key, val in (inject or {}).items():
             if key not in kwargs and _accepts(func, key):
                 kwargs[key] = val
-        return functools.partial(func, **kwargs) if kwargs else func
+        return functools.partial(func, **kwargs)
     if callable(value):
         return value
     raise BuildTypeError(
@@ -130,6 +143,24 @@ def _sampler_defaults(
     if shuffle is not None and _accepts(cls, "shuffle"):
         defaults["shuffle"] = shuffle
     return defaults
+
+
+def _first_samples(dataset: Any, num_batches: Any, batch_size: Any, name: str) -> Any:
+    """The first ``num_batches`` batches' worth of samples of ``dataset`` (every rank's)."""
+    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+        raise BuildError(
+            f"{name}.num_batch_per_epoch must be a positive int, got {num_batches!r}",
+            where=f"{name}.num_batch_per_epoch",
+        )
+    _, world_size = get_dist_info()
+    count = num_batches * int(batch_size or 1) * world_size
+    if not hasattr(dataset, "__len__") or count >= len(dataset):
+        return dataset
+    subset = Subset(dataset, range(count))
+    metainfo = getattr(dataset, "metainfo", None)
+    if metainfo is not None:
+        subset.metainfo = metainfo  # type: ignore[attr-defined]  # evaluators and checkpoints read it
+    return subset
 
 
 def build_dataloader(
@@ -177,6 +208,9 @@ def build_dataloader(
         dataset = DATASETS.build(dataset)
     if hasattr(dataset, "full_init"):
         dataset.full_init()
+    num_batch_per_epoch = cfg.pop("num_batch_per_epoch", None)
+    if num_batch_per_epoch is not None:
+        dataset = _first_samples(dataset, num_batch_per_epoch, cfg.get("batch_size", 1), name)
 
     sampler_seed = None if diff_rank_seed else seed
     shuffle = cfg.pop("shuffle", None)
@@ -224,7 +258,7 @@ def build_dataloader(
         loader_kwargs["sampler"] = sampler
 
     loader_kwargs["collate_fn"] = _function(
-        cfg.pop("collate_fn", default_collate), f"{name}.collate_fn"
+        cfg.pop("collate_fn", pseudo_collate), f"{name}.collate_fn"
     )
 
     num_workers = int(cfg.get("num_workers", 0))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchkiln.model.base_model import BaseModel
+from torchkiln.model.demo_models import stacked
 from torchkiln.registry import MODELS
 
 __all__ = ["DigitsGAN"]
@@ -49,6 +50,7 @@ class DigitsGAN(BaseModel):
         self, inputs: torch.Tensor, labels: torch.Tensor | None = None, mode: str = "tensor"
     ) -> Any:
         """'tensor' and 'predict' generate as many samples as ``inputs`` has rows."""
+        inputs = stacked(inputs)
         fake = self.generator(self._noise(inputs.shape[0], inputs.float()))
         if mode == "predict":
             score = self.discriminator(inputs.flatten(1).float()).sigmoid().squeeze(1)
@@ -58,7 +60,7 @@ class DigitsGAN(BaseModel):
     def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
         """One discriminator update, then one generator update."""
         data = self.data_preprocessor(data, True)
-        real = data[0].flatten(1).float()
+        real = stacked(data[0]).flatten(1).float()
         d_wrapper = optim_wrapper["discriminator"]
         g_wrapper = optim_wrapper["generator"]
         # The generator's backward pass leaves gradients in the discriminator; drop them so

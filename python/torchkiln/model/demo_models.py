@@ -1,6 +1,8 @@
 """Demo classifiers for the built-in 8x8 digits data: an MLP and a small CNN.
 
-Both take ``inputs`` of shape (N, 64), (N, 8, 8) or (N, 1, 8, 8) and ``labels`` of shape (N,):
+Both take ``inputs`` of shape (N, 64), (N, 8, 8) or (N, 1, 8, 8) and ``labels`` of shape (N,),
+or the per-sample sequences the default collate function (``pseudo_collate``) makes, which
+they stack:
 
 - ``mode='tensor'`` returns the logits (N, num_classes);
 - ``mode='loss'`` returns ``{'loss': cross_entropy}``;
@@ -22,9 +24,19 @@ from torch import nn
 from torchkiln.model.base_model import BaseModel
 from torchkiln.registry import MODELS
 
-__all__ = ["DigitsCNN", "DigitsMLP"]
+__all__ = ["DigitsCNN", "DigitsMLP", "stacked"]
 
 _MODES = ("tensor", "loss", "predict")
+
+
+def stacked(batch: Any) -> Any:
+    """One tensor from a pseudo-collated sequence of per-sample tensors or numbers (a tensor
+    or ``None`` is returned as it is)."""
+    if isinstance(batch, (list, tuple)):
+        if batch and all(isinstance(item, torch.Tensor) for item in batch):
+            return torch.stack(list(batch))
+        return torch.as_tensor(batch)
+    return batch
 
 
 class _Classifier(BaseModel):
@@ -46,6 +58,7 @@ class _Classifier(BaseModel):
             raise ValueError(
                 f"{type(self).__name__}: unknown mode {mode!r}; expected one of {_MODES}"
             )
+        inputs, labels = stacked(inputs), stacked(labels)
         weight = next(self.parameters())
         if inputs.dtype != weight.dtype:
             inputs = inputs.to(weight.dtype)

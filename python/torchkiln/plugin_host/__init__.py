@@ -5,8 +5,9 @@ Usage by the runner::
     host = HookHost()
     host.register(RuntimeInfoHook())                 # priority from the hook, or given
     load_entry_point_plugins(host, disabled=cfg_disabled)
-    hooks = host.facade
-    hooks.before_train_iter(runner, batch_idx, data_batch)
+    dispatch = host.facade
+    dispatch.before_train_iter(runner, batch_idx, data_batch)
+    hooks = HookList(host)                           # the hook objects, in call order
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torchkiln.plugin_host.entry_points import (
 )
 from torchkiln.plugin_host.errors import HookError
 from torchkiln.plugin_host.facade import HookFacade
+from torchkiln.plugin_host.hook_list import HookList
 from torchkiln.plugin_host.host import HookHost, PluginRecord
 from torchkiln.plugin_host.priority import PRIORITIES, get_priority, priority_label
 
@@ -32,6 +34,7 @@ __all__ = [
     "HookError",
     "HookFacade",
     "HookHost",
+    "HookList",
     "PluginRecord",
     "autoload_disabled",
     "find_misspellings",

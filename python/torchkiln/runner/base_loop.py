@@ -21,7 +21,12 @@ class BaseLoop:
     def __init__(self, runner: Runner, dataloader: Any) -> None:
         self._runner = runner
         if isinstance(dataloader, dict):
-            self.dataloader = runner.build_dataloader(dataloader)
+            # MMEngine's loops pass the run's seed; a dataloader built without one is unseeded.
+            self.dataloader = runner.build_dataloader(
+                dataloader,
+                seed=getattr(runner, "seed", None),
+                diff_rank_seed=getattr(runner, "diff_rank_seed", False),
+            )
         else:
             self.dataloader = dataloader
 

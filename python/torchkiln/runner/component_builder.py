@@ -7,6 +7,8 @@ lengths of the loops). The Runner keeps MMEngine's ``build_*`` methods, which ca
 
 from __future__ import annotations
 
+import contextlib
+import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,42 +44,55 @@ class ComponentBuilder:
         self._env = env
 
     # ------------------------------------------------------------------ model
-    def model(
-        self, model: Any, data_preprocessor: Any, wrapper_cfg: Mapping[str, Any] | None
-    ) -> Any:
-        """Build the model, move it to this process's device and wrap it for distribution."""
+    @staticmethod
+    def model(model: Any) -> Any:
+        """An ``nn.Module`` as it is, or one built from a ``MODELS`` config.
+
+        :raises TypeError: ``model`` is neither.
+        :raises ConfigError: the module is a plain ``nn.Module`` the loops cannot drive.
+        """
         import torch
 
         if isinstance(model, Mapping):
-            model_cfg = dict(model)
-            if data_preprocessor is not None:
-                model_cfg.setdefault("data_preprocessor", data_preprocessor)
-            model = MODELS.build(model_cfg)
-        if not isinstance(model, torch.nn.Module):
-            raise ConfigError(
-                f"model must be an nn.Module or a model config, got {type(model).__name__}",
-                where="model",
+            model = MODELS.build(dict(model))
+        elif not isinstance(model, torch.nn.Module):
+            raise TypeError(
+                f"model should be an nn.Module or a model config dict, got {type(model).__name__}"
             )
         from torchkiln.model.model_checks import plain_module_message
 
         problem = plain_module_message(model)
         if problem is not None:
             raise ConfigError(problem[0], where="model", hint=problem[1])
-        device = self._env.device()
-        model = model.to(device)
+        return model
+
+    def wrap_model(self, model: Any, wrapper_cfg: Mapping[str, Any] | None) -> Any:
+        """Move ``model`` to this process's device and wrap it for distribution (if any)."""
+        from torchkiln.model.wrappers import is_model_wrapper
+
+        if is_model_wrapper(model):
+            return model
+        model = model.to(self._env.device())
         if not self._env.distributed:
             return model
         from torchkiln.model.wrappers import wrap_model
 
-        return wrap_model(model, wrapper_cfg, device=device)
+        return wrap_model(model, wrapper_cfg, device=self._env.device())
 
     # ------------------------------------------------------------------ logging
     def log_processor(self, log_processor: Any, train_cfg: Mapping[str, Any] | None) -> Any:
-        """The log processor; its ``by_epoch`` follows the train loop unless given."""
-        if log_processor is None:
-            log_processor = {}
+        """A log processor as it is, or one built from its config (``type`` defaults to
+        ``LogProcessor``; ``by_epoch`` follows the train loop unless given).
+
+        :raises TypeError: ``log_processor`` is neither a log processor nor a dict.
+        """
         if not isinstance(log_processor, Mapping):
-            return log_processor
+            if callable(getattr(log_processor, "get_log_after_iter", None)):
+                return log_processor
+            raise TypeError(
+                "log_processor should be a LogProcessor or a config dict, got "
+                f"{type(log_processor).__name__}"
+            )
         cfg = dict(log_processor)
         cfg.setdefault("type", "LogProcessor")
         if train_cfg is not None and "by_epoch" not in cfg:
@@ -93,16 +108,6 @@ class ComponentBuilder:
         return bool(train_cfg.get("by_epoch", True))
 
     # ------------------------------------------------------------------ data and evaluation
-    def dataloader(self, dataloader: Any) -> Any:
-        """Build a dataloader from its config with this run's seed and rank."""
-        if not isinstance(dataloader, Mapping):
-            return dataloader
-        from torchkiln.data import build_dataloader
-
-        return build_dataloader(
-            plain(dataloader), seed=self._env.seed, diff_rank_seed=self._env.diff_rank_seed
-        )
-
     @staticmethod
     def evaluator(evaluator: Any) -> Any:
         """An Evaluator from a metric config, a list of them, or an Evaluator config."""
@@ -162,33 +167,42 @@ class ComponentBuilder:
         )
 
     # ------------------------------------------------------------------ hooks
-    def hooks(
-        self,
+    @staticmethod
+    def entry_point_plugins(
         host: HookHost,
-        default_hooks: Mapping[str, Any] | None,
-        custom_hooks: Sequence[Any] | None,
         disabled_plugins: Sequence[str],
         plugin_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[tuple[str, str]]:
-        """Register the default hooks, the custom hooks and the installed hook plugins on
-        ``host``; return the plugins loaded from entry points as ``(name, distribution)``.
-        """
-        from torchkiln.hooks.defaults import merge_default_hooks
+        """Register the installed hook plugins on ``host``; return them as ``(name, distribution)``."""
         from torchkiln.plugin_host import load_entry_point_plugins
 
-        for hook_cfg in merge_default_hooks(default_hooks).values():
-            register_hook(host, hook_cfg)
-        for hook in custom_hooks or ():
-            register_hook(host, plain(hook))
         return list(
             load_entry_point_plugins(host, disabled=set(disabled_plugins), options=plugin_options)
         )
 
 
-def register_hook(host: HookHost, hook: Any, priority: int | str | None = None) -> None:
-    """Register a hook object or a ``{type: ..., priority: ...}`` config on ``host``."""
+def register_hook(host: HookHost, hook: Any, priority: int | str | None = None) -> Any:
+    """Register a hook object or a ``{type: ..., priority: ...}`` config on ``host``.
+
+    The priority is, first to last: ``priority``, the config's ``priority``, the hook's own
+    ``priority`` attribute (default ``NORMAL``). As in MMEngine, a priority given here is
+    also set as the hook's ``priority`` attribute, so ``runner.hooks`` shows it. Returns
+    the hook object.
+
+    :raises TypeError: ``hook`` is not a hook object or a config dict.
+    """
     if isinstance(hook, Mapping):
         cfg = dict(hook)
-        priority = cfg.pop("priority", priority)
+        own = cfg.pop("priority", None)
         hook = HOOKS.build(cfg)
+        if priority is None:
+            priority = own
+    elif hook is None or isinstance(hook, (type, str, bytes, int, float, Sequence)):
+        raise TypeError(
+            f"hook should be an instance of Hook or dict, got {type(hook).__name__} {hook!r}",
+        )
+    if priority is not None and not isinstance(hook, types.ModuleType):
+        with contextlib.suppress(AttributeError):  # objects that refuse new attributes
+            hook.priority = priority
     host.register(hook, priority=priority)
+    return hook

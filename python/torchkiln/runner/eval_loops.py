@@ -64,17 +64,17 @@ class _EvalLoop(BaseLoop):
         runner = self.runner
         self.interrupted = False
         can_stop = not getattr(runner, "distributed", False)
-        hooks = runner.hooks
+        dispatch = runner.dispatch
         mode = self.mode
-        getattr(hooks, f"before_{mode}")(runner)
-        getattr(hooks, f"before_{mode}_epoch")(runner)
+        getattr(dispatch, f"before_{mode}")(runner)
+        getattr(dispatch, f"before_{mode}_epoch")(runner)
         model = runner.model
         if model.training:
             model.eval()
         size = len(self.dataloader.dataset) if hasattr(self.dataloader, "dataset") else None
         self._start_loss(size)
-        before_iter = getattr(hooks, f"before_{mode}_iter")
-        after_iter = getattr(hooks, f"after_{mode}_iter")
+        before_iter = getattr(dispatch, f"before_{mode}_iter")
+        after_iter = getattr(dispatch, f"after_{mode}_iter")
         step = getattr(model, f"{mode}_step")
         evaluator = self.evaluator
         with torch.no_grad():
@@ -91,8 +91,8 @@ class _EvalLoop(BaseLoop):
                     return None
         metrics = evaluator.evaluate(size)
         metrics = self._add_mean_loss(metrics)
-        getattr(hooks, f"after_{mode}_epoch")(runner, metrics)
-        getattr(hooks, f"after_{mode}")(runner)
+        getattr(dispatch, f"after_{mode}_epoch")(runner, metrics)
+        getattr(dispatch, f"after_{mode}")(runner)
         return metrics
 
     def _drop_partial_results(self) -> None:

@@ -18,7 +18,7 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.plain import config_text, plain
 from torchkiln.config.schema import CustomImportsCfg, RunConfig
@@ -27,9 +27,13 @@ from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, register_hook
 from torchkiln.runner.environment import RunEnvironment
+from torchkiln.runner.lazy_components import schedulers_built
 from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, weights_to_load
 from torchkiln.runner.stop_control import StopController
 from torchkiln.runner.training_state import TrainingState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.plugin_host import HookList
 
 __all__ = ["Runner"]
 
@@ -142,8 +146,6 @@ class Runner:
         self._train_cfg = train_cfg
         self._val_cfg = plain(val_cfg)
         self._test_cfg = plain(test_cfg)
-        self._optim_wrapper_cfg = optim_wrapper
-        self._param_scheduler_cfg = param_scheduler
         self._val_evaluator = val_evaluator
         self._test_evaluator = test_evaluator
         self._auto_scale_lr = plain(auto_scale_lr)
@@ -155,8 +157,11 @@ class Runner:
         self._train_loop: Any = None
         self._val_loop: Any = None
         self._test_loop: Any = None
-        self.optim_wrapper: Any = None
-        self.param_schedulers: Any = None
+        #: The optimizer wrapper: its config (or the object given) until ``train()`` builds it.
+        self.optim_wrapper: Any = optim_wrapper
+        #: The parameter schedulers: their config until ``train()`` builds them.
+        self.param_schedulers: Any = param_scheduler
+        self._lr_scaled = False
 
         if default_scope is not None:
             set_default_scope(default_scope)
@@ -181,30 +186,25 @@ class Runner:
             os.makedirs(self._log_dir, exist_ok=True)
         try:
             self._setup_logging(log_level)
-            self.log_processor = self._build.log_processor(plain(log_processor), self._train_cfg)
-            from torchkiln.visualization.visualizer import build_visualizer
-
-            self.visualizer = build_visualizer(
-                visualizer,
-                log_dir=self._log_dir,
-                rank=self.rank,
-                config=self.cfg,
-                name=self._experiment_name,
-            )
+            self.log_processor = self.build_log_processor(plain(log_processor) or {})
+            self.visualizer = self.build_visualizer(visualizer)
 
             # Model: build, initialise lazily, move to the device, wrap for distribution.
-            self.model = self._build.model(model, data_preprocessor, plain(model_wrapper_cfg))
+            if isinstance(model, Mapping) and data_preprocessor is not None:
+                model = {"data_preprocessor": data_preprocessor, **model}
+            self.model = self.wrap_model(plain(model_wrapper_cfg), self.build_model(model))
             self._weights_initialized = False
 
             # Hooks: built-ins from default_hooks, custom_hooks, entry-point plugins.
-            from torchkiln.plugin_host import HookHost
+            # `dispatch` calls mount points; `hooks` lists the hook objects (MMEngine's list).
+            from torchkiln.plugin_host import HookHost, HookList
 
             self._host = HookHost()
-            self.hooks = self._host.facade
-            self._entry_point_plugins = self._build.hooks(
+            self.dispatch = self._host.facade
+            self._hook_list = HookList(self._host)
+            self.register_hooks(plain(default_hooks), custom_hooks)
+            self._entry_point_plugins = self._build.entry_point_plugins(
                 self._host,
-                plain(default_hooks),
-                custom_hooks,
                 self._plugins_cfg.get("disable", []) or [],
                 self._plugins_cfg.get("options") or {},
             )
@@ -294,9 +294,67 @@ class Runner:
         )
         self.message_hub = MessageHub.get_instance(f"{self._experiment_name}")
 
+    # ------------------------------------------------------------------ hooks (MMEngine's API)
+    @property
+    def hooks(self) -> HookList:
+        """The registered hook objects in call order (MMEngine's ``runner.hooks`` list).
+
+        A read-only view: iterate it, index it, take its ``len``, check ``isinstance`` and
+        read ``hook.priority``. Register with :meth:`register_hook`; call mount points
+        through :attr:`dispatch` (``runner.dispatch.after_train_iter(runner, ...)``) or
+        :meth:`call_hook`.
+        """
+        return self._hook_list
+
+    @property
+    def _hooks(self) -> HookList:
+        """MMEngine's private hook list; assigning a list replaces every registration."""
+        return self._hook_list
+
+    @_hooks.setter
+    def _hooks(self, hooks: Sequence[Any]) -> None:
+        for record in self._host.records():
+            self._host.unregister(record.name)
+        for hook in hooks:
+            self._host.register(hook)
+
     def register_hook(self, hook: Any, priority: int | str | None = None) -> None:
-        """Register a hook object or a ``{type: ..., priority: ...}`` config."""
+        """Register a hook object or a ``{type: ..., priority: ...}`` config.
+
+        The priority is ``priority`` if given, else the config's ``priority``, else the
+        hook's own ``priority`` attribute; a given one is also set on the hook (MMEngine's
+        behaviour). Hooks of equal priority run in registration order.
+
+        :raises TypeError: ``hook`` is neither a hook object nor a config dict.
+        """
         register_hook(self._host, hook, priority)
+
+    def register_default_hooks(self, hooks: Mapping[str, Any] | None = None) -> None:
+        """Register the default hooks, with ``hooks`` merged in by name.
+
+        An entry updates the default of that name (a different ``type`` replaces it), a
+        hook object replaces it, ``None`` removes it, and a new name adds a hook (see
+        :func:`torchkiln.hooks.defaults.merge_default_hooks` for the defaults).
+        """
+        from torchkiln.hooks.defaults import merge_default_hooks
+
+        for hook in merge_default_hooks(hooks).values():
+            self.register_hook(hook)
+
+    def register_custom_hooks(self, hooks: Sequence[Any]) -> None:
+        """Register each hook object or ``{type: ..., priority: ...}`` config of ``hooks``."""
+        for hook in hooks:
+            self.register_hook(plain(hook))
+
+    def register_hooks(
+        self,
+        default_hooks: Mapping[str, Any] | None = None,
+        custom_hooks: Sequence[Any] | None = None,
+    ) -> None:
+        """Register the default hooks (merged with ``default_hooks``), then ``custom_hooks``."""
+        self.register_default_hooks(default_hooks)
+        if custom_hooks is not None:
+            self.register_custom_hooks(custom_hooks)
 
     def _dump_config(self) -> None:
         if self.rank != 0 or self.cfg is None:
@@ -447,9 +505,70 @@ class Runner:
         return self.test_loop.evaluator if self.test_loop is not None else None
 
     # ------------------------------------------------------------------ builders (MMEngine's names)
-    def build_dataloader(self, dataloader: Any) -> Any:
-        """Build a dataloader from its config with this run's seed and rank."""
-        return self._build.dataloader(dataloader)
+    def build_model(self, model: Any) -> Any:
+        """An ``nn.Module`` as it is, or one built from a ``MODELS`` config (not yet moved
+        to the device or wrapped: see :meth:`wrap_model`).
+
+        :raises TypeError: ``model`` is neither.
+        """
+        return self._build.model(model)
+
+    def wrap_model(self, model_wrapper_cfg: Mapping[str, Any] | None, model: Any) -> Any:
+        """Move ``model`` to this process's device and, when distributed, wrap it (DDP by
+        default, or ``model_wrapper_cfg``). A model already wrapped is returned as it is.
+        """
+        return self._build.wrap_model(model, model_wrapper_cfg)
+
+    def build_visualizer(self, visualizer: Any = None) -> Any:
+        """A visualizer as it is, or one built from a config (``None``: the default one).
+
+        A config gets the experiment name as ``name`` and the log folder as ``save_dir``
+        unless it sets them; the run's config is recorded with the visualizer.
+
+        :raises TypeError: ``visualizer`` is neither a visualizer, a dict nor ``None``.
+        """
+        from torchkiln.visualization.visualizer import build_visualizer
+
+        if (
+            visualizer is not None
+            and not isinstance(visualizer, Mapping)
+            and not callable(getattr(visualizer, "add_scalars", None))
+        ):
+            raise TypeError(
+                "visualizer should be a Visualizer, a config dict or None, got "
+                f"{type(visualizer).__name__}"
+            )
+        return build_visualizer(
+            plain(visualizer),
+            log_dir=self._log_dir,
+            rank=self.rank,
+            config=self.cfg,
+            name=self._experiment_name,
+        )
+
+    def build_log_processor(self, log_processor: Any) -> Any:
+        """A log processor as it is, or one built from a config (``type`` defaults to
+        ``LogProcessor``; ``by_epoch`` follows the train loop unless set).
+
+        :raises TypeError: ``log_processor`` is neither a log processor nor a dict.
+        """
+        return self._build.log_processor(plain(log_processor), self._train_cfg)
+
+    @staticmethod
+    def build_dataloader(
+        dataloader: Any, seed: int | None = None, diff_rank_seed: bool = False
+    ) -> Any:
+        """A ``DataLoader`` as it is, or one built from its config.
+
+        :param seed: seeds the sampler (unless its config sets one), the workers
+            (``seed + rank * num_workers + worker_id``) and the loader's generator; ``None``
+            leaves them unseeded. The loops pass the run's seed.
+        :param diff_rank_seed: ranks draw different numbers: the sampler then takes a seed
+            shared by every rank, so their shards stay disjoint.
+        """
+        from torchkiln.data import build_dataloader
+
+        return build_dataloader(plain(dataloader), seed=seed, diff_rank_seed=diff_rank_seed)
 
     def build_evaluator(self, evaluator: Any) -> Any:
         """Build an Evaluator from a metric config, a list of them, or an Evaluator config."""
@@ -470,7 +589,8 @@ class Runner:
         )
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
-        """Build the optimizer wrapper (or wrapper dict) for the unwrapped model."""
+        """Build the optimizer wrapper (or wrapper dict) for the model; a built one is
+        returned as it is."""
         return self._build.optim_wrapper(self.model, optim_wrapper)
 
     def build_param_scheduler(self, scheduler: Any) -> Any:
@@ -512,7 +632,7 @@ class Runner:
         finishing = getattr(loop, "finishing", None)
         context = finishing(fn_name) if callable(finishing) else contextlib.nullcontext()
         with context:
-            self.hooks.call(fn_name, runner=self, **kwargs)
+            self.dispatch.call(fn_name, runner=self, **kwargs)
 
     # ------------------------------------------------------------------ checkpoints (MMEngine's API)
     def save_checkpoint(
@@ -611,10 +731,8 @@ class Runner:
     def train(self) -> Any:
         """Train the model; return it (unwrapped if it was wrapped)."""
         _ = self.train_loop  # first: says clearly when the runner has nothing to train
-        self.optim_wrapper = self.build_optim_wrapper(self._optim_wrapper_cfg)
-        self.scale_lr(self.optim_wrapper, self._auto_scale_lr)
+        self.build_training_components()
         self._observe_optimizer_steps()
-        self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
         _ = self.val_loop  # build validation now so config errors surface before training
         self._maybe_compile()
         self._log_run_header("train")
@@ -654,16 +772,34 @@ class Runner:
             )
         return result
 
+    def build_training_components(self) -> None:
+        """Build the optimizer wrapper and the parameter schedulers from their configs
+        (those already built stay as they are) and scale the learning rates once
+        (``auto_scale_lr``). ``train()`` and resuming call it; until then
+        :attr:`optim_wrapper` and :attr:`param_schedulers` hold their configs, as in MMEngine.
+        """
+        if self.optim_wrapper is None:
+            raise UsageError(
+                "this runner cannot train: it has no optim_wrapper",
+                hint="give train_dataloader, train_cfg and optim_wrapper to the Runner or in the config",
+            )
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        if not self._lr_scaled:
+            self.scale_lr(self.optim_wrapper, self._auto_scale_lr)
+            self._lr_scaled = True
+        if self.param_schedulers is not None and not schedulers_built(self.param_schedulers):
+            self.param_schedulers = self.build_param_scheduler(self.param_schedulers)
+
     def _observe_optimizer_steps(self) -> None:
         """Let the optimizer wrapper(s) call ``after_backward``/``before_optimizer_step`` when
         a hook implements either (otherwise the update path stays as it is)."""
         host = self._host
         if not (host.has_impls("after_backward") or host.has_impls("before_optimizer_step")):
             return
-        hooks = self.hooks
+        dispatch = self.dispatch
 
         def observer(mount_point: str, optim_wrapper: Any) -> None:
-            getattr(hooks, mount_point)(self, optim_wrapper)
+            getattr(dispatch, mount_point)(self, optim_wrapper)
 
         wrappers = (
             self.optim_wrapper.values()
@@ -712,7 +848,7 @@ class Runner:
         """
         signals = self._stop.signals(self._flush_logs) if resume_state else contextlib.nullcontext()
         with signals:
-            self.hooks.before_run(self)
+            self.dispatch.before_run(self)
             try:
                 self._init_model_weights()
                 self.load_or_resume(resume_state)
@@ -724,7 +860,7 @@ class Runner:
                 result = body()
             except BaseException:
                 try:
-                    self.hooks.after_run(self)
+                    self.dispatch.after_run(self)
                     self.checkpointer.wait()
                 except Exception as exc:  # the original error matters more
                     self.logger.error(f"after_run failed while handling an error: {exc}")
@@ -732,7 +868,7 @@ class Runner:
                     self._flush_logs()
                     self._stop_data_workers()
                 raise
-            self.hooks.after_run(self)
+            self.dispatch.after_run(self)
             self.checkpointer.wait()
             self._stop_data_workers()
         return result

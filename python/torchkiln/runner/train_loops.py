@@ -287,15 +287,15 @@ class _TrainLoopMixin:
     def _train_one(self, idx: int, data_batch: Any) -> None:
         """One training iteration: hooks, ``train_step``, hooks; then count it."""
         runner = self._runner
-        hooks = runner.hooks
-        hooks.before_train_iter(runner, idx, data_batch)
+        dispatch = runner.dispatch
+        dispatch.before_train_iter(runner, idx, data_batch)
         outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
         if not self._outputs_checked:
             check_train_outputs(runner.model, outputs)
             self._outputs_checked = True
         self._phase = ITER_END
         try:
-            hooks.after_train_iter(runner, idx, data_batch, outputs)
+            dispatch.after_train_iter(runner, idx, data_batch, outputs)
         finally:
             self._phase = IDLE
         self._iter += 1
@@ -345,7 +345,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def run(self) -> Any:
         """Train until ``max_epochs``, until ``stop_training`` is set, or until a stop request."""
         runner = self.runner
-        runner.hooks.before_train(runner)
+        runner.dispatch.before_train(runner)
         if self._val_pending and runner.val_loop is not None:
             # Resumed from a checkpoint taken before a validation that did not complete.
             self._validate()
@@ -357,7 +357,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
             if self._after_unit(self._epoch - 1):
                 break
         if not runner.stop_requested:
-            runner.hooks.after_train(runner)
+            runner.dispatch.after_train(runner)
         return runner.model
 
     def _validation_due_after_epoch(self, epochs_done: int) -> bool:
@@ -373,7 +373,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def run_epoch(self) -> bool:
         """Iterate over the dataloader once; False when a stop request ended the epoch early."""
         runner = self.runner
-        runner.hooks.before_train_epoch(runner)
+        runner.dispatch.before_train_epoch(runner)
         self._ensure_train_mode()
         start = self._resume_skip
         run_iter, poll_stop = self.run_iter, self._poll_stop
@@ -384,7 +384,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
                 return False  # the epoch counter stays where it is
         self._phase = EPOCH_END
         try:
-            runner.hooks.after_train_epoch(runner)
+            runner.dispatch.after_train_epoch(runner)
         finally:
             self._phase = IDLE
         self._epoch += 1
@@ -461,9 +461,9 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def run(self) -> Any:
         """Train until ``max_iters``, until ``stop_training`` is set, or until a stop request."""
         runner = self.runner
-        hooks = runner.hooks
-        hooks.before_train(runner)
-        hooks.before_train_epoch(runner)
+        dispatch = runner.dispatch
+        dispatch.before_train(runner)
+        dispatch.before_train_epoch(runner)
         self._ensure_train_mode()
         if self._val_pending and runner.val_loop is not None:
             self._validate()
@@ -474,8 +474,8 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
             if self._after_unit(self._iter - 1):
                 break
         if not runner.stop_requested:
-            hooks.after_train_epoch(runner)
-            hooks.after_train(runner)
+            dispatch.after_train_epoch(runner)
+            dispatch.after_train(runner)
         return runner.model
 
     def _validation_due_after_iter(self, iters_done: int) -> bool:

@@ -39,6 +39,7 @@ from torchkiln.runner.checkpoint_io import CheckpointError
 from torchkiln.runner.config_diff import config_changes
 from torchkiln.runner.data_position import capture_data_position, restore_data_position
 from torchkiln.runner.environment import capture_rng_state, restore_rng_state
+from torchkiln.runner.lazy_components import optim_wrapper_built, schedulers_built
 from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, load_model_state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,12 +153,12 @@ class TrainingState:
             "message_hub": runner.message_hub.state_dict(),
             "rng": capture_rng_state(),
         }
-        if save_optimizer and runner.optim_wrapper is not None:
+        if save_optimizer and optim_wrapper_built(runner.optim_wrapper):
             optimizer, scaler = _split_loss_scaler(runner.optim_wrapper.state_dict())
             checkpoint["optimizer"] = optimizer
             if scaler is not None:
                 checkpoint[_LOSS_SCALER] = scaler
-        if save_param_scheduler and runner.param_schedulers:
+        if save_param_scheduler and schedulers_built(runner.param_schedulers):
             checkpoint["param_schedulers"] = [s.state_dict() for s in self._schedulers()]
         if loop is not None and getattr(loop, "dataloader", None) is not None:
             checkpoint["dataloader"] = capture_data_position(
@@ -173,7 +174,7 @@ class TrainingState:
                 "generator": checkpoint.get("dataloader", {}).get("generator"),
             }
             checkpoint["rng_per_rank"] = all_gather_object(own)
-        runner.hooks.before_save_checkpoint(runner, checkpoint)
+        runner.dispatch.before_save_checkpoint(runner, checkpoint)
         return checkpoint
 
     @staticmethod
@@ -208,7 +209,7 @@ class TrainingState:
         """
         runner = self._runner
         # Hooks see the checkpoint first and may revise it (MMEngine's order).
-        runner.hooks.after_load_checkpoint(runner, checkpoint)
+        runner.dispatch.after_load_checkpoint(runner, checkpoint)
         state_dict = checkpoint.get("state_dict", checkpoint)
         if not isinstance(state_dict, Mapping):
             raise CheckpointError(
@@ -255,7 +256,7 @@ class TrainingState:
                 f"resume: the checkpoint was written by {saved_world} processes, this run has {runner.world_size}; "
                 "the data order continues from the same global position, but the run is not bit-identical"
             )
-        runner.hooks.after_load_checkpoint(runner, checkpoint)
+        runner.dispatch.after_load_checkpoint(runner, checkpoint)
         report = load_model_state(
             runner.unwrapped_model, checkpoint["state_dict"], strict=False, source=filename
         )
@@ -275,7 +276,12 @@ class TrainingState:
                 data_state = {**data_state, "generator": mine["generator"]}
         skip, replay = restore_data_position(loop, data_state, batches)
         loop.restore_position(dict(meta), skip, replay)
-        if resume_optimizer and runner.optim_wrapper is not None:
+        if (resume_optimizer or resume_param_scheduler) and runner.optim_wrapper is not None:
+            # Resuming before train() (MMEngine's runner.resume): build what the state loads into.
+            build = getattr(runner, "build_training_components", None)
+            if callable(build):
+                build()
+        if resume_optimizer and optim_wrapper_built(runner.optim_wrapper):
             if "optimizer" in checkpoint:
                 runner.optim_wrapper.load_state_dict(
                     _join_loss_scaler(checkpoint["optimizer"], checkpoint.get(_LOSS_SCALER))
@@ -284,7 +290,7 @@ class TrainingState:
                 runner.logger.warning(
                     f"resume: {filename} has no optimizer state; the optimizer starts afresh"
                 )
-        if resume_param_scheduler and runner.param_schedulers:
+        if resume_param_scheduler and schedulers_built(runner.param_schedulers):
             if "param_schedulers" in checkpoint:
                 self._load_schedulers(checkpoint["param_schedulers"])
             else:

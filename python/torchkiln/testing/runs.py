@@ -35,12 +35,14 @@ def tiny_config(work_dir: str | os.PathLike[str], max_iters: int = 8) -> dict[st
             "num_workers": 0,
             "dataset": {"type": "DigitsDataset", "split": "train"},
             "sampler": {"type": "InfiniteSampler", "shuffle": True},
+            "collate_fn": {"type": "default_collate"},
         },
         "val_dataloader": {
             "batch_size": 256,
             "num_workers": 0,
             "dataset": {"type": "DigitsDataset", "split": "val"},
             "sampler": {"type": "DefaultSampler", "shuffle": False},
+            "collate_fn": {"type": "default_collate"},
         },
         "val_cfg": {},
         "val_evaluator": {"type": "Accuracy"},
@@ -122,7 +124,7 @@ def _record_calls(runner: Any, calls: dict[str, list[str]]) -> None:
     from torchkiln.hookspecs import MOUNT_POINTS
 
     host = runner.hook_host
-    facade = runner.hooks
+    facade = runner.dispatch
     install = facade.install
 
     def wrap(mount_point: str, dispatch: Any) -> Any:
