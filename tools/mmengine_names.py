@@ -47,7 +47,7 @@ SUBPACKAGES: dict[str, str | None] = {
     "runner": "torchkiln.runner",
     "structures": "torchkiln.structures",
     "testing": "torchkiln.testing",
-    "utils": None,
+    "utils": "torchkiln.utils",
     "visualization": "torchkiln.visualization",
 }
 

@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Config": "torchkiln.config",
+    "ConfigDict": "torchkiln.config",
+    "ManagerMeta": "torchkiln.utils",
+    "ManagerMixin": "torchkiln.utils",
     "ConfigError": "torchkiln.errors",
     "PluginError": "torchkiln.errors",
     "TorchkilnError": "torchkiln.errors",
@@ -65,7 +68,7 @@ __getattr__, __dir__ = lazy_exports("torchkiln", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torchkiln.config import Config as Config
+    from torchkiln.config import Config as Config, ConfigDict as ConfigDict
     from torchkiln.errors import (
         ConfigError as ConfigError,
         PluginError as PluginError,
@@ -128,3 +131,4 @@ if TYPE_CHECKING:  # pragma: no cover
         TestLoop as TestLoop,
         ValLoop as ValLoop,
     )
+    from torchkiln.utils import ManagerMeta as ManagerMeta, ManagerMixin as ManagerMixin

@@ -71,10 +71,19 @@ def build_from_cfg(
         type_name = getattr(obj_cls, "__name__", repr(obj_cls))
         check_kwargs(obj_cls, args, f"{registry.name}.{type_name}")
         try:
+            if _is_managed(obj_cls):
+                # a named, process-wide instance (MessageHub-like): fetch or create it
+                return obj_cls.get_instance(**args)
             return obj_cls(**args)
         except Exception as exc:
             add_note(exc, f"while building {type_name} from registry {registry.name}")
             raise
+
+
+def _is_managed(obj_cls: Any) -> bool:
+    from torchkiln.utils import ManagerMixin
+
+    return inspect.isclass(obj_cls) and issubclass(obj_cls, ManagerMixin)
 
 
 def signature_params(obj: Any) -> tuple[list[str], bool, dict[str, Any]] | None:
