@@ -229,3 +229,22 @@ def test_a_checkpoint_saved_before_train_has_no_optimizer_and_resume_builds_it(t
     assert fresh.optim_wrapper.param_groups[0]["lr"] == pytest.approx(first.optim_wrapper.param_groups[0]["lr"])
     assert [type(s).__name__ for s in fresh.param_schedulers] == ["MultiStepLR"]
     assert fresh.param_schedulers[0].last_step == first.param_schedulers[0].last_step
+
+
+def test_build_logger_message_hub_and_hooks_info(tmp_path):
+    import logging
+
+    from torchkiln.logging import MessageHub, MMLogger
+    from torchkiln.runner import Runner
+
+    runner = Runner(model={"type": "DigitsMLP"}, work_dir=str(tmp_path), experiment_name="api_info")
+    logger = runner.build_logger(log_level="DEBUG")
+    assert isinstance(logger, MMLogger) and isinstance(logger, logging.Logger)
+    assert logger is MMLogger.get_instance("api_info")
+    assert runner.build_message_hub() is MessageHub.get_instance("api_info")
+    other = runner.build_message_hub({"name": "api_info_other"})
+    assert other.instance_name == "api_info_other"
+    with pytest.raises(TypeError, match="message_hub should be"):
+        runner.build_message_hub("hub")
+    info = runner.get_hooks_info()
+    assert "before_train:" in info and "RuntimeInfoHook" in info and "(VERY_HIGH" in info

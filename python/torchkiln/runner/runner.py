@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.plain import config_text, plain
 from torchkiln.config.schema import CustomImportsCfg, RunConfig
-from torchkiln.errors import EXIT_TERMINATED, ConfigError, RunInterrupted, UsageError
+from torchkiln.errors import (
+    EXIT_TERMINATED,
+    ConfigError,
+    RunInterrupted,
+    UsageError,
+    UsageTypeError,
+)
 from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, register_hook
@@ -545,6 +551,42 @@ class Runner:
             config=self.cfg,
             name=self._experiment_name,
         )
+
+    def build_logger(
+        self, log_level: int | str = "INFO", log_file: str | None = None, **kwargs: Any
+    ) -> Any:
+        """The :class:`~torchkiln.logging.MMLogger` named after the experiment (created with
+        ``log_level``, ``log_file`` and ``kwargs`` the first time), as MMEngine builds it;
+        the file defaults to ``<log_dir>/<timestamp>.log``."""
+        from torchkiln.logging import MMLogger
+
+        if log_file is None:
+            log_file = os.path.join(self._log_dir, f"{self._timestamp}.log")
+        kwargs.setdefault("name", self._experiment_name)
+        kwargs.setdefault("file_mode", "a")
+        return MMLogger.get_instance(log_level=log_level, log_file=log_file, **kwargs)
+
+    def build_message_hub(self, message_hub: Mapping[str, Any] | None = None) -> Any:
+        """The :class:`~torchkiln.logging.MessageHub` named after the experiment, or the one
+        ``message_hub`` (``MessageHub.get_instance`` arguments) describes."""
+        from torchkiln.logging import MessageHub
+
+        if message_hub is None:
+            return MessageHub.get_instance(self._experiment_name)
+        if not isinstance(message_hub, Mapping):
+            raise UsageTypeError(
+                f"message_hub should be a dict or None, got {type(message_hub).__name__}"
+            )
+        args = dict(message_hub)
+        args.setdefault("name", self._experiment_name)
+        return MessageHub.get_instance(**args)
+
+    def get_hooks_info(self) -> str:
+        """Per mount point, the hooks called there in order with their priorities (the table
+        the run logs at DEBUG)."""
+        from torchkiln.plugin_host import format_hook_table
+
+        return format_hook_table(self._host)
 
     def build_log_processor(self, log_processor: Any) -> Any:
         """A log processor as it is, or one built from a config (``type`` defaults to
