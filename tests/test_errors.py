@@ -163,3 +163,14 @@ def test_the_cli_reports_them_as_config_errors_without_a_traceback(tmp_path, cap
     assert code == EXIT_CONFIG
     assert "start_factor must be in [0, 1], got 10" in err
     assert "Traceback" not in err
+
+
+def test_a_runner_without_validation_components_refuses_val_as_a_runtime_error(tmp_path):
+    from torchkiln.errors import UsageError
+    from torchkiln.runner import Runner
+
+    runner = Runner(model={"type": "DigitsMLP"}, work_dir=str(tmp_path))
+    for phase in (runner.val, runner.test, runner.train):
+        with pytest.raises(RuntimeError) as info:
+            phase()
+        assert isinstance(info.value, UsageError) and "this runner cannot" in str(info.value)

@@ -42,6 +42,7 @@ __all__ = [
     "UsageError",
     "UsageKeyError",
     "UsageNotImplementedError",
+    "UsageRuntimeError",
     "UsageTypeError",
     "UsageValueError",
     "did_you_mean",
@@ -142,6 +143,11 @@ class UsageTypeError(UsageError, TypeError):
 
 class UsageKeyError(UsageError, KeyError):
     """A :class:`UsageError` where MMEngine raises ``KeyError``."""
+
+
+class UsageRuntimeError(UsageError, RuntimeError):
+    """A :class:`UsageError` where MMEngine raises ``RuntimeError`` (e.g. ``runner.val()``
+    on a runner without validation components)."""
 
 
 class UsageNotImplementedError(UsageError, NotImplementedError):

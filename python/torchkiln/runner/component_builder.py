@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.plain import plain
-from torchkiln.errors import ConfigError, UsageError
+from torchkiln.errors import ConfigError, UsageRuntimeError
 from torchkiln.registry import HOOKS, LOG_PROCESSORS, LOOPS, MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,7 +119,7 @@ class ComponentBuilder:
     def train_loop(self, loop_cfg: Any, dataloader: Any) -> Any:
         """The train loop from ``train_cfg`` (``type`` or ``by_epoch``)."""
         if loop_cfg is None or dataloader is None:
-            raise UsageError(
+            raise UsageRuntimeError(
                 "this runner cannot train: it has no train_dataloader/train_cfg/optim_wrapper",
                 hint="give all three to the Runner or in the config",
             )

@@ -26,7 +26,7 @@ from torchkiln.errors import (
     EXIT_TERMINATED,
     ConfigError,
     RunInterrupted,
-    UsageError,
+    UsageRuntimeError,
     UsageTypeError,
 )
 from torchkiln.registry import RUNNERS, set_default_scope
@@ -821,7 +821,7 @@ class Runner:
         :attr:`optim_wrapper` and :attr:`param_schedulers` hold their configs, as in MMEngine.
         """
         if self.optim_wrapper is None:
-            raise UsageError(
+            raise UsageRuntimeError(
                 "this runner cannot train: it has no optim_wrapper",
                 hint="give train_dataloader, train_cfg and optim_wrapper to the Runner or in the config",
             )
@@ -867,7 +867,7 @@ class Runner:
     def val(self) -> dict[str, Any]:
         """Validate the model once; return the metrics."""
         if self.val_loop is None:
-            raise UsageError(
+            raise UsageRuntimeError(
                 "this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator"
             )
         self._log_run_header("val")
@@ -876,7 +876,7 @@ class Runner:
     def test(self) -> dict[str, Any]:
         """Test the model once; return the metrics."""
         if self.test_loop is None:
-            raise UsageError(
+            raise UsageRuntimeError(
                 "this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator"
             )
         self._log_run_header("test")
