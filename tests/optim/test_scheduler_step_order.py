@@ -116,3 +116,23 @@ def test_training_runs_do_not_warn(tmp_path):
         )
     assert result.exit_code == 0
     assert order_warnings(record) == []
+
+
+def test_the_step_counter_is_removed_once_every_scheduler_made_its_first_step():
+    import torch
+
+    from torchkiln.optim import MultiStepLR, StepLR
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = MultiStepLR(optimizer, milestones=[5])
+    second = StepLR(optimizer, step_size=3)
+    assert len(optimizer._optimizer_step_post_hooks) == 1
+    optimizer.step()
+    first.step()
+    assert len(optimizer._optimizer_step_post_hooks) == 1  # the second has not stepped yet
+    second.step()
+    assert len(optimizer._optimizer_step_post_hooks) == 0
+    # a scheduler built later is still checked
+    with pytest.warns(UserWarning, match="before the optimizer"):
+        StepLR(optimizer, step_size=3).step()
