@@ -84,6 +84,8 @@ class LocalVisBackend(BaseVisBackend):
         self._config_save_file = os.path.join(self._save_dir, config_save_file)
         self._scalar_save_file = os.path.join(self._save_dir, scalar_save_file)
         self._writers: dict[str, Any] = {}
+        # add_scalars' file_path -> its absolute path ("" when it is the scalars file itself)
+        self._extra_paths: dict[str, str] = {}
 
     def _writer(self, path: str) -> Any:
         writer = self._writers.get(path)
@@ -128,12 +130,21 @@ class LocalVisBackend(BaseVisBackend):
         """Append ``{"step": step, **scalar_dict}`` to the scalars file, and to ``file_path``
         (relative to ``save_dir``) when given."""
         self.experiment  # noqa: B018
-        record = {"step": int(step), **scalar_dict}
-        self._writer(self._scalar_save_file).write(record)
+        import json
+
+        from torchkiln.logging.sinks import to_jsonable
+
+        # encoded once for both files: this runs at every log interval
+        line = json.dumps(to_jsonable({"step": int(step), **scalar_dict}), ensure_ascii=False)
+        self._writer(self._scalar_save_file).write_line(line)
         if file_path is not None:
-            extra = os.path.join(self._save_dir, file_path)
-            if os.path.abspath(extra) != os.path.abspath(self._scalar_save_file):
-                self._writer(extra).write(record)
+            extra = self._extra_paths.get(file_path)
+            if extra is None:
+                joined = os.path.abspath(os.path.join(self._save_dir, file_path))
+                same = joined == os.path.abspath(self._scalar_save_file)
+                extra = self._extra_paths[file_path] = "" if same else joined
+            if extra:
+                self._writer(extra).write_line(line)
 
     # ------------------------------------------------------------------ files
     def flush(self) -> None:

@@ -74,6 +74,23 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 impl Converter<'_, '_> {
+    /// The items of a list or tuple, each converted under its index in ``path``.
+    fn convert_items<'py>(
+        &self,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        len: usize,
+        path: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<Vec<Value>, ConvError> {
+        let mut out = Vec::with_capacity(len);
+        for (i, item) in items.enumerate() {
+            path.push(i.to_string());
+            out.push(self.convert(&item, path, depth + 1)?);
+            path.pop();
+        }
+        Ok(out)
+    }
+
     fn convert(&self, obj: &Bound<'_, PyAny>, path: &mut Vec<String>, depth: usize) -> Result<Value, ConvError> {
         if depth > MAX_DEPTH {
             return Err(err(
@@ -102,21 +119,9 @@ impl Converter<'_, '_> {
             }
             Kind::Map(m)
         } else if let Ok(l) = obj.cast::<PyList>() {
-            let mut items = Vec::with_capacity(l.len());
-            for (i, item) in l.iter().enumerate() {
-                path.push(i.to_string());
-                items.push(self.convert(&item, path, depth + 1)?);
-                path.pop();
-            }
-            Kind::List(items)
+            Kind::List(self.convert_items(l.iter(), l.len(), path, depth)?)
         } else if let Ok(t) = obj.cast::<PyTuple>() {
-            let mut items = Vec::with_capacity(t.len());
-            for (i, item) in t.iter().enumerate() {
-                path.push(i.to_string());
-                items.push(self.convert(&item, path, depth + 1)?);
-                path.pop();
-            }
-            Kind::Tuple(items)
+            Kind::Tuple(self.convert_items(t.iter(), t.len(), path, depth)?)
         } else if let Ok(mapping) = obj.cast::<PyMapping>() {
             let items = mapping.items().map_err(|e| err(format!("cannot read mapping items: {e}"), path))?;
             let mut m = Map::new();
