@@ -22,6 +22,7 @@ from torchkiln.logging.history_buffer import (
     LogArgumentError,
     LogTypeError,
     _Pending,
+    _to_python,
     as_count,
     new_log_buffer,
     pending_limit,
@@ -165,7 +166,8 @@ class MessageHub:
             self._log_scalars[key] = buffer
             self._resumed_keys[key] = resumed
             return
-        buffer.update(value, count)
+        # what buffer.update does, without a second call and count check (runs per iteration)
+        self._pending.put(key, _to_python(value), count)
 
     def update_scalars(
         self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True

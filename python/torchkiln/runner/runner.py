@@ -33,6 +33,7 @@ from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, register_hook
 from torchkiln.runner.environment import RunEnvironment
+from torchkiln.runner.gc_phase import promote_setup_objects
 from torchkiln.runner.lazy_components import schedulers_built
 from torchkiln.runner.model_state import DEFAULT_REVISE_KEYS, weights_to_load
 from torchkiln.runner.stop_control import StopController
@@ -899,6 +900,7 @@ class Runner:
                     self.optim_wrapper.initialize_count_status(
                         self.unwrapped_model, loop.iter, loop.max_iters
                     )
+                promote_setup_objects()
                 result = body()
             except BaseException:
                 try:
