@@ -82,107 +82,6 @@ def select_arguments(
     return call_with_its_arguments
 
 
-#: An argument the caller left out (``None`` is a value a caller may pass on purpose).
-_UNSET: Any = object()
-
-
-def _completed(mount_point: str, given: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """:func:`complete_arguments` for a dispatcher's positional slots (left-out ones ``_UNSET``)."""
-    return complete_arguments(mount_point, tuple(a for a in given if a is not _UNSET), kwargs)
-
-
-def _failure(exc: Exception, record: PluginRecord, mount_point: str) -> Exception:
-    """What to raise for ``exc`` from ``record``'s hook: a pass-through exception itself (with
-    a note naming the hook), anything else wrapped in a :class:`HookError`."""
-    if isinstance(exc, PASS_THROUGH):
-        note_hook(exc, record, mount_point)
-        return exc
-    return HookError(record, mount_point, exc)
-
-
-# One dispatcher shape per mount-point arity. Each takes its arguments as positional-only
-# parameters and passes them on by position: that is a plain call per hook, where a
-# ``*args`` signature would make every hook call unpack a tuple (about 40% slower per call).
-# Anything else (keywords, arguments left out, too many) goes through complete_arguments.
-
-
-def _dispatch_1(mount_point: str, calls: tuple[Any, ...]) -> Callable[..., None]:
-    def dispatch(a: Any = _UNSET, /, *extra: Any, **kwargs: Any) -> None:
-        if kwargs or extra or a is _UNSET:
-            (a,) = _completed(mount_point, (a, *extra), kwargs)
-        try:
-            for record, function in calls:  # noqa: B007 (record names the raiser below)
-                function(a)
-        except Exception as exc:
-            failure = _failure(exc, record, mount_point)
-            if failure is exc:
-                raise
-            raise failure from exc
-
-    return dispatch
-
-
-def _dispatch_2(mount_point: str, calls: tuple[Any, ...]) -> Callable[..., None]:
-    def dispatch(a: Any = _UNSET, b: Any = _UNSET, /, *extra: Any, **kwargs: Any) -> None:
-        if kwargs or extra or b is _UNSET:
-            a, b = _completed(mount_point, (a, b, *extra), kwargs)
-        try:
-            for record, function in calls:  # noqa: B007 (record names the raiser below)
-                function(a, b)
-        except Exception as exc:
-            failure = _failure(exc, record, mount_point)
-            if failure is exc:
-                raise
-            raise failure from exc
-
-    return dispatch
-
-
-def _dispatch_3(mount_point: str, calls: tuple[Any, ...]) -> Callable[..., None]:
-    def dispatch(
-        a: Any = _UNSET, b: Any = _UNSET, c: Any = _UNSET, /, *extra: Any, **kwargs: Any
-    ) -> None:
-        if kwargs or extra or c is _UNSET:
-            a, b, c = _completed(mount_point, (a, b, c, *extra), kwargs)
-        try:
-            for record, function in calls:  # noqa: B007 (record names the raiser below)
-                function(a, b, c)
-        except Exception as exc:
-            failure = _failure(exc, record, mount_point)
-            if failure is exc:
-                raise
-            raise failure from exc
-
-    return dispatch
-
-
-def _dispatch_4(mount_point: str, calls: tuple[Any, ...]) -> Callable[..., None]:
-    def dispatch(
-        a: Any = _UNSET,
-        b: Any = _UNSET,
-        c: Any = _UNSET,
-        d: Any = _UNSET,
-        /,
-        *extra: Any,
-        **kwargs: Any,
-    ) -> None:
-        if kwargs or extra or d is _UNSET:
-            a, b, c, d = _completed(mount_point, (a, b, c, d, *extra), kwargs)
-        try:
-            for record, function in calls:  # noqa: B007 (record names the raiser below)
-                function(a, b, c, d)
-        except Exception as exc:
-            failure = _failure(exc, record, mount_point)
-            if failure is exc:
-                raise
-            raise failure from exc
-
-    return dispatch
-
-
-_SHAPES = {1: _dispatch_1, 2: _dispatch_2, 3: _dispatch_3, 4: _dispatch_4}
-
-
 def build_dispatcher(
     mount_point: str, calls: Sequence[tuple[PluginRecord, Callable[..., Any]]]
 ) -> Callable[..., None]:
@@ -192,6 +91,20 @@ def build_dispatcher(
     :param calls: ``(record, function)`` per implementation, in call order; each function
         takes the mount point's full argument tuple (see :func:`select_arguments`).
     """
-    dispatch = _SHAPES[len(SPEC_ARGS[mount_point])](mount_point, tuple(calls))
+    calls = tuple(calls)
+    arity = len(SPEC_ARGS[mount_point])
+
+    def dispatch(*args: Any, **kwargs: Any) -> None:
+        if kwargs or len(args) != arity:
+            args = complete_arguments(mount_point, args, kwargs)
+        try:
+            for record, function in calls:  # noqa: B007 (record names the raiser below)
+                function(*args)
+        except PASS_THROUGH as exc:
+            note_hook(exc, record, mount_point)  # record: the loop's current entry, the raiser
+            raise
+        except Exception as exc:
+            raise HookError(record, mount_point, exc) from exc
+
     dispatch.__name__ = dispatch.__qualname__ = f"dispatch_{mount_point}"
     return dispatch
