@@ -32,4 +32,5 @@ def test_the_table_reflects_the_names_torchkiln_provides() -> None:
     assert tool.status("runner", "LogProcessor")[1] == "moved"
     where, text = tool.status("runner", "FlexibleRunner")
     assert where == "-" and text.startswith("absent: ")
-    assert tool.status("model", "MMFullyShardedDataParallel")[1] == "renamed"
+    assert tool.status("model", "MMFullyShardedDataParallel")[1] == "same"
+    assert tool.status("visualization", "WandbVisBackend")[1] == "renamed"

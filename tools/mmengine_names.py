@@ -107,7 +107,6 @@ ABSENT_OR_RENAMED: dict[str, str] = {
     "get_deprecated_model_names": _NO_MMCV_HUB,
     "FlexibleRunner": "one Runner covers DDP and FSDP through model_wrapper_cfg; DeepSpeed/ColossalAI strategies are not built in",
     # model
-    "MMFullyShardedDataParallel": "renamed:torchkiln.dist.KilnFullyShardedDataParallel",
     "merge_dict": "an internal helper of MMEngine's model utilities",
     "detect_anomalous_params": "DDP's find_unused_parameters and torchkiln's model checks report unused parameters",
     "update_init_info": "internal bookkeeping of MMEngine's BaseModule initialisation",

@@ -43,3 +43,17 @@ def test_fsdp_policies_from_config_values():
     assert fsdp._offload_policy(None) is None
     with pytest.raises(ConfigError, match="offload_policy"):
         fsdp._offload_policy("nvme")
+
+
+def test_mm_fsdp_name_refuses_first_fsdp_arguments_with_their_replacement() -> None:
+    from torchkiln.dist import KilnFullyShardedDataParallel, MMFullyShardedDataParallel
+    from torchkiln.errors import UsageTypeError
+    from torchkiln.model import MMFullyShardedDataParallel as from_model
+    from torchkiln.registry import MODEL_WRAPPERS
+
+    assert from_model is MMFullyShardedDataParallel
+    assert issubclass(MMFullyShardedDataParallel, KilnFullyShardedDataParallel)
+    assert MODEL_WRAPPERS.get("MMFullyShardedDataParallel") is MMFullyShardedDataParallel
+    with pytest.raises(UsageTypeError, match="auto_wrap_policy") as info:
+        MMFullyShardedDataParallel(torch.nn.Linear(1, 1), auto_wrap_policy=None, cpu_offload=True)
+    assert "shard_modules" in str(info.value)

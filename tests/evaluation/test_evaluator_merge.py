@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import unittest
+
 import pytest
 import torch
 
 from torchkiln.errors import BuildError, ConfigError
 from torchkiln.evaluation import Accuracy, BaseMetric, Evaluator, build_evaluator
+from torchkiln.logging import MMLogger
 from torchkiln.registry._index import builtin_components
 from torchkiln.registry import EVALUATOR, METRICS
 from torchkiln.registry.registry import _import_target
@@ -77,6 +80,8 @@ def test_duplicate_keys_name_both_metrics():
     assert "'accuracy/top1'" in text
     assert "Accuracy (metrics[0])" in text and "Accuracy (metrics[2])" in text
     assert "prefix" in text
+    assert "multiple evaluation results with the same metric name" in text  # MMEngine's phrase
+    assert isinstance(info.value, ValueError)
 
 
 def test_dataset_meta_reaches_every_metric():
@@ -103,6 +108,8 @@ def test_offline_evaluate_in_chunks():
     assert isinstance(first_batch, list) and list(first_batch[1]) == [0, 1]  # pseudo-collated
     with pytest.raises(ValueError, match="data has 1 items"):
         ev.offline_evaluate(samples, data=data[:1])
+    with pytest.raises(AssertionError, match="data_samples and data should have the same length"):
+        ev.offline_evaluate(samples, data=data[:1])  # what MMEngine raises there, too
 
 
 def test_build_evaluator_forms():
@@ -125,7 +132,10 @@ def test_base_metric_prefix_collect_dir_and_abstract():
     class NoPrefix(CountMetric):
         default_prefix = None
 
-    n = NoPrefix()
+    case = unittest.TestCase()
+    with case.assertLogs(MMLogger.get_current_instance(), "WARNING") as logs:
+        n = NoPrefix()
+    assert "prefix is not set in metric class NoPrefix" in logs.output[0]
     n.process(None, [1])
     assert n.evaluate(1) == {"n": 1}
     with pytest.raises(ValueError, match="collect_device"):

@@ -291,3 +291,19 @@ def test_the_log_line_shows_the_mean_per_sample_of_counted_values():
                                    train_dataloader=range(3))
     tag, line = LogProcessor(window_size=2).get_log_after_iter(runner, 2, "train")
     assert tag["loss"] == 1.5 and "loss: 1.5000" in line  # 12 over 8 samples
+
+
+def test_mmengine_names_the_default_hub_and_a_forgotten_current_hub_is_replaced():
+    default = MessageHub.get_current_instance()
+    assert default.instance_name == "torchkiln"
+    assert MessageHub.get_instance("mmengine") is default  # MMEngine's name for it
+    assert MessageHub.check_instance_created("mmengine")
+    MessageHub.get_instance("run")
+    saved = MessageHub._instance_dict
+    MessageHub._instance_dict = {}  # code written for MMEngine resets instances like this
+    try:
+        fresh = MessageHub.get_current_instance()
+        assert fresh is not default and fresh.instance_name == "torchkiln"
+        assert MessageHub.get_instance("mmengine") is fresh
+    finally:
+        MessageHub._instance_dict = saved

@@ -183,3 +183,19 @@ def test_runner_logger_is_a_logging_logger_and_files_keep_working(tmp_path):
     [log_jsonl] = tmp_path.glob("*/log.jsonl")
     events = [json.loads(line)["event"] for line in log_jsonl.read_text().splitlines()]
     assert "after the run" in events and "note from a plugin" not in events  # assertLogs took it
+
+
+def test_mmengine_names_the_default_instance():
+    root = MMLogger.get_current_instance()
+    assert MMLogger.get_instance("mmengine") is root  # MMEngine's name for its default logger
+    assert MMLogger.check_instance_created("mmengine")
+    MMLogger._instance_dict.clear()
+    made = MMLogger.get_instance("mmengine", log_level="WARNING")
+    assert made.instance_name == "torchkiln" and MMLogger.get_current_instance() is made
+
+
+def test_process_facts_are_importable_from_the_logger_module():
+    from torchkiln.logging.logger import _get_device_id, _get_rank, _get_world_size
+
+    assert _get_device_id is mm_logger_module._get_device_id
+    assert (_get_rank(), _get_world_size()) == (0, 1)

@@ -175,7 +175,7 @@ def test_data_preprocessor_from_dict_module_or_default() -> None:
     assert isinstance(built.data_preprocessor, ImgDataPreprocessor)
     pre = RecordingPreprocessor()
     assert ToyModel(data_preprocessor=pre).data_preprocessor is pre
-    with pytest.raises(ConfigError, match="data_preprocessor must be a config dict or an nn.Module"):
+    with pytest.raises(ConfigError, match="data_preprocessor should be a config dict or an nn.Module"):
         ToyModel(data_preprocessor="BaseDataPreprocessor")
 
 

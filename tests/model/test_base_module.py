@@ -136,3 +136,25 @@ def test_containers_with_init_cfg() -> None:
     ml.init_weights()
     assert torch.equal(ml[1].conv.weight, full(ml[1].conv.weight, 3.0))
     assert len(ml) == 2
+
+
+def test_init_report_goes_to_the_current_loggers_log_file(tmp_path) -> None:
+    from torchkiln.logging import MMLogger
+
+    saved = MMLogger._instance_dict.copy()
+    MMLogger._instance_dict.clear()
+    try:
+        MMLogger.get_instance("console-only")
+        Sequential(nn.Linear(2, 2), init_cfg={"type": "Constant", "val": 1.0, "layer": "Linear"}).init_weights()
+        assert list(tmp_path.iterdir()) == []  # no file logger: nothing written anywhere
+        log_file = tmp_path / "run.log"
+        run_logger = MMLogger.get_instance("with-file", log_file=str(log_file), log_level="INFO")
+        Sequential(nn.Linear(2, 2), init_cfg={"type": "Constant", "val": 1.0, "layer": "Linear"}).init_weights()
+        text = log_file.read_text()
+        # the report is written although the file handler's level is INFO
+        assert "weight initialisation of Sequential" in text and "Constant: val=1.0" in text
+    finally:
+        for handler in run_logger.handlers:
+            handler.close()
+        MMLogger._instance_dict.clear()
+        MMLogger._instance_dict.update(saved)

@@ -116,14 +116,27 @@ def test_configuration_errors() -> None:
         ImgDataPreprocessor(bgr_to_rgb=True, rgb_to_bgr=True)
     with pytest.raises(ConfigError, match="both mean and std"):
         ImgDataPreprocessor(mean=[1.0])
+    with pytest.raises(ConfigError, match="`mean` should have 1 or 3 values"):
+        ImgDataPreprocessor(mean=[1.0, 2.0], std=[1.0, 2.0, 3.0])
+    with pytest.raises(ConfigError, match="`std` should have 1 or 3 values"):
+        ImgDataPreprocessor(mean=[1.0, 2.0, 3.0], std=[1.0, 2.0])
     with pytest.raises(ConfigError, match="pad_size_divisor"):
         ImgDataPreprocessor(pad_size_divisor=0)
     with pytest.raises(ConfigError, match="zeros"):
         ImgDataPreprocessor(mean=[0.0], std=[0.0])
 
 
+def test_one_mean_value_with_one_std_per_channel() -> None:
+    pre = ImgDataPreprocessor(mean=[1.0], std=[1.0, 2.0, 4.0])
+    assert pre._enable_normalize and not pre._channel_conversion  # MMEngine's attribute names
+    out = pre({"inputs": torch.full((1, 3, 1, 1), 9.0)})["inputs"]
+    assert out.flatten().tolist() == [8.0, 4.0, 2.0]
+    with pytest.raises(AssertionError, match="If the mean has 3 values"):
+        pre({"inputs": [torch.ones(2, 2), torch.ones(2, 2)]})  # grey images without channels
+
+
 def test_input_errors() -> None:
-    with pytest.raises(ValueError, match="mean/std have 3 channels"):
+    with pytest.raises(ValueError, match="If the mean has 3 values, the images need 3 channels"):
         ImgDataPreprocessor(mean=[0, 0, 0], std=[1, 1, 1])({"inputs": torch.zeros(1, 2, 2, 2)})
     with pytest.raises(ValueError, match="3-channel"):
         ImgDataPreprocessor(bgr_to_rgb=True)({"inputs": torch.zeros(1, 1, 2, 2)})

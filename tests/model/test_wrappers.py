@@ -90,6 +90,27 @@ def test_is_model_wrapper_and_unwrap() -> None:
     assert unwrap_model(model) is model
 
 
+def test_is_model_wrapper_looks_into_child_registries_not_parents() -> None:
+    from torchkiln.registry import Registry
+
+    child = Registry("wrappers_of_a_downstream_package", parent=MODEL_WRAPPERS, scope="kiln_test_wrappers")
+
+    class DownstreamWrapper(nn.Module):
+        def __init__(self, module: nn.Module) -> None:
+            super().__init__()
+            self.module = module
+
+    try:
+        child.register_module(module=DownstreamWrapper)
+        model = small_mlp()
+        assert is_model_wrapper(DownstreamWrapper(model))  # found below MODEL_WRAPPERS
+        assert unwrap_model(DownstreamWrapper(model)) is model
+        assert is_model_wrapper(DownstreamWrapper(model), registry=child)
+        assert not is_model_wrapper(DataParallel(model), registry=child)  # only MODEL_WRAPPERS has it
+    finally:
+        del MODEL_WRAPPERS.children[child.scope]
+
+
 def test_wrap_model_without_distribution_returns_the_model() -> None:
     model = small_mlp()
     assert wrap_model(model, {"type": "KilnDistributedDataParallel"}, distributed=False) is model

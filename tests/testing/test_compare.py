@@ -31,6 +31,13 @@ def test_assert_allclose_accepts_close_values_and_rejects_far_ones():
         assert_allclose(1.0, 1.0, rtol=0.1)
 
 
+def test_assert_allclose_compares_numbers_and_arrays_with_tensors():
+    assert_allclose(0, torch.tensor(0))
+    assert_allclose(torch.tensor([1.0, 2.0]), np.array([1.0, 2.0]))
+    with pytest.raises(AssertionError):
+        assert_allclose(torch.tensor(10), 0)
+
+
 def test_assert_allclose_treats_nan_as_equal_by_default():
     nan = torch.tensor([float("nan")])
     assert_allclose(nan, nan)

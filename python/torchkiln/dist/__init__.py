@@ -58,6 +58,7 @@ from torchkiln.dist.utils import (
 # Loaded on first use: FSDP pulls in torch.distributed.fsdp, the launcher torch.distributed.run.
 _LAZY = {
     "KilnFullyShardedDataParallel": "torchkiln.dist.fsdp",
+    "MMFullyShardedDataParallel": "torchkiln.dist.fsdp",
     "save_sharded_checkpoint": "torchkiln.dist.fsdp",
     "load_sharded_checkpoint": "torchkiln.dist.fsdp",
     "launch_local": "torchkiln.dist.torchrun",
@@ -78,6 +79,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "LAUNCHERS",
     "KilnFullyShardedDataParallel",
+    "MMFullyShardedDataParallel",
     "all_gather",
     "all_gather_object",
     "all_reduce",

@@ -21,6 +21,7 @@ Checkpoints come in two forms:
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,11 +30,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkiln.errors import ConfigError
+from torchkiln.errors import ConfigError, UsageTypeError
 from torchkiln.registry import MODEL_WRAPPERS
 
 __all__ = [
     "KilnFullyShardedDataParallel",
+    "MMFullyShardedDataParallel",
     "load_sharded_checkpoint",
     "save_sharded_checkpoint",
 ]
@@ -350,6 +352,41 @@ class KilnFullyShardedDataParallel(nn.Module):
                         and value.ndim
                     ):
                         entry[name] = _shard_like(value, param)
+
+
+@MODEL_WRAPPERS.register_module()
+class MMFullyShardedDataParallel(KilnFullyShardedDataParallel):
+    """MMEngine's FSDP wrapper name, on :class:`KilnFullyShardedDataParallel` (FSDP2).
+
+    Takes :class:`KilnFullyShardedDataParallel`'s arguments, and of MMEngine's (those of
+    torch's ``FullyShardedDataParallel``) ``cpu_offload`` (``True`` or a ``CPUOffload``: kept
+    on the CPU as ``offload_policy='cpu'``). The others have no FSDP2 counterpart and are
+    refused with the argument to use instead.
+
+    :raises UsageTypeError: an argument only torch's first FSDP takes, such as
+        ``auto_wrap_policy`` (use ``shard_modules``) or ``mixed_precision`` (use ``mp_policy``).
+    """
+
+    def __init__(self, module: nn.Module, **kwargs: Any) -> None:
+        offload = kwargs.pop("cpu_offload", None)
+        wants_offload = offload is True or getattr(offload, "offload_params", False)
+        if wants_offload and kwargs.get("offload_policy") is None:
+            kwargs["offload_policy"] = "cpu"
+        replacements = {
+            "auto_wrap_policy": "shard_modules=[<class names of the submodules to shard>]",
+            "mixed_precision": "mp_policy={param_dtype: ..., reduce_dtype: ...}",
+        }
+        accepted = set(inspect.signature(KilnFullyShardedDataParallel.__init__).parameters)
+        unknown = sorted(k for k in kwargs if k not in accepted)
+        if unknown:
+            hints = [f"{k}: use {replacements[k]}" for k in unknown if k in replacements]
+            raise UsageTypeError(
+                f"MMFullyShardedDataParallel does not take {', '.join(unknown)} (arguments "
+                "of torch's first FSDP): torchkiln shards with FSDP2 (fully_shard)",
+                where="model_wrapper_cfg",
+                hint="; ".join(hints) or "see KilnFullyShardedDataParallel's arguments",
+            )
+        super().__init__(module, **kwargs)
 
 
 def _optimizers_of(optim_wrapper: Any) -> dict[str, Any]:

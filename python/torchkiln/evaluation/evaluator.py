@@ -6,11 +6,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from torchkiln.data.collate import pseudo_collate
-from torchkiln.errors import BuildTypeError, ConfigValueError
+from torchkiln.errors import BuildTypeError, ConfigValueError, UsageValueError
 from torchkiln.evaluation.metric import BaseMetric
 from torchkiln.registry import EVALUATOR, METRICS
 
 __all__ = ["Evaluator", "build_evaluator"]
+
+
+class _LengthMismatch(UsageValueError, AssertionError):
+    """Predictions and input samples of different lengths (MMEngine asserts there)."""
 
 
 def _as_plain(sample: Any) -> Any:
@@ -87,7 +91,8 @@ class Evaluator:
             for key, value in metric.evaluate(size).items():
                 if key in merged:
                     raise ConfigValueError(
-                        f"metric key {key!r} is produced by both {owner[key]} and {label}",
+                        "There are multiple evaluation results with the same metric name: "
+                        f"{key!r} is produced by both {owner[key]} and {label}",
                         where="evaluator",
                         hint="give one of them another prefix, e.g. prefix: 'val_b'",
                     )
@@ -104,11 +109,17 @@ class Evaluator:
         :param data: the matching input samples, if the metrics need them; each chunk is
             transposed with :func:`~torchkiln.data.pseudo_collate` like a batch.
         :param chunk_size: samples handed to the metrics at once.
+        :raises UsageValueError: ``chunk_size`` < 1, or ``data`` and ``data_samples`` differ
+            in length (also an ``AssertionError``, which MMEngine raises there).
         """
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+            raise UsageValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if data is not None and len(data) != len(data_samples):
-            raise ValueError(f"data has {len(data)} items but data_samples has {len(data_samples)}")
+            raise _LengthMismatch(
+                f"data has {len(data)} items but data_samples has {len(data_samples)}: "
+                "data_samples and data should have the same length",
+                hint="pass one input sample per prediction, in the same order, or data=None",
+            )
         for start, chunk in zip(
             range(0, len(data_samples), chunk_size), _chunks(data_samples, chunk_size)
         ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -13,6 +14,13 @@ from torchkiln.dist import broadcast_object, collect_results, get_world_size, is
 __all__ = ["BaseMetric"]
 
 _warned_collect_dir = False
+
+
+def _warn(message: str) -> None:
+    """Log a warning on the current logger (the run logger during a run)."""
+    from torchkiln.logging.mm_logger import print_log
+
+    print_log(message, logger="current", level=logging.WARNING)
 
 
 class BaseMetric(ABC):
@@ -26,7 +34,8 @@ class BaseMetric(ABC):
         travel through ``torch.distributed`` object collectives on whatever device the
         backend needs.
     :param prefix: prepended to every key as ``prefix/key``; the class's ``default_prefix``
-        when None.
+        when None. A metric with neither logs a warning: its keys carry no prefix, so they
+        may clash with another metric's.
     :param collect_dir: accepted for MMEngine compatibility and ignored (with one warning):
         results never pass through a shared folder.
     """
@@ -49,6 +58,11 @@ class BaseMetric(ABC):
         self.collect_device = collect_device
         self.collect_dir = None
         self.prefix = prefix or self.default_prefix
+        if not self.prefix:
+            _warn(
+                f"The prefix is not set in metric class {type(self).__name__}: its keys carry "
+                "no 'prefix/' part; set default_prefix on the class or pass prefix="
+            )
         self.results: list[Any] = []
         self._dataset_meta: dict[str, Any] | None = None
 
@@ -84,9 +98,9 @@ class BaseMetric(ABC):
         :return: ``{prefix/name: value}``, the same dict on every rank.
         """
         if not self.results:
-            warnings.warn(
-                f"{type(self).__name__} got no results: does its process() append to self.results?",
-                stacklevel=2,
+            _warn(
+                f"{type(self).__name__} got no results: does its process() append to "
+                "self.results? (the evaluated dataset may also be empty)"
             )
         try:
             results = collect_results(self.results, size, self.collect_device)

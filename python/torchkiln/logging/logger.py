@@ -39,7 +39,16 @@ from torchkiln.logging.formatting import (
     plain_formatter,
     processor_formatter,
 )
-from torchkiln.logging.mm_logger import MMLogger, print_log
+
+# process facts, importable from this module as from MMEngine's ``mmengine.logging.logger``
+from torchkiln.logging.mm_logger import (
+    MMLogger,
+    _get_device_id as _get_device_id,
+    _get_host_info as _get_host_info,
+    _get_rank as _get_rank,
+    _get_world_size as _get_world_size,
+    print_log,
+)
 from torchkiln.logging.sinks import JsonlWriter, flush_all, register_flushable
 
 __all__ = [

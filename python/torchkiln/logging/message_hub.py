@@ -31,6 +31,9 @@ from torchkiln.logging.history_buffer import (
 __all__ = ["MessageHub"]
 
 DEFAULT_NAME = "torchkiln"
+#: MMEngine's name for its default hub; it names torchkiln's default hub, so code written for
+#: MMEngine (``MessageHub.get_instance('mmengine')``) reaches the same hub.
+MMENGINE_NAME = "mmengine"
 
 
 def _as_dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -122,7 +125,10 @@ class MessageHub:
     # ------------------------------------------------------------------ instances
     @classmethod
     def get_instance(cls, name: str = DEFAULT_NAME, **kwargs: Any) -> MessageHub:
-        """The hub called ``name`` (created with ``kwargs`` if new); it becomes current."""
+        """The hub called ``name`` (created with ``kwargs`` if new); it becomes current.
+        ``'mmengine'`` (MMEngine's default hub) names the default hub, ``'torchkiln'``."""
+        if name == MMENGINE_NAME:
+            name = DEFAULT_NAME
         hub = cls._instance_dict.get(name)
         if hub is None:
             hub = cls._instance_dict[name] = cls(name, **kwargs)
@@ -131,15 +137,17 @@ class MessageHub:
 
     @classmethod
     def get_current_instance(cls) -> MessageHub:
-        """The hub made or fetched last by ``get_instance`` (a default one if none)."""
-        if MessageHub._current is None:
+        """The hub made or fetched last by ``get_instance`` (a default one if none, or if
+        that hub was forgotten since)."""
+        current = MessageHub._current
+        if current is None or cls._instance_dict.get(current.instance_name) is not current:
             return cls.get_instance(DEFAULT_NAME)
-        return MessageHub._current
+        return current
 
     @classmethod
     def check_instance_created(cls, name: str) -> bool:
-        """Whether a hub called ``name`` exists."""
-        return name in cls._instance_dict
+        """Whether a hub called ``name`` exists (``'mmengine'``: the default hub)."""
+        return (DEFAULT_NAME if name == MMENGINE_NAME else name) in cls._instance_dict
 
     @classmethod
     def reset_instances(cls) -> None:

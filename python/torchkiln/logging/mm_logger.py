@@ -49,6 +49,14 @@ __all__ = ["DEFAULT_LOGGER_NAME", "MMLogger", "print_log"]
 DEFAULT_LOGGER_NAME = "torchkiln"
 #: Instance name of the logger ``get_current_instance`` makes when none exists.
 DEFAULT_INSTANCE = "torchkiln"
+#: MMEngine's name for its default instance; it names torchkiln's default instance, so code
+#: written for MMEngine (``MMLogger.get_instance('mmengine')``) reaches the same logger.
+MMENGINE_INSTANCE = "mmengine"
+
+
+def _instance_key(name: str) -> str:
+    return DEFAULT_INSTANCE if name == MMENGINE_INSTANCE else name
+
 
 _lock = threading.RLock()
 
@@ -243,9 +251,11 @@ class MMLogger(logging.Logger):
     @classmethod
     def get_instance(cls, name: str, **kwargs: Any) -> MMLogger:
         """The logger called ``name``; created with ``kwargs`` if there is none yet
-        (``kwargs`` for an existing logger are ignored, with a warning)."""
+        (``kwargs`` for an existing logger are ignored, with a warning). ``'mmengine'``
+        (MMEngine's default instance) names the default instance, ``'torchkiln'``."""
         if not isinstance(name, str):
             raise LogArgumentError(f"the instance name must be a str, got {type(name).__name__}")
+        name = _instance_key(name)
         with _lock:
             logger = cls._instance_dict.get(name)
             if logger is None:
@@ -267,8 +277,8 @@ class MMLogger(logging.Logger):
 
     @classmethod
     def check_instance_created(cls, name: str) -> bool:
-        """Whether a logger called ``name`` exists."""
-        return name in cls._instance_dict
+        """Whether a logger called ``name`` exists (``'mmengine'``: the default instance)."""
+        return _instance_key(name) in cls._instance_dict
 
     @classmethod
     def _register(cls, logger: MMLogger) -> None:

@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "KilnSeparateDistributedDataParallel": _WR,
     "MMDistributedDataParallel": _WR,
     "MMSeparateDistributedDataParallel": _WR,
+    "MMFullyShardedDataParallel": "torchkiln.dist.fsdp",
     "BaseAveragedModel": _AV,
     "ExponentialMovingAverage": _AV,
     "MomentumAnnealingEMA": _AV,
@@ -68,6 +69,7 @@ __getattr__, __dir__ = lazy_exports("torchkiln.model", _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torchkiln.dist.fsdp import MMFullyShardedDataParallel as MMFullyShardedDataParallel
     from torchkiln.model.averaged_model import (
         BaseAveragedModel as BaseAveragedModel,
         ExponentialMovingAverage as ExponentialMovingAverage,

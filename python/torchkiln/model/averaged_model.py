@@ -14,7 +14,7 @@ sees tensors a ``.to()`` replaced).
 from __future__ import annotations
 
 import copy
-import warnings
+import logging
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -307,15 +307,18 @@ def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
 def _check_momentum(owner: str, momentum: float) -> None:
     if not 0.0 < momentum < 1.0:
         raise ConfigAssertionError(
-            f"{owner}: momentum must be in (0, 1), got {momentum}",
+            f"{owner}: momentum must be in range (0, 1), got {momentum}",
             hint="averaged = (1 - momentum) * averaged + momentum * model; typical values are 0.0001-0.001",
         )
     if momentum > 0.5:
-        warnings.warn(
+        from torchkiln.logging.mm_logger import print_log
+
+        print_log(
             f"{owner}: momentum={momentum} weighs the model more than the average; the convention is "
             f"averaged = (1 - momentum) * averaged + momentum * model (use {1 - momentum:g} for the "
             "other convention)",
-            stacklevel=3,
+            logger="current",
+            level=logging.WARNING,
         )
 
 
@@ -382,7 +385,10 @@ class MomentumAnnealingEMA(ExponentialMovingAverage):
     ) -> None:
         super().__init__(model, momentum, interval, device, update_buffers)
         if gamma <= 0:
-            raise ConfigAssertionError(f"MomentumAnnealingEMA: gamma must be positive, got {gamma}")
+            raise ConfigAssertionError(
+                f"MomentumAnnealingEMA: gamma must be greater than 0, got {gamma}",
+                hint="the momentum anneals as max(momentum, gamma / (gamma + steps))",
+            )
         self.gamma = gamma
 
     def _momentum(self, steps: int) -> float:

@@ -190,8 +190,8 @@ class BaseModel(BaseModule):
             self.data_preprocessor = MODELS.build(data_preprocessor)
         else:
             raise ConfigTypeError(
-                f"{type(self).__name__}: data_preprocessor must be a config dict or an nn.Module, "
-                f"got {type(data_preprocessor).__name__}",
+                f"{type(self).__name__}: data_preprocessor should be a config dict or an "
+                f"nn.Module, got {type(data_preprocessor).__name__}",
                 where="model.data_preprocessor",
                 hint="e.g. data_preprocessor=dict(type='ImgDataPreprocessor', mean=[0.5], std=[0.5])",
             )

@@ -17,6 +17,7 @@ counters (exact, and free of any value comparison), and kept by the top-level mo
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from abc import ABCMeta
 from collections.abc import Iterator, Mapping
@@ -102,6 +103,26 @@ def _init_targets(module: nn.Module) -> Iterator[nn.Module]:
             yield from _init_targets(target)
 
 
+def _report_init_info(module: BaseModule) -> None:
+    """Write ``module``'s init report to the log files of the current ``MMLogger`` (the run's
+    text log during a run, as MMEngine does), whatever their level; at DEBUG on this module's
+    logger when that logger has no file."""
+    files: list[logging.Handler] = []
+    mm_logger = sys.modules.get("torchkiln.logging.mm_logger")  # no MMLogger unless loaded
+    if mm_logger is not None and mm_logger.MMLogger._instance_dict:
+        current = mm_logger.MMLogger.get_current_instance()
+        files = [h for h in current.handlers if isinstance(h, logging.FileHandler)]
+    if not files and not logger.isEnabledFor(logging.DEBUG):
+        return
+    text = f"weight initialisation of {type(module).__name__}:\n{module.format_init_info()}"
+    if not files:
+        logger.debug(text)
+        return
+    record = logging.LogRecord(current.name, logging.DEBUG, __file__, 0, text, None, None)
+    for handler in files:
+        handler.handle(record)  # past the handler's level: the report is asked for here
+
+
 class BaseModule(nn.Module, metaclass=ABCMeta):
     """An ``nn.Module`` with ``init_cfg`` driven weight initialisation.
 
@@ -163,9 +184,7 @@ class BaseModule(nn.Module, metaclass=ABCMeta):
             if token is not None:
                 _RECORDER.reset(token)
                 self._params_init_info = {name: what for name, (what, _) in recorder.info.items()}
-                logger.debug(
-                    "weight initialisation of %s:\n%s", type(self).__name__, self.format_init_info()
-                )
+                _report_init_info(self)
 
     def params_init_info(self) -> dict[str, str]:
         """For every parameter name, what initialised it in the last top-level ``init_weights()``.

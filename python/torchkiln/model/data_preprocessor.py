@@ -15,10 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchkiln.errors import ConfigAssertionError, ConfigValueError
+from torchkiln.errors import ConfigAssertionError, ConfigValueError, UsageValueError
 from torchkiln.registry import MODELS
 
 _TENSOR = torch.Tensor
+
+
+class _ChannelMismatch(UsageValueError, AssertionError):
+    """Images whose channels do not match ``mean``/``std`` (MMEngine asserts there)."""
+
 
 __all__ = ["BaseDataPreprocessor", "ImgDataPreprocessor", "stack_batch"]
 
@@ -167,8 +172,10 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
     the largest size rounded up to ``pad_size_divisor``). Padding happens after normalisation,
     so ``pad_value`` is in normalised units.
 
-    :param mean: per-channel mean (length 1 or C); ``None`` skips normalisation.
-    :param std: per-channel standard deviation (same length as ``mean``).
+    :param mean: per-channel mean: one value for every channel, or one per channel;
+        ``None`` skips normalisation.
+    :param std: per-channel standard deviation, likewise (``mean`` and ``std`` may differ in
+        length when one of them has a single value).
     :param pad_size_divisor: padded height and width are multiples of this.
     :param pad_value: value of padded pixels.
     :param bgr_to_rgb: swap the first and third channels (3-channel images).
@@ -193,49 +200,64 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         super().__init__(non_blocking=non_blocking)
         if bgr_to_rgb and rgb_to_bgr:
             raise ConfigAssertionError(
-                "ImgDataPreprocessor: bgr_to_rgb and rgb_to_bgr cannot both be true",
+                "ImgDataPreprocessor: bgr_to_rgb and rgb_to_bgr cannot both be true "
+                "(`bgr2rgb` and `rgb2bgr` are the same swap)",
                 hint="both swap channels 0 and 2; set only one",
             )
         if (mean is None) != (std is None):
-            raise ConfigAssertionError("ImgDataPreprocessor: give both mean and std, or neither")
+            raise ConfigAssertionError(
+                "ImgDataPreprocessor: give both mean and std, or neither "
+                "(mean and std should be both None or both sequences)"
+            )
         if not isinstance(pad_size_divisor, int) or pad_size_divisor < 1:
             raise ConfigValueError(
                 f"ImgDataPreprocessor: pad_size_divisor must be a positive int, got {pad_size_divisor!r}"
             )
-        self._normalize = mean is not None
+        # ``_enable_normalize`` and ``_channel_conversion`` keep MMEngine's attribute names:
+        # subclasses written for it (task preprocessors) read them.
+        self._enable_normalize = mean is not None
         if mean is not None and std is not None:
             mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
             std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
-            if mean_t.numel() != std_t.numel():
-                raise ConfigAssertionError(
-                    f"ImgDataPreprocessor: mean has {mean_t.numel()} values, std {std_t.numel()}"
-                )
+            channels = max(mean_t.numel(), std_t.numel())
+            for name, values in (("mean", mean_t), ("std", std_t)):
+                if values.numel() not in (1, channels):
+                    raise ConfigAssertionError(
+                        f"ImgDataPreprocessor: `{name}` should have 1 or {channels} values "
+                        f"(one for all channels, or one per channel), got {values.numel()}",
+                        hint="give mean and std one value each per channel, e.g. 3 for RGB",
+                    )
             if bool((std_t == 0).any()):
                 raise ConfigValueError("ImgDataPreprocessor: std must not contain zeros")
             self.register_buffer("mean", mean_t.view(-1, 1, 1), persistent=False)
             self.register_buffer("std", std_t.view(-1, 1, 1), persistent=False)
-        self._swap_channels = bgr_to_rgb or rgb_to_bgr
+        self._channel_conversion = bgr_to_rgb or rgb_to_bgr
         self.pad_size_divisor = pad_size_divisor
         self.pad_value = pad_value
 
     def _convert(self, x: torch.Tensor) -> torch.Tensor:
         """Channel swap, float conversion and normalisation of (..., C, H, W) on its device."""
         channel_dim = x.dim() - 3
-        if self._swap_channels:
+        if self._channel_conversion:
             if x.shape[channel_dim] != 3:
                 raise ValueError(
                     f"ImgDataPreprocessor: bgr_to_rgb/rgb_to_bgr need 3-channel images, got shape {tuple(x.shape)}"
                 )
             x = x.flip(channel_dim)
         x = x.float()
-        if self._normalize:
-            c = self.mean.shape[0]
-            if c != 1 and x.shape[channel_dim] != c:
-                raise ValueError(
-                    f"ImgDataPreprocessor: mean/std have {c} channels but the images have shape {tuple(x.shape)}"
-                )
+        if self._enable_normalize:
+            self._check_channels(x, channel_dim)
             x = (x - self.mean) / self.std
         return x
+
+    def _check_channels(self, x: torch.Tensor, channel_dim: int) -> None:
+        c = max(self.mean.shape[0], self.std.shape[0])
+        if c != 1 and (channel_dim < 0 or x.shape[channel_dim] != c):
+            raise _ChannelMismatch(
+                f"ImgDataPreprocessor: If the mean has {c} values, the images need {c} "
+                f"channels, (C, H, W) each or (N, C, H, W); got shape {tuple(x.shape)}",
+                hint="give grey images a channel dimension, or one mean/std value",
+            )
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         d = self.pad_size_divisor
@@ -262,6 +284,9 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
             and all(isinstance(t, torch.Tensor) for t in inputs)
         ):
             if any(t.dim() != 3 for t in inputs):
+                if self._enable_normalize:
+                    for t in inputs:
+                        self._check_channels(t, t.dim() - 3)
                 raise ValueError(
                     "ImgDataPreprocessor expects a list of (C, H, W) tensors, got shapes "
                     f"{[tuple(t.shape) for t in inputs]}"

@@ -40,18 +40,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def is_model_wrapper(model: Any) -> bool:
-    """True when ``model`` is a wrapper (DDP, DataParallel, any class in ``MODEL_WRAPPERS``)
-    whose real model is ``model.module``."""
-    classes: list[type] = [
-        DistributedDataParallel,
-        DataParallel,
-        KilnSeparateDistributedDataParallel,
-    ]
-    classes += [c for c in MODEL_WRAPPERS.module_dict.values() if isinstance(c, type)]
-    fsdp = sys.modules.get("torch.distributed.fsdp")
-    if fsdp is not None and hasattr(fsdp, "FullyShardedDataParallel"):
-        classes.append(fsdp.FullyShardedDataParallel)
+def is_model_wrapper(model: Any, registry: Any = MODEL_WRAPPERS) -> bool:
+    """True when ``model`` is a wrapper whose real model is ``model.module``.
+
+    :param registry: where wrapper classes are registered; its children (registries made
+        with ``parent=MODEL_WRAPPERS`` by other packages) count too, its parents do not.
+        With ``MODEL_WRAPPERS`` (the default), torch's DDP, DataParallel and FSDP count as well.
+    """
+    classes: list[type] = []
+    if registry is MODEL_WRAPPERS:
+        classes += [DistributedDataParallel, DataParallel, KilnSeparateDistributedDataParallel]
+        fsdp = sys.modules.get("torch.distributed.fsdp")
+        if fsdp is not None and hasattr(fsdp, "FullyShardedDataParallel"):
+            classes.append(fsdp.FullyShardedDataParallel)
+    for reg in (registry, *registry._descendants()):
+        classes += [c for c in reg.module_dict.values() if isinstance(c, type)]
     return isinstance(model, tuple(classes))
 
 

@@ -25,6 +25,11 @@ __all__ = [
 ]
 
 
+def _tensor_like(value: Any) -> bool:
+    """A number or an array (what ``torch.as_tensor`` turns into a tensor as it is)."""
+    return isinstance(value, (bool, int, float, complex)) or hasattr(value, "__array__")
+
+
 def assert_allclose(
     actual: Any,
     desired: Any,
@@ -37,12 +42,17 @@ def assert_allclose(
 
     Tensors, arrays and numbers are compared as :func:`torch.testing.assert_close` compares
     them (``rtol``/``atol`` default by dtype; give both or neither), except that numbers of
-    different types (an ``int`` and a ``float``) are compared by value.
+    different types (an ``int`` and a ``float``) are compared by value, and a number or
+    array compared with a tensor is made a tensor first.
     """
     import torch
 
     if (rtol is None) != (atol is None):
         raise ValueError("assert_allclose: give both rtol and atol, or neither")
+    if isinstance(actual, torch.Tensor) and _tensor_like(desired):
+        desired = torch.as_tensor(desired, device=actual.device)
+    elif isinstance(desired, torch.Tensor) and _tensor_like(actual):
+        actual = torch.as_tensor(actual, device=desired.device)
     torch.testing.assert_close(
         actual,
         desired,
