@@ -61,7 +61,12 @@ def test_sync_buffers_averages_across_ranks(monkeypatch):
     for bn in model:
         assert torch.equal(bn.running_mean, torch.full_like(bn.running_mean, 2.0))
         assert torch.equal(bn.running_var, torch.full_like(bn.running_var, 1.0))
-        assert int(bn.num_batches_tracked) == 5  # integer buffers untouched
+        assert int(bn.num_batches_tracked) == 2  # integer buffers: mean 2.5, rounded (to even)
+    # A boolean buffer is left alone.
+    flags = torch.nn.Module()
+    flags.register_buffer("mask", torch.tensor([True, False]))
+    all_reduce_buffers(flags)
+    assert flags.mask.tolist() == [True, False]
 
 
 def test_sync_buffers_before_val_only_when_needed(make_runner, drive, monkeypatch):
