@@ -137,7 +137,7 @@ class RuntimeInfoHook(Hook):
                 hub.update_scalar("train/lr", groups[0]["lr"])
             return
         lrs = optim_wrapper.get_lr()
-        if not isinstance(lrs, Mapping):
+        if type(lrs) is not dict and not isinstance(lrs, Mapping):  # the exact type first: cheap
             raise ConfigAssertionError(
                 f"runner.optim_wrapper.get_lr() returned a {type(lrs).__name__}, "
                 "expected a dict of learning rates",
