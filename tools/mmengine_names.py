@@ -33,7 +33,7 @@ SUBPACKAGES: dict[str, str | None] = {
     "analysis": None,
     "config": "torchkiln.config",
     "dataset": "torchkiln.data",
-    "device": None,
+    "device": "torchkiln.device",
     "dist": "torchkiln.dist",
     "evaluator": "torchkiln.evaluation",
     "fileio": "torchkiln.fileio",
@@ -76,7 +76,7 @@ _NO_MMCV_HUB = "model-zoo name tables of OpenMMLab's hub; use torchvision:// or 
 # Per subpackage: a reason that covers every name it has no counterpart for.
 SUBPACKAGE_REASONS: dict[str, str] = {
     "analysis": "FLOP and parameter counting is left to fvcore/torch.utils.flop_counter",
-    "device": "torch's own device queries are used (torch.cuda, torch.backends.mps); NPU/MLU/MUSA are not supported",
+    "device": "torchkiln trains on CUDA, MPS or the CPU: the availability queries exist for every device, statistics only for CUDA",
     "hub": "OpenMMLab's model hub (mmengine.hub.get_config/get_model) is specific to OpenMMLab packages",
     "infer": "BaseInferencer belongs to the downstream OpenMMLab packages' inference APIs",
     "utils": "general-purpose helpers, not engine API: use the standard library, or keep importing them from mmengine.utils (pure Python, holds no engine state)",

@@ -219,9 +219,9 @@ def test_state_survives_resume_through_checkpoint_meta(make_runner, drive):
     resumed.checkpointer.resume(saved_path)
     resumed.train_loop.epoch, resumed.train_loop.iter = 2, 2
     hook2.before_train(resumed)
-    # epoch_2 was written before its validation (best 0.6 then); best_checkpoints.json
-    # knows about the 0.9 written after it.
-    assert state["best"]["acc"]["score"] == 0.6
+    # epoch_2 was written before its validation (best 0.6 then) and again after that
+    # validation found a new best, so it records the 0.9.
+    assert state["best"]["acc"]["score"] == 0.9
     best = resumed.checkpointer.best("acc")
     assert best is not None and best.score == 0.9
     assert best.path == os.path.join(runner.work_dir, "best_acc_epoch_2.pth")
@@ -349,3 +349,63 @@ def test_a_fresh_run_ignores_an_old_best_record(make_runner, drive):
     fresh = make_runner(work_dir=runner.work_dir, max_epochs=1, iters_per_epoch=1)
     _start(fresh, CheckpointHook(save_last=False, save_best="acc"))
     assert fresh.checkpointer.best("acc") is None
+
+
+def test_runtime_info_names_the_kept_and_last_checkpoints(make_runner, drive):
+    """Each periodic checkpoint carries ``keep_ckpt_ids`` (the steps kept, itself included)
+    and ``last_ckpt`` (its own path) in the message hub state it saves."""
+    runner = make_runner(max_epochs=4, iters_per_epoch=1)
+    hook = CheckpointHook(interval=1, max_keep_ckpts=2)
+    _train(runner, hook, drive, 4)
+    saved = {s["filename"]: s["checkpoint"]["message_hub"]["runtime_info"] for s in runner.saved}
+    assert saved["epoch_1.pth"]["keep_ckpt_ids"] == [1]
+    assert saved["epoch_4.pth"]["keep_ckpt_ids"] == [3, 4]
+    assert saved["epoch_4.pth"]["last_ckpt"] == os.path.join(runner.work_dir, "epoch_4.pth")
+    assert hook.last_ckpt == os.path.join(runner.work_dir, "epoch_4.pth")
+
+    # A hook that starts again (a resume) carries on from the hub's list.
+    hook2 = CheckpointHook(interval=1, max_keep_ckpts=2)
+    hook2.before_run(runner)
+    hook2.before_train(runner)
+    assert list(hook2.keep_ckpt_ids) == [3, 4]
+
+
+def test_a_new_best_saves_the_step_again_whatever_the_interval(make_runner, drive):
+    """The periodic checkpoint of a step is written before its validation; a new best saves
+    it again (even off the interval) so it records that best."""
+    runner = make_runner(max_epochs=3, iters_per_epoch=1)
+    hook = CheckpointHook(interval=2, save_best="acc")
+    _train(runner, hook, drive, 3, scores=[0.1, 0.2, 0.9], key="acc")
+    # epoch 1: no periodic checkpoint yet, so the best is not followed by one.
+    assert _files(runner.work_dir) == ["best_acc_epoch_3.pth", "epoch_2.pth", "epoch_3.pth"]
+    last = [s for s in runner.saved if s["filename"] == "epoch_3.pth"][-1]
+    info = last["checkpoint"]["message_hub"]["runtime_info"]
+    assert info["best_ckpt"] == os.path.join(runner.work_dir, "best_acc_epoch_3.pth")
+    assert info["best_score"] == 0.9
+    assert hook.best_ckpt_path == info["best_ckpt"]
+
+
+def test_before_train_without_before_run(make_runner, tmp_path):
+    """Driven without ``before_run``, ``before_train`` configures the Checkpointer itself and
+    offers MMEngine's attributes: storage fronts, out_dir, best paths from the hub."""
+    from torchkiln.fileio import FileClient, LocalBackend
+
+    runner = make_runner()
+    hook = CheckpointHook(save_best=["acc", "mIoU"], out_dir="elsewhere")
+    runner.message_hub.update_info("best_ckpt_acc", "best_acc.pth")
+    hook.before_train(runner)
+    assert isinstance(hook.file_client, FileClient) and isinstance(hook.file_backend, LocalBackend)
+    assert hook.out_dir == os.path.join("elsewhere", os.path.basename(runner.work_dir))
+    assert runner.checkpointer.out_dir == os.path.abspath(hook.out_dir)
+    assert hook.best_ckpt_path_dict == {"acc": "best_acc.pth", "mIoU": None}
+    assert not hasattr(hook, "best_ckpt_path")
+
+    hook = CheckpointHook(file_client_args={"backend": "disk"})
+    hook.before_train(runner)
+    assert hook.file_backend is hook.file_client
+
+
+def test_empty_metrics_warn_even_outside_training(make_runner):
+    runner = make_runner()
+    CheckpointHook(save_best="auto").after_val_epoch(runner, {})
+    assert any(level == "warning" and "empty dict" in msg for level, msg in runner.logger.records)

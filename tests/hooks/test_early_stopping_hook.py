@@ -90,15 +90,53 @@ def test_state_survives_resume_through_the_hub(make_runner):
 def test_validation_outside_training_is_ignored(make_runner):
     runner = make_runner()
     hook = EarlyStoppingHook("acc", patience=1)
+    hook.before_run(runner)  # a runner that is not training (runner.val())
     hook.after_val_epoch(runner, {"acc": math.nan})
     assert not runner.train_loop.stop_training
+    hook.before_train(runner)
+    hook.after_train(runner)  # training is over
+    hook.after_val_epoch(runner, {"acc": math.nan})
+    assert not runner.train_loop.stop_training
+
+
+def test_driven_by_hand(make_runner):
+    """Without before_run the hook counts every validation, warns (UserWarning) about a
+    missing key, keeps the best value as reported and starts from the worst value."""
+    import warnings
+
+    import torch
+
+    runner = make_runner()
+    hook = EarlyStoppingHook("acc", patience=0)
+    assert hook.best_score == -math.inf and EarlyStoppingHook("loss").best_score == math.inf
+    with pytest.warns(UserWarning, match="'acc'"):
+        hook.after_val_epoch(runner, {"top1": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hook.after_val_epoch(runner, {"acc": torch.tensor(0.5)})
+    assert isinstance(hook.best_score, torch.Tensor) and hook.best_score.item() == 0.5
+    hook.after_val_epoch(runner, {"acc": 0.5})  # no improvement, patience 0: stop
+    assert runner.train_loop.stop_training
+
+
+def test_before_run_checks_the_loop():
+    import types
+
+    runner = types.SimpleNamespace(train_loop=object())
+    with pytest.raises(AssertionError, match="stop_training"):
+        EarlyStoppingHook("acc").before_run(runner)
 
 
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="cannot tell"):
         EarlyStoppingHook("foo")
     with pytest.raises(ConfigError, match="patience"):
-        EarlyStoppingHook("acc", patience=0)
+        EarlyStoppingHook("acc", patience=-1)
     with pytest.raises(ConfigError, match="rule"):
         EarlyStoppingHook("acc", rule="up")
     assert EarlyStoppingHook("foo", rule="greater").rule == "greater"
+
+
+def test_an_unknown_rule_is_a_value_error():
+    with pytest.raises(ValueError, match="rule"):
+        EarlyStoppingHook("accuracy/top1", rule="the world")

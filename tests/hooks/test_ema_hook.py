@@ -173,7 +173,7 @@ def test_plain_checkpoint_starts_the_average_from_it(make_runner):
     load_model_state(runner.model, plain["state_dict"])
     hook.after_load_checkpoint(runner, plain)
     assert _value(hook.ema_model.module) == 5.0 and _value(runner.model) == 5.0
-    assert any("no ema_state_dict" in m for m in runner.logger.messages("warning"))
+    assert any("no `ema_state_dict`" in m for m in runner.logger.messages("warning"))
 
 
 def test_wrapped_model_is_unwrapped(make_runner):
@@ -202,3 +202,23 @@ def test_configuration_errors(make_runner):
     hook.before_run(runner)
     with pytest.raises(ConfigError, match="begin_epoch"):
         hook.before_train(runner)
+
+
+def test_each_evaluation_mount_point_swaps_on_its_own(make_runner):
+    """As in MMEngine, ``after_val_epoch`` called by itself exchanges the weights too."""
+    runner = make_runner(model=_model(1.0))
+    hook = EMAHook(momentum=0.5)
+    hook.before_run(runner)
+    _set(hook.ema_model.module, 5.0)
+    hook.after_val_epoch(runner)
+    assert _value(runner.model) == 5.0 and _value(hook.ema_model.module) == 1.0
+    hook.before_test_epoch(runner)
+    assert _value(runner.model) == 1.0 and _value(hook.ema_model.module) == 5.0
+
+
+def test_before_train_reads_the_train_loop_limits(make_runner):
+    """The start is checked against the train loop's own limits (built if need be)."""
+    runner = make_runner(max_epochs=2, iters_per_epoch=2)
+    EMAHook(begin_epoch=2).before_train(runner)
+    with pytest.raises(AssertionError, match="self.begin_epoch"):
+        EMAHook(begin_epoch=3).before_train(runner)

@@ -39,6 +39,32 @@ def test_timer_eval_eta(make_runner, monkeypatch):
     assert runner.message_hub.get_info("eta") == pytest.approx(6.0)  # 3 batches left x 2 s
 
 
+
+def test_timer_generic_methods_and_eta_without_before_train(make_runner, monkeypatch):
+    """Driven by hand (no ``before_train``), the generic methods time every mode; the training
+    ETA reads the iterations left from the runner, and an evaluation epoch's ETA restarts
+    after the epoch ends."""
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr("torchkiln.hooks.iter_timer_hook.perf_counter", lambda: next(clock))
+    runner = make_runner(max_epochs=1, iters_per_epoch=4)
+    runner.val_loop = types.SimpleNamespace(dataloader=[0, 1])
+    hook = IterTimerHook()
+    hook._before_epoch(runner)  # t=0
+    hook._before_iter(runner, 0, mode="val")  # t=1: one timestamp serves every mode
+    assert runner.message_hub.scalars["val/data_time"] == [1.0]
+    hook.before_train_iter(runner, 0)  # t=2
+    hook.after_train_iter(runner, 0)  # t=3
+    assert runner.message_hub.scalars["train/time"] == [3.0]  # since the epoch started
+    assert runner.message_hub.get_info("eta") == pytest.approx(3 * 3.0)  # 3 of 4 left
+    for _ in range(2):
+        hook.before_val_iter(runner, 0)
+        hook.after_val_iter(runner, 0)  # 2 s each, accumulated: eta = 4/1 * 1
+    assert runner.message_hub.get_info("eta") == pytest.approx(4.0)
+    hook.after_val_epoch(runner)
+    hook.before_val_iter(runner, 0)
+    hook.after_val_iter(runner, 0)
+    assert runner.message_hub.get_info("eta") == pytest.approx(2.0)  # the sum started over
+
 class Seeded:
     def __init__(self) -> None:
         self.epochs: list[int] = []

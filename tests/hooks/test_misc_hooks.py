@@ -61,7 +61,12 @@ def test_sync_buffers_averages_across_ranks(monkeypatch):
     for bn in model:
         assert torch.equal(bn.running_mean, torch.full_like(bn.running_mean, 2.0))
         assert torch.equal(bn.running_var, torch.full_like(bn.running_var, 1.0))
-        assert int(bn.num_batches_tracked) == 5  # integer buffers untouched
+        assert int(bn.num_batches_tracked) == 2  # integer buffers: mean 2.5, rounded (to even)
+    # A boolean buffer is left alone.
+    flags = torch.nn.Module()
+    flags.register_buffer("mask", torch.tensor([True, False]))
+    all_reduce_buffers(flags)
+    assert flags.mask.tolist() == [True, False]
 
 
 def test_sync_buffers_before_val_only_when_needed(make_runner, drive, monkeypatch):
@@ -184,3 +189,25 @@ def test_profiler_starts_before_the_run_and_parses_trace_config(make_runner):
     hook.on_trace_ready = {"type": "unknown"}
     with pytest.raises(ValueError, match="log_trace"):
         hook._parse_trace_config(runner)
+
+
+def test_profiler_handed_a_profiler_steps_it_without_before_run(make_runner):
+    """A profiler set by hand (no ``before_run``) is stepped and stopped like one the hook
+    started; a hook with no profiler does nothing."""
+    runner = make_runner(max_epochs=1, iters_per_epoch=10)
+    ProfilerHook(by_epoch=False).after_train_iter(runner, 0)  # no profiler: nothing to step
+    hook = ProfilerHook(by_epoch=False, profile_times=10)
+    hook.profiler = fake = _FakeProfiler()
+    runner.train_loop.iter = 9
+    hook.after_train_iter(runner, 9)
+    assert (fake.steps, fake.exits) == (1, 1)
+    hook.after_train_iter(runner, 9)  # stopped: no more steps
+    assert fake.steps == 1
+
+
+def test_profiler_without_activities_uses_torch_defaults_and_kineto_check():
+    from torchkiln.hooks.profiler_hook import check_kineto
+
+    assert check_kineto() == torch.autograd.kineto_available()
+    hook = ProfilerHook(activity_with_cpu=False, activity_with_cuda=False)
+    assert hook._activities() is None

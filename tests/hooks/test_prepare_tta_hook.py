@@ -93,3 +93,16 @@ def test_tta_model_accepts_tuples_and_rejects_other_batches() -> None:
         tta.train_step(None, None)
     built = MeanTTA(module={"type": "DigitsMLP"})
     assert type(built.module).__name__ == "DigitsMLP"
+
+
+def test_build_runner_with_tta_needs_both_keys():
+    """The MMEngine module path offers the builder; a config without the TTA keys is refused."""
+    from torchkiln.config import Config
+    from torchkiln.errors import ConfigError
+    from torchkiln.hooks.test_time_aug_hook import PrepareTTAHook as Aliased
+    from torchkiln.hooks.test_time_aug_hook import build_runner_with_tta
+
+    assert Aliased is PrepareTTAHook
+    with pytest.raises(KeyError, match="tta_pipeline") as info:
+        build_runner_with_tta(Config({"tta_model": {"type": "X"}}))
+    assert isinstance(info.value, ConfigError)

@@ -79,3 +79,30 @@ def test_val_and_test_metrics(make_runner):
     hook.after_test_epoch(runner, {"accuracy/top1": 90.0})
     hook.after_test(runner)
     assert runner.message_hub.scalars["test/accuracy/top1"] == [90.0]
+
+
+def test_dataset_meta_and_last_loop_stage(make_runner):
+    """``before_train`` publishes the training dataset's metainfo (an empty one too);
+    ``last_loop_stage`` holds the stage a validation interrupted until it ends."""
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    runner.train_loop.dataloader = types.SimpleNamespace(dataset=types.SimpleNamespace(metainfo={}))
+    hook = RuntimeInfoHook()
+    hook.before_train(runner)
+    assert runner.message_hub.get_info("dataset_meta") == {}
+    hook.before_val(runner)
+    assert hook.last_loop_stage == "train" and runner.message_hub.get_info("loop_stage") == "val"
+    hook.after_val(runner)
+    assert hook.last_loop_stage is None and runner.message_hub.get_info("loop_stage") == "train"
+
+
+def test_get_lr_must_return_a_dict(make_runner):
+    """A wrapper whose ``get_lr()`` is not a dict fails with a message naming the call."""
+    import pytest
+
+    from torchkiln.errors import ConfigError
+
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    runner.optim_wrapper = types.SimpleNamespace(get_lr=lambda: "not a dict")
+    with pytest.raises(AssertionError, match=r"runner\.optim_wrapper\.get_lr\(\)") as info:
+        RuntimeInfoHook().before_train_iter(runner, 0)
+    assert isinstance(info.value, ConfigError)

@@ -96,6 +96,16 @@ def test_tensors_numpy_and_bools_are_accepted():
     assert buf.mean() == 3.25
 
 
+def test_one_element_numpy_arrays_are_accepted():
+    """A 1-d one-element array is a scalar too (``float()`` refuses it on recent numpy)."""
+    import numpy as np
+
+    buf = HistoryBuffer()
+    buf.update(np.array([5]))
+    buf.update(np.array([[2.5]], dtype=np.float32))
+    assert buf.data == ([5.0, 2.5], [1, 1])
+
+
 def test_state_round_trip_is_plain_data():
     buf = HistoryBuffer(max_length=4)
     for value in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]:

@@ -59,3 +59,10 @@ def test_setup_dist_env_sets_a_fresh_port(monkeypatch):
     case.setup_dist_env()
     assert os.environ["MASTER_PORT"] == str(before + 1)
     assert (os.environ["RANK"], os.environ["WORLD_SIZE"]) == ("0", "1")
+
+
+def test_mmengine_module_path_offers_the_same_classes():
+    from torchkiln.testing import runner_case, runner_test_case
+
+    for name in ("RunnerTestCase", "ToyDataset", "ToyMetric", "ToyModel"):
+        assert getattr(runner_test_case, name) is getattr(runner_case, name)

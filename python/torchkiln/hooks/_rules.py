@@ -87,8 +87,8 @@ def check_rule(
 ) -> str | None:
     """Validate an explicit rule (``None`` means infer it).
 
-    :param error: the class raised for a bad rule (a :class:`ConfigError`; the default is
-        also an ``AssertionError``, as in MMEngine's EarlyStoppingHook).
+    :param error: the class raised for a bad rule (a :class:`ConfigError`, also the
+        built-in exception the caller's MMEngine counterpart raises).
     """
     if rule is not None and rule not in RULES:
         raise error(

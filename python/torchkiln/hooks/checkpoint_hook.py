@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -109,6 +110,8 @@ class CheckpointHook(Hook):
                 where=f"{_WHERE}.save_begin",
             )
         check_local_backend("CheckpointHook", _WHERE, file_client_args, backend_args)
+        self.file_client_args = None if file_client_args is None else dict(file_client_args)
+        self.backend_args = None if backend_args is None else dict(backend_args)
         self.interval = interval
         self.by_epoch = bool(by_epoch)
         self.save_optimizer = save_optimizer
@@ -160,6 +163,14 @@ class CheckpointHook(Hook):
         self.published_keys = None if published_keys is None else list(published_keys)
 
         self._training = False
+        self._configured = False
+        #: The last periodic checkpoint this hook saved (None before the first).
+        self.last_ckpt: str | None = None
+        #: Steps of the periodic checkpoints kept (``max_keep_ckpts > 0``), oldest first;
+        #: published as the ``keep_ckpt_ids`` runtime info (MMEngine's key).
+        self.keep_ckpt_ids: deque[int] = deque(
+            maxlen=max_keep_ckpts if max_keep_ckpts > 0 else None
+        )
 
     # ------------------------------------------------------------------ config parsing
     @staticmethod
@@ -217,6 +228,9 @@ class CheckpointHook(Hook):
     # ------------------------------------------------------------------ hooks
     def before_run(self, runner: Any) -> None:
         """Tell the runner's Checkpointer where checkpoints go and how many to keep."""
+        self._configure(runner)
+
+    def _configure(self, runner: Any) -> None:
         runner.checkpointer.configure(
             out_dir=self._out_dir_arg,
             max_keep_ckpts=self.max_keep_ckpts,
@@ -224,16 +238,47 @@ class CheckpointHook(Hook):
             # An iteration-based schedule names stop checkpoints like its periodic ones.
             stop_filename_tmpl=None if self.by_epoch else self.filename_tmpl,
         )
-        self.out_dir = runner.checkpointer.out_dir
+        if self._out_dir_arg is None:
+            self.out_dir = runner.checkpointer.out_dir
+        else:  # as given (relative stays relative), like the Checkpointer's rule
+            base = os.path.basename(os.fspath(runner.work_dir).rstrip(os.sep))
+            self.out_dir = os.path.join(self._out_dir_arg, base)
+        self._configured = True
 
     def before_train(self, runner: Any) -> None:
-        """Prepare the output folder; adopt the metric that ``save_best='auto'`` resolved to."""
+        """Prepare the output folder; adopt the metric that ``save_best='auto'`` resolved to.
+
+        Also sets what MMEngine's hook offers after this point: ``file_client`` and
+        ``file_backend`` (local storage fronts), ``best_ckpt_path`` (one ``save_best`` key)
+        or ``best_ckpt_path_dict`` (several), and ``keep_ckpt_ids``, each taken from the
+        message hub after a resume.
+        """
+        from torchkiln.fileio import FileClient, get_file_backend
+
         self._training = True
+        if not self._configured:  # driven without before_run
+            self._configure(runner)
+        if self.file_client_args is not None:
+            self.file_client = FileClient(**self.file_client_args)
+            self.file_backend: Any = self.file_client
+        else:
+            self.file_client = FileClient("disk")
+            self.file_backend = get_file_backend(backend_args=self.backend_args or None)
         checkpointer = runner.checkpointer
         if self.key_indicators == ["auto"] and len(checkpointer.record.best) == 1:
             key, record = next(iter(checkpointer.record.best.items()))
             self.key_indicators = [key]
             self.rules = [record.rule or infer_rule(key, self.greater_keys, self.less_keys)]
+        hub = runner.message_hub
+        if len(self.key_indicators) == 1:
+            self.best_ckpt_path: str | None = hub.get_info("best_ckpt")
+        elif self.key_indicators:
+            self.best_ckpt_path_dict: dict[str, str | None] = {
+                key: hub.get_info(f"best_ckpt_{key}") for key in self.key_indicators
+            }
+        if self.max_keep_ckpts > 0:
+            kept = hub.get_info("keep_ckpt_ids") or []
+            self.keep_ckpt_ids = deque(kept, maxlen=self.max_keep_ckpts)
         checkpointer.prepare_out_dir()
 
     def after_train(self, runner: Any) -> None:
@@ -264,15 +309,18 @@ class CheckpointHook(Hook):
             self._save_periodic(runner, runner.iter + 1)
 
     def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
-        """Save a best checkpoint for each ``save_best`` key whose score improved."""
-        if not self.key_indicators or not self._training:
+        """Save a best checkpoint for each ``save_best`` key whose score improved (during
+        training only; a validation on its own saves nothing)."""
+        if not self.key_indicators:
             return
         if not metrics:
             runner.logger.warning(
-                "save_best is set but validation returned no metrics; no best checkpoint saved"
+                "save_best is set but validation returned no metrics (an empty dict); "
+                "no best checkpoint saved for this evaluation"
             )
             return
-        self._save_best(runner, metrics)
+        if self._training:
+            self._save_best(runner, metrics)
 
     # ------------------------------------------------------------------ saving
     def _options(self, by_epoch: bool) -> dict[str, Any]:
@@ -282,10 +330,19 @@ class CheckpointHook(Hook):
             "by_epoch": by_epoch,
         }
 
-    def _save_periodic(self, runner: Any, step: int) -> None:
-        runner.checkpointer.save_periodic(
-            self.filename_tmpl.format(step), **self._options(self.by_epoch)
-        )
+    def _save_periodic(self, runner: Any, step: int, **options: Any) -> None:
+        """Save the periodic checkpoint of ``step``; the runtime info it carries says which
+        periodic checkpoints are kept (``keep_ckpt_ids``) and which is the latest (``last_ckpt``).
+        """
+        filename = self.filename_tmpl.format(step)
+        hub = runner.message_hub
+        ids = self.keep_ckpt_ids
+        if self.max_keep_ckpts > 0 and (not ids or ids[-1] != step):
+            ids.append(step)
+            hub.update_info("keep_ckpt_ids", list(ids))
+        self.last_ckpt = os.path.join(runner.checkpointer.out_dir, filename)
+        hub.update_info("last_ckpt", self.last_ckpt)
+        runner.checkpointer.save_periodic(filename, **self._options(self.by_epoch), **options)
 
     def _resolve_auto(self, metrics: Mapping[str, Any]) -> None:
         key = next(iter(metrics))
@@ -300,6 +357,7 @@ class CheckpointHook(Hook):
             self._resolve_auto(metrics)
         checkpointer = runner.checkpointer
         unit, count = ("epoch", runner.epoch) if self.by_epoch else ("iter", runner.iter)
+        improved = False
         for i, key in enumerate(self.key_indicators):
             if key not in metrics:
                 hint = (
@@ -319,13 +377,28 @@ class CheckpointHook(Hook):
                 score, None if best is None else best.score, rule
             ):
                 continue
+            improved = True
             filename = f"best_{key.replace('/', '_')}_{unit}_{count}.pth"
             # The loops know where training stands (validation runs after the counters
             # moved on); this validation has produced its metrics, so a run resumed from a
             # best checkpoint does not repeat it.
+            path = os.path.join(checkpointer.out_dir, filename)
+            # MMEngine's runtime-info keys, named after this hook's keys (the Checkpointer's
+            # record may hold more after save_best changed between resumed runs).
+            suffix = "" if len(self.key_indicators) == 1 else f"_{key}"
+            runner.message_hub.update_info(f"best_score{suffix}", score)
+            runner.message_hub.update_info(f"best_ckpt{suffix}", path)
+            if suffix:
+                self.best_ckpt_path_dict[key] = path
+            else:
+                self.best_ckpt_path = path
             checkpointer.save_best(
                 key, score, rule, filename, meta={"val_pending": False}, **self._options(False)
             )
             runner.logger.info(
                 f"The best checkpoint with {score:.4f} {key} at {count} {unit} is saved to {filename}."
             )
+        # The periodic checkpoint of this step was saved before this validation; save it
+        # again (whatever the interval) so it records the new best and this validation.
+        if improved and self.last_ckpt is not None:
+            self._save_periodic(runner, count, meta={"val_pending": False})

@@ -40,12 +40,15 @@ class EarlyStoppingHook(Hook):
     when it reaches ``patience``. The state (best score, wait count) is kept in the message
     hub, so a resumed run continues counting.
 
+    Validations count during training, and when the hook is driven by hand (no
+    ``before_run``); a validation of a runner that is not training (``runner.val()``) does not.
+
     :param monitor: the metric key, e.g. ``accuracy/top1`` or ``loss``.
     :param rule: ``'greater'`` or ``'less'``; inferred from ``monitor`` when omitted.
     :param min_delta: the smallest change that counts as an improvement.
     :param strict: raise when ``monitor`` is missing from the metrics (else warn).
     :param check_finite: stop when the metric becomes NaN or infinite.
-    :param patience: validations without improvement before stopping.
+    :param patience: validations without improvement before stopping (0: the first one).
     :param stopping_threshold: stop as soon as the metric reaches this value.
     """
 
@@ -71,13 +74,13 @@ class EarlyStoppingHook(Hook):
                 f"EarlyStoppingHook min_delta must be >= 0, got {min_delta}",
                 where=f"{_WHERE}.min_delta",
             )
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ConfigValueError(
-                f"EarlyStoppingHook patience must be a positive int, got {patience!r}",
+                f"EarlyStoppingHook patience must be an int >= 0, got {patience!r}",
                 where=f"{_WHERE}.patience",
             )
         self.monitor = monitor
-        self.rule = check_rule(rule, f"{_WHERE}.rule") or infer_rule(
+        self.rule = check_rule(rule, f"{_WHERE}.rule", ConfigValueError) or infer_rule(
             monitor, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, where=f"{_WHERE}.monitor"
         )
         self.min_delta = float(min_delta)
@@ -85,14 +88,37 @@ class EarlyStoppingHook(Hook):
         self.check_finite = check_finite
         self.patience = patience
         self.stopping_threshold = stopping_threshold
-        self.best_score: float | None = None
+        #: The best value seen, as the metrics reported it (a float or a tensor); starts at
+        #: the worst possible value (-inf for ``greater``, inf for ``less``).
+        self.best_score: Any = -math.inf if self.rule == "greater" else math.inf
+        self._best = float(self.best_score)
         self.wait_count = 0
+        # None: driven by hand; False: a runner that is not training; True: training.
+        self._training: bool | None = None
+
+    def before_run(self, runner: Any) -> None:
+        """Check that the train loop (if one is built) can be stopped."""
         self._training = False
+        if hasattr(type(runner), "train_loop_if_built"):
+            loop = runner.train_loop_if_built  # a torchkiln Runner: never build the loop here
+        else:
+            loop = getattr(runner, "train_loop", None)
+        if loop is not None:
+            self._check_loop(loop)
 
     def before_train(self, runner: Any) -> None:
         """Check that the train loop can be stopped; pick up state restored by a resume."""
         self._training = True
-        loop = runner.train_loop
+        self._check_loop(runner.train_loop)
+        state = runner.message_hub.get_info(_STATE_KEY)
+        if isinstance(state, Mapping) and state.get("monitor") == self.monitor:
+            best = state.get("best_score")
+            if best is not None:
+                self.best_score = self._best = float(best)
+            self.wait_count = int(state.get("wait_count", 0))
+
+    @staticmethod
+    def _check_loop(loop: Any) -> None:
         if not hasattr(loop, "stop_training"):
             raise ConfigAssertionError(
                 f"EarlyStoppingHook needs a train loop with a stop_training attribute; {type(loop).__name__} has none",
@@ -102,11 +128,6 @@ class EarlyStoppingHook(Hook):
                     "or set self.stop_training = False in yours"
                 ),
             )
-        state = runner.message_hub.get_info(_STATE_KEY)
-        if isinstance(state, Mapping) and state.get("monitor") == self.monitor:
-            best = state.get("best_score")
-            self.best_score = None if best is None else float(best)
-            self.wait_count = int(state.get("wait_count", 0))
 
     def after_train(self, runner: Any) -> None:
         """Validation after training (``runner.val()``) does not count."""
@@ -114,7 +135,7 @@ class EarlyStoppingHook(Hook):
 
     def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Update the best score and the wait count; stop training when it is time."""
-        if not self._training:
+        if self._training is False:
             return
         metrics = metrics or {}
         if self.monitor not in metrics:
@@ -132,28 +153,30 @@ class EarlyStoppingHook(Hook):
         item = getattr(value, "item", None)
         score = float(item() if callable(item) else value)
         stop, reason = self._check(score)
+        if self._best == score:
+            self.best_score = value
+        best = self._best if math.isfinite(self._best) else None
         runner.message_hub.update_info(
             _STATE_KEY,
-            {"monitor": self.monitor, "best_score": self.best_score, "wait_count": self.wait_count},
+            {"monitor": self.monitor, "best_score": best, "wait_count": self.wait_count},
         )
         if stop:
             runner.train_loop.stop_training = True
             runner.logger.info(f"Early stopping: {reason}")
 
     def _check(self, score: float) -> tuple[bool, str]:
-        best_text = "none" if self.best_score is None else f"{self.best_score:.4f}"
+        best_text = f"{self._best:.4f}" if math.isfinite(self._best) else "none"
         if self.check_finite and not math.isfinite(score):
             return True, f"{self.monitor} = {score} is not finite (best so far {best_text})"
         threshold = self.stopping_threshold
         if threshold is not None and (
             score >= threshold if self.rule == "greater" else score <= threshold
         ):
-            self.best_score = (
-                score if improves(score, self.best_score, self.rule) else self.best_score
-            )
+            if improves(score, self._best, self.rule):
+                self._best = score
             return True, f"{self.monitor} = {score:.4f} reached the stopping threshold {threshold}"
-        if improves(score, self.best_score, self.rule, self.min_delta):
-            self.best_score = score
+        if improves(score, self._best, self.rule, self.min_delta):
+            self._best = score
             self.wait_count = 0
             return False, ""
         self.wait_count += 1

@@ -117,17 +117,18 @@ class EMAHook(Hook):
         self._build(runner)
 
     def before_train(self, runner: Any) -> None:
-        """Check that averaging starts within the run."""
-        if self.begin_epoch and self.begin_epoch > runner.max_epochs:
+        """Check that averaging starts within the run (the train loop's limits)."""
+        loop = runner.train_loop  # built here if the hook runs outside runner.train()
+        if self.begin_epoch and self.begin_epoch > loop.max_epochs:
             raise ConfigAssertionError(
                 f"EMAHook self.begin_epoch={self.begin_epoch} is after the last epoch"
-                f" ({runner.max_epochs})",
+                f" ({loop.max_epochs})",
                 where="custom_hooks.EMAHook.begin_epoch",
             )
-        if self.begin_iter and self.begin_iter > runner.max_iters:
+        if self.begin_iter and self.begin_iter > loop.max_iters:
             raise ConfigAssertionError(
                 f"EMAHook self.begin_iter={self.begin_iter} is after the last iteration"
-                f" ({runner.max_iters})",
+                f" ({loop.max_iters})",
                 where="custom_hooks.EMAHook.begin_iter",
             )
 
@@ -168,29 +169,27 @@ class EMAHook(Hook):
                 _swap_tensor_data(avg, src)
         self._swapped = not self._swapped
 
-    def _swap_in(self) -> None:
-        if self.ema_model is not None and not self._swapped:
-            self._swap()
-
-    def _swap_out(self) -> None:
-        if self.ema_model is not None and self._swapped:
+    # Each of the four exchanges the weights, as in MMEngine: an ``after_*`` called on its
+    # own (a hook driven by hand) swaps too. ``_swapped`` says which side is where.
+    def _toggle(self) -> None:
+        if self.ema_model is not None:
             self._swap()
 
     def before_val_epoch(self, runner: Any) -> None:
         """Put the averaged weights into the model for validation."""
-        self._swap_in()
+        self._toggle()
 
     def after_val_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Give the model its trained weights back."""
-        self._swap_out()
+        self._toggle()
 
     def before_test_epoch(self, runner: Any) -> None:
         """Put the averaged weights into the model for testing."""
-        self._swap_in()
+        self._toggle()
 
     def after_test_epoch(self, runner: Any, metrics: Mapping[str, Any] | None = None) -> None:
         """Give the model its trained weights back."""
-        self._swap_out()
+        self._toggle()
 
     # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
@@ -236,8 +235,8 @@ class EMAHook(Hook):
             return
         if _resuming(runner):
             runner.logger.warning(
-                "EMAHook: the checkpoint has no ema_state_dict; the moving average starts from"
-                " its state_dict"
+                "There is no `ema_state_dict` in the resumed checkpoint (EMAHook): the moving"
+                " average starts from its state_dict"
             )
         load_model_state(
             self.ema_model.module,

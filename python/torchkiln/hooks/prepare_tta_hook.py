@@ -1,4 +1,8 @@
-"""``PrepareTTAHook``: wrap the runner's model in a test-time augmentation model before testing."""
+"""``PrepareTTAHook``: wrap the runner's model in a test-time augmentation model before testing.
+
+:func:`build_runner_with_tta` builds a runner from a config with ``tta_model`` and
+``tta_pipeline`` set up for a test-time-augmented ``runner.test()``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS, MODELS
 
-__all__ = ["PrepareTTAHook"]
+__all__ = ["PrepareTTAHook", "build_runner_with_tta"]
 
 
 @HOOKS.register_module()
@@ -34,3 +38,34 @@ class PrepareTTAHook(Hook):
         """Build the TTA model around ``runner.model`` and make it the runner's model."""
         self.tta_cfg["module"] = runner.model
         runner.model = MODELS.build(self.tta_cfg)
+
+
+def build_runner_with_tta(cfg: Any) -> Any:
+    """A runner from ``cfg`` whose test run uses test-time augmentation.
+
+    The test dataset's pipeline becomes ``cfg.tta_pipeline`` and a :class:`PrepareTTAHook`
+    wraps the model in ``cfg.tta_model`` before testing. The runner is built by the
+    ``runner_type`` registered in RUNNERS when the config names one, else by
+    ``Runner.from_cfg``.
+
+    :raises ConfigKeyError: ``cfg`` has no ``tta_model`` or no ``tta_pipeline``.
+    """
+    from torchkiln.errors import ConfigKeyError
+    from torchkiln.registry import RUNNERS
+
+    for key in ("tta_model", "tta_pipeline"):
+        if cfg.get(key) is None:
+            raise ConfigKeyError(
+                f"build_runner_with_tta needs {key!r} in the config",
+                where=key,
+                hint="tta_model: the BaseTTAModel config; tta_pipeline: the test-time pipeline",
+            )
+    cfg["test_dataloader"]["dataset"]["pipeline"] = cfg["tta_pipeline"]
+    if cfg.get("runner_type") is not None:
+        runner = RUNNERS.build(cfg)
+    else:
+        from torchkiln.runner import Runner
+
+        runner = Runner.from_cfg(cfg)
+    runner.register_hook(PrepareTTAHook(tta_cfg=cfg["tta_model"]))
+    return runner

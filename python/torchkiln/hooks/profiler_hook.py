@@ -19,10 +19,19 @@ from torchkiln.errors import ConfigError, ConfigTypeError, ConfigValueError
 from torchkiln.hooks.hook import Hook
 from torchkiln.registry import HOOKS
 
-__all__ = ["ProfilerHook"]
+__all__ = ["ProfilerHook", "check_kineto"]
 
 _WHERE = "custom_hooks.ProfilerHook"
 _TRACE_TYPES = ("log_trace", "tb_trace")
+
+
+def check_kineto() -> bool:
+    """Whether this torch build has the Kineto profiler backend (what ``torch.profiler``
+    needs to record CPU and CUDA activity)."""
+    import torch
+
+    available = getattr(torch.autograd, "kineto_available", None)
+    return bool(available()) if callable(available) else False
 
 
 def _check_schedule(schedule: Any) -> None:
@@ -69,7 +78,8 @@ class ProfilerHook(Hook):
     :param by_epoch: count ``profile_times`` in epochs (else iterations).
     :param profile_times: how many epochs/iterations to profile.
     :param activity_with_cpu: record CPU activity.
-    :param activity_with_cuda: record CUDA activity.
+    :param activity_with_cuda: record CUDA activity. With neither, torch's default
+        activities are recorded (CPU, and CUDA when available).
     :param schedule: keyword arguments of ``torch.profiler.schedule`` (``wait``, ``warmup``,
         ``active``, ``repeat``, ``skip_first``); the profiler steps once per iteration.
     :param on_trace_ready: a callable, or ``{type: log_trace, **table kwargs}`` (log the
@@ -110,11 +120,6 @@ class ProfilerHook(Hook):
                 f"ProfilerHook profile_times must be a positive int, got {profile_times!r}",
                 where=f"{_WHERE}.profile_times",
             )
-        if not (activity_with_cpu or activity_with_cuda):
-            raise ConfigError(
-                "ProfilerHook needs at least one of activity_with_cpu and activity_with_cuda",
-                where=_WHERE,
-            )
         if schedule is not None:
             _check_schedule(schedule)
         _check_trace_spec(on_trace_ready)
@@ -130,12 +135,13 @@ class ProfilerHook(Hook):
         self.with_flops = with_flops
         self.json_trace_path = json_trace_path
         self.profiler: Any = None
-        self._active = False
+        self._closed = False
         self._count = 0
         self.trace_path: str | None = None
 
     # ------------------------------------------------------------------ setup
-    def _activities(self) -> list[Any]:
+    def _activities(self) -> list[Any] | None:
+        """The activities to record; None (torch's defaults) when neither is asked for."""
         import torch
 
         activities = []
@@ -148,7 +154,7 @@ class ProfilerHook(Hook):
                     where=f"{_WHERE}.activity_with_cuda",
                 )
             activities.append(torch.profiler.ProfilerActivity.CUDA)
-        return activities
+        return activities or None
 
     def _log_dir(self, runner: Any) -> str:
         return getattr(runner, "log_dir", None) or runner.work_dir
@@ -194,17 +200,22 @@ class ProfilerHook(Hook):
             with_flops=self.with_flops,
         )
         self.profiler.__enter__()
-        self._active = True
+        self._closed = False
         self._count = 0
         unit = "epoch(s)" if self.by_epoch else "iteration(s)"
         runner.logger.info(f"profiler is recording the first {self.profile_times} {unit}")
 
     # ------------------------------------------------------------------ stepping
+    @property
+    def _recording(self) -> bool:
+        """A profiler was started (or handed over) and not stopped yet."""
+        return self.profiler is not None and not self._closed
+
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
     ) -> None:
         """Step the profiler schedule; stop after training iteration ``profile_times``."""
-        if not self._active:
+        if not self._recording:
             return
         self.profiler.step()
         if not self.by_epoch and runner.iter + 1 >= self.profile_times:
@@ -212,7 +223,7 @@ class ProfilerHook(Hook):
 
     def after_train_epoch(self, runner: Any) -> None:
         """Stop after ``profile_times`` epochs."""
-        if not self._active or not self.by_epoch:
+        if not self._recording or not self.by_epoch:
             return
         self._count += 1
         if self._count >= self.profile_times:
@@ -220,7 +231,7 @@ class ProfilerHook(Hook):
 
     def after_run(self, runner: Any) -> None:
         """Stop the profiler if the run ended (or failed) before it was done."""
-        if self._active:
+        if self._recording:
             self._export_chrome_trace(runner)
 
     # ------------------------------------------------------------------ output
@@ -236,7 +247,7 @@ class ProfilerHook(Hook):
 
     def _export_chrome_trace(self, runner: Any) -> None:
         """Stop the profiler, log its summary table and write the Chrome trace."""
-        self._active = False
+        self._closed = True
         runner.logger.info("profiler: collecting results (this may take a while)")
         self.profiler.__exit__(None, None, None)
         try:

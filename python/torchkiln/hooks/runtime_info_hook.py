@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from torchkiln.errors import ConfigAssertionError
 from torchkiln.hooks.hook import Hook
 from torchkiln.logging.scalars import is_scalar
 from torchkiln.registry import HOOKS
@@ -65,7 +66,7 @@ class RuntimeInfoHook(Hook):
     """Publish the run's state to the message hub for the other hooks and the log processor.
 
     Info keys: ``experiment_name``, ``seed``, ``epoch``, ``iter``, ``max_epochs``,
-    ``max_iters``, ``loop_stage``. Scalar keys: ``train/<lr name>`` (from
+    ``max_iters``, ``loop_stage``, ``dataset_meta`` (the training dataset's ``metainfo``). Scalar keys: ``train/<lr name>`` (from
     ``optim_wrapper.get_lr()``, e.g. ``train/lr`` or ``train/generator.lr``), ``train/<loss
     name>`` for every value ``train_step`` returned, ``val/<metric>`` and ``test/<metric>``
     (non-scalar metrics go to info under the same key).
@@ -74,7 +75,9 @@ class RuntimeInfoHook(Hook):
     priority = "VERY_HIGH"
 
     def __init__(self) -> None:
-        self._stage_before_eval: str | None = None
+        #: The loop stage an evaluation interrupted (``"train"`` for validation inside
+        #: training), restored when the evaluation ends; None outside an evaluation.
+        self.last_loop_stage: str | None = None
         self._train_keys = _PrefixedKeys("train/")
         # Whether the learning rate can be read straight from the optimizer's first param
         # group (what OptimWrapper.get_lr reports, without building a dict), decided once
@@ -92,13 +95,23 @@ class RuntimeInfoHook(Hook):
                 hub.update_info(key, value)
 
     def before_train(self, runner: Any) -> None:
-        """Record the training counters and limits (after a resume they are the resumed ones)."""
+        """Record the training counters and limits (after a resume they are the resumed ones)
+        and the training dataset's meta information.
+
+        The train loop is built here if it was not yet (when the hook runs outside
+        ``runner.train()``), so the limits are the configured ones.
+        """
         hub = runner.message_hub
         hub.update_info("loop_stage", "train")
+        loop = _runner_value(runner, "train_loop")
         for key in ("epoch", "iter", "max_epochs", "max_iters"):
             value = _runner_value(runner, key)
             if value is not None:
                 hub.update_info(key, value)
+        dataset = getattr(getattr(loop, "dataloader", None), "dataset", None)
+        metainfo = getattr(dataset, "metainfo", None)
+        if metainfo is not None:
+            hub.update_info("dataset_meta", metainfo)
 
     def after_train(self, runner: Any) -> None:
         """Training is over: no loop stage until the next one starts."""
@@ -124,6 +137,14 @@ class RuntimeInfoHook(Hook):
                 hub.update_scalar("train/lr", groups[0]["lr"])
             return
         lrs = optim_wrapper.get_lr()
+        if type(lrs) is not dict and not isinstance(lrs, Mapping):  # the exact type first: cheap
+            raise ConfigAssertionError(
+                f"runner.optim_wrapper.get_lr() returned a {type(lrs).__name__}, "
+                "expected a dict of learning rates",
+                where=f"optim_wrapper ({type(optim_wrapper).__name__})",
+                hint="use an OptimWrapper (one optimizer) or an OptimWrapperDict (several), "
+                "or make get_lr() return {name: [lr, ...]}",
+            )
         keys = self._train_keys
         hub.update_scalars({keys[name]: values[0] for name, values in lrs.items() if values})
 
@@ -170,12 +191,12 @@ class RuntimeInfoHook(Hook):
     # ------------------------------------------------------------------ helpers
     def _enter_stage(self, runner: Any, stage: str) -> None:
         hub = runner.message_hub
-        self._stage_before_eval = hub.get_info("loop_stage")
+        self.last_loop_stage = hub.get_info("loop_stage")
         hub.update_info("loop_stage", stage)
 
     def _leave_stage(self, runner: Any) -> None:
-        runner.message_hub.update_info("loop_stage", self._stage_before_eval)
-        self._stage_before_eval = None
+        runner.message_hub.update_info("loop_stage", self.last_loop_stage)
+        self.last_loop_stage = None
 
     @staticmethod
     def _publish_metrics(runner: Any, prefix: str, metrics: Mapping[str, Any] | None) -> None:

@@ -11,12 +11,13 @@ __all__ = ["SyncBuffersHook", "all_reduce_buffers"]
 
 
 def all_reduce_buffers(model: Any) -> None:
-    """Average ``model``'s floating-point buffers over all ranks, in place.
+    """Average ``model``'s buffers over all ranks, in place.
 
     Buffers are grouped by device and dtype and reduced as one flat tensor per group, so the
     cost is one collective per group rather than one per buffer. Integer buffers (such as
-    BatchNorm's ``num_batches_tracked``) are left alone: every rank counts the same.
-    No-op in a single process.
+    BatchNorm's ``num_batches_tracked``) are averaged in float64 and rounded, so every rank
+    ends with the same value (normally they are equal already); boolean buffers are left
+    alone. No-op in a single process.
     """
     from torchkiln.dist import all_reduce, get_world_size
 
@@ -26,12 +27,17 @@ def all_reduce_buffers(model: Any) -> None:
 
     groups: dict[tuple[Any, Any], list[Any]] = {}
     for buf in model.buffers():
-        if buf.is_floating_point() or buf.is_complex():
+        if buf.dtype != torch.bool:
             groups.setdefault((buf.device, buf.dtype), []).append(buf)
     with torch.no_grad():
         for bufs in groups.values():
             flat = torch.cat([b.reshape(-1) for b in bufs])
+            integral = not (flat.is_floating_point() or flat.is_complex())
+            if integral:
+                flat = flat.to(torch.float64)
             flat = all_reduce(flat, op="mean")
+            if integral:
+                flat = flat.round()
             offset = 0
             for b in bufs:
                 n = b.numel()

@@ -123,8 +123,10 @@ def _to_python(value: Any) -> Any:
             value = value.reshape(())
         return value.detach() if value.requires_grad else value  # detach() costs a new tensor
     size = getattr(value, "size", None)
-    if isinstance(size, int) and size != 1 and hasattr(value, "dtype"):  # a numpy array
-        raise LogTypeError(f"a logged scalar must have exactly one element, got {size}")
+    if isinstance(size, int) and hasattr(value, "dtype"):  # a numpy array or numpy scalar
+        if size != 1:
+            raise LogTypeError(f"a logged scalar must have exactly one element, got {size}")
+        value = value.item()  # float() refuses a 1-d array on recent numpy
     try:
         return float(value)
     except (TypeError, ValueError):
