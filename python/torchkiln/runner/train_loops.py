@@ -400,21 +400,40 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._max_iters = 1
 
 
-class _InfiniteLoader:
-    """Endless iteration over a dataloader; each new pass calls ``set_epoch`` with the pass number."""
+class _InfiniteDataloaderIterator:
+    """Endless iteration over a dataloader; each new pass calls ``set_epoch`` with the pass number.
+
+    A dataloader whose sampler ends (not an ``InfiniteSampler``) is restarted when it runs
+    out, which re-creates its worker processes; the first restart of a run logs a warning.
+    """
 
     def __init__(self, loop: IterBasedTrainLoop) -> None:
         self._loop = loop
         self._iterator = loop._start_pass()
+        self._warned = False
+
+    def __iter__(self) -> _InfiniteDataloaderIterator:
+        return self
 
     def __next__(self) -> Any:
         try:
             batch = next(self._iterator)
         except StopIteration:
+            self._restart_warning()
             self._iterator = self._loop._next_pass()
             batch = next(self._iterator)
         self._loop._pass_pos += 1
         return batch
+
+    def _restart_warning(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        self._loop.runner.logger.warning(
+            f"IterBasedTrainLoop: the train dataloader ran out after {self._loop._pass_pos}"
+            " batches and restarts (its workers are re-created on every pass); use"
+            " sampler=dict(type='InfiniteSampler') to iterate without restarts"
+        )
 
 
 @LOOPS.register_module()
@@ -445,6 +464,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
                 where="train_cfg.max_iters",
             )
         self._max_iters = max_iters
+        self._dataloader_iterator: _InfiniteDataloaderIterator | None = None
         self._init_state(val_begin, val_interval, dynamic_intervals, "iterations")
 
     @property
@@ -458,6 +478,17 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         """Total number of training iterations."""
         return self._max_iters
 
+    @property
+    def dataloader_iterator(self) -> _InfiniteDataloaderIterator:
+        """The endless iterator over the train dataloader, created on first use (per run).
+
+        A custom ``run`` draws batches with ``next(self.dataloader_iterator)``.
+        """
+        iterator = self._dataloader_iterator
+        if iterator is None:
+            iterator = self._dataloader_iterator = _InfiniteDataloaderIterator(self)
+        return iterator
+
     def run(self) -> Any:
         """Train until ``max_iters``, until ``stop_training`` is set, or until a stop request."""
         runner = self.runner
@@ -467,7 +498,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._ensure_train_mode()
         if self._val_pending and runner.val_loop is not None:
             self._validate()
-        loader = _InfiniteLoader(self)
+        loader = self.dataloader_iterator
         while self._iter < self._max_iters and not self.stop_training and not runner.stop_requested:
             data_batch = next(loader)
             self.run_iter(data_batch)
