@@ -33,7 +33,7 @@ from torchkiln.registry import LOG_PROCESSORS
 __all__ = ["LogProcessor"]
 
 _METHODS = ("mean", "min", "max", "median", "current")
-_CUSTOM_KEYS = ("data_src", "method", "window_size", "log_name")
+_CUSTOM_KEYS = ("data_src", "method", "method_name", "window_size", "log_name")
 _TIMING = ("time", "data_time")
 
 
@@ -114,7 +114,21 @@ class LogProcessor:
         self.custom_cfg = self._check_custom_cfg(custom_cfg or [])
 
     # ------------------------------------------------------------------ config
-    def _check_custom_cfg(self, custom_cfg: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def _check_custom_cfg(
+        self, custom_cfg: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Check ``custom_cfg`` items and return them normalised (``method``, ``window_size``
+        and ``log_name`` filled in).
+
+        Without an argument (as a subclass written for MMEngine calls it) the processor's own
+        ``custom_cfg`` is checked and replaced by the normalised list.
+
+        :raises AssertionError: a duplicate ``log_name``, a ``data_src`` replaced twice, or
+            ``window_size='epoch'`` without ``by_epoch``.
+        """
+        if custom_cfg is None:
+            self.custom_cfg = self._check_custom_cfg(getattr(self, "custom_cfg", None) or [])
+            return self.custom_cfg
         checked = []
         replaced: set[str] = set()
         names: set[str] = set()
@@ -132,13 +146,6 @@ class LogProcessor:
             if not isinstance(item.get("data_src"), str):
                 raise ConfigAssertionError(
                     "custom_cfg items need data_src: the logged name, e.g. 'loss'", where=where
-                )
-            method = item.get("method")
-            if method not in _METHODS:
-                raise ConfigValueError(
-                    f"custom_cfg method must be one of {', '.join(_METHODS)}, got {method!r}",
-                    where=f"{where}.method",
-                    hint=did_you_mean(str(method), _METHODS),
                 )
             window = item.get("window_size", self.window_size)
             if window == "epoch" and not self.by_epoch:
@@ -169,6 +176,14 @@ class LogProcessor:
                 )
             else:
                 names.add(log_name)
+            # ``method_name`` is MMEngine's spelling of ``method``.
+            method = item.get("method", item.get("method_name"))
+            if method not in _METHODS:
+                raise ConfigValueError(
+                    f"custom_cfg method must be one of {', '.join(_METHODS)}, got {method!r}",
+                    where=f"{where}.method",
+                    hint=did_you_mean(str(method), _METHODS),
+                )
             checked.append(
                 {
                     "data_src": item["data_src"],

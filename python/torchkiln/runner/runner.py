@@ -24,6 +24,7 @@ from torchkiln.config.plain import config_text, plain
 from torchkiln.config.schema import CustomImportsCfg, RunConfig
 from torchkiln.errors import (
     EXIT_TERMINATED,
+    ConfigAssertionError,
     ConfigError,
     RunInterrupted,
     UsageRuntimeError,
@@ -106,6 +107,10 @@ class Runner:
         run_config: RunConfig | None = None,
     ) -> None:
         self.cfg = cfg
+        compile = _own_argument(cfg, "compile", compile, False)
+        model_wrapper_cfg = _own_argument(cfg, "model_wrapper_cfg", model_wrapper_cfg, None)
+        plugins = _own_argument(cfg, "plugins", plugins, None)
+        custom_imports = _own_argument(cfg, "custom_imports", custom_imports, None)
         if run_config is None:
             # The same pass as `torchkiln config validate`, over the arguments that are configs.
             from torchkiln.config.validation import check_arguments
@@ -160,9 +165,12 @@ class Runner:
         self._compile = plain(compile)
         self._plugins_cfg = plain(plugins) or {}
 
-        self._train_loop: Any = None
-        self._val_loop: Any = None
-        self._test_loop: Any = None
+        # Each loop holds its config until first use builds it (MMEngine's lazy fields).
+        self._train_loop: Any = train_cfg
+        self._val_loop: Any = self._val_cfg
+        self._test_loop: Any = self._test_cfg
+        #: Whether a checkpoint was loaded or resumed (MMEngine's flag).
+        self._has_loaded = False
         #: The optimizer wrapper: its config (or the object given) until ``train()`` builds it.
         self.optim_wrapper: Any = optim_wrapper
         #: The parameter schedulers: their config until ``train()`` builds them.
@@ -245,7 +253,17 @@ class Runner:
             from torchkiln.config.validation import check
 
             run_config = check(cfg, components=False)
-        extra = {"run_config": run_config} if _accepts_run_config(cls) else {}
+        # MMEngine's from_cfg passes MMEngine's arguments only; torchkiln's own go to a
+        # subclass when its __init__ takes them (else Runner.__init__ reads them from cfg).
+        own = {
+            "compile": plain(get("compile", False)) or False,
+            "model_wrapper_cfg": plain(get("model_wrapper_cfg")),
+            "plugins": plain(get("plugins")),
+            "custom_imports": plain(get("custom_imports")),
+            "run_config": run_config,
+        }
+        accepted = _accepted_arguments(cls)
+        extra = {k: v for k, v in own.items() if accepted is None or k in accepted}
         return cls(
             model=plain(get("model")),
             work_dir=get("work_dir"),
@@ -274,10 +292,6 @@ class Runner:
             randomness=plain(get("randomness")),
             experiment_name=get("experiment_name"),
             cfg=cfg,
-            compile=plain(get("compile", False)) or False,
-            model_wrapper_cfg=plain(get("model_wrapper_cfg")),
-            plugins=plain(get("plugins")),
-            custom_imports=plain(get("custom_imports")),
             **extra,
         )
 
@@ -453,37 +467,46 @@ class Runner:
 
     @property
     def val_loop(self) -> Any:
-        """The validation loop, or None when the run has no validation."""
-        if self._val_loop is None and self._val_dataloader is not None:
-            self._val_loop = self.build_val_loop(self._val_cfg)
-        return self._val_loop
+        """The validation loop, or None when the run has no validation (built on first access)."""
+        loop = self._val_loop
+        if (loop is None or isinstance(loop, Mapping)) and self._val_dataloader is not None:
+            loop = self._val_loop = self.build_val_loop(self._val_cfg)
+        return None if isinstance(loop, Mapping) else loop
 
     @property
     def test_loop(self) -> Any:
-        """The test loop, or None when the run has no test set."""
-        if self._test_loop is None and self._test_dataloader is not None:
-            self._test_loop = self.build_test_loop(self._test_cfg)
-        return self._test_loop
+        """The test loop, or None when the run has no test set (built on first access)."""
+        loop = self._test_loop
+        if (loop is None or isinstance(loop, Mapping)) and self._test_dataloader is not None:
+            loop = self._test_loop = self.build_test_loop(self._test_cfg)
+        return None if isinstance(loop, Mapping) else loop
+
+    def _built_loop(self, loop: Any) -> Any:
+        return None if isinstance(loop, Mapping) else loop
 
     @property
     def epoch(self) -> int:
         """Finished training epochs."""
-        return self._train_loop.epoch if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.epoch if loop is not None else 0
 
     @property
     def iter(self) -> int:
         """Finished training iterations."""
-        return self._train_loop.iter if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.iter if loop is not None else 0
 
     @property
     def max_epochs(self) -> int:
         """Total training epochs."""
-        return self._train_loop.max_epochs if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.max_epochs if loop is not None else 0
 
     @property
     def max_iters(self) -> int:
         """Total training iterations."""
-        return self._train_loop.max_iters if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.max_iters if loop is not None else 0
 
     @property
     def train_dataloader(self) -> Any:
@@ -613,7 +636,19 @@ class Runner:
         return build_dataloader(plain(dataloader), seed=seed, diff_rank_seed=diff_rank_seed)
 
     def build_evaluator(self, evaluator: Any) -> Any:
-        """Build an Evaluator from a metric config, a list of them, or an Evaluator config."""
+        """Build an Evaluator from a metric config, a list of metrics or configs, or an
+        Evaluator config; an Evaluator is returned as it is.
+
+        :raises TypeError: ``evaluator`` is none of them (a single metric object goes in a
+            list).
+        """
+        from torchkiln.evaluation import Evaluator
+
+        if not isinstance(evaluator, (Evaluator, Mapping, list, tuple)):
+            raise TypeError(
+                "evaluator should be an Evaluator, a metric config dict or a list of metrics,"
+                f" got {type(evaluator).__name__}; put a single metric in a list: [metric]"
+            )
         return self._build.evaluator(evaluator)
 
     def build_train_loop(self, loop_cfg: Any) -> Any:
@@ -632,20 +667,50 @@ class Runner:
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
         """Build the optimizer wrapper (or wrapper dict) for the model; a built one is
-        returned as it is."""
+        returned as it is.
+
+        :raises TypeError: ``optim_wrapper`` is neither a wrapper nor a config dict.
+        """
+        if not isinstance(optim_wrapper, Mapping) and not hasattr(optim_wrapper, "param_groups"):
+            raise TypeError(
+                "optimizer wrapper should be an OptimWrapper, an OptimWrapperDict or a config"
+                f" dict, got {type(optim_wrapper).__name__}"
+            )
         return self._build.optim_wrapper(self.model, optim_wrapper)
 
     def build_param_scheduler(self, scheduler: Any) -> Any:
-        """Build parameter schedulers; ``end`` defaults to the end of training."""
+        """Build parameter schedulers; ``end`` defaults to the end of training.
+
+        :raises AssertionError: the optimizer wrapper is still a config
+            (:meth:`build_optim_wrapper` builds it first).
+        """
+        if isinstance(self.optim_wrapper, Mapping) and not hasattr(
+            self.optim_wrapper, "param_groups"
+        ):
+            raise ConfigAssertionError(
+                "build_optim_wrapper should be called before build_param_scheduler: the"
+                " optimizer wrapper is still a config",
+                hint="runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)",
+            )
         return self._build.param_schedulers(scheduler, self.optim_wrapper, self.train_loop)
 
-    def scale_lr(self, optim_wrapper: Any, auto_scale_lr: Mapping[str, Any] | None) -> None:
-        """Scale learning rates by ``world_size * batch_size / base_batch_size`` when enabled."""
+    def scale_lr(self, optim_wrapper: Any, auto_scale_lr: Mapping[str, Any] | None = None) -> None:
+        """Scale learning rates by ``world_size * batch_size / base_batch_size`` when enabled.
+
+        :param auto_scale_lr: ``{enable, base_batch_size}``; the run's ``auto_scale_lr`` when
+            None.
+        :raises AssertionError: enabled without ``base_batch_size``.
+        """
+        if auto_scale_lr is None:
+            auto_scale_lr = self._auto_scale_lr
         if not auto_scale_lr or not auto_scale_lr.get("enable", False):
             return
         if "base_batch_size" not in auto_scale_lr:
-            raise ConfigError(
-                "auto_scale_lr.enable needs base_batch_size", where="auto_scale_lr.base_batch_size"
+            raise ConfigAssertionError(
+                "auto_scale_lr.enable needs base_batch_size (the batch size the learning rates"
+                " were set for)",
+                where="auto_scale_lr.base_batch_size",
+                hint="e.g. auto_scale_lr: {enable: true, base_batch_size: 256}",
             )
         batch_size = getattr(self.train_dataloader, "batch_size", None)
         if batch_size is None:
@@ -712,9 +777,11 @@ class Runner:
         :raises CheckpointError: the file is unreadable, with ``strict`` any key mismatch, and
             always when not a single key of the model was found in the file.
         """
-        return self.checkpointer.load(
+        checkpoint = self.checkpointer.load(
             filename, map_location=map_location, strict=strict, revise_keys=revise_keys
         )
+        self._has_loaded = True
+        return checkpoint
 
     def resume(
         self,
@@ -727,9 +794,11 @@ class Runner:
 
         :raises CheckpointError: the file is unreadable or not a training checkpoint.
         """
-        return self.checkpointer.resume(
+        checkpoint = self.checkpointer.resume(
             filename, resume_optimizer, resume_param_scheduler, map_location
         )
+        self._has_loaded = True
+        return checkpoint
 
     def load_or_resume(self, resume_state: bool = True) -> None:
         """Resume training state (``resume``) or load weights (``load_from``)."""
@@ -868,7 +937,9 @@ class Runner:
         """Validate the model once; return the metrics."""
         if self.val_loop is None:
             raise UsageRuntimeError(
-                "this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator"
+                "this runner cannot validate: its val loop should not be None, but it has no"
+                " val_dataloader/val_cfg/val_evaluator",
+                hint="give all three to the Runner or in the config",
             )
         self._log_run_header("val")
         return self._run_phase(self.val_loop.run, resume_state=False)
@@ -877,7 +948,9 @@ class Runner:
         """Test the model once; return the metrics."""
         if self.test_loop is None:
             raise UsageRuntimeError(
-                "this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator"
+                "this runner cannot test: its test loop should not be None, but it has no"
+                " test_dataloader/test_cfg/test_evaluator",
+                hint="give all three to the Runner or in the config",
             )
         self._log_run_header("test")
         return self._run_phase(self.test_loop.run, resume_state=False)
@@ -919,7 +992,11 @@ class Runner:
         """End every DataLoader worker process of the loops built so far (see worker_shutdown)."""
         from torchkiln.runner.worker_shutdown import shutdown_workers
 
-        for loop in (self.train_loop_if_built, self._val_loop, self._test_loop):
+        for loop in (
+            self.train_loop_if_built,
+            self._built_loop(self._val_loop),
+            self._built_loop(self._test_loop),
+        ):
             if loop is None or isinstance(loop, Mapping):
                 continue
             shutdown_workers(getattr(loop, "pass_iterator", None))
@@ -1018,12 +1095,24 @@ def _remove_if_empty(log_dir: str, work_dir: str | None) -> None:
         pass  # cleaning up must never hide the error that stopped the start
 
 
-def _accepts_run_config(cls: type) -> bool:
-    """Whether ``cls`` (a Runner subclass written for MMEngine, perhaps) takes ``run_config``."""
+def _accepted_arguments(cls: type) -> set[str] | None:
+    """The keyword arguments ``cls.__init__`` takes (a Runner subclass written for MMEngine
+    takes MMEngine's only); None when it takes any (``**kwargs``)."""
     import inspect
 
     parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]  # the class's own __init__ is the one inspected
-    return any(p.name == "run_config" or p.kind is p.VAR_KEYWORD for p in parameters)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def _own_argument(cfg: Any, key: str, given: Any, default: Any) -> Any:
+    """``given`` unless it is the default and ``cfg`` sets ``key`` (a subclass that calls
+    ``Runner.__init__`` with MMEngine's arguments only leaves torchkiln's in ``cfg``)."""
+    if given is not default or cfg is None or not hasattr(cfg, "get"):
+        return given
+    value = cfg.get(key)
+    return default if value is None else plain(value)
 
 
 def _import_custom(custom_imports: CustomImportsCfg) -> None:
