@@ -9,6 +9,7 @@ from kiln_toys import ToyModel, make_loader
 
 from torchkiln import Runner
 from torchkiln.config import Config
+from torchkiln.errors import ConfigError
 from torchkiln.logging import LogProcessor
 from torchkiln.registry import LOG_PROCESSORS, MODELS
 
@@ -148,3 +149,93 @@ def test_log_processor_check_custom_cfg_mmengine_style():
     ]
     with pytest.raises(AssertionError):
         LogProcessor(by_epoch=False, custom_cfg=[dict(data_src="loss", window_size="epoch")])
+
+
+def test_call_hook_calls_a_custom_loop_stage_on_every_hook_that_has_it(tmp_path):
+    calls = []
+
+    class Warmup:
+        priority = "LOW"
+
+        def before_warmup_iter(self, runner, data_batch=None):
+            calls.append(("low", data_batch))
+
+    class Early(Warmup):
+        priority = "HIGH"
+
+        def before_warmup_iter(self, runner, data_batch=None):
+            calls.append(("high", data_batch))
+
+    runner = Runner(**_args(tmp_path, custom_hooks=[Warmup(), Early()]))
+    runner.call_hook("before_warmup_iter", data_batch=7)
+    assert calls == [("high", 7), ("low", 7)]
+
+
+def test_loop_facts_on_the_runner_and_val_interval_shown_to_hooks(tmp_path):
+    seen = []
+
+    class Record:
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            seen.append(runner.train_loop.val_interval)
+
+    runner = Runner(
+        **_args(
+            tmp_path,
+            train_cfg=dict(by_epoch=False, max_iters=6, val_interval=4, dynamic_intervals=[[5, 2]]),
+            custom_hooks=[Record()],
+        )
+    )
+    assert runner.model_name == "ToyModel"
+    runner.train()
+    assert seen == [4, 4, 4, 4, 2, 2]  # the interval in force for each iteration
+    assert runner.val_interval == 2 and runner.val_begin == 1
+
+
+def test_a_module_without_some_steps_is_refused_by_the_phase_that_needs_them(tmp_path):
+    class OnlyTrains(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(1, 1)
+
+        def train_step(self, data, optim_wrapper):
+            return {"loss": torch.tensor(1.0)}
+
+    runner = Runner(**_args(tmp_path, model=OnlyTrains()))
+    runner.train()
+    assert runner.iter == 2
+    evaluated = Runner(
+        **_args(
+            tmp_path / "v",
+            model=OnlyTrains(),
+            val_dataloader=make_loader(4, 2),
+            val_cfg=dict(),
+            val_evaluator=[dict(type="Accuracy")],
+        )
+    )
+    with pytest.raises(AssertionError, match="If you want to validate during training"):
+        evaluated.train()
+    with pytest.raises(ConfigError, match="has no val_step"):
+        evaluated.val()
+
+
+def test_param_scheduler_shape_is_checked_at_construction(tmp_path):
+    with pytest.raises(TypeError, match="`param_scheduler` should be a"):
+        Runner(**_args(tmp_path, param_scheduler="error_type"))
+    with pytest.raises(AssertionError, match="Each value of `param_scheduler`"):
+        Runner(**_args(tmp_path, param_scheduler=dict(linear1="error_type")))
+
+
+def test_run_logger_knows_its_text_log_file(tmp_path):
+    runner = Runner(**_args(tmp_path))
+    runner.train()
+    with open(runner.logger._log_file) as f:
+        assert "Epoch(train) [1][2/2]" in f.read()
+
+
+def test_an_unknown_collate_fn_name_is_a_type_error():
+    from torchkiln.data import build_dataloader
+
+    with pytest.raises(TypeError, match="collate_fn should be a dict or callable object"):
+        build_dataloader(
+            dict(dataset=make_loader(4, 2).dataset, batch_size=2, collate_fn="no_such_function")
+        )

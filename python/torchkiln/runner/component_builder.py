@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.plain import plain
-from torchkiln.errors import ConfigError, ConfigRuntimeError, UsageRuntimeError
+from torchkiln.errors import ConfigRuntimeError, UsageRuntimeError
 from torchkiln.registry import HOOKS, LOG_PROCESSORS, LOOPS, MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +49,9 @@ class ComponentBuilder:
         """An ``nn.Module`` as it is, or one built from a ``MODELS`` config.
 
         :raises TypeError: ``model`` is neither.
-        :raises ConfigError: the module is a plain ``nn.Module`` the loops cannot drive.
+
+        A module without ``train_step``/``val_step``/``test_step`` is accepted (as in
+        MMEngine): a phase that needs a missing step says so when it starts.
         """
         import torch
 
@@ -59,11 +61,6 @@ class ComponentBuilder:
             raise TypeError(
                 f"model should be an nn.Module or a model config dict, got {type(model).__name__}"
             )
-        from torchkiln.model.model_checks import plain_module_message
-
-        problem = plain_module_message(model)
-        if problem is not None:
-            raise ConfigError(problem[0], where="model", hint=problem[1])
         return model
 
     def wrap_model(self, model: Any, wrapper_cfg: Mapping[str, Any] | None) -> Any:

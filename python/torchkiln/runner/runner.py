@@ -26,10 +26,12 @@ from torchkiln.errors import (
     EXIT_TERMINATED,
     ConfigAssertionError,
     ConfigError,
+    ConfigTypeError,
     RunInterrupted,
     UsageRuntimeError,
     UsageTypeError,
 )
+from torchkiln.hookspecs import MOUNT_POINTS
 from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, register_hook
@@ -107,6 +109,7 @@ class Runner:
         run_config: RunConfig | None = None,
     ) -> None:
         self.cfg = cfg
+        _check_scheduler_cfg(param_scheduler)
         compile = _own_argument(cfg, "compile", compile, False)
         model_wrapper_cfg = _own_argument(cfg, "model_wrapper_cfg", model_wrapper_cfg, None)
         plugins = _own_argument(cfg, "plugins", plugins, None)
@@ -447,6 +450,21 @@ class Runner:
         return self._host
 
     @property
+    def val_interval(self) -> int:
+        """Validate every this many epochs (or iterations), as the train loop says."""
+        return int(self.train_loop.val_interval)
+
+    @property
+    def val_begin(self) -> int:
+        """The first epoch (or iteration) after which validation runs."""
+        return int(self.train_loop.val_begin)
+
+    @property
+    def model_name(self) -> str:
+        """The model's class name (without its distributed wrapper)."""
+        return type(self.unwrapped_model).__name__
+
+    @property
     def unwrapped_model(self) -> Any:
         """The model without its distributed wrapper."""
         from torchkiln.model.wrappers import is_model_wrapper
@@ -734,7 +752,16 @@ class Runner:
 
         A custom loop that calls ``after_train_iter``/``after_train_epoch`` itself gets the
         built-in loops' meaning: checkpoints taken meanwhile count the finished iteration/epoch.
+        A name that is not a mount point (a custom loop's own stage, e.g.
+        ``before_warmup_iter``) calls that method of every registered hook that has it, in
+        priority order, as MMEngine does.
         """
+        if fn_name not in _MOUNT_POINTS:
+            for record in self._host.records():
+                method = getattr(record.plugin, fn_name, None)
+                if callable(method):
+                    method(self, **kwargs)
+            return
         loop = self._train_loop
         finishing = getattr(loop, "finishing", None)
         context = finishing(fn_name) if callable(finishing) else contextlib.nullcontext()
@@ -845,6 +872,7 @@ class Runner:
         self.build_training_components()
         self._observe_optimizer_steps()
         _ = self.val_loop  # build validation now so config errors surface before training
+        self._check_model_steps("train_step", "val_step" if self.val_loop is not None else None)
         self._maybe_compile()
         self._log_run_header("train")
         self._stop.reset()
@@ -941,6 +969,7 @@ class Runner:
                 " val_dataloader/val_cfg/val_evaluator",
                 hint="give all three to the Runner or in the config",
             )
+        self._check_model_steps("val_step")
         self._log_run_header("val")
         return self._run_phase(self.val_loop.run, resume_state=False)
 
@@ -952,6 +981,7 @@ class Runner:
                 " test_dataloader/test_cfg/test_evaluator",
                 hint="give all three to the Runner or in the config",
             )
+        self._check_model_steps("test_step")
         self._log_run_header("test")
         return self._run_phase(self.test_loop.run, resume_state=False)
 
@@ -1033,6 +1063,32 @@ class Runner:
         )
         self.logger.debug("hooks in call order:\n" + format_hook_table(self._host))
 
+    def _check_model_steps(self, step: str, validation_step: str | None = None) -> None:
+        """Say clearly (once per phase) when the model lacks a step method the phase calls.
+
+        :raises ConfigError: ``step`` is missing.
+        :raises AssertionError: training validates and ``validation_step`` is missing.
+        """
+        from torchkiln.model.model_checks import plain_module_message
+
+        model = self.unwrapped_model
+        missing = [
+            name
+            for name in (step, validation_step)
+            if name and not callable(getattr(model, name, None))
+        ]
+        if not missing:
+            return
+        message, hint = plain_module_message(model) or ("", "")
+        if step in missing:
+            raise ConfigError(message, where="model", hint=hint)
+        raise ConfigAssertionError(
+            f"{message}. If you want to validate during training, the model needs"
+            f" {validation_step}",
+            where="model",
+            hint=f"{hint}; or remove val_dataloader/val_cfg/val_evaluator",
+        )
+
     def _maybe_compile(self) -> None:
         if not self._compile:
             return
@@ -1057,6 +1113,38 @@ class Runner:
 
     def __repr__(self) -> str:
         return f"Runner(work_dir={self._work_dir!r}, model={type(self.model).__name__})"
+
+
+_MOUNT_POINTS = frozenset(MOUNT_POINTS)
+
+
+def _check_scheduler_cfg(param_scheduler: Any) -> None:
+    """Check the shape of ``param_scheduler`` as MMEngine's Runner does.
+
+    :raises TypeError: it is not a scheduler, a config dict, a list or a dict of them.
+    :raises AssertionError: a per-optimizer dict has a value that is none of them.
+    """
+    if param_scheduler is None or callable(getattr(param_scheduler, "step", None)):
+        return
+    if isinstance(param_scheduler, (list, tuple)):
+        return
+    if not isinstance(param_scheduler, Mapping):
+        raise ConfigTypeError(
+            "`param_scheduler` should be a scheduler, a config dict, a list of them or a dict"
+            f" of such per optimizer, got {type(param_scheduler).__name__}",
+            where="param_scheduler",
+        )
+    if "type" in param_scheduler:
+        return
+    for name, value in param_scheduler.items():
+        if not isinstance(value, (Mapping, list, tuple)) and not callable(
+            getattr(value, "step", None)
+        ):
+            raise ConfigAssertionError(
+                "Each value of `param_scheduler` (one per optimizer) should be a scheduler, a"
+                f" config dict or a list of them, got {type(value).__name__} for {name!r}",
+                where=f"param_scheduler.{name}",
+            )
 
 
 def _precision_line(optim_wrapper: Any) -> str:

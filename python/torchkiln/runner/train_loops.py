@@ -141,6 +141,8 @@ class _TrainLoopMixin:
         return self.dynamic_intervals[step - 1]
 
     def _decide_current_val_interval(self, progress: int) -> None:
+        """Set ``val_interval`` to the one in force for unit ``progress`` (0-based), as
+        MMEngine's loops show it to hooks before that unit."""
         self.val_interval = self._interval_at(progress)
 
     def _ensure_train_mode(self) -> None:
@@ -189,7 +191,7 @@ class _TrainLoopMixin:
     def _after_unit(self, progress: int) -> bool:
         """After an epoch (or an iteration, by iteration): validate when due; True when a stop
         request ends training (the validation then stays pending for the checkpoint)."""
-        self._decide_current_val_interval(progress)
+        self._decide_current_val_interval(progress + 1)  # the interval of the next unit
         self._val_pending = self._should_validate()
         if self._poll_stop():
             return True
@@ -363,9 +365,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def _validation_due_after_epoch(self, epochs_done: int) -> bool:
         if self.runner.val_loop is None or epochs_done < self.val_begin:
             return False
-        return (
-            epochs_done % self._interval_at(epochs_done - 1) == 0 or epochs_done == self._max_epochs
-        )
+        return epochs_done % self._interval_at(epochs_done) == 0 or epochs_done == self._max_epochs
 
     def _should_validate(self) -> bool:
         return self._validation_due_after_epoch(self._epoch)
@@ -512,7 +512,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def _validation_due_after_iter(self, iters_done: int) -> bool:
         if self.runner.val_loop is None or iters_done < self.val_begin:
             return False
-        return iters_done % self._interval_at(iters_done - 1) == 0 or iters_done == self._max_iters
+        return iters_done % self._interval_at(iters_done) == 0 or iters_done == self._max_iters
 
     def _should_validate(self) -> bool:
         return self._validation_due_after_iter(self._iter)
