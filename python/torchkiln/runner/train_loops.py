@@ -188,10 +188,11 @@ class _TrainLoopMixin:
     def _should_validate(self) -> bool:
         return False
 
-    def _after_unit(self, progress: int) -> bool:
-        """After an epoch (or an iteration, by iteration): validate when due; True when a stop
-        request ends training (the validation then stays pending for the checkpoint)."""
-        self._decide_current_val_interval(progress + 1)  # the interval of the next unit
+    def _after_unit(self, done: int) -> bool:
+        """After an epoch (or an iteration, by iteration; ``done`` units finished): validate
+        when due; True when a stop request ends training (the validation then stays pending
+        for the checkpoint)."""
+        self._decide_current_val_interval(done)  # the interval of the next unit (index done)
         self._val_pending = self._should_validate()
         if self._poll_stop():
             return True
@@ -356,7 +357,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         ):
             if self.run_epoch() is False:  # (a subclass's run_epoch may return None)
                 break  # stopped mid-epoch
-            if self._after_unit(self._epoch - 1):
+            if self._after_unit(self._epoch):
                 break
         if not runner.stop_requested:
             runner.dispatch.after_train(runner)
@@ -502,7 +503,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         while self._iter < self._max_iters and not self.stop_training and not runner.stop_requested:
             data_batch = next(loader)
             self.run_iter(data_batch)
-            if self._after_unit(self._iter - 1):
+            if self._after_unit(self._iter):
                 break
         if not runner.stop_requested:
             dispatch.after_train_epoch(runner)
