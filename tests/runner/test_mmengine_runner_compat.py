@@ -239,3 +239,23 @@ def test_an_unknown_collate_fn_name_is_a_type_error():
         build_dataloader(
             dict(dataset=make_loader(4, 2).dataset, batch_size=2, collate_fn="no_such_function")
         )
+
+
+def test_compile_applies_to_the_step_of_each_phase(tmp_path):
+    runner = Runner(
+        **_args(
+            tmp_path,
+            compile=dict(backend="eager"),
+            val_dataloader=make_loader(4, 2),
+            val_cfg=dict(),
+            val_evaluator=[dict(type="Accuracy")],
+        )
+    )
+    plain_val_step = runner.model.val_step
+    runner._maybe_compile("val_step")
+    assert runner.model.val_step is not plain_val_step
+    compiled = runner.model.val_step
+    runner._maybe_compile("val_step")  # once only
+    assert runner.model.val_step is compiled
+    with open(runner.logger._log_file) as f:
+        assert f.readlines()[-1].endswith("please be patient.\n")

@@ -970,6 +970,7 @@ class Runner:
                 hint="give all three to the Runner or in the config",
             )
         self._check_model_steps("val_step")
+        self._maybe_compile("val_step")
         self._log_run_header("val")
         return self._run_phase(self.val_loop.run, resume_state=False)
 
@@ -982,6 +983,7 @@ class Runner:
                 hint="give all three to the Runner or in the config",
             )
         self._check_model_steps("test_step")
+        self._maybe_compile("test_step")
         self._log_run_header("test")
         return self._run_phase(self.test_loop.run, resume_state=False)
 
@@ -1089,9 +1091,15 @@ class Runner:
             hint=f"{hint}; or remove val_dataloader/val_cfg/val_evaluator",
         )
 
-    def _maybe_compile(self) -> None:
+    def _maybe_compile(self, target: str = "train_step") -> None:
+        """With ``compile``, replace the model's ``target`` step (``train_step``, ``val_step``
+        or ``test_step``) by its ``torch.compile`` version, once."""
         if not self._compile:
             return
+        model = self.model
+        step = getattr(model, target, None)
+        if step is None or hasattr(step, "_torchdynamo_orig_callable"):
+            return  # nothing to compile, or compiled already
         import torch
 
         options = self._compile if isinstance(self._compile, Mapping) else {}
@@ -1099,9 +1107,11 @@ class Runner:
             from torchkiln.runner.environment import use_deterministic_algorithms
 
             use_deterministic_algorithms(compiling=True)
-        target = self.model
-        target.train_step = torch.compile(target.train_step, **options)
-        self.logger.info(f"train_step compiled with torch.compile({options})")
+        setattr(model, target, torch.compile(step, **options))
+        self.logger.info(
+            f"{target} compiled with torch.compile({options}); the first iterations are slow"
+            " while it compiles, please be patient."
+        )
 
     def _init_model_weights(self) -> None:
         if self._weights_initialized:
