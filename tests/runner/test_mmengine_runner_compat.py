@@ -259,3 +259,18 @@ def test_compile_applies_to_the_step_of_each_phase(tmp_path):
     assert runner.model.val_step is compiled
     with open(runner.logger._log_file) as f:
         assert f.readlines()[-1].endswith("please be patient.\n")
+
+
+def test_build_optim_wrapper_from_built_optimizers(tmp_path):
+    from torchkiln.optim import OptimWrapper, OptimWrapperDict
+
+    runner = Runner(**_args(tmp_path))
+    optimizer = torch.optim.SGD(runner.model.parameters(), lr=0.1)
+    wrapper = runner.build_optim_wrapper(dict(optimizer=optimizer, accumulative_counts=2))
+    assert isinstance(wrapper, OptimWrapper) and wrapper.optimizer is optimizer
+    assert wrapper._accumulative_counts == 2
+    built = runner.build_optim_wrapper(dict(a=OptimWrapper(optimizer)))
+    assert isinstance(built, OptimWrapperDict)
+    with pytest.raises(ValueError, match="each item mush be an optimizer object") as info:
+        runner.build_optim_wrapper(dict(a=OptimWrapper(optimizer), b=dict(type="OptimWrapper")))
+    assert info.value.where == "optim_wrapper.b"

@@ -27,6 +27,7 @@ from torchkiln.errors import (
     ConfigAssertionError,
     ConfigError,
     ConfigTypeError,
+    ConfigValueError,
     RunInterrupted,
     UsageRuntimeError,
     UsageTypeError,
@@ -694,6 +695,29 @@ class Runner:
                 "optimizer wrapper should be an OptimWrapper, an OptimWrapperDict or a config"
                 f" dict, got {type(optim_wrapper).__name__}"
             )
+        if isinstance(optim_wrapper, Mapping):
+            import torch
+
+            if not {"type", "optimizer", "constructor"} & set(optim_wrapper):
+                # A dict of built wrappers, one per optimizer name.
+                for name, item in optim_wrapper.items():
+                    if not hasattr(item, "param_groups"):
+                        raise ConfigValueError(
+                            # "mush": MMEngine's spelling, kept for code that matches it
+                            "optim_wrapper has no type, optimizer or constructor, so it is a dict"
+                            " of built wrappers: each item mush be an optimizer object (an"
+                            f" OptimWrapper), got {name}={type(item).__name__}",
+                            where=f"optim_wrapper.{name}",
+                            hint="build each wrapper, or give a constructor (e.g."
+                            " MultiOptimWrapperConstructor) to build them from configs",
+                        )
+            if isinstance(optim_wrapper.get("optimizer"), torch.optim.Optimizer):
+                # A built optimizer in the config: wrap it (``type`` defaults to OptimWrapper).
+                from torchkiln.registry import OPTIM_WRAPPERS
+
+                cfg = dict(optim_wrapper)
+                cfg.setdefault("type", "OptimWrapper")
+                return OPTIM_WRAPPERS.build(cfg)
         return self._build.optim_wrapper(self.model, optim_wrapper)
 
     def build_param_scheduler(self, scheduler: Any) -> Any:
