@@ -29,7 +29,7 @@ def test_the_migration_table_is_up_to_date() -> None:
 def test_the_table_reflects_the_names_torchkiln_provides() -> None:
     tool = _tool()
     assert tool.status("structures", "InstanceData") == ("`torchkiln.structures.InstanceData`", "same")
-    assert tool.status("runner", "LogProcessor")[1] == "moved"
+    assert tool.status("runner", "LogProcessor")[1] == "same"
     where, text = tool.status("runner", "FlexibleRunner")
     assert where == "-" and text.startswith("absent: ")
     assert tool.status("model", "MMFullyShardedDataParallel")[1] == "same"

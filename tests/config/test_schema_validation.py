@@ -158,9 +158,33 @@ def test_custom_loop_keys_are_not_checked_by_the_schema():
 
 def test_train_val_test_sets_are_all_or_none():
     errors = check({"train_dataloader": {"dataset": {"type": "D"}}, "train_cfg": {"max_epochs": 1}}, sets=True)
-    assert [e.message for e in errors] == ["train_dataloader, train_cfg given without optim_wrapper"]
+    assert [e.message for e in errors] == [
+        "train_dataloader, train_cfg given without optim_wrapper"
+        " (train_dataloader, train_cfg, optim_wrapper should be either all None or not None)"
+    ]
     errors = check({"val_evaluator": {"type": "Accuracy"}, "val_dataloader": None}, sets=True)
-    assert [e.message for e in errors] == ["val_evaluator given without val_dataloader, val_cfg"]
+    assert [e.message for e in errors] == [
+        "val_evaluator given without val_dataloader, val_cfg"
+        " (val_dataloader, val_cfg, val_evaluator should be either all None or not None)"
+    ]
+
+
+def test_param_scheduler_needs_an_optimizer():
+    errors = check({"param_scheduler": {"type": "MultiStepLR", "milestones": [1]}}, sets=True)
+    assert [e.where for e in errors] == ["key param_scheduler"]
+    assert "should be None when optim_wrapper is None" in errors[0].message
+
+
+def test_partial_sets_refuse_a_runner_with_a_value_error(tmp_path):
+    import pytest
+    from kiln_toys import ToyModel, make_loader
+
+    from torchkiln import Runner
+    from torchkiln.config import ConfigValidationError
+
+    with pytest.raises(ValueError, match="either all None or not None") as info:
+        Runner(model=ToyModel(), work_dir=str(tmp_path), train_dataloader=make_loader(4, 2))
+    assert isinstance(info.value, ConfigValidationError)
 
 
 def test_unknown_top_level_key_is_an_error_with_suggestion():

@@ -14,7 +14,7 @@ from torchkiln.registry import LOG_PROCESSORS
 
 @pytest.fixture(autouse=True)
 def _no_cuda_memory(monkeypatch):
-    monkeypatch.setattr(log_processor_module, "_max_memory_mb", lambda: None)
+    monkeypatch.setattr(LogProcessor, "_memory", lambda self, runner: None)
 
 
 def _train_hub(iterations: int = 50) -> MessageHub:
@@ -38,10 +38,12 @@ def _runner(hub: MessageHub, **kwargs) -> types.SimpleNamespace:
 def test_epoch_based_train_line():
     runner = _runner(_train_hub())
     tag, line = LogProcessor().get_log_after_iter(runner, 49, "train")
-    # eta: 0.0123 s/iter x (1150 - 49 - 1) iterations left = 13.53 s
-    assert line == ("Epoch(train) [1][ 50/115]  lr: 1.0000e-01  eta: 0:00:13  time: 0.0123  "
+    # eta: 0.0123 s/iter x (1150 - 49 - 1) iterations left = 13.53 s; the epoch is
+    # right-aligned to the width of max_epochs (10), as in MMEngine's lines
+    assert line == ("Epoch(train)  [1][ 50/115]  lr: 1.0000e-01  eta: 0:00:13  time: 0.0123  "
                     "data_time: 0.0011  loss: 0.4321  accuracy: 49.0000")
-    assert tag == pytest.approx({"lr": 0.1, "time": 0.0123, "data_time": 0.0011, "loss": 0.4321, "accuracy": 49.0})
+    assert tag == pytest.approx({"lr": 0.1, "time": 0.0123, "data_time": 0.0011, "loss": 0.4321, "accuracy": 49.0,
+                                 "epoch": 1, "iter": 50})
 
 
 def test_iteration_based_train_line_and_eta():
@@ -58,11 +60,11 @@ def test_eta_in_hours_and_window():
     runner = _runner(hub, iter=9, max_iters=1_000_010)
     _, line = LogProcessor(window_size=20).get_log_after_iter(runner, 9, "train")
     # mean of the last 20 = 0.01171875 s; x 1,000,000 iterations left = 11718.75 s
-    assert line == "Epoch(train) [1][ 10/115]  eta: 3:15:18  time: 0.0117"
+    assert line == "Epoch(train)  [1][ 10/115]    eta: 3:15:18  time: 0.0117  "
 
 
 def test_memory_is_shown_on_cuda(monkeypatch):
-    monkeypatch.setattr(log_processor_module, "_max_memory_mb", lambda: 812)
+    monkeypatch.setattr(LogProcessor, "_memory", lambda self, runner: 812)
     tag, line = LogProcessor().get_log_after_iter(_runner(_train_hub()), 49, "train")
     assert "data_time: 0.0011  memory: 812  loss: 0.4321" in line
     assert tag["memory"] == 812
@@ -78,9 +80,9 @@ def test_val_iteration_and_epoch_lines():
     runner = _runner(hub, epoch=1)
     processor = LogProcessor(window_size=4)
     _, line = processor.get_log_after_iter(runner, 4, "val")
-    assert line == "Epoch(val) [1][5/8]  eta: 0:00:00  time: 0.0050  data_time: 0.0010"
+    assert line == "Epoch(val)  [1][5/8]    eta: 0:00:00  time: 0.0050  data_time: 0.0010  "
     tag, line = processor.get_log_after_epoch(runner, 8, "val")
-    assert line == "Epoch(val) [1][8/8]  accuracy/top1: 96.1000  loss: 0.2500  data_time: 0.0010  time: 0.0050"
+    assert line == "Epoch(val) [1][8/8]    accuracy/top1: 96.1000  loss: 0.2500  data_time: 0.0010  time: 0.0050"
     assert tag == pytest.approx({"accuracy/top1": 96.1, "loss": 0.25, "data_time": 0.001, "time": 0.005})
 
 
@@ -93,11 +95,11 @@ def test_test_and_standalone_val_lines_have_no_epoch():
     hub.update_scalar("test/accuracy", 88.0)
     runner = _runner(hub, epoch=0)
     _, line = LogProcessor().get_log_after_epoch(runner, 8, "test")
-    assert line == "Epoch(test) [8/8]  accuracy: 88.0000  data_time: 0.0100  time: 0.0200"
+    assert line == "Epoch(test) [8/8]    accuracy: 88.0000  data_time: 0.0100  time: 0.0200"
     _, line = LogProcessor().get_log_after_epoch(runner, 8, "val")
-    assert line == "Epoch(val) [8/8]  time: 0.0200"
+    assert line == "Epoch(val) [8/8]    time: 0.0200"
     _, line = LogProcessor(by_epoch=False).get_log_after_epoch(runner, 8, "test")
-    assert line.startswith("Iter(test) [8/8]  accuracy: 88.0000")
+    assert line.startswith("Iter(test) [8/8]    accuracy: 88.0000")
 
 
 def test_non_scalar_info_and_hierarchy_tags():
@@ -106,10 +108,10 @@ def test_non_scalar_info_and_hierarchy_tags():
     hub.update_info("val/confusion", [[1, 0], [0, 1]])
     runner = _runner(hub, epoch=2)
     tag, line = LogProcessor(log_with_hierarchy=True).get_log_after_epoch(runner, 8, "val", with_non_scalar=True)
-    assert line == "Epoch(val) [2][8/8]  accuracy: 90.0000  confusion: [[1, 0], [0, 1]]"
+    assert line == "Epoch(val) [2][8/8]    val/accuracy: 90.0000  val/confusion: [[1, 0], [0, 1]]"
     assert tag == {"val/accuracy": 90.0, "val/confusion": [[1, 0], [0, 1]]}
     tag, _ = LogProcessor(log_with_hierarchy=True).get_log_after_iter(_runner(_train_hub()), 49, "train")
-    assert set(tag) == {"train/lr", "train/time", "train/data_time", "train/loss", "train/accuracy"}
+    assert set(tag) == {"train/lr", "train/time", "train/data_time", "train/loss", "train/accuracy", "epoch", "iter"}
 
 
 def test_custom_cfg_statistics():
@@ -159,3 +161,26 @@ def test_registered_lazily_in_log_processors():
     assert builtin_components("torchkiln.log_processors") == {"LogProcessor": "torchkiln.logging.log_processor:LogProcessor"}
     built = LOG_PROCESSORS.build({"type": "LogProcessor", "window_size": 20, "by_epoch": False})
     assert isinstance(built, LogProcessor) and built.window_size == 20 and not built.by_epoch
+
+
+def test_mmengine_private_steps_of_a_line():
+    """The steps MMEngine's LogProcessor exposes, which subclasses override or call."""
+    hub = _train_hub()
+    hub.update_info("val/confusion", [[1]])
+    runner = _runner(hub, epoch=2, iter=10, _train_loop=object())
+    processor = LogProcessor()
+    parsed = processor._parse_windows_size(
+        runner, 4, [{"data_src": "loss", "window_size": "epoch"}, {"data_src": "x", "window_size": "global"}]
+    )
+    assert [item["window_size"] for item in parsed] == [5, 11]
+    with pytest.raises(TypeError):
+        processor._parse_windows_size(runner, 4, [{"data_src": "loss", "window_size": []}])
+    scalars = processor._collect_scalars([{"data_src": "accuracy", "method_name": "max", "log_name": "best"}],
+                                         runner, "train", reserve_prefix=True)
+    assert scalars["train/best"] == 49.0 and scalars["train/accuracy"] == 49.0
+    assert processor._collect_non_scalars(runner, "val") == {"confusion": [[1]]}
+    assert processor._get_iter(runner, 4) == 5 and processor._get_epoch(runner, "train") == 3
+    assert processor._get_epoch(runner, "val") == 2
+    with pytest.raises(ValueError):
+        processor._get_epoch(runner, "test")
+    assert processor._get_epoch(_runner(hub, _train_loop={"by_epoch": True}), "val") == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import math
 
+from unittest.mock import patch
+
 import pytest
 import torch
 
@@ -305,8 +307,11 @@ def test_build_errors():
     with pytest.raises(ConfigError, match="factor must be in") as info:
         build_param_schedulers([{"type": "ConstantLR", "factor": 3}], wrapper)
     assert info.value.where.startswith("param_scheduler")
-    with pytest.raises(ConfigError, match="never step"):
-        build_param_schedulers([{"type": "StepLR", "step_size": 2}], wrapper, train_by_epoch=False, max_iters=10)
+    # A by-epoch scheduler in iteration-based training is built (as in MMEngine) with a warning.
+    with patch("torchkiln.optim.scheduler.builder.print_log") as warn:
+        built = build_param_schedulers([{"type": "StepLR", "step_size": 2}], wrapper, train_by_epoch=False,
+                                       max_iters=10)
+    assert built[0].by_epoch and "steps only once, at the end of training" in warn.call_args[0][0]
     with pytest.raises(ConfigError, match="needs by_epoch: true"):
         build_param_schedulers([{"type": "StepLR", "step_size": 2, "by_epoch": False, "convert_to_iter_based": True}],
                                wrapper, epoch_length=3)

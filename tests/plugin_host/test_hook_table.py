@@ -39,18 +39,19 @@ def test_table_lists_mount_points_in_lifecycle_order_and_hooks_in_call_order():
     host.register(IterTimer())
     host.register(RuntimeInfo())
     host.register(Logger(), priority=45, name="extra", dist="torchkiln-extra")
+    pad = " " * (35 - len("RuntimeInfo"))
     assert format_hook_table(host) == (
         "before_run:\n"
-        "(VERY_HIGH   ) RuntimeInfo\n"
+        f"(VERY_HIGH   ) RuntimeInfo{pad}\n"
         "\n"
         "before_train_iter:\n"
-        "(VERY_HIGH   ) RuntimeInfo\n"
-        "(NORMAL      ) IterTimer\n"
+        f"(VERY_HIGH   ) RuntimeInfo{pad}\n"
+        f"(NORMAL      ) {'IterTimer':<35}\n"
         "\n"
         "after_train_iter:\n"
         "(45          ) extra (Logger)  [torchkiln-extra]\n"
-        "(NORMAL      ) IterTimer\n"
-        "(BELOW_NORMAL) Logger"
+        f"(NORMAL      ) {'IterTimer':<35}\n"
+        f"(BELOW_NORMAL) {'Logger':<35}"
     )
 
 

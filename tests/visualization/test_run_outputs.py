@@ -54,7 +54,7 @@ def test_run_outputs_agree(tmp_path, capsys):
     log_dir = runner.log_dir
 
     text = open(os.path.join(log_dir, f"{runner.timestamp}.log"), encoding="utf-8").read()
-    assert "Epoch(train) [2][6/6]" in text and "Epoch(val) [2][2/2]  seen: 4.0000" in text
+    assert "Epoch(train) [2][6/6]" in text and "Epoch(val) [2][2/2]    seen: 4.0000" in text
 
     events = _jsonl(os.path.join(log_dir, "log.jsonl"))
     train_line = next(e for e in events if e["event"].startswith("Epoch(train) [2][4/6]"))

@@ -38,10 +38,11 @@ _SETS = {
 }
 
 
-class ConfigValidationError(ConfigError):
+class ConfigValidationError(ConfigError, ValueError):
     """Several config errors at once; ``errors`` holds each one.
 
-    The exit code is the most severe of them (a plugin error outranks a config error).
+    A ``ValueError`` too, as MMEngine's Runner raises for arguments that do not fit
+    together. The exit code is the most severe of them (a plugin error outranks a config error).
     """
 
     def __init__(self, errors: Iterable[TorchkilnError]) -> None:
@@ -162,9 +163,17 @@ def _check_sets(data: Mapping[str, Any], reporter: Reporter) -> None:
             missing = [k for k in keys if k not in present]
             reporter.error(
                 (present[0],),
-                f"{', '.join(present)} given without {', '.join(missing)}",
+                f"{', '.join(present)} given without {', '.join(missing)}"
+                f" ({', '.join(keys)} should be either all None or not None)",
                 hint=f"to {split}, set all of {', '.join(keys)}; otherwise remove (or set to null) all of them",
             )
+    if data.get("param_scheduler") is not None and data.get("optim_wrapper") is None:
+        reporter.error(
+            ("param_scheduler",),
+            "param_scheduler given without optim_wrapper (param_scheduler should be None when"
+            " optim_wrapper is None)",
+            hint="schedulers change an optimizer's values: set optim_wrapper, or remove param_scheduler",
+        )
 
 
 def _custom_imports(data: Mapping[str, Any], reporter: Reporter) -> None:

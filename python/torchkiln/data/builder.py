@@ -108,7 +108,15 @@ def _function(
 ) -> Callable[..., Any]:
     """A callable from a FUNCTIONS config ``{type: name, **kwargs}``, a name or a callable."""
     if isinstance(value, str):
-        return FUNCTIONS.get(value)
+        try:
+            return FUNCTIONS.get(value)
+        except KeyError as exc:
+            raise BuildTypeError(
+                f"{where} should be a dict or callable object (or the name of a registered"
+                f" function), got {value!r}, which is not registered",
+                where=where,
+                hint=getattr(exc, "hint", None),
+            ) from None
     if isinstance(value, Mapping):
         kwargs = dict(value)
         if "type" not in kwargs:

@@ -219,7 +219,9 @@ def setup_logging(
                 structlog.processors.JSONRenderer(default=str),
             )
         )
-        text_file = logging.FileHandler(os.path.join(log_dir, f"{stamp}.log"), encoding="utf-8")
+        text_path = os.path.join(log_dir, f"{stamp}.log")
+        text_file = logging.FileHandler(text_path, encoding="utf-8")
+        run_logger._log_file = text_path  # MMLogger.log_file: the run's text log
         text_file.setFormatter(plain_formatter(rank, LOGGER_NAME))
         for handler in (json_file, text_file):
             run_logger.addHandler(handler)

@@ -16,7 +16,8 @@ __all__ = ["format_hook_table"]
 def format_hook_table(host: HookHost) -> str:
     """Each mount point that has implementations, then ``(PRIORITY    ) Name`` per hook.
 
-    Plugins from a distribution show it in brackets. Mount points without hooks are left
+    Names are padded to 35 characters, as in MMEngine's table. Plugins from a distribution
+    show it in brackets after the name. Mount points without hooks are left
     out; an empty host gives ``''``.
     """
     sections = []
@@ -26,9 +27,9 @@ def format_hook_table(host: HookHost) -> str:
             continue
         lines = [f"{mount_point}:"]
         for record in records:
-            line = f"({priority_label(record.priority):<12}) {record.label}"
+            line = f"({priority_label(record.priority):<12}) {record.label:<35}"
             if record.dist:
-                line += f"  [{record.dist}]"
+                line = f"{line.rstrip()}  [{record.dist}]"
             lines.append(line)
         sections.append("\n".join(lines))
     return "\n\n".join(sections)

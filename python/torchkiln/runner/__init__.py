@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from torchkiln.logging.log_processor import LogProcessor
 from torchkiln.plugin_host.priority import Priority, get_priority
 from torchkiln.runner.activation_checkpointing import turn_on_activation_checkpointing
 from torchkiln.runner.amp import autocast
@@ -38,6 +39,7 @@ __all__ = [
     "EpochBasedTrainLoop",
     "IterBasedTrainLoop",
     "LoadReport",
+    "LogProcessor",
     "Priority",
     "Runner",
     "TestLoop",

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from torchkiln.config.plain import plain
-from torchkiln.errors import ConfigError, UsageRuntimeError
+from torchkiln.errors import ConfigRuntimeError, UsageRuntimeError
 from torchkiln.registry import HOOKS, LOG_PROCESSORS, LOOPS, MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +49,9 @@ class ComponentBuilder:
         """An ``nn.Module`` as it is, or one built from a ``MODELS`` config.
 
         :raises TypeError: ``model`` is neither.
-        :raises ConfigError: the module is a plain ``nn.Module`` the loops cannot drive.
+
+        A module without ``train_step``/``val_step``/``test_step`` is accepted (as in
+        MMEngine): a phase that needs a missing step says so when it starts.
         """
         import torch
 
@@ -59,11 +61,6 @@ class ComponentBuilder:
             raise TypeError(
                 f"model should be an nn.Module or a model config dict, got {type(model).__name__}"
             )
-        from torchkiln.model.model_checks import plain_module_message
-
-        problem = plain_module_message(model)
-        if problem is not None:
-            raise ConfigError(problem[0], where="model", hint=problem[1])
         return model
 
     def wrap_model(self, model: Any, wrapper_cfg: Mapping[str, Any] | None) -> Any:
@@ -74,7 +71,10 @@ class ComponentBuilder:
             return model
         model = model.to(self._env.device())
         if not self._env.distributed:
-            return model
+            # SyncBatchNorm needs a process group: a single process uses plain batch norms.
+            from torchkiln.model.sync_batchnorm import revert_sync_batchnorm
+
+            return revert_sync_batchnorm(model)
         from torchkiln.model.wrappers import wrap_model
 
         return wrap_model(model, wrapper_cfg, device=self._env.device())
@@ -120,12 +120,20 @@ class ComponentBuilder:
         """The train loop from ``train_cfg`` (``type`` or ``by_epoch``)."""
         if loop_cfg is None or dataloader is None:
             raise UsageRuntimeError(
-                "this runner cannot train: it has no train_dataloader/train_cfg/optim_wrapper",
+                "this runner cannot train: its train loop should not be None, but it has no"
+                " train_dataloader/train_cfg/optim_wrapper",
                 hint="give all three to the Runner or in the config",
             )
         if not isinstance(loop_cfg, Mapping):
-            return loop_cfg
+            return _check_loop(loop_cfg, "train_cfg")
         cfg = dict(loop_cfg)
+        if "type" in cfg and "by_epoch" in cfg:
+            raise ConfigRuntimeError(
+                "Only one of train_cfg.type and train_cfg.by_epoch can be given: a loop type"
+                " decides how it counts",
+                where="train_cfg",
+                hint="keep type for a custom loop, or by_epoch for the built-in ones",
+            )
         if "type" not in cfg:
             by_epoch = cfg.pop("by_epoch", True)
             cfg["type"] = "EpochBasedTrainLoop" if by_epoch else "IterBasedTrainLoop"
@@ -134,7 +142,7 @@ class ComponentBuilder:
     def eval_loop(self, loop_cfg: Any, default_type: str, dataloader: Any, evaluator: Any) -> Any:
         """A validation or test loop from ``val_cfg``/``test_cfg``."""
         if loop_cfg is not None and not isinstance(loop_cfg, Mapping):
-            return loop_cfg
+            return _check_loop(loop_cfg, "val_cfg" if default_type == "ValLoop" else "test_cfg")
         cfg = dict(loop_cfg or {})
         cfg.setdefault("type", default_type)
         return LOOPS.build(
@@ -179,6 +187,15 @@ class ComponentBuilder:
         return list(
             load_entry_point_plugins(host, disabled=set(disabled_plugins), options=plugin_options)
         )
+
+
+def _check_loop(loop: Any, key: str) -> Any:
+    """``loop`` when it is a loop object (has ``run``), else a TypeError naming ``key``."""
+    if callable(getattr(loop, "run", None)):
+        return loop
+    raise TypeError(
+        f"{key} should be a loop object or a config dict, got {type(loop).__name__} {loop!r}"
+    )
 
 
 def register_hook(host: HookHost, hook: Any, priority: int | str | None = None) -> Any:

@@ -28,6 +28,8 @@ class _EvalLoop(BaseLoop):
                 f"a {self.mode}_dataloader needs a {self.mode}_evaluator",
                 hint=f"add {self.mode}_evaluator: {{type: Accuracy}} (or a list of metrics), or remove {self.mode}_dataloader",
             )
+        if callable(getattr(evaluator, "process", None)) and not hasattr(evaluator, "metrics"):
+            evaluator = [evaluator]  # a single metric object
         self.evaluator = runner.build_evaluator(evaluator)
         dataset = getattr(self.dataloader, "dataset", None)
         if dataset is not None and hasattr(dataset, "metainfo"):

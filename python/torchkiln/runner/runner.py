@@ -24,11 +24,15 @@ from torchkiln.config.plain import config_text, plain
 from torchkiln.config.schema import CustomImportsCfg, RunConfig
 from torchkiln.errors import (
     EXIT_TERMINATED,
+    ConfigAssertionError,
     ConfigError,
+    ConfigTypeError,
+    ConfigValueError,
     RunInterrupted,
     UsageRuntimeError,
     UsageTypeError,
 )
+from torchkiln.hookspecs import MOUNT_POINTS
 from torchkiln.registry import RUNNERS, set_default_scope
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, register_hook
@@ -107,6 +111,11 @@ class Runner:
         run_config: RunConfig | None = None,
     ) -> None:
         self.cfg = cfg
+        _check_scheduler_cfg(param_scheduler)
+        compile = _own_argument(cfg, "compile", compile, False)
+        model_wrapper_cfg = _own_argument(cfg, "model_wrapper_cfg", model_wrapper_cfg, None)
+        plugins = _own_argument(cfg, "plugins", plugins, None)
+        custom_imports = _own_argument(cfg, "custom_imports", custom_imports, None)
         if run_config is None:
             # The same pass as `torchkiln config validate`, over the arguments that are configs.
             from torchkiln.config.validation import check_arguments
@@ -161,9 +170,12 @@ class Runner:
         self._compile = plain(compile)
         self._plugins_cfg = plain(plugins) or {}
 
-        self._train_loop: Any = None
-        self._val_loop: Any = None
-        self._test_loop: Any = None
+        # Each loop holds its config until first use builds it (MMEngine's lazy fields).
+        self._train_loop: Any = train_cfg
+        self._val_loop: Any = self._val_cfg
+        self._test_loop: Any = self._test_cfg
+        #: Whether a checkpoint was loaded or resumed (MMEngine's flag).
+        self._has_loaded = False
         #: The optimizer wrapper: its config (or the object given) until ``train()`` builds it.
         self.optim_wrapper: Any = optim_wrapper
         #: The parameter schedulers: their config until ``train()`` builds them.
@@ -246,7 +258,17 @@ class Runner:
             from torchkiln.config.validation import check
 
             run_config = check(cfg, components=False)
-        extra = {"run_config": run_config} if _accepts_run_config(cls) else {}
+        # MMEngine's from_cfg passes MMEngine's arguments only; torchkiln's own go to a
+        # subclass when its __init__ takes them (else Runner.__init__ reads them from cfg).
+        own = {
+            "compile": plain(get("compile", False)) or False,
+            "model_wrapper_cfg": plain(get("model_wrapper_cfg")),
+            "plugins": plain(get("plugins")),
+            "custom_imports": plain(get("custom_imports")),
+            "run_config": run_config,
+        }
+        accepted = _accepted_arguments(cls)
+        extra = {k: v for k, v in own.items() if accepted is None or k in accepted}
         return cls(
             model=plain(get("model")),
             work_dir=get("work_dir"),
@@ -275,10 +297,6 @@ class Runner:
             randomness=plain(get("randomness")),
             experiment_name=get("experiment_name"),
             cfg=cfg,
-            compile=plain(get("compile", False)) or False,
-            model_wrapper_cfg=plain(get("model_wrapper_cfg")),
-            plugins=plain(get("plugins")),
-            custom_imports=plain(get("custom_imports")),
             **extra,
         )
 
@@ -434,6 +452,21 @@ class Runner:
         return self._host
 
     @property
+    def val_interval(self) -> int:
+        """Validate every this many epochs (or iterations), as the train loop says."""
+        return int(self.train_loop.val_interval)
+
+    @property
+    def val_begin(self) -> int:
+        """The first epoch (or iteration) after which validation runs."""
+        return int(self.train_loop.val_begin)
+
+    @property
+    def model_name(self) -> str:
+        """The model's class name (without its distributed wrapper)."""
+        return type(self.unwrapped_model).__name__
+
+    @property
     def unwrapped_model(self) -> Any:
         """The model without its distributed wrapper."""
         from torchkiln.model.wrappers import is_model_wrapper
@@ -454,37 +487,46 @@ class Runner:
 
     @property
     def val_loop(self) -> Any:
-        """The validation loop, or None when the run has no validation."""
-        if self._val_loop is None and self._val_dataloader is not None:
-            self._val_loop = self.build_val_loop(self._val_cfg)
-        return self._val_loop
+        """The validation loop, or None when the run has no validation (built on first access)."""
+        loop = self._val_loop
+        if (loop is None or isinstance(loop, Mapping)) and self._val_dataloader is not None:
+            loop = self._val_loop = self.build_val_loop(self._val_cfg)
+        return None if isinstance(loop, Mapping) else loop
 
     @property
     def test_loop(self) -> Any:
-        """The test loop, or None when the run has no test set."""
-        if self._test_loop is None and self._test_dataloader is not None:
-            self._test_loop = self.build_test_loop(self._test_cfg)
-        return self._test_loop
+        """The test loop, or None when the run has no test set (built on first access)."""
+        loop = self._test_loop
+        if (loop is None or isinstance(loop, Mapping)) and self._test_dataloader is not None:
+            loop = self._test_loop = self.build_test_loop(self._test_cfg)
+        return None if isinstance(loop, Mapping) else loop
+
+    def _built_loop(self, loop: Any) -> Any:
+        return None if isinstance(loop, Mapping) else loop
 
     @property
     def epoch(self) -> int:
         """Finished training epochs."""
-        return self._train_loop.epoch if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.epoch if loop is not None else 0
 
     @property
     def iter(self) -> int:
         """Finished training iterations."""
-        return self._train_loop.iter if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.iter if loop is not None else 0
 
     @property
     def max_epochs(self) -> int:
         """Total training epochs."""
-        return self._train_loop.max_epochs if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.max_epochs if loop is not None else 0
 
     @property
     def max_iters(self) -> int:
         """Total training iterations."""
-        return self._train_loop.max_iters if self._train_loop is not None else 0
+        loop = self.train_loop_if_built
+        return loop.max_iters if loop is not None else 0
 
     @property
     def train_dataloader(self) -> Any:
@@ -614,7 +656,19 @@ class Runner:
         return build_dataloader(plain(dataloader), seed=seed, diff_rank_seed=diff_rank_seed)
 
     def build_evaluator(self, evaluator: Any) -> Any:
-        """Build an Evaluator from a metric config, a list of them, or an Evaluator config."""
+        """Build an Evaluator from a metric config, a list of metrics or configs, or an
+        Evaluator config; an Evaluator is returned as it is.
+
+        :raises TypeError: ``evaluator`` is none of them (a single metric object goes in a
+            list).
+        """
+        from torchkiln.evaluation import Evaluator
+
+        if not isinstance(evaluator, (Evaluator, Mapping, list, tuple)):
+            raise TypeError(
+                "evaluator should be an Evaluator, a metric config dict or a list of metrics,"
+                f" got {type(evaluator).__name__}; put a single metric in a list: [metric]"
+            )
         return self._build.evaluator(evaluator)
 
     def build_train_loop(self, loop_cfg: Any) -> Any:
@@ -633,20 +687,73 @@ class Runner:
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
         """Build the optimizer wrapper (or wrapper dict) for the model; a built one is
-        returned as it is."""
+        returned as it is.
+
+        :raises TypeError: ``optim_wrapper`` is neither a wrapper nor a config dict.
+        """
+        if not isinstance(optim_wrapper, Mapping) and not hasattr(optim_wrapper, "param_groups"):
+            raise TypeError(
+                "optimizer wrapper should be an OptimWrapper, an OptimWrapperDict or a config"
+                f" dict, got {type(optim_wrapper).__name__}"
+            )
+        if isinstance(optim_wrapper, Mapping):
+            import torch
+
+            if not {"type", "optimizer", "constructor"} & set(optim_wrapper):
+                # A dict of built wrappers, one per optimizer name.
+                for name, item in optim_wrapper.items():
+                    if not hasattr(item, "param_groups"):
+                        raise ConfigValueError(
+                            # "mush": MMEngine's spelling, kept for code that matches it
+                            "optim_wrapper has no type, optimizer or constructor, so it is a dict"
+                            " of built wrappers: each item mush be an optimizer object (an"
+                            f" OptimWrapper), got {name}={type(item).__name__}",
+                            where=f"optim_wrapper.{name}",
+                            hint="build each wrapper, or give a constructor (e.g."
+                            " MultiOptimWrapperConstructor) to build them from configs",
+                        )
+            if isinstance(optim_wrapper.get("optimizer"), torch.optim.Optimizer):
+                # A built optimizer in the config: wrap it (``type`` defaults to OptimWrapper).
+                from torchkiln.registry import OPTIM_WRAPPERS
+
+                cfg = dict(optim_wrapper)
+                cfg.setdefault("type", "OptimWrapper")
+                return OPTIM_WRAPPERS.build(cfg)
         return self._build.optim_wrapper(self.model, optim_wrapper)
 
     def build_param_scheduler(self, scheduler: Any) -> Any:
-        """Build parameter schedulers; ``end`` defaults to the end of training."""
+        """Build parameter schedulers; ``end`` defaults to the end of training.
+
+        :raises AssertionError: the optimizer wrapper is still a config
+            (:meth:`build_optim_wrapper` builds it first).
+        """
+        if isinstance(self.optim_wrapper, Mapping) and not hasattr(
+            self.optim_wrapper, "param_groups"
+        ):
+            raise ConfigAssertionError(
+                "build_optim_wrapper should be called before build_param_scheduler: the"
+                " optimizer wrapper is still a config",
+                hint="runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)",
+            )
         return self._build.param_schedulers(scheduler, self.optim_wrapper, self.train_loop)
 
-    def scale_lr(self, optim_wrapper: Any, auto_scale_lr: Mapping[str, Any] | None) -> None:
-        """Scale learning rates by ``world_size * batch_size / base_batch_size`` when enabled."""
+    def scale_lr(self, optim_wrapper: Any, auto_scale_lr: Mapping[str, Any] | None = None) -> None:
+        """Scale learning rates by ``world_size * batch_size / base_batch_size`` when enabled.
+
+        :param auto_scale_lr: ``{enable, base_batch_size}``; the run's ``auto_scale_lr`` when
+            None.
+        :raises AssertionError: enabled without ``base_batch_size``.
+        """
+        if auto_scale_lr is None:
+            auto_scale_lr = self._auto_scale_lr
         if not auto_scale_lr or not auto_scale_lr.get("enable", False):
             return
         if "base_batch_size" not in auto_scale_lr:
-            raise ConfigError(
-                "auto_scale_lr.enable needs base_batch_size", where="auto_scale_lr.base_batch_size"
+            raise ConfigAssertionError(
+                "auto_scale_lr.enable needs base_batch_size (the batch size the learning rates"
+                " were set for)",
+                where="auto_scale_lr.base_batch_size",
+                hint="e.g. auto_scale_lr: {enable: true, base_batch_size: 256}",
             )
         batch_size = getattr(self.train_dataloader, "batch_size", None)
         if batch_size is None:
@@ -670,7 +777,16 @@ class Runner:
 
         A custom loop that calls ``after_train_iter``/``after_train_epoch`` itself gets the
         built-in loops' meaning: checkpoints taken meanwhile count the finished iteration/epoch.
+        A name that is not a mount point (a custom loop's own stage, e.g.
+        ``before_warmup_iter``) calls that method of every registered hook that has it, in
+        priority order, as MMEngine does.
         """
+        if fn_name not in _MOUNT_POINTS:
+            for record in self._host.records():
+                method = getattr(record.plugin, fn_name, None)
+                if callable(method):
+                    method(self, **kwargs)
+            return
         loop = self._train_loop
         finishing = getattr(loop, "finishing", None)
         context = finishing(fn_name) if callable(finishing) else contextlib.nullcontext()
@@ -713,9 +829,11 @@ class Runner:
         :raises CheckpointError: the file is unreadable, with ``strict`` any key mismatch, and
             always when not a single key of the model was found in the file.
         """
-        return self.checkpointer.load(
+        checkpoint = self.checkpointer.load(
             filename, map_location=map_location, strict=strict, revise_keys=revise_keys
         )
+        self._has_loaded = True
+        return checkpoint
 
     def resume(
         self,
@@ -728,9 +846,11 @@ class Runner:
 
         :raises CheckpointError: the file is unreadable or not a training checkpoint.
         """
-        return self.checkpointer.resume(
+        checkpoint = self.checkpointer.resume(
             filename, resume_optimizer, resume_param_scheduler, map_location
         )
+        self._has_loaded = True
+        return checkpoint
 
     def load_or_resume(self, resume_state: bool = True) -> None:
         """Resume training state (``resume``) or load weights (``load_from``)."""
@@ -777,6 +897,7 @@ class Runner:
         self.build_training_components()
         self._observe_optimizer_steps()
         _ = self.val_loop  # build validation now so config errors surface before training
+        self._check_model_steps("train_step", "val_step" if self.val_loop is not None else None)
         self._maybe_compile()
         self._log_run_header("train")
         self._stop.reset()
@@ -869,8 +990,12 @@ class Runner:
         """Validate the model once; return the metrics."""
         if self.val_loop is None:
             raise UsageRuntimeError(
-                "this runner cannot validate: it has no val_dataloader/val_cfg/val_evaluator"
+                "this runner cannot validate: its val loop should not be None, but it has no"
+                " val_dataloader/val_cfg/val_evaluator",
+                hint="give all three to the Runner or in the config",
             )
+        self._check_model_steps("val_step")
+        self._maybe_compile("val_step")
         self._log_run_header("val")
         return self._run_phase(self.val_loop.run, resume_state=False)
 
@@ -878,8 +1003,12 @@ class Runner:
         """Test the model once; return the metrics."""
         if self.test_loop is None:
             raise UsageRuntimeError(
-                "this runner cannot test: it has no test_dataloader/test_cfg/test_evaluator"
+                "this runner cannot test: its test loop should not be None, but it has no"
+                " test_dataloader/test_cfg/test_evaluator",
+                hint="give all three to the Runner or in the config",
             )
+        self._check_model_steps("test_step")
+        self._maybe_compile("test_step")
         self._log_run_header("test")
         return self._run_phase(self.test_loop.run, resume_state=False)
 
@@ -921,7 +1050,11 @@ class Runner:
         """End every DataLoader worker process of the loops built so far (see worker_shutdown)."""
         from torchkiln.runner.worker_shutdown import shutdown_workers
 
-        for loop in (self.train_loop_if_built, self._val_loop, self._test_loop):
+        for loop in (
+            self.train_loop_if_built,
+            self._built_loop(self._val_loop),
+            self._built_loop(self._test_loop),
+        ):
             if loop is None or isinstance(loop, Mapping):
                 continue
             shutdown_workers(getattr(loop, "pass_iterator", None))
@@ -958,9 +1091,41 @@ class Runner:
         )
         self.logger.debug("hooks in call order:\n" + format_hook_table(self._host))
 
-    def _maybe_compile(self) -> None:
+    def _check_model_steps(self, step: str, validation_step: str | None = None) -> None:
+        """Say clearly (once per phase) when the model lacks a step method the phase calls.
+
+        :raises ConfigError: ``step`` is missing.
+        :raises AssertionError: training validates and ``validation_step`` is missing.
+        """
+        from torchkiln.model.model_checks import plain_module_message
+
+        model = self.unwrapped_model
+        missing = [
+            name
+            for name in (step, validation_step)
+            if name and not callable(getattr(model, name, None))
+        ]
+        if not missing:
+            return
+        message, hint = plain_module_message(model) or ("", "")
+        if step in missing:
+            raise ConfigError(message, where="model", hint=hint)
+        raise ConfigAssertionError(
+            f"{message}. If you want to validate during training, the model needs"
+            f" {validation_step}",
+            where="model",
+            hint=f"{hint}; or remove val_dataloader/val_cfg/val_evaluator",
+        )
+
+    def _maybe_compile(self, target: str = "train_step") -> None:
+        """With ``compile``, replace the model's ``target`` step (``train_step``, ``val_step``
+        or ``test_step``) by its ``torch.compile`` version, once."""
         if not self._compile:
             return
+        model = self.model
+        step = getattr(model, target, None)
+        if step is None or hasattr(step, "_torchdynamo_orig_callable"):
+            return  # nothing to compile, or compiled already
         import torch
 
         options = self._compile if isinstance(self._compile, Mapping) else {}
@@ -968,9 +1133,11 @@ class Runner:
             from torchkiln.runner.environment import use_deterministic_algorithms
 
             use_deterministic_algorithms(compiling=True)
-        target = self.model
-        target.train_step = torch.compile(target.train_step, **options)
-        self.logger.info(f"train_step compiled with torch.compile({options})")
+        setattr(model, target, torch.compile(step, **options))
+        self.logger.info(
+            f"{target} compiled with torch.compile({options}); the first iterations are slow"
+            " while it compiles, please be patient."
+        )
 
     def _init_model_weights(self) -> None:
         if self._weights_initialized:
@@ -982,6 +1149,38 @@ class Runner:
 
     def __repr__(self) -> str:
         return f"Runner(work_dir={self._work_dir!r}, model={type(self.model).__name__})"
+
+
+_MOUNT_POINTS = frozenset(MOUNT_POINTS)
+
+
+def _check_scheduler_cfg(param_scheduler: Any) -> None:
+    """Check the shape of ``param_scheduler`` as MMEngine's Runner does.
+
+    :raises TypeError: it is not a scheduler, a config dict, a list or a dict of them.
+    :raises AssertionError: a per-optimizer dict has a value that is none of them.
+    """
+    if param_scheduler is None or callable(getattr(param_scheduler, "step", None)):
+        return
+    if isinstance(param_scheduler, (list, tuple)):
+        return
+    if not isinstance(param_scheduler, Mapping):
+        raise ConfigTypeError(
+            "`param_scheduler` should be a scheduler, a config dict, a list of them or a dict"
+            f" of such per optimizer, got {type(param_scheduler).__name__}",
+            where="param_scheduler",
+        )
+    if "type" in param_scheduler:
+        return
+    for name, value in param_scheduler.items():
+        if not isinstance(value, (Mapping, list, tuple)) and not callable(
+            getattr(value, "step", None)
+        ):
+            raise ConfigAssertionError(
+                "Each value of `param_scheduler` (one per optimizer) should be a scheduler, a"
+                f" config dict or a list of them, got {type(value).__name__} for {name!r}",
+                where=f"param_scheduler.{name}",
+            )
 
 
 def _precision_line(optim_wrapper: Any) -> str:
@@ -1020,12 +1219,24 @@ def _remove_if_empty(log_dir: str, work_dir: str | None) -> None:
         pass  # cleaning up must never hide the error that stopped the start
 
 
-def _accepts_run_config(cls: type) -> bool:
-    """Whether ``cls`` (a Runner subclass written for MMEngine, perhaps) takes ``run_config``."""
+def _accepted_arguments(cls: type) -> set[str] | None:
+    """The keyword arguments ``cls.__init__`` takes (a Runner subclass written for MMEngine
+    takes MMEngine's only); None when it takes any (``**kwargs``)."""
     import inspect
 
     parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]  # the class's own __init__ is the one inspected
-    return any(p.name == "run_config" or p.kind is p.VAR_KEYWORD for p in parameters)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def _own_argument(cfg: Any, key: str, given: Any, default: Any) -> Any:
+    """``given`` unless it is the default and ``cfg`` sets ``key`` (a subclass that calls
+    ``Runner.__init__`` with MMEngine's arguments only leaves torchkiln's in ``cfg``)."""
+    if given is not default or cfg is None or not hasattr(cfg, "get"):
+        return given
+    value = cfg.get(key)
+    return default if value is None else plain(value)
 
 
 def _import_custom(custom_imports: CustomImportsCfg) -> None:

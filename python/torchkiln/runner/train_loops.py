@@ -141,6 +141,8 @@ class _TrainLoopMixin:
         return self.dynamic_intervals[step - 1]
 
     def _decide_current_val_interval(self, progress: int) -> None:
+        """Set ``val_interval`` to the one in force for unit ``progress`` (0-based), as
+        MMEngine's loops show it to hooks before that unit."""
         self.val_interval = self._interval_at(progress)
 
     def _ensure_train_mode(self) -> None:
@@ -186,10 +188,11 @@ class _TrainLoopMixin:
     def _should_validate(self) -> bool:
         return False
 
-    def _after_unit(self, progress: int) -> bool:
-        """After an epoch (or an iteration, by iteration): validate when due; True when a stop
-        request ends training (the validation then stays pending for the checkpoint)."""
-        self._decide_current_val_interval(progress)
+    def _after_unit(self, done: int) -> bool:
+        """After an epoch (or an iteration, by iteration; ``done`` units finished): validate
+        when due; True when a stop request ends training (the validation then stays pending
+        for the checkpoint)."""
+        self._decide_current_val_interval(done)  # the interval of the next unit (index done)
         self._val_pending = self._should_validate()
         if self._poll_stop():
             return True
@@ -354,7 +357,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         ):
             if self.run_epoch() is False:  # (a subclass's run_epoch may return None)
                 break  # stopped mid-epoch
-            if self._after_unit(self._epoch - 1):
+            if self._after_unit(self._epoch):
                 break
         if not runner.stop_requested:
             runner.dispatch.after_train(runner)
@@ -363,9 +366,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def _validation_due_after_epoch(self, epochs_done: int) -> bool:
         if self.runner.val_loop is None or epochs_done < self.val_begin:
             return False
-        return (
-            epochs_done % self._interval_at(epochs_done - 1) == 0 or epochs_done == self._max_epochs
-        )
+        return epochs_done % self._interval_at(epochs_done) == 0 or epochs_done == self._max_epochs
 
     def _should_validate(self) -> bool:
         return self._validation_due_after_epoch(self._epoch)
@@ -400,21 +401,40 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._max_iters = 1
 
 
-class _InfiniteLoader:
-    """Endless iteration over a dataloader; each new pass calls ``set_epoch`` with the pass number."""
+class _InfiniteDataloaderIterator:
+    """Endless iteration over a dataloader; each new pass calls ``set_epoch`` with the pass number.
+
+    A dataloader whose sampler ends (not an ``InfiniteSampler``) is restarted when it runs
+    out, which re-creates its worker processes; the first restart of a run logs a warning.
+    """
 
     def __init__(self, loop: IterBasedTrainLoop) -> None:
         self._loop = loop
         self._iterator = loop._start_pass()
+        self._warned = False
+
+    def __iter__(self) -> _InfiniteDataloaderIterator:
+        return self
 
     def __next__(self) -> Any:
         try:
             batch = next(self._iterator)
         except StopIteration:
+            self._restart_warning()
             self._iterator = self._loop._next_pass()
             batch = next(self._iterator)
         self._loop._pass_pos += 1
         return batch
+
+    def _restart_warning(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        self._loop.runner.logger.warning(
+            f"IterBasedTrainLoop: the train dataloader ran out after {self._loop._pass_pos}"
+            " batches and restarts (its workers are re-created on every pass); use"
+            " sampler=dict(type='InfiniteSampler') to iterate without restarts"
+        )
 
 
 @LOOPS.register_module()
@@ -445,6 +465,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
                 where="train_cfg.max_iters",
             )
         self._max_iters = max_iters
+        self._dataloader_iterator: _InfiniteDataloaderIterator | None = None
         self._init_state(val_begin, val_interval, dynamic_intervals, "iterations")
 
     @property
@@ -458,6 +479,17 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         """Total number of training iterations."""
         return self._max_iters
 
+    @property
+    def dataloader_iterator(self) -> _InfiniteDataloaderIterator:
+        """The endless iterator over the train dataloader, created on first use (per run).
+
+        A custom ``run`` draws batches with ``next(self.dataloader_iterator)``.
+        """
+        iterator = self._dataloader_iterator
+        if iterator is None:
+            iterator = self._dataloader_iterator = _InfiniteDataloaderIterator(self)
+        return iterator
+
     def run(self) -> Any:
         """Train until ``max_iters``, until ``stop_training`` is set, or until a stop request."""
         runner = self.runner
@@ -467,11 +499,11 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         self._ensure_train_mode()
         if self._val_pending and runner.val_loop is not None:
             self._validate()
-        loader = _InfiniteLoader(self)
+        loader = self.dataloader_iterator
         while self._iter < self._max_iters and not self.stop_training and not runner.stop_requested:
             data_batch = next(loader)
             self.run_iter(data_batch)
-            if self._after_unit(self._iter - 1):
+            if self._after_unit(self._iter):
                 break
         if not runner.stop_requested:
             dispatch.after_train_epoch(runner)
@@ -481,7 +513,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
     def _validation_due_after_iter(self, iters_done: int) -> bool:
         if self.runner.val_loop is None or iters_done < self.val_begin:
             return False
-        return iters_done % self._interval_at(iters_done - 1) == 0 or iters_done == self._max_iters
+        return iters_done % self._interval_at(iters_done) == 0 or iters_done == self._max_iters
 
     def _should_validate(self) -> bool:
         return self._validation_due_after_iter(self._iter)

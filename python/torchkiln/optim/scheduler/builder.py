@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchkiln.errors import ConfigKeyError, ConfigTypeError, ConfigValueError, TorchkilnError
+from torchkiln.logging.mm_logger import print_log
 from torchkiln.optim.optimizer.optim_wrapper_dict import OptimWrapperDict
 from torchkiln.optim.scheduler.param_scheduler import _ParamScheduler
 from torchkiln.registry import PARAM_SCHEDULERS, check_kwargs
@@ -36,7 +38,7 @@ def build_param_schedulers(
     :param max_epochs: end of training in epochs: the default ``end`` of by-epoch schedulers.
     :param max_iters: end of training in iterations: the default ``end`` otherwise.
     :param train_by_epoch: whether training counts epochs; an unconverted by-epoch
-        scheduler in iteration-based training would never step, and is an error.
+        scheduler in iteration-based training steps only at the end of training (a warning).
     :returns: a list of schedulers, or ``{name: list}`` for an OptimWrapperDict.
     """
     options = dict(
@@ -159,10 +161,13 @@ def _build_one(
                 optimizer=optim_wrapper, epoch_length=epoch_length, **kwargs
             )
         if by_epoch and not train_by_epoch:
-            raise ConfigValueError(
-                f"{name} steps by epoch, but training is iteration-based, so it would never step",
-                where=where,
-                hint="set by_epoch: false (values in iterations) or convert_to_iter_based: true",
+            # As in MMEngine the scheduler is built; it steps at the loop's only epoch end.
+            print_log(
+                f"{where}: {name} steps by epoch, but training is iteration-based, so it steps"
+                " only once, at the end of training; set by_epoch: false (values in iterations)"
+                " or convert_to_iter_based: true",
+                logger="current",
+                level=logging.WARNING,
             )
         return PARAM_SCHEDULERS.build(item, default_args={"optimizer": optim_wrapper})
     except TorchkilnError as exc:
