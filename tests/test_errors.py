@@ -81,14 +81,14 @@ def optimizer():
 
 
 def test_scheduler_errors_have_mmengines_builtin_types(optimizer):
-    with pytest.raises(ValueError, match="end must be larger than begin") as caught:
+    with pytest.raises(ValueError, match="end should be larger than begin") as caught:
         StepLR(optimizer, step_size=1, begin=5, end=2)
     assert isinstance(caught.value, ConfigError)
     with pytest.raises(ValueError, match="start_factor must be in"):
         LinearLR(optimizer, start_factor=10)
-    with pytest.raises(TypeError, match="needs an OptimWrapper or a torch optimizer"):
+    with pytest.raises(TypeError, match="should be an Optimizer or an OptimWrapper"):
         StepLR("not an optimizer", step_size=1)
-    with pytest.raises(KeyError, match="has no 'initial_lr'"):
+    with pytest.raises(KeyError, match="param 'initial_lr' is not specified"):
         StepLR(optimizer, step_size=1, last_step=3)
     with pytest.raises(KeyError, match="schedules 'invalid_name'"):
         StepParamScheduler(optimizer, "invalid_name", step_size=1)
@@ -120,7 +120,7 @@ def test_constructor_errors_have_mmengines_builtin_types():
         )
     with pytest.raises(TypeError, match="unexpected argument 'momentun'"):
         build_optim_wrapper(model, {"optimizer": {"type": "SGD", "lr": 0.1, "momentun": 0.9}})
-    with pytest.raises(AssertionError, match="clip_grad must be a dict"):
+    with pytest.raises(AssertionError, match="If `clip_grad` is not None"):
         OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), clip_grad=[])
 
 

@@ -286,7 +286,7 @@ def test_multi_optim_wrapper_constructor():
     )
     assert isinstance(wrappers, OptimWrapperDict)
     assert list(wrappers) == ["generator", "discriminator"]
-    g_params = {id(p) for g in wrappers["generator"].param_groups for p in g["params"]}
+    g_params = {id(p) for g in wrappers["generator"].optimizer.param_groups for p in g["params"]}
     assert g_params == {id(p) for p in model.generator.parameters()}
     d_params = [p for g in wrappers["discriminator"].param_groups for p in g["params"]]
     assert [id(p) for p in d_params] == [id(p) for p in model.discriminator.parameters()]

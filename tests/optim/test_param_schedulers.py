@@ -69,7 +69,7 @@ def test_param_scheduler_through_optim_wrapper():
     scheduler = StepParamScheduler(wrapper, param_name="lr", step_size=2, gamma=0.5)
     for _ in range(4):
         scheduler.step()
-    assert wrapper.get_lr() == {"lr": pytest.approx([0.05 * 0.25, 0.5 * 0.25])}
+    assert wrapper.get_lr() == {"base_lr": pytest.approx([0.05 * 0.25]), "lr": pytest.approx([0.05 * 0.25, 0.5 * 0.25])}
 
 
 def test_unknown_param_name_is_a_config_error():

@@ -202,7 +202,7 @@ class AmpOptimWrapper(OptimWrapper):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state dict, plus ``loss_scaler`` when a scaler is used."""
-        state = self.optimizer.state_dict()
+        state = super().state_dict()
         if self.loss_scaler is not None:
             state["loss_scaler"] = self.loss_scaler.state_dict()
         return state
@@ -213,7 +213,7 @@ class AmpOptimWrapper(OptimWrapper):
         scaler_state = state.pop("loss_scaler", None)
         if scaler_state is not None and self.loss_scaler is not None:
             self.loss_scaler.load_state_dict(scaler_state)
-        self.optimizer.load_state_dict(state)
+        super().load_state_dict(state)
 
     def __repr__(self) -> str:
         base = super().__repr__()[:-1]
