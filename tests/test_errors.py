@@ -101,7 +101,7 @@ def test_constructor_errors_have_mmengines_builtin_types():
     model = nn.Linear(2, 2)
     with pytest.raises(TypeError, match="optim_wrapper must be a dict"):
         DefaultOptimWrapperConstructor([])
-    with pytest.raises(AssertionError, match="needs an 'optimizer' entry"):
+    with pytest.raises(AssertionError, match="must contain an 'optimizer' entry"):
         build_optim_wrapper(model, {"type": "OptimWrapper"})
     with pytest.raises(TypeError, match="paramwise_cfg must be a dict"):
         DefaultOptimWrapperConstructor({"optimizer": {"type": "SGD", "lr": 0.1}}, ["error"])

@@ -81,8 +81,13 @@ class OptimWrapperDict:
         return {name: wrapper.param_groups for name, wrapper in self.items()}
 
     def get_lr(self) -> dict[str, list[float]]:
-        """``{'<name>.lr': [lr of each param group], ...}``."""
-        return {f"{name}.lr": wrapper.get_lr()["lr"] for name, wrapper in self.items()}
+        """``{'<name>.lr': [lr of each param group], ...}``, with ``'<name>.base_lr'`` before
+        it for a wrapper that reports a ``base_lr`` (one with several param groups)."""
+        lrs: dict[str, list[float]] = {}
+        for name, wrapper in self.items():
+            for key, values in wrapper.get_lr().items():
+                lrs[f"{name}.{key}"] = values
+        return lrs
 
     def get_momentum(self) -> dict[str, list[float]]:
         """``{'<name>.momentum': [...], ...}``."""
