@@ -136,10 +136,10 @@ def test_registry_errors_have_mmengines_builtin_types():
 
 def test_optim_wrapper_dict_errors_have_mmengines_builtin_types():
     wrapper = OptimWrapper(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1))
-    with pytest.raises(AssertionError, match="must be an OptimWrapper"):
+    with pytest.raises(AssertionError, match="`OptimWrapperDict` only accepts OptimWrapper"):
         OptimWrapperDict(gen=wrapper.optimizer)
     pair = OptimWrapperDict(gen=wrapper)
-    with pytest.raises(NotImplementedError, match="call step"):
+    with pytest.raises(NotImplementedError, match="`step` should be called on one of the optimizers"):
         pair.step()
     with pytest.raises(KeyError, match="no optimizer named 'disc'") as caught:
         pair["disc"]

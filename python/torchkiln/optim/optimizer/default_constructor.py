@@ -75,6 +75,8 @@ def _is_optimizer(obj: Any) -> bool:
 
 def _optimizer_signature_defaults(optimizer_type: Any) -> dict[str, Any]:
     """Keyword arguments of an optimizer class and their defaults (``_empty`` if none)."""
+    if not isinstance(optimizer_type, (str, type)):  # no type given: nothing to look up
+        return {}
     found = signature_params(OPTIMIZERS.get(optimizer_type))
     if found is None:
         return {}

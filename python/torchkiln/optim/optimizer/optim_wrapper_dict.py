@@ -36,7 +36,8 @@ class OptimWrapperDict:
         for name, wrapper in optim_wrappers.items():
             if not isinstance(wrapper, OptimWrapper):
                 raise ConfigAssertionError(
-                    f"OptimWrapperDict entry {name!r} must be an OptimWrapper, got {type(wrapper).__name__}",
+                    f"`OptimWrapperDict` only accepts OptimWrapper entries, and {name!r} is a "
+                    f"{type(wrapper).__name__}",
                     where=f"optim_wrapper.{name}",
                     hint="build each entry with build_optim_wrapper or use constructor: MultiOptimWrapperConstructor",
                 )
@@ -123,9 +124,10 @@ class OptimWrapperDict:
     # ------------------------------------------------------------------ not for a dict
     def _which(self, method: str) -> NoReturn:
         first = next(iter(self.optim_wrappers), "name")
+        name = method.partition("(")[0]
         raise UsageNotImplementedError(
-            f"OptimWrapperDict holds several optimizers ({', '.join(self.optim_wrappers)}); "
-            f"call {method} on one of them, e.g. optim_wrapper[{first!r}].{method}"
+            f"`{name}` should be called on one of the optimizers of this OptimWrapperDict "
+            f"({', '.join(self.optim_wrappers)}), e.g. optim_wrapper[{first!r}].{method}"
         )
 
     def update_params(self, *args: Any, **kwargs: Any) -> NoReturn:
@@ -145,5 +147,6 @@ class OptimWrapperDict:
         self._which("optim_context(model)")
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={wrapper!r}" for name, wrapper in self.items())
-        return f"OptimWrapperDict({inner})"
+        # one line per optimizer, each led by its name
+        lines = (f"name: {name}, {wrapper!r}" for name, wrapper in self.items())
+        return "OptimWrapperDict(\n" + "".join(f"  {line}\n" for line in lines) + ")"

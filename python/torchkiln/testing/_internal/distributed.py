@@ -149,12 +149,7 @@ class MultiProcessTestCase(unittest.TestCase):
         deadline = time.monotonic() + self.timeout
         messages: dict[int, str] = {}
         while True:
-            for rank, pipe in enumerate(self._pipes):
-                if rank not in messages and pipe.poll():
-                    try:
-                        messages[rank] = pipe.recv()
-                    except EOFError:
-                        messages[rank] = ""
+            self._collect(messages)
             codes = [process.exitcode for process in self.processes]
             failed = any(code not in (None, 0, self.TEST_SKIP_EXIT_CODE) for code in codes)
             if failed or all(code is not None for code in codes):
@@ -170,10 +165,18 @@ class MultiProcessTestCase(unittest.TestCase):
                 process.terminate()
                 stopped.add(rank)
             process.join(5)
-        for rank, pipe in enumerate(self._pipes):
-            if rank not in messages and pipe.poll():
-                messages[rank] = pipe.recv()
+        self._collect(messages)
         self._check_return_codes(messages, stopped, "after another rank failed" if failed else "")
+
+    def _collect(self, messages: dict[int, str]) -> None:
+        """Read what the test processes sent (an error or a skip), without blocking."""
+        for rank, pipe in enumerate(self._pipes):
+            if rank in messages or not pipe.poll():
+                continue
+            try:
+                messages[rank] = pipe.recv()
+            except EOFError:  # closed without a message: the test passed
+                continue
 
     def _check_return_codes(self, messages: dict[int, str], stopped: set[int], why: str) -> None:
         errors = []
