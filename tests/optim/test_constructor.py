@@ -468,3 +468,21 @@ def test_import_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "30"
+
+
+def test_an_optimizer_whose_first_argument_is_not_named_params():
+    """The parameters go to the optimizer's first argument, whatever its name."""
+
+    @OPTIMIZERS.register_module(force=True)
+    class ModelParamsSGD(torch.optim.SGD):
+        def __init__(self, model_params, lr=0.1, **kwargs):
+            super().__init__(model_params, lr=lr, **kwargs)
+
+    model = Net()
+    plain = build_optim_wrapper(model, {"optimizer": {"type": "ModelParamsSGD", "lr": LR}})
+    assert sum(len(g["params"]) for g in plain.optimizer.param_groups) == len(list(model.parameters()))
+    paramwise = build_optim_wrapper(
+        model, {"optimizer": {"type": "ModelParamsSGD", "lr": LR}, "paramwise_cfg": {"bias_lr_mult": 2.0}}
+    )
+    assert isinstance(paramwise.optimizer, ModelParamsSGD)
+    assert {g["lr"] for g in paramwise.optimizer.param_groups} == {LR, 2 * LR}

@@ -84,6 +84,20 @@ def _optimizer_signature_defaults(optimizer_type: Any) -> dict[str, Any]:
     return {name: defaults.get(name, inspect.Parameter.empty) for name in names if name != "params"}
 
 
+def _first_argument(optimizer_type: Any) -> str:
+    """The name of the optimizer's first argument, which takes the parameters: ``params`` for
+    torch's, ``model_params`` for some others (colossalai's HybridAdam, say)."""
+    optimizer_cls = optimizer_type
+    if isinstance(optimizer_type, str):
+        with OPTIMIZERS.switch_scope_and_registry(None) as registry:  # the default scope's
+            optimizer_cls = registry.get(optimizer_type)
+    try:
+        names = list(inspect.signature(optimizer_cls).parameters)
+    except (TypeError, ValueError):  # no signature to read: torch's name
+        return "params"
+    return names[0] if names and names[0] not in ("args", "kwargs") else "params"
+
+
 def merge_param_groups(
     groups: list[dict[str, Any]], defaults: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -291,9 +305,8 @@ class DefaultOptimWrapperConstructor:
                     where=f"{WHERE}.optimizer",
                     hint="e.g. optimizer: {type: SGD, lr: 0.01} (any torch.optim class, or a registered one)",
                 )
-            opt_cfg["params"] = (
-                self.param_groups(model) if self.paramwise_cfg else model.parameters()
-            )
+            params = self.param_groups(model) if self.paramwise_cfg else model.parameters()
+            opt_cfg[_first_argument(opt_cfg["type"])] = params
             optimizer = OPTIMIZERS.build(opt_cfg)
         else:
             raise ConfigTypeError(
