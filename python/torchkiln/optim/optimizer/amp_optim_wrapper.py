@@ -114,6 +114,11 @@ class AmpOptimWrapper(OptimWrapper):
         if self.cast_dtype == torch.float16:
             self.loss_scaler = self._build_scaler(loss_scale, use_fsdp)
 
+    @property
+    def _scale_update_param(self) -> float | None:
+        """The fixed loss scale passed to each scaler update (None: dynamic), MMEngine's name."""
+        return self._fixed_scale
+
     def _build_scaler(self, loss_scale: Any, use_fsdp: bool) -> Any:
         scaler_cls = _scaler_class(use_fsdp)
         if loss_scale == "dynamic":
