@@ -111,7 +111,6 @@ ABSENT_OR_RENAMED: dict[str, str] = {
     "detect_anomalous_params": "DDP's find_unused_parameters and torchkiln's model checks report unused parameters",
     "update_init_info": "internal bookkeeping of MMEngine's BaseModule initialisation",
     # optim
-    "ZeroRedundancyOptimizer": "use torch.distributed.optim.ZeroRedundancyOptimizer directly (registered in OPTIMIZERS)",
     "BaseOptimWrapper": "OptimWrapper is the base class",
     # hooks
     "NPUProfilerHook": "Ascend NPUs are not supported",

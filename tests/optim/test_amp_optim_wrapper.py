@@ -185,3 +185,12 @@ def test_the_model_device_is_found_once_per_model_and_follows_moves(monkeypatch)
     assert wrapper._model_device_type(model) == "meta"
     other = nn.Sequential()  # no parameters: the optimizer's device
     assert wrapper._model_device_type(other) == "cpu"
+
+
+def test_scale_update_param_is_the_fixed_scale():
+    """MMEngine's name for what each scaler update receives: the fixed scale, or None."""
+    param = nn.Parameter(torch.ones(2))
+    fixed = AmpOptimWrapper(optimizer=torch.optim.SGD([param], lr=0.01), dtype="float16", loss_scale=512.0)
+    assert fixed._scale_update_param == 512.0
+    dynamic = AmpOptimWrapper(optimizer=torch.optim.SGD([param], lr=0.01), dtype="float16")
+    assert dynamic._scale_update_param is None

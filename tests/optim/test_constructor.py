@@ -83,10 +83,23 @@ def test_paramwise_settings_per_parameter():
         assert got[name] == (pytest.approx(lr), pytest.approx(wd)), name
 
 
-def test_identical_settings_share_a_group_in_first_appearance_order():
+def test_one_group_per_trainable_parameter_in_model_order():
     model = Net()
     wrapper = build_optim_wrapper(
         model, {"optimizer": {"type": "SGD", "lr": LR, "weight_decay": WD}, "paramwise_cfg": PARAMWISE}
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = wrapper.optimizer.param_groups
+    assert [g["params"] for g in groups] == [[p] for p in trainable]
+    assert "lr" not in groups[1] or groups[1]["lr"] == LR  # backbone.0.weight: no rule
+
+
+def test_identical_settings_share_a_group_in_first_appearance_order():
+    model = Net()
+    wrapper = build_optim_wrapper(
+        model,
+        {"optimizer": {"type": "SGD", "lr": LR, "weight_decay": WD},
+         "paramwise_cfg": {**PARAMWISE, "merge_groups": True}},
     )
     groups = {name: index for name, (_, _, index) in settings_by_name(model, wrapper.optimizer).items()}
     assert len(wrapper.optimizer.param_groups) == 7
@@ -106,7 +119,7 @@ def test_neutral_custom_key_merges_with_the_default_group():
     wrapper = build_optim_wrapper(
         model,
         {"optimizer": {"type": "SGD", "lr": LR, "weight_decay": WD},
-         "paramwise_cfg": {"custom_keys": {"neck": {"lr_mult": 1.0, "decay_mult": 1.0}}}},
+         "paramwise_cfg": {"custom_keys": {"neck": {"lr_mult": 1.0, "decay_mult": 1.0}}, "merge_groups": True}},
     )
     assert len(wrapper.optimizer.param_groups) == 1
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -128,8 +141,9 @@ def test_custom_keys_ties_break_alphabetically_and_extra_settings():
     assert by_param[id(model.head.weight)]["lr"] == pytest.approx(LR)
     tie = DefaultOptimWrapperConstructor(
         {"optimizer": {"type": "SGD", "lr": LR}}, {"custom_keys": {"eck": {"lr_mult": 5.0}, "nec": {"lr_mult": 7.0}}}
-    )(Net()).optimizer
-    assert tie.param_groups[1]["lr"] == pytest.approx(LR * 5)
+    )(tied := Net()).optimizer
+    tie_lr = {id(p): g["lr"] for g in tie.param_groups for p in g["params"]}
+    assert tie_lr[id(tied.neck.weight)] == pytest.approx(LR * 5)
 
 
 def test_lr_multiplier_uses_the_optimizer_default_lr():
@@ -205,9 +219,15 @@ def test_wrapped_model_is_unwrapped_for_names():
     assert lrs[id(model.module.backbone[0].weight)] == pytest.approx(LR * 0.5)
 
 
-@pytest.mark.parametrize(("opt_type", "default_wd"), [("AdamW", 0.01), ("SGD", 0.0)])
+@pytest.mark.parametrize(("opt_type", "default_wd"), [("AdamW", 0.01), ("Adagrad", 0.0)])
 def test_decay_multipliers_use_the_optimizers_default_weight_decay(opt_type, default_wd):
-    """weight_decay left out of the config: the multipliers apply to the signature default."""
+    """weight_decay left out of the config: the multipliers apply to a non-zero signature
+    default, and fail (as in MMEngine) where it is 0."""
+    if not default_wd:
+        with pytest.raises(ValueError, match="base_wd should not be None.*default weight_decay of 0"):
+            build_optim_wrapper(Net(), {"optimizer": {"type": opt_type, "lr": LR},
+                                        "paramwise_cfg": {"norm_decay_mult": 0.5}})
+        return
     cfg = {"optimizer": {"type": opt_type, "lr": LR},
            "paramwise_cfg": {"norm_decay_mult": 0.5, "custom_keys": {"head": {"decay_mult": 3.0}}}}
     net = Net()
@@ -225,7 +245,7 @@ def test_decay_multipliers_use_the_optimizers_default_weight_decay(opt_type, def
 @pytest.mark.parametrize(
     ("cfg", "error", "message"),
     [
-        ({"type": "OptimWrapper"}, ConfigError, "needs an 'optimizer' entry, e.g. optimizer: {type: SGD"),
+        ({"type": "OptimWrapper"}, ConfigError, "must contain an 'optimizer' entry, e.g. optimizer: {type: SGD"),
         ({"optimizer": {"lr": 0.1}}, ConfigError, "needs a 'type'"),
         ({"optimizer": {"type": "SDG", "lr": 0.1}}, BuildError, "unknown type 'SDG'"),
         ({"optimizer": {"type": "SGD", "lr": 0.1, "momentun": 0.9}}, BuildError, "unexpected argument 'momentun'"),
@@ -233,7 +253,7 @@ def test_decay_multipliers_use_the_optimizers_default_weight_decay(opt_type, def
         ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"bias_lr_mul": 2}}, ConfigError, "'bias_lr_mul'"),
         # LBFGS takes no weight_decay at all (SGD and AdamW have defaults: see below)
         ({"optimizer": {"type": "LBFGS", "lr": 0.1}, "paramwise_cfg": {"norm_decay_mult": 0}}, ConfigError,
-         "paramwise_cfg.norm_decay_mult needs the optimizer's weight_decay, and 'LBFGS' has no default"),
+         "paramwise_cfg.norm_decay_mult needs the optimizer's weight_decay .base_wd should not be None., and 'LBFGS' has no default"),
         ({"optimizer": {"type": "LBFGS", "lr": 0.1}, "paramwise_cfg": {"custom_keys": {"head": {"decay_mult": 0}}}},
          ConfigError, "custom_keys.head.decay_mult needs the optimizer's weight_decay"),
         ({"optimizer": {"type": "SGD", "lr": 0.1}, "paramwise_cfg": {"custom_keys": {"head": {"momentun": 0.1}}}},
@@ -286,7 +306,7 @@ def test_multi_optim_wrapper_constructor():
     )
     assert isinstance(wrappers, OptimWrapperDict)
     assert list(wrappers) == ["generator", "discriminator"]
-    g_params = {id(p) for g in wrappers["generator"].param_groups for p in g["params"]}
+    g_params = {id(p) for g in wrappers["generator"].optimizer.param_groups for p in g["params"]}
     assert g_params == {id(p) for p in model.generator.parameters()}
     d_params = [p for g in wrappers["discriminator"].param_groups for p in g["params"]]
     assert [id(p) for p in d_params] == [id(p) for p in model.discriminator.parameters()]
@@ -294,7 +314,8 @@ def test_multi_optim_wrapper_constructor():
     norm_wd = {g["weight_decay"] for g in wrappers["generator"].param_groups if g["params"][0].ndim == 1
                and any(g["params"][0] is p for p in model.generator[1].parameters())}
     assert norm_wd == {0.0}
-    assert wrappers.get_lr() == {"generator.lr": [2e-4, 2e-4], "discriminator.lr": [0.01]}
+    # the generator has one group per parameter, so it also reports its base_lr
+    assert wrappers.get_lr() == {"generator.base_lr": [2e-4], "generator.lr": [2e-4] * 4, "discriminator.lr": [0.01]}
 
 
 @pytest.mark.parametrize(
@@ -447,3 +468,21 @@ def test_import_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "30"
+
+
+def test_an_optimizer_whose_first_argument_is_not_named_params():
+    """The parameters go to the optimizer's first argument, whatever its name."""
+
+    @OPTIMIZERS.register_module(force=True)
+    class ModelParamsSGD(torch.optim.SGD):
+        def __init__(self, model_params, lr=0.1, **kwargs):
+            super().__init__(model_params, lr=lr, **kwargs)
+
+    model = Net()
+    plain = build_optim_wrapper(model, {"optimizer": {"type": "ModelParamsSGD", "lr": LR}})
+    assert sum(len(g["params"]) for g in plain.optimizer.param_groups) == len(list(model.parameters()))
+    paramwise = build_optim_wrapper(
+        model, {"optimizer": {"type": "ModelParamsSGD", "lr": LR}, "paramwise_cfg": {"bias_lr_mult": 2.0}}
+    )
+    assert isinstance(paramwise.optimizer, ModelParamsSGD)
+    assert {g["lr"] for g in paramwise.optimizer.param_groups} == {LR, 2 * LR}

@@ -411,7 +411,7 @@ def test_resume_with_last_step_without_state_dict():
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda o: StepLR(o, step_size=3, begin=10, end=5), "end must be larger than begin"),
+        (lambda o: StepLR(o, step_size=3, begin=10, end=5), "end should be larger than begin"),
         (lambda o: ConstantLR(o, factor=2.0), "factor must be in"),
         (lambda o: LinearLR(o, start_factor=-1), "start_factor"),
         (lambda o: LinearLR(o, end_factor=1.5), "end_factor"),
@@ -421,7 +421,7 @@ def test_resume_with_last_step_without_state_dict():
         (lambda o: OneCycleLR(o, eta_max=0.1, total_steps=10, anneal_strategy="exp"), "anneal_strategy"),
         (lambda o: StepLR(o, step_size=0), "step_size"),
         (lambda o: StepLR(o, step_size=2, last_step=-2), "last_step"),
-        (lambda o: StepLR("not an optimizer", step_size=2), "needs an OptimWrapper"),
+        (lambda o: StepLR("not an optimizer", step_size=2), "should be an Optimizer or an OptimWrapper"),
     ],
 )
 def test_invalid_arguments(build, message):

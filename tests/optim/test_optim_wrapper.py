@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import unittest
 
 import pytest
 import torch
@@ -209,7 +211,7 @@ def test_clip_with_no_gradients_is_a_no_op():
         ({"norm_type": 2}, "needs 'max_norm'"),
         ({"type": "value"}, "needs 'clip_value'"),
         ({"max_nrom": 1.0}, "unexpected argument 'max_nrom'"),
-        ([1.0], "must be a dict"),
+        ([1.0], "should be a dict"),
     ],
 )
 def test_bad_clip_grad(clip_grad, message):
@@ -234,10 +236,15 @@ def test_lr_and_momentum():
     sgd = torch.optim.SGD([{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 0.5}],
                           lr=0.1, momentum=0.9)
     wrapper = OptimWrapper(sgd)
-    assert wrapper.get_lr() == {"lr": [0.1, 0.5]}
+    # several groups: the optimizer's own lr is reported (and scheduled) as base_lr
+    assert wrapper.get_lr() == {"base_lr": [0.1], "lr": [0.1, 0.5]}
     assert wrapper.get_momentum() == {"momentum": [0.9, 0.9]}
-    assert wrapper.param_groups is sgd.param_groups
-    assert wrapper.defaults["lr"] == 0.1
+    assert wrapper.param_groups[:2] == sgd.param_groups
+    assert wrapper.param_groups[2] is wrapper.base_param_settings
+    assert wrapper.param_groups is wrapper.param_groups  # built once
+    assert wrapper.base_param_settings["lr"] == 0.1 and wrapper.defaults["lr"] == 0.1
+    single = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    assert single.base_param_settings is None and single.param_groups is single.optimizer.param_groups
     assert OptimWrapper(torch.optim.Adam(model.parameters(), betas=(0.8, 0.99))).get_momentum() == {"momentum": [0.8]}
     assert OptimWrapper(torch.optim.Adagrad(model.parameters())).get_momentum() == {"momentum": [0]}
 
@@ -256,12 +263,16 @@ def test_state_dict_roundtrip():
 
 
 def test_initialize_count_status_warnings():
+    from torchkiln.logging import MMLogger
+
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=LR), accumulative_counts=2)
-    with pytest.warns(UserWarning, match="batch norm"):
+    with unittest.TestCase().assertLogs(MMLogger.get_current_instance(), logging.WARNING) as logs:
         wrapper.initialize_count_status(model, init_counts=0, max_counts=4)
-    with pytest.warns(UserWarning, match="inside an accumulation window"):
         wrapper.initialize_count_status(make_model(), init_counts=3, max_counts=4)
+    messages = [r.getMessage() for r in logs.records]
+    assert any("Gradient accumulative" in m and "batch norm" in m for m in messages)
+    assert any(m.startswith("Resumed iteration number 3 is not divisible") for m in messages)
     assert wrapper.inner_count == 3
     assert "accumulative_counts=2" in repr(wrapper)
 
@@ -302,3 +313,32 @@ def test_the_clip_list_is_built_once_and_follows_new_param_groups():
     b.grad = torch.tensor([12.0])
     wrapper.step()
     assert wrapper.last_grad_norm.item() == pytest.approx(13.0)
+
+
+def test_base_param_settings_are_scheduled_saved_and_loaded():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    groups = [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 0.5}]
+    wrapper = OptimWrapper(torch.optim.SGD(groups, lr=0.1))
+    from torchkiln.optim import StepLR
+
+    scheduler = StepLR(wrapper, step_size=1, gamma=0.5)
+    wrapper.optimizer.step()
+    scheduler.step()
+    assert wrapper.get_lr() == {"base_lr": [0.05], "lr": [0.05, 0.25]}
+    state = wrapper.state_dict()
+    assert state["base_param_settings"]["lr"] == 0.05 and "params" not in state["base_param_settings"]
+    fresh = OptimWrapper(torch.optim.SGD([{"params": g["params"]} for g in groups], lr=0.1))
+    fresh.load_state_dict(state)
+    assert fresh.get_lr()["base_lr"] == [0.05]
+    assert "base_param_settings" in state  # the caller's dict is left as it was
+
+
+def test_clip_grad_kwargs_and_message_hub():
+    from torchkiln.logging import MessageHub
+
+    hub = MessageHub.get_instance("optim_wrapper_hub_test")
+    wrapper = OptimWrapper(torch.optim.SGD(make_model().parameters(), lr=LR))
+    assert wrapper.clip_grad_kwargs is None
+    assert wrapper.message_hub is hub
+    clipped = OptimWrapper(torch.optim.SGD(make_model().parameters(), lr=LR), clip_grad={"max_norm": 1.0})
+    assert clipped.clip_grad_kwargs == {"max_norm": 1.0}

@@ -84,6 +84,6 @@ def test_optim_context_points_to_an_entry():
 
 
 def test_entries_must_be_wrappers():
-    with pytest.raises(ConfigError, match="'generator' must be an OptimWrapper"):
+    with pytest.raises(ConfigError, match="only accepts OptimWrapper entries, and 'generator' is a"):
         OptimWrapperDict(generator=torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1))
-    assert "generator=OptimWrapper" in repr(make_dict()[0])
+    assert "name: generator, OptimWrapper(" in repr(make_dict()[0])

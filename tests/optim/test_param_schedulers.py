@@ -71,7 +71,7 @@ def test_param_scheduler_through_optim_wrapper():
     scheduler = StepParamScheduler(wrapper, param_name="lr", step_size=2, gamma=0.5)
     for _ in range(4):
         scheduler.step()
-    assert wrapper.get_lr() == {"lr": pytest.approx([0.05 * 0.25, 0.5 * 0.25])}
+    assert wrapper.get_lr() == {"base_lr": pytest.approx([0.05 * 0.25]), "lr": pytest.approx([0.05 * 0.25, 0.5 * 0.25])}
 
 
 def test_unknown_param_name_is_a_config_error():
@@ -356,3 +356,21 @@ def test_multistep_state_dict_is_plain():
     scheduler = MultiStepParamScheduler(make_sgd(), param_name="lr", milestones=[3, 1, 3])
     assert type(scheduler.state_dict()["milestones"]) is dict
     assert scheduler.milestones == {1: 1, 3: 2}
+
+
+def test_plateau_min_value_per_optimizer_group_through_a_wrapper():
+    """A wrapper over two groups adds its base group: min_value still lists the two groups,
+    and the base group takes the last one."""
+    from torchkiln.optim import ReduceOnPlateauParamScheduler
+
+    wrapper = OptimWrapper(make_sgd())
+    scheduler = ReduceOnPlateauParamScheduler(
+        wrapper, "lr", monitor="loss", factor=0.1, patience=0, min_value=[0.01, 0.2]
+    )
+    assert scheduler.min_values == [0.01, 0.2, 0.2]
+    scheduler.step({"loss": 1.0})
+    scheduler.step({"loss": 1.0})  # no improvement beyond patience 0: reduce, floored
+    # the base group (0.05) would go below its floor of 0.2, so it keeps its value
+    assert [g["lr"] for g in wrapper.param_groups] == pytest.approx([0.01, 0.2, 0.05])
+    with pytest.raises(ValueError, match="min_value has 3 values for 2 param groups"):
+        ReduceOnPlateauParamScheduler(wrapper, "lr", min_value=[0.1, 0.1, 0.1])

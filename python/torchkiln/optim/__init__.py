@@ -35,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "build_optim_wrapper": _OPTIMIZER,
     "merge_param_groups": _OPTIMIZER,
     "ApexOptimWrapper": "torchkiln.optim.optimizer.apex_optim_wrapper",
+    "ZeroRedundancyOptimizer": "torchkiln.optim.optimizer.zero_optimizer",
+    # the registries optimizers and constructors are registered in, as MMEngine offers them here
+    "OPTIMIZERS": "torchkiln.registry",
+    "OPTIM_WRAPPER_CONSTRUCTORS": "torchkiln.registry",
     **{
         f"{source}_OPTIMIZERS": "torchkiln.optim.optimizer.known_optimizers"
         for source in (
@@ -83,4 +87,11 @@ if TYPE_CHECKING:  # pragma: no cover
         TORCH_OPTIMIZERS as TORCH_OPTIMIZERS,
         TRANSFORMERS_OPTIMIZERS as TRANSFORMERS_OPTIMIZERS,
     )
+    from torchkiln.optim.optimizer.zero_optimizer import (
+        ZeroRedundancyOptimizer as ZeroRedundancyOptimizer,
+    )
     from torchkiln.optim.scheduler import *  # noqa: F403
+    from torchkiln.registry import (
+        OPTIM_WRAPPER_CONSTRUCTORS as OPTIM_WRAPPER_CONSTRUCTORS,
+        OPTIMIZERS as OPTIMIZERS,
+    )

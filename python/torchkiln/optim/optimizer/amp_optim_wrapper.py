@@ -114,6 +114,11 @@ class AmpOptimWrapper(OptimWrapper):
         if self.cast_dtype == torch.float16:
             self.loss_scaler = self._build_scaler(loss_scale, use_fsdp)
 
+    @property
+    def _scale_update_param(self) -> float | None:
+        """The fixed loss scale passed to each scaler update (None: dynamic), MMEngine's name."""
+        return self._fixed_scale
+
     def _build_scaler(self, loss_scale: Any, use_fsdp: bool) -> Any:
         scaler_cls = _scaler_class(use_fsdp)
         if loss_scale == "dynamic":
@@ -202,7 +207,7 @@ class AmpOptimWrapper(OptimWrapper):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state dict, plus ``loss_scaler`` when a scaler is used."""
-        state = self.optimizer.state_dict()
+        state = super().state_dict()
         if self.loss_scaler is not None:
             state["loss_scaler"] = self.loss_scaler.state_dict()
         return state
@@ -213,7 +218,7 @@ class AmpOptimWrapper(OptimWrapper):
         scaler_state = state.pop("loss_scaler", None)
         if scaler_state is not None and self.loss_scaler is not None:
             self.loss_scaler.load_state_dict(scaler_state)
-        self.optimizer.load_state_dict(state)
+        super().load_state_dict(state)
 
     def __repr__(self) -> str:
         base = super().__repr__()[:-1]

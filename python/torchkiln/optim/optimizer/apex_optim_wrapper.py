@@ -101,7 +101,7 @@ class ApexOptimWrapper(OptimWrapper):
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state dict plus apex's loss scaler state under ``'apex_amp'``."""
-        state = self.optimizer.state_dict()
+        state = super().state_dict()
         if self._initialized:
             state["apex_amp"] = self._amp.state_dict()
         return state
@@ -112,7 +112,7 @@ class ApexOptimWrapper(OptimWrapper):
         apex_state = state.pop("apex_amp", None)
         if apex_state is not None:
             self._amp.load_state_dict(apex_state)
-        self.optimizer.load_state_dict(state)
+        super().load_state_dict(state)
 
     def optim_context(self, model: nn.Module) -> AbstractContextManager[Any]:
         """Initialise apex amp for ``model`` once, then the base class's context."""

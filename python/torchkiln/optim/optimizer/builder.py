@@ -8,11 +8,32 @@ from typing import Any
 from torch import nn
 
 from torchkiln.errors import ConfigAssertionError, ConfigTypeError
+from torchkiln.optim.optimizer.known_optimizers import (
+    BITSANDBYTES_OPTIMIZERS,
+    DADAPTATION_OPTIMIZERS,
+    LION_OPTIMIZERS,
+    NPU_OPTIMIZERS,
+    SOPHIA_OPTIMIZERS,
+    TORCH_OPTIMIZERS,
+    TRANSFORMERS_OPTIMIZERS,
+)
 from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
 from torchkiln.optim.optimizer.optim_wrapper_dict import OptimWrapperDict
-from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torchkiln.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIMIZERS
 
-__all__ = ["build_optim_wrapper"]
+# The optimizer name lists are here too, where MMEngine's builder module defines them.
+__all__ = [
+    "BITSANDBYTES_OPTIMIZERS",
+    "DADAPTATION_OPTIMIZERS",
+    "LION_OPTIMIZERS",
+    "NPU_OPTIMIZERS",
+    "OPTIMIZERS",
+    "OPTIM_WRAPPER_CONSTRUCTORS",
+    "SOPHIA_OPTIMIZERS",
+    "TORCH_OPTIMIZERS",
+    "TRANSFORMERS_OPTIMIZERS",
+    "build_optim_wrapper",
+]
 
 
 def build_optim_wrapper(
@@ -52,7 +73,8 @@ def build_optim_wrapper(
                     hint="add constructor: MultiOptimWrapperConstructor",
                 )
             raise ConfigAssertionError(
-                "optim_wrapper needs an 'optimizer' entry, e.g. optimizer: {type: SGD, lr: 0.01}",
+                "`optim_wrapper_cfg` must contain an 'optimizer' entry, e.g. optimizer: "
+                "{type: SGD, lr: 0.01}",
                 where="optim_wrapper",
             )
         constructor_type = "DefaultOptimWrapperConstructor"

@@ -3,8 +3,11 @@
 ``paramwise_cfg`` follows MMEngine's vocabulary (``custom_keys`` with ``lr_mult`` and
 ``decay_mult``, ``bias_lr_mult``, ``bias_decay_mult``, ``norm_decay_mult``,
 ``dwconv_decay_mult``, ``flat_decay_mult``, ``dcn_offset_lr_mult``, ``bypass_duplicate``).
-Rules are decided per parameter; parameters whose resulting settings are identical then
-share one param group, in order of first appearance, so optimizers stay small and fast.
+Rules are decided per parameter, and as in MMEngine every parameter gets a param group of
+its own, in ``model.parameters()`` order: an MMEngine checkpoint's optimizer state then
+loads, and code that indexes ``param_groups`` finds what it expects. ``merge_groups: true``
+(torchkiln's own key) merges parameters whose settings are equal into one group, in order
+of first appearance: far fewer groups, so optimizer steps and schedulers are faster.
 With ``paramwise_cfg``, frozen parameters (``requires_grad=False``) are left out of the
 optimizer, as MMEngine does; without it the optimizer gets ``model.parameters()``.
 """
@@ -47,6 +50,7 @@ PARAMWISE_KEYS: tuple[str, ...] = (
     "flat_decay_mult",
     "dcn_offset_lr_mult",
     "bypass_duplicate",
+    "merge_groups",
 )
 _DECAY_KEYS = ("bias_decay_mult", "norm_decay_mult", "dwconv_decay_mult", "flat_decay_mult")
 _MULT_KEYS = ("lr_mult", "decay_mult")
@@ -71,11 +75,27 @@ def _is_optimizer(obj: Any) -> bool:
 
 def _optimizer_signature_defaults(optimizer_type: Any) -> dict[str, Any]:
     """Keyword arguments of an optimizer class and their defaults (``_empty`` if none)."""
+    if not isinstance(optimizer_type, (str, type)):  # no type given: nothing to look up
+        return {}
     found = signature_params(OPTIMIZERS.get(optimizer_type))
     if found is None:
         return {}
     names, _, defaults = found
     return {name: defaults.get(name, inspect.Parameter.empty) for name in names if name != "params"}
+
+
+def _first_argument(optimizer_type: Any) -> str:
+    """The name of the optimizer's first argument, which takes the parameters: ``params`` for
+    torch's, ``model_params`` for some others (colossalai's HybridAdam, say)."""
+    optimizer_cls = optimizer_type
+    if isinstance(optimizer_type, str):
+        with OPTIMIZERS.switch_scope_and_registry(None) as registry:  # the default scope's
+            optimizer_cls = registry.get(optimizer_type)
+    try:
+        names = list(inspect.signature(optimizer_cls).parameters)
+    except (TypeError, ValueError):  # no signature to read: torch's name
+        return "params"
+    return names[0] if names and names[0] not in ("args", "kwargs") else "params"
 
 
 def merge_param_groups(
@@ -118,7 +138,8 @@ class DefaultOptimWrapperConstructor:
         ``momentum``) are set as they are. ``bias_lr_mult`` applies to biases except in
         norm layers and DCN offsets; the decay rules apply in this order: norm layers,
         biases, depth-wise convolutions, other 1-D parameters. ``bypass_duplicate`` keeps a
-        shared parameter once instead of failing.
+        shared parameter once instead of failing. ``merge_groups`` puts parameters with
+        equal settings in one param group instead of one group each.
 
     A subclass that reads keys of its own from ``paramwise_cfg`` declares them in
     :attr:`paramwise_keys`; one that overrides ``__call__`` or ``add_params`` without
@@ -150,12 +171,16 @@ class DefaultOptimWrapperConstructor:
             paramwise_cfg = inline_paramwise
         if "optimizer" not in cfg:
             raise ConfigAssertionError(
-                "optim_wrapper needs an 'optimizer' entry, e.g. optimizer: {type: SGD, lr: 0.01}",
+                "`optim_wrapper_cfg` must contain an 'optimizer' entry, e.g. optimizer: "
+                "{type: SGD, lr: 0.01}",
                 where=WHERE,
                 hint="for several optimizers use constructor: MultiOptimWrapperConstructor with one section each",
             )
+        #: The optimizer's config (or a built optimizer).
+        self.optimizer_cfg = cfg.pop("optimizer")
+        #: The wrapper's config, without ``optimizer`` (as in MMEngine, so a subclass builds
+        #: the wrapper with ``OPTIM_WRAPPERS.build(cfg, default_args={'optimizer': ...})``).
         self.optim_wrapper_cfg = cfg
-        self.optimizer_cfg = cfg["optimizer"]
         if paramwise_cfg is not None and not isinstance(paramwise_cfg, Mapping):
             raise ConfigTypeError(
                 f"paramwise_cfg must be a dict, got {type(paramwise_cfg).__name__}",
@@ -230,13 +255,18 @@ class DefaultOptimWrapperConstructor:
         ]
         if decay_users and self.base_wd is None:
             # like lr below: a weight_decay left out of the config is the optimizer's default
+            # (AdamW's 0.01); a default of 0 (SGD, Adam) would make the multiplier a silent
+            # no-op, so that fails as in MMEngine
             default = _optimizer_signature_defaults(self.optimizer_cfg.get("type")).get(
                 "weight_decay"
             )
-            if not isinstance(default, (int, float)) or isinstance(default, bool):
+            if not isinstance(default, (int, float)) or isinstance(default, bool) or not default:
                 raise ConfigValueError(
-                    f"{decay_users[0]} needs the optimizer's weight_decay, and "
-                    f"{self.optimizer_cfg.get('type')!r} has no default weight_decay",
+                    f"{decay_users[0]} needs the optimizer's weight_decay (base_wd should not "
+                    f"be None), and {self.optimizer_cfg.get('type')!r} has "
+                    + (
+                        "a default weight_decay of 0" if default == 0 else "no default weight_decay"
+                    ),
                     where=f"{WHERE}.{decay_users[0]}",
                     hint="set optimizer.weight_decay",
                 )
@@ -263,7 +293,7 @@ class DefaultOptimWrapperConstructor:
         """Build the optimizer for ``model``'s parameters and wrap it."""
         model = unwrap_model(model)
         cfg = dict(self.optim_wrapper_cfg)
-        optimizer_cfg = cfg.pop("optimizer")
+        optimizer_cfg = self.optimizer_cfg
         cfg.setdefault("type", "OptimWrapper")
         if _is_optimizer(optimizer_cfg):
             optimizer = optimizer_cfg
@@ -275,9 +305,8 @@ class DefaultOptimWrapperConstructor:
                     where=f"{WHERE}.optimizer",
                     hint="e.g. optimizer: {type: SGD, lr: 0.01} (any torch.optim class, or a registered one)",
                 )
-            opt_cfg["params"] = (
-                self.param_groups(model) if self.paramwise_cfg else model.parameters()
-            )
+            params = self.param_groups(model) if self.paramwise_cfg else model.parameters()
+            opt_cfg[_first_argument(opt_cfg["type"])] = params
             optimizer = OPTIMIZERS.build(opt_cfg)
         else:
             raise ConfigTypeError(
@@ -288,12 +317,15 @@ class DefaultOptimWrapperConstructor:
         return OPTIM_WRAPPERS.build(cfg, default_args={"optimizer": optimizer})
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
-        """The param groups ``paramwise_cfg`` gives for ``model``, with equal settings merged."""
+        """The param groups ``paramwise_cfg`` gives for ``model``: one per parameter, or
+        with ``merge_groups`` one per distinct setting."""
         self._seen: dict[int, str] = {}
         self._skipped: dict[str, list[str]] = {"frozen": [], "duplicate": []}
         groups: list[dict[str, Any]] = []
         self.add_params(groups, model)
         self._log_skipped()
+        if not self.paramwise_cfg.get("merge_groups", False):
+            return groups
         defaults = {k: v for k, v in self.optimizer_cfg.items() if k != "type"}
         for key, value in (("lr", self.base_lr), ("weight_decay", self.base_wd)):
             if value is not None:
@@ -307,7 +339,7 @@ class DefaultOptimWrapperConstructor:
         prefix: str = "",
         is_dcn_module: bool | None = None,
     ) -> None:
-        """Append one group per parameter of ``module`` (recursively) to ``params``.
+        """Append one group per trainable parameter of ``module`` (recursively) to ``params``.
 
         :param params: the list of param groups being built.
         :param module: the module whose parameters are added.
@@ -330,7 +362,7 @@ class DefaultOptimWrapperConstructor:
 
         for name, param in module.named_parameters(recurse=False):
             full_name = f"{prefix}.{name}" if prefix else name
-            if not param.requires_grad:
+            if not param.requires_grad:  # skipped, so a frozen shared one is no duplicate
                 skipped["frozen"].append(full_name)
                 continue
             first = seen.get(id(param))

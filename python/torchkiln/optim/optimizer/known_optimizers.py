@@ -61,7 +61,8 @@ def _from_package(package: str, names: Iterable[str] | None = None) -> list[str]
 
 
 def _torch_optimizers() -> list[str]:
-    return sorted(cls.__name__ for cls in _optimizer_classes(torch.optim))
+    # "Optimizer", the base class, is listed too (OPTIMIZERS does not build it)
+    return sorted(["Optimizer", *(cls.__name__ for cls in _optimizer_classes(torch.optim))])
 
 
 TORCH_OPTIMIZERS: list[str] = _torch_optimizers()

@@ -8,7 +8,7 @@ device value back to the host: the gradient norm is kept as a detached tensor.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -52,6 +52,16 @@ def _current_message_hub() -> Any:
         return None
 
 
+def _base_settings(optimizer: Any) -> dict[str, Any] | None:
+    """The optimizer's defaults as a group for several param groups. Its ``params`` is a
+    single zero that no optimizer sees: code that reads ``group['params'][0]`` of every
+    group works on it as on the others."""
+    groups = optimizer.param_groups
+    if len(groups) <= 1:
+        return None
+    return {"params": torch.zeros(1), **getattr(optimizer, "defaults", {})}
+
+
 def _check_optimizer(optimizer: Any, owner: str) -> None:
     if not all(
         hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")
@@ -68,7 +78,8 @@ def _parse_clip_grad(clip_grad: Mapping[str, Any] | None) -> tuple[str, dict[str
         return None
     if not isinstance(clip_grad, Mapping):
         raise ConfigAssertionError(
-            f"clip_grad must be a dict, got {type(clip_grad).__name__}",
+            "If `clip_grad` is not None, it should be a dict of the arguments of "
+            f"clip_grad_norm_ or clip_grad_value_; got {type(clip_grad).__name__}",
             where="optim_wrapper.clip_grad",
             hint="e.g. clip_grad: {max_norm: 1.0} or clip_grad: {type: value, clip_value: 0.5}",
         )
@@ -131,7 +142,15 @@ class OptimWrapper:
         self.optimizer = optimizer
         self._accumulative_counts = accumulative_counts
         self._clip = _parse_clip_grad(clip_grad)
-        self.clip_grad_kwargs: dict[str, Any] = dict(self._clip[1]) if self._clip else {}
+        #: The clipping function's keyword arguments; ``None`` when gradients are not clipped.
+        self.clip_grad_kwargs: dict[str, Any] | None = dict(self._clip[1]) if self._clip else None
+        #: The message hub current when the wrapper was built (``train/grad_norm`` goes there).
+        self.message_hub = _current_message_hub()
+        #: With several param groups, the optimizer's own settings (``lr``, ...) as one more
+        #: group that holds no parameters: :attr:`param_groups` lists it last, so schedulers
+        #: move it like the others, and :meth:`get_lr` reports its ``lr`` as ``base_lr``.
+        self.base_param_settings: dict[str, Any] | None = _base_settings(optimizer)
+        self._groups_with_base: list[dict[str, Any]] = []
         self._inner_count = 0
         # Unknown until initialize_count_status: every window then counts as a full one.
         self._max_counts = -1
@@ -276,17 +295,23 @@ class OptimWrapper:
         self._drop_window = False
         if self._accumulative_counts == 1:
             return
+        from torchkiln.logging import print_log
+
         if init_counts % self._accumulative_counts != 0:
-            warnings.warn(
-                f"resuming at iteration {init_counts}, inside an accumulation window of "
-                f"{self._accumulative_counts}: the gradients of that window's first iterations are lost",
-                stacklevel=2,
+            print_log(
+                f"Resumed iteration number {init_counts} is not divisible by "
+                f"accumulative_counts={self._accumulative_counts}: the gradients of the first "
+                "iterations of that accumulation window are lost",
+                logger="current",
+                level=logging.WARNING,
             )
         if has_batch_norm(model):
-            warnings.warn(
-                "gradient accumulation with batch norm: statistics use the per-iteration batch, "
-                "not the accumulated one",
-                stacklevel=2,
+            print_log(
+                f"Gradient accumulative counts of {self._accumulative_counts} with batch norm "
+                "layers: their statistics use each iteration's batch, not the accumulated one, "
+                "which may slightly lower the accuracy",
+                logger="current",
+                level=logging.WARNING,
             )
         self._remainder_counts = max_counts % self._accumulative_counts
         self._divisible_counts = max_counts - self._remainder_counts
@@ -319,15 +344,24 @@ class OptimWrapper:
         if full_tensor is not None:  # FSDP2: the norm is a DTensor; log the global value
             norm = full_tensor()
         self.last_grad_norm = norm
-        hub = _current_message_hub()
+        hub = self.message_hub
         if hub is not None:
             hub.update_scalar("train/grad_norm", norm)
 
     # ------------------------------------------------------------------ inspection
     @property
     def param_groups(self) -> list[dict[str, Any]]:
-        """The optimizer's parameter groups (schedulers edit these)."""
-        return self.optimizer.param_groups
+        """The optimizer's parameter groups (schedulers edit these), followed by
+        :attr:`base_param_settings` when the optimizer has several groups."""
+        groups = self.optimizer.param_groups
+        base = self.base_param_settings
+        if base is None:
+            return groups
+        cached = self._groups_with_base
+        # rebuilt only when the optimizer's groups change (add_param_group)
+        if len(cached) != len(groups) + 1 or cached[-1] is not base or cached[0] is not groups[0]:
+            cached = self._groups_with_base = [*groups, base]
+        return cached
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -345,13 +379,17 @@ class OptimWrapper:
         return self._accumulative_counts
 
     def get_lr(self) -> dict[str, list[float]]:
-        """``{'lr': [lr of each param group]}``."""
-        return {"lr": [group["lr"] for group in self.param_groups]}
+        """``{'lr': [lr of each param group]}``, and ``'base_lr'``: ``[the optimizer's own lr
+        as scheduled]`` when the optimizer has several groups (see :attr:`base_param_settings`)."""
+        lrs = {"lr": [group["lr"] for group in self.optimizer.param_groups]}
+        if self.base_param_settings is not None:
+            return {"base_lr": [self.base_param_settings["lr"]], **lrs}
+        return lrs
 
     def get_momentum(self) -> dict[str, list[float]]:
         """``{'momentum': [...]}``: each group's momentum, or ``betas[0]`` (Adam-style), or 0."""
         values = []
-        for group in self.param_groups:
+        for group in self.optimizer.param_groups:
             if "momentum" in group:
                 values.append(group["momentum"])
             elif "betas" in group:
@@ -362,11 +400,21 @@ class OptimWrapper:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """The optimizer's state dict."""
-        return self.optimizer.state_dict()
+        """The optimizer's state dict, plus ``base_param_settings`` when there is one."""
+        state = self.optimizer.state_dict()
+        if self.base_param_settings is not None:
+            state["base_param_settings"] = {
+                k: v for k, v in self.base_param_settings.items() if k != "params"
+            }
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load an optimizer state dict produced by :meth:`state_dict`."""
+        """Load a state dict produced by :meth:`state_dict` (or a plain optimizer's)."""
+        if "base_param_settings" in state_dict:
+            state_dict = dict(state_dict)
+            base = state_dict.pop("base_param_settings")
+            if self.base_param_settings is not None and isinstance(base, Mapping):
+                self.base_param_settings.update((k, v) for k, v in base.items() if k != "params")
         self.optimizer.load_state_dict(state_dict)
 
     def __repr__(self) -> str:

@@ -36,7 +36,8 @@ class OptimWrapperDict:
         for name, wrapper in optim_wrappers.items():
             if not isinstance(wrapper, OptimWrapper):
                 raise ConfigAssertionError(
-                    f"OptimWrapperDict entry {name!r} must be an OptimWrapper, got {type(wrapper).__name__}",
+                    f"`OptimWrapperDict` only accepts OptimWrapper entries, and {name!r} is a "
+                    f"{type(wrapper).__name__}",
                     where=f"optim_wrapper.{name}",
                     hint="build each entry with build_optim_wrapper or use constructor: MultiOptimWrapperConstructor",
                 )
@@ -81,8 +82,13 @@ class OptimWrapperDict:
         return {name: wrapper.param_groups for name, wrapper in self.items()}
 
     def get_lr(self) -> dict[str, list[float]]:
-        """``{'<name>.lr': [lr of each param group], ...}``."""
-        return {f"{name}.lr": wrapper.get_lr()["lr"] for name, wrapper in self.items()}
+        """``{'<name>.lr': [lr of each param group], ...}``, with ``'<name>.base_lr'`` before
+        it for a wrapper that reports a ``base_lr`` (one with several param groups)."""
+        lrs: dict[str, list[float]] = {}
+        for name, wrapper in self.items():
+            for key, values in wrapper.get_lr().items():
+                lrs[f"{name}.{key}"] = values
+        return lrs
 
     def get_momentum(self) -> dict[str, list[float]]:
         """``{'<name>.momentum': [...], ...}``."""
@@ -118,9 +124,10 @@ class OptimWrapperDict:
     # ------------------------------------------------------------------ not for a dict
     def _which(self, method: str) -> NoReturn:
         first = next(iter(self.optim_wrappers), "name")
+        name = method.partition("(")[0]
         raise UsageNotImplementedError(
-            f"OptimWrapperDict holds several optimizers ({', '.join(self.optim_wrappers)}); "
-            f"call {method} on one of them, e.g. optim_wrapper[{first!r}].{method}"
+            f"`{name}` should be called on one of the optimizers of this OptimWrapperDict "
+            f"({', '.join(self.optim_wrappers)}), e.g. optim_wrapper[{first!r}].{method}"
         )
 
     def update_params(self, *args: Any, **kwargs: Any) -> NoReturn:
@@ -140,5 +147,6 @@ class OptimWrapperDict:
         self._which("optim_context(model)")
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={wrapper!r}" for name, wrapper in self.items())
-        return f"OptimWrapperDict({inner})"
+        # one line per optimizer, each led by its name
+        lines = (f"name: {name}, {wrapper!r}" for name, wrapper in self.items())
+        return "OptimWrapperDict(\n" + "".join(f"  {line}\n" for line in lines) + ")"

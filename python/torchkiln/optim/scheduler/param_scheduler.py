@@ -51,7 +51,8 @@ def _uses_betas(optimizer: Any, owner: str) -> bool:
     if groups and "betas" in groups[0]:
         return True
     raise ConfigValueError(
-        f"{owner} schedules momentum but {type(optimizer).__name__} has neither 'momentum' nor 'betas'",
+        f"{owner}: optimizer must support momentum when using momentum scheduler, and "
+        f"{type(optimizer).__name__} has neither 'momentum' nor 'betas'",
         where=owner,
         hint="use an optimizer with momentum (SGD with momentum, Adam's betas) or remove the momentum scheduler",
     )
@@ -93,12 +94,14 @@ class _ParamScheduler:
             )
         if not hasattr(optimizer, "param_groups"):
             raise ConfigTypeError(
-                f"{owner} needs an OptimWrapper or a torch optimizer, got {type(optimizer).__name__}",
+                f"{owner}: the optimizer should be an Optimizer or an OptimWrapper, "
+                f"got {type(optimizer).__name__}",
                 where=owner,
             )
         if end <= begin:
             raise ConfigValueError(
-                f"{owner}: end must be larger than begin, got begin={begin}, end={end}", where=owner
+                f"{owner}: end should be larger than begin, got begin={begin}, end={end}",
+                where=owner,
             )
         if not isinstance(last_step, int) or isinstance(last_step, bool) or last_step < -1:
             raise ConfigAssertionError(
@@ -138,7 +141,8 @@ class _ParamScheduler:
             for index, group in enumerate(groups):
                 if initial_key not in group:
                     raise ConfigKeyError(
-                        f"{owner}: param group {index} has no {initial_key!r} to resume from last_step={last_step}",
+                        f"{owner}: param {initial_key!r} is not specified in param group {index}, "
+                        f"so it cannot resume from last_step={last_step}",
                         where=owner,
                         hint="resume the optimizer state together with the scheduler, or start with last_step=-1",
                     )

@@ -87,13 +87,19 @@ class ReduceOnPlateauParamScheduler(_ParamScheduler):
         groups = getattr(optimizer, "param_groups", None)
         if not isinstance(groups, list):  # not an optimizer: the base class says so below
             groups = []
+        # An OptimWrapper's base_param_settings group is not the optimizer's: one min_value
+        # per optimizer group, and the base group takes the last one.
+        base = getattr(optimizer, "base_param_settings", None)
+        own_groups = len(groups) - (1 if base is not None else 0)
         if isinstance(min_value, Sequence) and not isinstance(min_value, str):
-            if len(min_value) != len(groups):
+            if len(min_value) != own_groups:
                 raise ConfigValueError(
-                    f"{owner}: min_value has {len(min_value)} values for {len(groups)} param groups",
+                    f"{owner}: min_value has {len(min_value)} values for {own_groups} param groups",
                     where=f"{owner}.min_value",
                 )
             self.min_values = [float(v) for v in min_value]
+            if base is not None and self.min_values:
+                self.min_values.append(self.min_values[-1])
         else:
             self.min_values = [float(min_value)] * len(groups)
         self.monitor = monitor
