@@ -106,3 +106,21 @@ def test_get_lr_must_return_a_dict(make_runner):
     with pytest.raises(AssertionError, match=r"runner\.optim_wrapper\.get_lr\(\)") as info:
         RuntimeInfoHook().before_train_iter(runner, 0)
     assert isinstance(info.value, ConfigError)
+
+
+def test_base_lr_of_a_wrapper_with_several_groups_is_logged(make_runner):
+    """With ``base_param_settings`` (several param groups), ``train/base_lr`` is logged too."""
+    from torchkiln.optim import OptimWrapper
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    groups = [
+        {"params": model[0].parameters(), "lr": 0.5},
+        {"params": model[1].parameters(), "lr": 0.25},
+    ]
+    wrapper = OptimWrapper(torch.optim.SGD(groups, lr=0.1))
+    assert wrapper.base_param_settings is not None
+    runner = make_runner(max_epochs=1, iters_per_epoch=2)
+    runner.optim_wrapper = wrapper
+    RuntimeInfoHook().before_train_iter(runner, 0)
+    scalars = runner.message_hub.scalars
+    assert scalars["train/base_lr"] == [0.1] and scalars["train/lr"] == [0.5]

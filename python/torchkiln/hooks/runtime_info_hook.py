@@ -40,7 +40,8 @@ class _PrefixedKeys(dict):
 
 
 def _is_single_optimizer(optim_wrapper: Any) -> bool:
-    """Whether ``optim_wrapper.get_lr()`` is OptimWrapper's own, over one optimizer."""
+    """Whether ``optim_wrapper.get_lr()`` is OptimWrapper's own, over one optimizer, and
+    reports only ``lr`` (no ``base_lr`` from ``base_param_settings``)."""
     from torchkiln.optim.optimizer.optim_wrapper import OptimWrapper
 
     cls = type(optim_wrapper)
@@ -48,6 +49,7 @@ def _is_single_optimizer(optim_wrapper: Any) -> bool:
         isinstance(optim_wrapper, OptimWrapper)
         and cls.get_lr is OptimWrapper.get_lr
         and cls.param_groups is OptimWrapper.param_groups
+        and getattr(optim_wrapper, "base_param_settings", None) is None
     )
 
 
