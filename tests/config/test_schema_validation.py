@@ -110,6 +110,13 @@ def test_no_silent_coercion_in_structure():
     assert structure(Config({"env_cfg": {"dist_cfg": {"timeout": 30}}})).env_cfg.dist_cfg.timeout == 30
 
 
+def test_a_whole_float_is_an_integer():
+    """``val_interval=1e6`` (Python configs' "never") structures as the integer 1000000."""
+    cfg = structure(Config({"train_cfg": {"by_epoch": True, "max_epochs": 2, "val_interval": 1e6}}))
+    assert cfg.train_cfg.val_interval == 1_000_000 and type(cfg.train_cfg.val_interval) is int
+    assert not check({"train_cfg": {"by_epoch": True, "max_epochs": 2.0}})
+
+
 def test_every_error_is_collected():
     errors = check(
         {

@@ -127,7 +127,10 @@ def _kind_matches(value: Any, arm: Any) -> bool:
     if arm is bool:
         return type(value) is bool
     if arm is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        # 1e6, Python configs' usual "never" (val_interval=1e6), is a whole number
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            type(value) is float and value.is_integer()
+        )
     if arm is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if arm is str:
@@ -150,7 +153,9 @@ def _strict_scalar(kind: type) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if not _kind_matches(value, kind):
             raise TypeMismatch(kind, value)
-        return float(value) if kind is float else value
+        if kind is float:
+            return float(value)
+        return int(value) if kind is int else value
 
     return hook
 

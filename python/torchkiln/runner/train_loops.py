@@ -37,6 +37,14 @@ __all__ = [
 ]
 
 
+def _whole(value: Any) -> Any:
+    """``value`` as an int when it is a whole float (``1e6``, Python configs' "never"), as
+    MMEngine's loops accept; anything else unchanged (and checked by the caller)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 def _parse_dynamic_intervals(
     start_interval: int, dynamic_intervals: Sequence[Sequence[int]] | None, what: str
 ) -> tuple[list[int], list[int]]:
@@ -105,6 +113,7 @@ class _TrainLoopMixin:
     ) -> None:
         self._epoch = 0
         self._iter = 0
+        val_begin, val_interval = _whole(val_begin), _whole(val_interval)
         self.val_begin = val_begin
         self.val_interval = val_interval
         self.stop_training = False
@@ -326,6 +335,7 @@ class EpochBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         dynamic_intervals: list[list[int]] | None = None,
     ) -> None:
         super().__init__(runner, dataloader)
+        max_epochs = _whole(max_epochs)
         if not isinstance(max_epochs, int) or max_epochs < 1:
             raise ConfigAssertionError(
                 f"train_cfg.max_epochs must be a positive int, got {max_epochs!r}",
@@ -459,6 +469,7 @@ class IterBasedTrainLoop(_TrainLoopMixin, BaseLoop):
         dynamic_intervals: list[list[int]] | None = None,
     ) -> None:
         super().__init__(runner, dataloader)
+        max_iters = _whole(max_iters)
         if not isinstance(max_iters, int) or max_iters < 1:
             raise ConfigAssertionError(
                 f"train_cfg.max_iters must be a positive int, got {max_iters!r}",
