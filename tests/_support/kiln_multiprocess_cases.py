@@ -18,9 +18,14 @@ class _Spawning(MultiProcessTestCase):
 
 
 class RanksMeet(_Spawning):
+    def prepare_subprocess(self) -> None:
+        self.prepared_in = os.getpid()  # setUp does not run in the ranks' processes
+
     def test_all_reduce(self) -> None:
         import torch
         import torch.distributed as dist
+
+        assert self.prepared_in == os.getpid()
 
         dist.init_process_group(
             "gloo", init_method=f"file://{self.file_name}", rank=self.rank, world_size=self.world_size

@@ -27,6 +27,12 @@ def test_mmengine_module_paths_name_the_same_objects():
     assert dataset.DefaultSampler is data.DefaultSampler
     assert dataset.pseudo_collate is data.pseudo_collate
     assert set(dataset.__all__) == set(data.__all__)
+    from torchkiln.data.builder import worker_init_fn
+    from torchkiln.dataset import utils as dataset_utils
+
+    assert dataset_utils.pseudo_collate is data.pseudo_collate
+    assert dataset_utils.COLLATE_FUNCTIONS is data.COLLATE_FUNCTIONS
+    assert dataset_utils.worker_init_fn is worker_init_fn
     assert priority.Priority is Priority and priority.get_priority is get_priority
     assert log_processor.LogProcessor is LogProcessor is RunnerLogProcessor
     assert loops.IterBasedTrainLoop is train_loops.IterBasedTrainLoop

@@ -10,7 +10,8 @@ traceback, is skipped when every rank skipped, and fails when a rank does not fi
 :attr:`~MultiProcessTestCase.timeout` seconds.
 
 The test module must be importable by its name in a new process (``spawn`` imports it
-again), and ``setUp`` does not run in the ranks' processes.
+again), and ``setUp`` does not run in the ranks' processes: each calls
+:meth:`~MultiProcessTestCase.prepare_subprocess` before the test method instead.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class MultiProcessTestCase(unittest.TestCase):
             child_end.close()
             self.processes.append((process, parent_end))
 
+    def prepare_subprocess(self) -> None:
+        """Called in each rank's process before the test method (``setUp`` is not): register
+        components, or build what the test reads from ``self``. Nothing by default."""
+
     @classmethod
     def _run(cls, rank: int, test_name: str, file_name: str, pipe: Any) -> None:
         """A rank's process: run the test body and report ``(status, text)`` to the parent."""
@@ -107,6 +112,7 @@ class MultiProcessTestCase(unittest.TestCase):
         case.file_name = file_name
         report: tuple[str, str]
         try:
+            case.prepare_subprocess()
             getattr(case, test_name)()
         except unittest.SkipTest as exc:
             report = ("skip", str(exc))
