@@ -20,7 +20,9 @@ def test_local_backend_reads_writes_and_lists(tmp_path) -> None:
     backend.put(b"x", tmp_path / "a" / "c" / "d.json")
     listed = sorted(backend.list_dir_or_file(tmp_path / "a", recursive=True))
     assert listed == ["b.txt", "c", "c/d.json"]
-    files = sorted(backend.list_dir_or_file(tmp_path, list_dir=False, suffix=".json", recursive=True))
+    files = sorted(
+        backend.list_dir_or_file(tmp_path, list_dir=False, suffix=".json", recursive=True)
+    )
     assert files == ["a/c/d.json"]
     with pytest.raises(TypeError, match="list_dir=False"):
         list(backend.list_dir_or_file(tmp_path, suffix=".json"))
@@ -43,8 +45,9 @@ def test_file_client_and_remote_prefixes(tmp_path) -> None:
     assert FileClient.infer_client(uri=str(tmp_path / "x.txt")).get_text(tmp_path / "x.txt") == "1"
     assert FileClient.parse_uri_prefix("s3://bucket/key") == "s3"
     assert FileClient.parse_uri_prefix("/local/path") is None
+    assert FileClient.parse_uri_prefix("cluster-1:s3://bucket/key") == "s3"
     with pytest.raises(ValueError, match="register"):
-        fileio.get("s3://bucket/key")
+        fileio.get("oss://bucket/key")
     with pytest.raises(ValueError, match="no storage backend named 'ceph'"):
         FileClient("ceph")
 
@@ -112,6 +115,8 @@ def test_copies_keep_the_path_type_and_symlinks_fall_back_to_copies(tmp_path, mo
 
     monkeypatch.setattr(os, "symlink", refuse)
     assert backend.copy_if_symlink_fails(src, tmp_path / "copy.txt") is False
-    assert not os.path.islink(tmp_path / "copy.txt") and backend.get_text(tmp_path / "copy.txt") == "x"
+    assert (
+        not os.path.islink(tmp_path / "copy.txt") and backend.get_text(tmp_path / "copy.txt") == "x"
+    )
     assert backend.copy_if_symlink_fails(tmp_path / "folder", tmp_path / "f3") is False
     assert backend.isdir(tmp_path / "f3")

@@ -1,6 +1,7 @@
 """Storage backends: the interface (:class:`BaseStorageBackend`) and local files (:class:`LocalBackend`).
 
-Only local storage is built in; a backend for another store registers with
+Local storage is built here; Petrel (``s3://``) is in :mod:`torchkiln.fileio.petrel_backend`,
+and a backend for another store registers with
 :func:`torchkiln.fileio.register_backend` and is picked by its URI prefix.
 """
 

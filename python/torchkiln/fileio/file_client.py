@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from torchkiln.fileio.backends import BaseStorageBackend
+from torchkiln.fileio.petrel_backend import PetrelBackend
 from torchkiln.fileio.registry import (
     BACKENDS,
     PREFIX_TO_BACKEND,
@@ -21,13 +22,13 @@ from torchkiln.fileio.registry import (
     register_backend,
 )
 
-__all__ = ["FileClient"]
+__all__ = ["FileClient", "PetrelBackend"]
 
 
 class FileClient:
     """A storage client: the backend named ``backend`` or the one for URI ``prefix``.
 
-    :param backend: a registered backend name (``'disk'``/``'local'`` built in).
+    :param backend: a registered backend name (``'disk'``/``'local'`` and ``'petrel'`` built in).
     :param prefix: a URI prefix whose backend to use (``''`` or None: local files).
     :param kwargs: passed to the backend's constructor.
     :raises ValueError: an unknown backend name or prefix.
@@ -42,8 +43,8 @@ class FileClient:
         if backend is None and prefix:
             if prefix not in PREFIX_TO_BACKEND:
                 raise ValueError(
-                    f"no storage backend for the prefix {prefix!r}: only local files are "
-                    "built in; register one with register_backend(..., prefixes=...)"
+                    f"no storage backend for the prefix {prefix!r}: local files, s3:// and "
+                    "petrel:// are built in; register one with register_backend(..., prefixes=...)"
                 )
             backend_args: dict[str, Any] = {"backend": _name_of(PREFIX_TO_BACKEND[prefix])}
         else:

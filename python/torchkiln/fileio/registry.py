@@ -1,8 +1,9 @@
 """Storage backends by name and URI prefix: :func:`register_backend`, :func:`get_file_backend`.
 
 A path without a ``scheme://`` prefix is a local file (:class:`LocalBackend`). A URI with a
-prefix uses the backend registered for that prefix; none is built in, so such a URI is an
-error that says how to register one.
+prefix uses the backend registered for that prefix: ``s3://`` and ``petrel://`` go to
+:class:`~torchkiln.fileio.PetrelBackend` (registered when :mod:`torchkiln.fileio` is imported);
+another prefix is an error that says how to register a backend for it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ PREFIX_TO_BACKEND: dict[str, type[BaseStorageBackend]] = {}
 # one instance per (backend, arguments), as MMEngine shares clients
 _INSTANCES: dict[str, BaseStorageBackend] = {}
 
-_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# an optional 'cluster-name:' before the scheme (Petrel's way to name a cluster)
+_PREFIX = re.compile(r"^(?:[^:/\s]+:)?([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def parse_uri_prefix(uri: str | Path) -> str:
-    """The scheme of ``uri`` (``'s3'`` for ``'s3://bucket/x'``), or ``''`` for a local path."""
+    """The scheme of ``uri`` (``'s3'`` for ``'s3://bucket/x'`` and for
+    ``'cluster-name:s3://bucket/x'``), or ``''`` for a local path."""
     match = _PREFIX.match(str(uri))
     return match.group(1) if match else ""
 
@@ -88,8 +91,8 @@ def get_file_backend(
             cls = PREFIX_TO_BACKEND[prefix]
         else:
             raise ValueError(
-                f"no storage backend for {uri}: only local files are built in; register one "
-                f"with torchkiln.fileio.register_backend(name, backend, prefixes={prefix!r})"
+                f"no storage backend for {uri}: local files, s3:// and petrel:// are built in; "
+                f"register one with torchkiln.fileio.register_backend(name, backend, prefixes={prefix!r})"
             )
     key = f"{cls.__module__}.{cls.__qualname__}:{sorted(args.items())!r}"
     if key not in _INSTANCES:
