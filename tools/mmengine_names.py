@@ -70,7 +70,7 @@ SEARCHED = [
     "torchkiln.visualization",
 ]
 
-_REMOTE = "remote storage is not built in: register a backend with torchkiln.fileio.register_backend"
+_REMOTE = "remote storage other than Petrel (s3://) is not built in: register a backend with torchkiln.fileio.register_backend"
 _NO_MMCV_HUB = "model-zoo name tables of OpenMMLab's hub; use torchvision:// or a URL"
 
 # Per subpackage: a reason that covers every name it has no counterpart for.
@@ -85,15 +85,14 @@ SUBPACKAGE_REASONS: dict[str, str] = {
 # (subpackage, name) or name -> "renamed:torchkiln.path.Name" or an absence reason.
 ABSENT_OR_RENAMED: dict[str, str] = {
     # fileio
-    "PetrelBackend": _REMOTE,
     "MemcachedBackend": _REMOTE,
     "LmdbBackend": _REMOTE,
     "HTTPBackend": _REMOTE,
     "generate_presigned_url": _REMOTE,
-    "copyfile_from_local": "only LocalBackend has it (one storage, nothing to copy from)",
-    "copyfile_to_local": "only LocalBackend has it (one storage, nothing to copy to)",
-    "copytree_from_local": "only LocalBackend has it (one storage, nothing to copy from)",
-    "copytree_to_local": "only LocalBackend has it (one storage, nothing to copy to)",
+    "copyfile_from_local": "a backend method, not a module function: get_file_backend(dst).copyfile_from_local(src, dst)",
+    "copyfile_to_local": "a backend method, not a module function: get_file_backend(src).copyfile_to_local(src, dst)",
+    "copytree_from_local": "a method of LocalBackend, not a module function: get_file_backend(dst).copytree_from_local(src, dst)",
+    "copytree_to_local": "a method of LocalBackend, not a module function: get_file_backend(src).copytree_to_local(src, dst)",
     "copy_if_symlink_fails": "only LocalBackend has it",
     "register_handler": "load/dump know JSON, YAML and pickle; other formats are read by their own libraries",
     "BaseFileHandler": "load/dump know JSON, YAML and pickle; other formats are read by their own libraries",
