@@ -151,3 +151,49 @@ def test_missing_sdk_is_a_clear_import_error(monkeypatch) -> None:
     assert "register_backend('s3', MyBackend, prefixes='s3', force=True)" in message
     with pytest.raises(ImportError, match="petrel_client"):
         save_checkpoint({}, "s3://bucket/x.pth")
+
+
+def test_folder_copies_and_copy_if_symlink_fails(petrel, tmp_path) -> None:
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.txt").write_text("a")
+    (tmp_path / "src" / "sub" / "b.txt").write_text("b")
+    assert (
+        petrel.copytree_from_local(tmp_path / "src", "petrel://bucket/up") == "petrel://bucket/up"
+    )
+    assert set(petrel._client.objects) == {"s3://bucket/up/a.txt", "s3://bucket/up/sub/b.txt"}
+    with pytest.raises(FileExistsError):
+        petrel.copytree_from_local(tmp_path / "src", "s3://bucket/up")
+    assert petrel.copytree("s3://bucket/up", "s3://bucket/copy") == "s3://bucket/copy"
+    with pytest.raises(FileExistsError):
+        petrel.copytree("s3://bucket/up", "s3://bucket/copy")
+    petrel.copytree_to_local("s3://bucket/copy", tmp_path / "down")
+    assert (tmp_path / "down" / "sub" / "b.txt").read_text() == "b"
+    assert petrel.copy_if_symlink_fails("s3://bucket/up/a.txt", "s3://bucket/link.txt") is False
+    assert petrel.get("s3://bucket/link.txt") == b"a"
+    assert petrel.copy_if_symlink_fails("s3://bucket/up", "s3://bucket/linked") is False
+    assert petrel.isfile("s3://bucket/linked/sub/b.txt")
+
+
+def test_sdk_without_conf_path_and_missing_methods(monkeypatch) -> None:
+    install(monkeypatch)
+
+    class OldClient:  # an SDK version without conf_path, contains, isdir, list or delete
+        def __init__(self, enable_mc=True) -> None:
+            self.enable_mc = enable_mc
+
+    monkeypatch.setattr(sys.modules["petrel_client"].client, "Client", OldClient)
+    backend = PetrelBackend()
+    for call in (backend.exists, backend.isdir, backend.isfile, backend.remove):
+        with pytest.raises(NotImplementedError, match="upgrade petrel_client"):
+            call("s3://bucket/x")
+    with pytest.raises(NotImplementedError, match="`list`"):
+        backend.list_dir_or_file("s3://bucket")
+    with pytest.raises(TypeError, match="`list_dir` should be False when `suffix` is not None"):
+        backend.list_dir_or_file("s3://bucket", suffix=".py")
+
+
+def test_mmengine_import_paths() -> None:
+    from torchkiln.fileio import backends
+
+    assert backends.PetrelBackend is PetrelBackend
+    assert file_client_module.PetrelBackend is PetrelBackend

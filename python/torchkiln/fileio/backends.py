@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 __all__ = ["BaseStorageBackend", "HardDiskBackend", "LocalBackend"]
 
@@ -183,3 +184,13 @@ class LocalBackend(BaseStorageBackend):
 
 # MMEngine's older name for the local backend.
 HardDiskBackend = LocalBackend
+
+
+def __getattr__(name: str) -> Any:
+    # PetrelBackend is defined on top of this module; offered here too, as MMEngine's
+    # ``fileio.backends`` package does, without an import cycle
+    if name == "PetrelBackend":
+        from torchkiln.fileio.petrel_backend import PetrelBackend
+
+        return PetrelBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -68,21 +68,37 @@ class PetrelBackend(BaseStorageBackend):
         if path_mapping is not None and not isinstance(path_mapping, dict):
             raise TypeError(f"path_mapping must be a dict or None, got {type(path_mapping)}")
         client = _petrel_client_module()
-        self._client = client.Client(conf_path=conf_path, enable_mc=enable_mc)
+        # conf_path only when given: the SDK then reads its default configuration file
+        extra = {} if conf_path is None else {"conf_path": conf_path}
+        self._client = client.Client(enable_mc=enable_mc, **extra)
         self.path_mapping = path_mapping
 
     # paths --------------------------------------------------------------------------------
 
     def _map_path(self, filepath: str | Path) -> str:
-        """``filepath`` with :attr:`path_mapping` applied and backslashes made ``/``."""
+        """``filepath`` as a string with :attr:`path_mapping` applied."""
         path = str(filepath)
         for old, new in (self.path_mapping or {}).items():
             path = path.replace(old, new, 1)
-        return _BACKSLASHES.sub("/", path)
+        return path
+
+    @staticmethod
+    def _format_path(filepath: str) -> str:
+        """``filepath`` with runs of backslashes (``os.path.join`` on Windows) made ``/``."""
+        return _BACKSLASHES.sub("/", filepath)
+
+    @staticmethod
+    def _replace_prefix(filepath: str | Path) -> str:
+        """``filepath`` with ``petrel://`` spelled ``s3://``, as the SDK wants it."""
+        return str(filepath).replace("petrel://", "s3://")
+
+    def _path(self, filepath: str | Path) -> str:
+        """``filepath`` mapped and formatted (the prefix as given)."""
+        return self._format_path(self._map_path(filepath))
 
     def _sdk_path(self, filepath: str | Path) -> str:
-        """The path as the SDK wants it: mapped, with ``petrel://`` spelled ``s3://``."""
-        return self._map_path(filepath).replace("petrel://", "s3://")
+        """The path the SDK is called with: mapped, formatted, ``s3://``."""
+        return self._replace_prefix(self._path(filepath))
 
     def _sdk_method(self, name: str) -> Any:
         method = getattr(self._client, name, None)
@@ -94,8 +110,8 @@ class PetrelBackend(BaseStorageBackend):
 
     def join_path(self, filepath: str | Path, *filepaths: str | Path) -> str:
         """The parts joined by ``/`` (leading ``/`` of later parts dropped)."""
-        parts = [self._map_path(filepath).removesuffix("/")]
-        parts += [self._map_path(part).lstrip("/") for part in filepaths]
+        parts = [self._path(filepath).removesuffix("/")]
+        parts += [self._path(part).lstrip("/") for part in filepaths]
         return "/".join(parts)
 
     # reading and writing ------------------------------------------------------------------
@@ -169,9 +185,11 @@ class PetrelBackend(BaseStorageBackend):
         :param recursive: descend into sub-folders.
         """
         if list_dir and suffix is not None:
-            raise TypeError("`suffix` selects files: pass list_dir=False with it")
+            raise TypeError(
+                "`list_dir` should be False when `suffix` is not None: a suffix selects files"
+            )
         if suffix is not None and not isinstance(suffix, (str, tuple)):
-            raise TypeError("`suffix` must be a string or a tuple of strings")
+            raise TypeError(f"`suffix` must be a string or tuple of strings, got {suffix!r}")
         listing = self._sdk_method("list")
         root = self._sdk_path(dir_path).removesuffix("/") + "/"
 
@@ -213,7 +231,7 @@ class PetrelBackend(BaseStorageBackend):
 
         :raises shutil.SameFileError: ``src`` and ``dst`` are the same object.
         """
-        source, target = self._map_path(src), self._map_path(dst)
+        source, target = self._path(src), self._path(dst)
         if self.isdir(target):
             target = self.join_path(target, source.rsplit("/", 1)[-1])
         if source == target:
@@ -223,7 +241,7 @@ class PetrelBackend(BaseStorageBackend):
 
     def copyfile_from_local(self, src: str | Path, dst: str | Path) -> str:
         """Upload the local file ``src`` to ``dst`` (an object, or a folder to copy into)."""
-        target = self._map_path(dst)
+        target = self._path(dst)
         if self.isdir(target):
             target = self.join_path(target, os.path.basename(src))
         with open(src, "rb") as fh:
@@ -233,11 +251,56 @@ class PetrelBackend(BaseStorageBackend):
     def copyfile_to_local(self, src: str | Path, dst: str | Path) -> str | Path:
         """Download the object ``src`` to the local ``dst`` (a file, or a folder to copy into)."""
         if os.path.isdir(dst):
-            name = self._map_path(src).rsplit("/", 1)[-1]
+            name = self._path(src).rsplit("/", 1)[-1]
             dst = dst / name if isinstance(dst, Path) else os.path.join(dst, name)
         with open(dst, "wb") as fh:
             fh.write(self.get(src))
         return dst
+
+    def copytree(self, src: str | Path, dst: str | Path) -> str:
+        """Copy every object under the folder ``src`` to the folder ``dst``; return ``dst``.
+
+        :raises FileExistsError: ``dst`` exists.
+        """
+        source, target = self._path(src), self._path(dst)
+        if self.exists(target):
+            raise FileExistsError(f"{dst} already exists in Petrel")
+        for path in list(self.list_dir_or_file(source, list_dir=False, recursive=True)):
+            self.put(self.get(self.join_path(source, path)), self.join_path(target, path))
+        return target
+
+    def copytree_from_local(self, src: str | Path, dst: str | Path) -> str:
+        """Upload every file under the local folder ``src`` to the folder ``dst``; return ``dst``.
+
+        :raises FileExistsError: ``dst`` exists.
+        """
+        target = self._path(dst)
+        if self.exists(target):
+            raise FileExistsError(f"{dst} already exists in Petrel")
+        for folder, _, names in os.walk(src):
+            for name in names:
+                local = os.path.join(folder, name)
+                relative = os.path.relpath(local, src).replace(os.sep, "/")
+                self.copyfile_from_local(local, self.join_path(target, relative))
+        return target
+
+    def copytree_to_local(self, src: str | Path, dst: str | Path) -> str | Path:
+        """Download every object under the folder ``src`` into the local folder ``dst``."""
+        for path in list(self.list_dir_or_file(src, list_dir=False, recursive=True)):
+            local = os.path.join(dst, *path.split("/"))
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(local, "wb") as fh:
+                fh.write(self.get(self.join_path(src, path)))
+        return dst
+
+    def copy_if_symlink_fails(self, src: str | Path, dst: str | Path) -> bool:
+        """Copy ``src`` (an object or a folder) to ``dst``: the store has no symlinks, so
+        this always copies and returns False."""
+        if self.isfile(src):
+            self.copyfile(src, dst)
+        else:
+            self.copytree(src, dst)
+        return False
 
 
 register_backend("petrel", PetrelBackend, prefixes=["petrel", "s3"])
