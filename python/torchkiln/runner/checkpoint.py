@@ -67,8 +67,8 @@ class CheckpointLoader:
     Built in: local paths (the empty prefix), ``http://``/``https://`` (through torch.hub's
     download cache), ``torchvision://NAME`` (torchvision's ImageNet weights for ``NAME``) and
     ``s3://``/``petrel://`` (through the storage backend for the prefix in
-    :mod:`torchkiln.fileio`: ``PetrelBackend`` unless another is registered). ``register_scheme('ftp://', loader)`` adds one; a loader takes
-    ``(filename, map_location)``.
+    :mod:`torchkiln.fileio`: ``PetrelBackend`` unless another is registered).
+    ``register_scheme('ftp://', loader)`` adds one; a loader takes ``(filename, map_location)``.
     """
 
     _schemes: ClassVar[dict[str, Loader]] = {}
