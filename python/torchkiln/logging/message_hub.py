@@ -22,8 +22,6 @@ from torchkiln.logging.history_buffer import (
     LogArgumentError,
     LogTypeError,
     _Pending,
-    _to_python,
-    as_count,
     new_log_buffer,
     pending_limit,
 )
@@ -165,17 +163,14 @@ class MessageHub:
             window is ``sum(values) / sum(counts)``); a whole number >= 0.
         :param resumed: whether the key is saved in :meth:`state_dict` for resuming.
         """
-        if type(count) is not int or count < 0:
-            count = as_count(count)  # also 1.0 or a numpy int: the store takes an int
         buffer = self._log_scalars.get(key)
         if buffer is None:
             buffer = HistoryBuffer._view(self._store, key, self._pending)
-            buffer.update(value, count)  # a rejected value creates no key
+            buffer.update(value, count)  # checks value and count: a rejected one creates no key
             self._log_scalars[key] = buffer
             self._resumed_keys[key] = resumed
             return
-        # what buffer.update does, without a second call and count check (runs per iteration)
-        self._pending.put(key, _to_python(value), count)
+        buffer.update(value, count)
 
     def update_scalars(
         self, log_dict: Mapping[str, Any], count: int = 1, resumed: bool = True
