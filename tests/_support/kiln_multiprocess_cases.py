@@ -35,6 +35,15 @@ class RanksMeet(_Spawning):
         assert total.item() == 1.0 and self.world_size == 2
 
 
+class RunTestOverridden(_Spawning):
+    def run_test(self, test_name: str, parent_pipe: object) -> None:
+        self.built_in = os.getpid()  # per-process state, then the test
+        super().run_test(test_name, parent_pipe)
+
+    def test_sees_the_state(self) -> None:
+        assert self.built_in == os.getpid()
+
+
 class OneRankFails(_Spawning):
     def test_fails_in_rank_one(self) -> None:
         assert self.rank != 1, f"rank {self.rank} of pid {os.getpid()} fails"

@@ -13,13 +13,14 @@ def test_ranks_run_the_body_and_the_parent_reports_failures_and_skips() -> None:
     suite = unittest.TestSuite(
         [
             cases.RanksMeet("test_all_reduce"),
+            cases.RunTestOverridden("test_sees_the_state"),
             cases.OneRankFails("test_fails_in_rank_one"),
             cases.EveryRankSkips("test_skips"),
         ]
     )
     result = unittest.TestResult()
     suite.run(result)
-    assert result.testsRun == 3
+    assert result.testsRun == 4
     assert [str(case) for case, _ in result.failures] == [
         "test_fails_in_rank_one (kiln_multiprocess_cases.OneRankFails.test_fails_in_rank_one)"
     ]

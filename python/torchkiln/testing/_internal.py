@@ -106,14 +106,27 @@ class MultiProcessTestCase(unittest.TestCase):
 
     @classmethod
     def _run(cls, rank: int, test_name: str, file_name: str, pipe: Any) -> None:
-        """A rank's process: run the test body and report ``(status, text)`` to the parent."""
+        """A rank's process: rebuild the case as ``rank``, prepare it, run the test."""
         case = cls(test_name)
         case.rank = rank
         case.file_name = file_name
-        report: tuple[str, str]
         try:
             case.prepare_subprocess()
-            getattr(case, test_name)()
+        except BaseException:
+            pipe.send(("error", traceback.format_exc()))
+            pipe.close()
+            return
+        case.run_test(test_name, pipe)
+
+    def run_test(self, test_name: str, parent_pipe: Any) -> None:
+        """Run ``test_name`` in this rank's process and send ``(status, text)`` to the parent.
+
+        A subclass may override it to build per-process state first (then call
+        ``super().run_test(test_name, parent_pipe)``), as MMEngine's test cases do.
+        """
+        report: tuple[str, str]
+        try:
+            getattr(self, test_name)()
         except unittest.SkipTest as exc:
             report = ("skip", str(exc))
         except BaseException:
@@ -124,8 +137,8 @@ class MultiProcessTestCase(unittest.TestCase):
             dist = sys.modules.get("torch.distributed")
             if dist is not None and dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()
-        pipe.send(report)
-        pipe.close()
+        parent_pipe.send(report)
+        parent_pipe.close()
 
     def _join_processes(self, test_name: str) -> None:
         """Wait for every rank; fail, skip or pass as they did."""
