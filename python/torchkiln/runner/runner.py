@@ -34,6 +34,7 @@ from torchkiln.errors import (
 )
 from torchkiln.hookspecs import MOUNT_POINTS
 from torchkiln.registry import RUNNERS, set_default_scope
+from torchkiln.runner.base_loop import BaseLoop
 from torchkiln.runner.checkpointer import Checkpointer
 from torchkiln.runner.component_builder import ComponentBuilder, register_hook
 from torchkiln.runner.environment import RunEnvironment
@@ -483,7 +484,10 @@ class Runner:
     @property
     def train_loop_if_built(self) -> Any:
         """The train loop if it was built, else None (never builds it)."""
-        return None if isinstance(self._train_loop, Mapping) else self._train_loop
+        loop = self._train_loop
+        if isinstance(loop, BaseLoop):  # the usual case, checked first: Mapping's check is slow
+            return loop
+        return None if isinstance(loop, Mapping) else loop
 
     @property
     def val_loop(self) -> Any:
