@@ -245,3 +245,19 @@ def test_a_history_pickles_with_its_pending_tensors_converted():
     restored.update(3.0)
     assert restored.data == ([10.0, 2.0, 3.0], [4, 1, 1]) and buf.data == ([1.0, 10.0], [1, 4])
     assert copy.deepcopy(buf).data == buf.data
+
+
+@pytest.mark.parametrize("length", [3, 10, 17, 128, 129, 300, 1000])
+def test_window_means_equal_numpys_bit_for_bit(length):
+    """A window's mean is ``numpy.sum(values) / numpy.sum(counts)``, float for float (numpy's
+    pairwise summation order), so logged values match MMEngine's exactly."""
+    import numpy as np
+
+    rng = np.random.default_rng(length)
+    values = rng.standard_normal(length) * 10.0 ** rng.integers(-6, 6, length)
+    counts = rng.integers(1, 5, length)
+    buf = HistoryBuffer(values.tolist(), counts.tolist(), max_length=length)
+    for window in (1, 7, 8, 10, length // 2 or 1, length):
+        expected = np.sum(values[-window:]) / np.sum(counts[-window:])
+        assert buf.mean(window) == expected
+    assert buf.mean() == np.sum(values) / np.sum(counts)

@@ -25,7 +25,6 @@ import operator
 import struct
 from collections import abc, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import reduce
 from itertools import islice
 from typing import Any
 
@@ -113,6 +112,35 @@ def _saturating_add(a: int, b: int) -> int:
 
 
 # ---------------------------------------------------------------------- float ordering
+_PAIRWISE_BLOCK = 128
+
+
+def pairwise_sum(values: Sequence[float]) -> float:
+    """The sum of ``values`` in numpy's pairwise order (``numpy.sum`` of a float64 array),
+    as the Rust buffer adds them: under 8 values in order; up to 128, eight interleaved
+    partial sums combined as a balanced tree, then the rest in order; longer runs split in
+    two halves (the first a multiple of 8) summed recursively."""
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for value in values:
+            total += value
+        return total
+    if n <= _PAIRWISE_BLOCK:
+        r = list(values[:8])
+        whole = n - n % 8
+        for i in range(8, whole, 8):
+            for j in range(8):
+                r[j] += values[i + j]
+        total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for value in values[whole:]:
+            total += value
+        return total
+    half = n // 2
+    half -= half % 8
+    return pairwise_sum(values[:half]) + pairwise_sum(values[half:])
+
+
 def _fmin(a: float, b: float) -> float:
     """``f64::min``: NaN loses to a number."""
     if a != a:
@@ -329,7 +357,7 @@ class PyLogBuffer:
     def mean(self, key: str, window: int | None = None) -> float:
         """Mean per sample of the last ``window`` entries: ``sum(v) / sum(c)``."""
         series, window = self._lookup(key, window)
-        total = reduce(operator.add, series.window(window), 0.0)  # in order, as Rust adds
+        total = pairwise_sum(list(series.window(window)))
         weight = min(sum(series.window_counts(window)), _I64_MAX)  # counts are >= 0
         return total / float(weight) if weight else _NAN
 

@@ -55,10 +55,12 @@ def run_forward(
     # The batch is unpacked straight into the call (no copy of it first): this runs every
     # iteration. Arguments are rebuilt only to explain a failure.
     try:
-        if isinstance(data, Mapping):
-            return call(**data, mode=mode)
+        # The built-in types are checked first: ``isinstance(x, Mapping)`` is an ABC check,
+        # a Python-level call, which a plain dict or tuple batch need not pay every iteration.
         if isinstance(data, (list, tuple)):
             return call(*data, mode=mode)
+        if isinstance(data, (dict, Mapping)):  # dict first: checked without the ABC
+            return call(**data, mode=mode)
     except TypeError as exc:
         _explain_batch_mismatch(exc, forward, owner, data, mode)
         raise

@@ -106,12 +106,9 @@ impl Series {
     /// `sum(v) / sum(c)`; NaN when their counts sum to 0.
     pub fn mean(&self, window: Option<i64>) -> Result<f64> {
         let start = self.start(window)?;
-        let (mut total, mut weight) = (0.0, 0i64);
-        for (v, c) in self.values.range(start..).zip(self.counts.range(start..)) {
-            total += v;
-            weight = weight.saturating_add(*c);
-        }
-        Ok(if weight == 0 { f64::NAN } else { total / weight as f64 })
+        let values: Vec<f64> = self.values.range(start..).copied().collect();
+        let weight = self.counts.range(start..).fold(0i64, |w, c| w.saturating_add(*c));
+        Ok(if weight == 0 { f64::NAN } else { pairwise_sum(&values) / weight as f64 })
     }
 
     /// Smallest of the last `window` values.
@@ -154,6 +151,40 @@ impl Series {
             global_count: self.global_count,
         }
     }
+}
+
+/// Values below which [`pairwise_sum`] adds in one pass of eight partial sums.
+const PAIRWISE_BLOCK: usize = 128;
+
+/// The sum of `values` in numpy's pairwise order (what `numpy.sum` does for a contiguous
+/// float64 array): the same float as MMEngine's `HistoryBuffer.mean`, bit for bit.
+///
+/// Fewer than 8 values are added in order; up to [`PAIRWISE_BLOCK`], eight interleaved
+/// partial sums are combined as a balanced tree and the remainder added in order; longer
+/// runs are split in two (the first half a multiple of 8) and summed recursively.
+pub fn pairwise_sum(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(0.0, |total, v| total + v);
+    }
+    if n <= PAIRWISE_BLOCK {
+        let mut r = [0.0f64; 8];
+        r.copy_from_slice(&values[..8]);
+        let whole = n - n % 8;
+        for chunk in values[8..whole].chunks_exact(8) {
+            for (partial, v) in r.iter_mut().zip(chunk) {
+                *partial += v;
+            }
+        }
+        let mut total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for v in &values[whole..] {
+            total += v;
+        }
+        return total;
+    }
+    let half = n / 2;
+    let half = half - half % 8;
+    pairwise_sum(&values[..half]) + pairwise_sum(&values[half..])
 }
 
 /// Bounded per-key scalar histories; keys in first-update order.
@@ -250,6 +281,21 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn pairwise_sum_follows_numpys_order() {
+        // 1e16 absorbs a 1.0 added to it alone (its spacing is 2), not a 2.0 made first.
+        let v = [1e16, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        // eight partial sums combined as ((r0 + r1) + (r2 + r3)) + ..., then the rest in order
+        assert_eq!(pairwise_sum(&v), 1e16 + 2.0);
+        assert_eq!(v.iter().fold(0.0, |t, x| t + x), 1e16); // in order, both 1.0s are lost
+        // fewer than eight values: in order
+        assert_eq!(pairwise_sum(&v[..4]), 1e16);
+        // over the block size the halves are summed separately (the first a multiple of 8)
+        let long: Vec<f64> = (0..300).map(|i| if i == 144 { 1e16 } else { 1.0 }).collect();
+        assert_eq!(pairwise_sum(&long), pairwise_sum(&long[..144]) + pairwise_sum(&long[144..]));
+        assert_eq!(pairwise_sum(&[]), 0.0);
     }
 
     #[test]
