@@ -18,6 +18,21 @@ from typing import Any
 __all__ = ["BaseStorageBackend", "HardDiskBackend", "LocalBackend"]
 
 
+def check_listing_arguments(list_dir: bool, suffix: Any) -> None:
+    """Refuse ``list_dir_or_file`` arguments no backend can honour.
+
+    :raises TypeError: ``suffix`` with ``list_dir`` (a suffix selects files), or a
+        ``suffix`` that is neither a string nor a tuple of strings.
+    """
+    if list_dir and suffix is not None:
+        raise TypeError(
+            "`list_dir` should be False when `suffix` is not None: a suffix selects files; "
+            "pass list_dir=False with it"
+        )
+    if suffix is not None and not isinstance(suffix, (str, tuple)):
+        raise TypeError(f"`suffix` must be a string or tuple of strings, got {suffix!r}")
+
+
 class BaseStorageBackend(ABC):
     """A store of files addressed by path or URI: subclasses implement at least ``get`` and
     ``get_text``."""
@@ -162,10 +177,7 @@ class LocalBackend(BaseStorageBackend):
         :param suffix: keep only files ending in it (then ``list_dir`` must be False).
         :param recursive: descend into sub-folders.
         """
-        if list_dir and suffix is not None:
-            raise TypeError("`suffix` selects files: pass list_dir=False with it")
-        if suffix is not None and not isinstance(suffix, (str, tuple)):
-            raise TypeError("`suffix` must be a string or a tuple of strings")
+        check_listing_arguments(list_dir, suffix)
         root = os.path.expanduser(dir_path)
 
         def scan(folder: str) -> Iterator[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from torchkiln.errors import MissingPackageError
-from torchkiln.fileio.backends import BaseStorageBackend
+from torchkiln.fileio.backends import BaseStorageBackend, check_listing_arguments
 from torchkiln.fileio.registry import register_backend
 
 __all__ = ["PetrelBackend"]
@@ -184,12 +184,7 @@ class PetrelBackend(BaseStorageBackend):
         :param suffix: keep only objects ending in it (then ``list_dir`` must be False).
         :param recursive: descend into sub-folders.
         """
-        if list_dir and suffix is not None:
-            raise TypeError(
-                "`list_dir` should be False when `suffix` is not None: a suffix selects files"
-            )
-        if suffix is not None and not isinstance(suffix, (str, tuple)):
-            raise TypeError(f"`suffix` must be a string or tuple of strings, got {suffix!r}")
+        check_listing_arguments(list_dir, suffix)
         listing = self._sdk_method("list")
         root = self._sdk_path(dir_path).removesuffix("/") + "/"
 
