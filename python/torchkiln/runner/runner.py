@@ -484,10 +484,7 @@ class Runner:
     @property
     def train_loop_if_built(self) -> Any:
         """The train loop if it was built, else None (never builds it)."""
-        loop = self._train_loop
-        if isinstance(loop, BaseLoop):  # the usual case, checked first: Mapping's check is slow
-            return loop
-        return None if isinstance(loop, Mapping) else loop
+        return self._built_loop(self._train_loop)
 
     @property
     def val_loop(self) -> Any:
@@ -495,7 +492,7 @@ class Runner:
         loop = self._val_loop
         if (loop is None or isinstance(loop, Mapping)) and self._val_dataloader is not None:
             loop = self._val_loop = self.build_val_loop(self._val_cfg)
-        return None if isinstance(loop, Mapping) else loop
+        return self._built_loop(loop)
 
     @property
     def test_loop(self) -> Any:
@@ -503,9 +500,13 @@ class Runner:
         loop = self._test_loop
         if (loop is None or isinstance(loop, Mapping)) and self._test_dataloader is not None:
             loop = self._test_loop = self.build_test_loop(self._test_cfg)
-        return None if isinstance(loop, Mapping) else loop
+        return self._built_loop(loop)
 
-    def _built_loop(self, loop: Any) -> Any:
+    @staticmethod
+    def _built_loop(loop: Any) -> Any:
+        """``loop`` if it is a built loop, None for a loop config (or None)."""
+        if isinstance(loop, BaseLoop):  # the usual case, checked first: Mapping's check is slow
+            return loop
         return None if isinstance(loop, Mapping) else loop
 
     @property
